@@ -1,0 +1,37 @@
+# PGXS build of the pg_dispatch extension.  `make -C agent` builds dispatch-agent.
+EXTENSION  = pg_dispatch
+MODULE_big = pg_dispatch
+OBJS = \
+	src/pg_dispatch.o \
+	src/wake.o \
+	src/launcher.o \
+	src/scheduler.o \
+	src/core/alloc.o
+
+DATA = $(wildcard sql/pg_dispatch--*.sql)
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+# pg_regress reads sql/ and expected/ below --inputdir; our inputs live in sql-tests/
+# because sql/ holds the install scripts, so a scratch directory links both.
+REGRESS = $(patsubst sql-tests/%.sql,%,$(sort $(wildcard sql-tests/*.sql)))
+REGRESS_OPTS = --inputdir=regress --temp-instance=tmp_check \
+	--temp-config=$(srcdir)/sql-tests/regress.conf
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+installcheck: regress/sql regress/expected
+regress/sql regress/expected:
+	mkdir -p regress
+	ln -sfn ../sql-tests regress/sql
+	ln -sfn ../expected regress/expected
+
+.PHONY: unit
+unit:
+	$(MAKE) -C src/core check
+	$(MAKE) -C agent check
+
+EXTRA_CLEAN = regress tmp_check results regression.diffs regression.out
