@@ -20,6 +20,10 @@ REGRESS = $(patsubst sql-tests/%.sql,%,$(sort $(wildcard sql-tests/*.sql)))
 REGRESS_OPTS = --inputdir=regress --temp-instance=tmp_check \
 	--temp-config=$(srcdir)/sql-tests/regress.conf
 
+# TAP tests (t/*.pl) run after pg_regress in `make installcheck`: real servers, real agents.
+TAP_TESTS = 1
+PROVE_FLAGS = --timer
+
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 

@@ -1213,10 +1213,15 @@ DECLARE
     timeout interval := current_setting('dispatch.node_timeout')::interval;
     n text;
     jl dispatch.joblists;
+    since timestamptz;
     next_deadline double precision;
 BEGIN
+    -- Heartbeats missed while no scheduler ran (a restart, a failover) do not count:
+    -- silence is measured from this scheduler's start at the earliest.
+    SELECT backend_start INTO since FROM pg_stat_activity WHERE pid = pg_backend_pid();
     FOR n IN UPDATE dispatch.nodes SET state = 'offline', state_changed_at = now()
-              WHERE state <> 'offline' AND last_heartbeat < now() - timeout
+              WHERE state <> 'offline'
+                AND greatest(last_heartbeat, since) < now() - timeout
              RETURNING node LOOP
         PERFORM dispatch._lose_jobs(n);
     END LOOP;
@@ -1246,7 +1251,8 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    SELECT extract(epoch FROM min(last_heartbeat) + timeout - now()) INTO next_deadline
+    SELECT extract(epoch FROM greatest(min(last_heartbeat), since) + timeout - now())
+      INTO next_deadline
       FROM dispatch.nodes WHERE state <> 'offline';
     RETURN greatest(next_deadline, 0.1);
 END

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what pg_dispatch needs on Debian 12 (PostgreSQL 15, headers, test tools),
+# then builds and installs the extension and builds dispatch-agent.  Idempotent.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+pkgs=(postgresql-15 postgresql-server-dev-15 libpq-dev libipc-run-perl gcc make valgrind perl)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+fi
+
+export PATH=/usr/lib/postgresql/15/bin:$PATH
+make -s -C "$root" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+as_root make -s -C "$root" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install
+make -s -C "$root/agent"
+echo "setup: pg_dispatch built and installed, agent at $root/agent/dispatch-agent"

@@ -1,0 +1,136 @@
+
+# DispatchTest: a real PostgreSQL 15 server with pg_dispatch loaded, and real
+# dispatch-agent processes, for the TAP tests in t/.
+#
+# Every wait polls the database with a deadline (poll_query_until); nothing sleeps
+# for a fixed time and hopes.
+
+package DispatchTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use IPC::Run;
+use Time::HiRes;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(start_server start_agent stop_agent kill_agent query wait_for
+  wait_until submit job_id_of agent_binary);
+
+# Returns the path of the dispatch-agent binary built in this tree.
+sub agent_binary
+{
+	my $dir = $ENV{TESTDIR} // '.';
+	return "$dir/agent/dispatch-agent";
+}
+
+# Starts a server with pg_dispatch preloaded and the extension created in postgres.
+# Extra postgresql.conf lines may be passed.
+sub start_server
+{
+	my (%conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new('dispatch');
+	$node->init;
+	$node->append_conf('postgresql.conf', join("\n",
+		"shared_preload_libraries = 'pg_dispatch'",
+		"dispatch.database = 'postgres'",
+		"dispatch.node_timeout = '" . ($conf{node_timeout} // '4s') . "'",
+		"dispatch.kill_grace = '" . ($conf{kill_grace} // '2s') . "'",
+		"log_min_messages = 'info'", ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION pg_dispatch');
+	return $node;
+}
+
+# Starts an agent for node name with extra arguments; it logs in as its own role
+# (member of dispatch_agent) and works in its own directory.  Returns a handle.
+sub start_agent
+{
+	my ($node, $name, @args) = @_;
+	my $role = "agent_$name";
+	$role =~ s/\W/_/g;
+	$node->safe_psql('postgres', qq{
+		DO \$\$ BEGIN
+			IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$role') THEN
+				CREATE ROLE "$role" LOGIN IN ROLE dispatch_agent;
+			END IF;
+		END \$\$;});
+	my $workdir = "$PostgreSQL::Test::Utils::tmp_check/work_$name";
+	mkdir $workdir;
+	my $log = "$PostgreSQL::Test::Utils::log_path/agent_$name.log";
+	my $conninfo = $node->connstr('postgres') . " user=$role";
+	my @cmd = (agent_binary(), '--dbname', $conninfo, '--node', $name,
+		'--workdir', $workdir, @args);
+	note "starting agent: @cmd";
+	my $h = IPC::Run::start(\@cmd, '<', \undef, '>>', $log, '2>>', $log);
+	wait_for($node, "SELECT state = 'online' FROM dispatch.node_status WHERE node = '$name'",
+		"agent $name online");
+	return { handle => $h, name => $name, log => $log, workdir => $workdir };
+}
+
+# Stops an agent with SIGTERM and waits for it to exit.
+sub stop_agent
+{
+	my ($agent) = @_;
+	$agent->{handle}->signal('TERM');
+	$agent->{handle}->finish;
+	return $agent->{handle}->result(0);
+}
+
+# Kills an agent with SIGKILL (its running jobs keep running in their supervisors).
+sub kill_agent
+{
+	my ($agent) = @_;
+	$agent->{handle}->signal('KILL');
+	eval { $agent->{handle}->finish };
+	return;
+}
+
+# Runs a query as superuser and returns its output.
+sub query
+{
+	my ($node, $sql) = @_;
+	return $node->safe_psql('postgres', $sql);
+}
+
+# Waits until the boolean query returns true; fails the test after the deadline.
+sub wait_for
+{
+	my ($node, $sql, $what) = @_;
+	my $ok = $node->poll_query_until('postgres', $sql);
+	ok($ok, "waited for: $what");
+	return $ok;
+}
+
+# Waits until the Perl condition holds; fails the test after the deadline.
+sub wait_until
+{
+	my ($cond, $what) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	until ($cond->())
+	{
+		last if time() > $deadline;
+		Time::HiRes::sleep(0.1);
+	}
+	return ok($cond->(), "waited for: $what");
+}
+
+# Submits a joblist given as a JSON string; returns its id.
+sub submit
+{
+	my ($node, $spec) = @_;
+	$spec =~ s/'/''/g;
+	return query($node, "SELECT dispatch.submit_joblist('$spec')");
+}
+
+# Returns the id of job name in joblist jl.
+sub job_id_of
+{
+	my ($node, $jl, $name) = @_;
+	return query($node,
+		"SELECT job_id FROM dispatch.job_status WHERE joblist_id = $jl AND name = '$name'");
+}
+
+1;
