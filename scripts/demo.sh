@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Demo: a throwaway PostgreSQL 15 cluster with pg_dispatch, two dispatch-agent
+# processes, a staged sample joblist, and the status views while it runs.
+# Everything lives in a temporary directory that is removed at the end.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bash "$root/scripts/setup.sh"
+
+user=${DISPATCH_DEMO_USER:-postgres}
+bin=/usr/lib/postgresql/15/bin
+demo=$(mktemp -d /tmp/pg_dispatch-demo.XXXXXX)
+port=${DISPATCH_DEMO_PORT:-54329}
+cp "$root/agent/dispatch-agent" "$demo/"
+[ "$(id -u)" -eq 0 ] && chown -R "$user" "$demo"
+
+# Runs a command as the unprivileged demo user (PostgreSQL refuses root).
+as_user() {
+    if [ "$(id -u)" -eq 0 ]; then su "$user" -s /bin/bash -c "$1"; else bash -c "$1"; fi
+}
+psql_demo() {
+    as_user "$bin/psql -X -q -h '$demo' -p $port -d postgres -v ON_ERROR_STOP=1 -c \"$1\""
+}
+
+cleanup() {
+    as_user "kill \$(cat '$demo'/agent-*.pid 2>/dev/null) 2>/dev/null; sleep 1; $bin/pg_ctl -D '$demo/data' -m fast stop >/dev/null 2>&1" || true
+    rm -rf "$demo"
+}
+trap cleanup EXIT
+
+echo "== starting a throwaway PostgreSQL 15 cluster in $demo (port $port)"
+as_user "$bin/initdb -D '$demo/data' -A trust >/dev/null"
+cat >> "$demo/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$demo'
+listen_addresses = ''
+shared_preload_libraries = 'pg_dispatch'
+dispatch.database = 'postgres'
+dispatch.node_timeout = '10s'
+CONF
+as_user "$bin/pg_ctl -D '$demo/data' -l '$demo/server.log' -w start >/dev/null"
+psql_demo "CREATE EXTENSION pg_dispatch; CREATE ROLE worker LOGIN IN ROLE dispatch_agent;"
+
+echo "== starting two agents: w1 (4 cpus, 2 gpus, zone=a) and w2 (2 cpus, zone=b)"
+start_agent() {
+    local name=$1; shift
+    as_user "cd '$demo' && nohup ./dispatch-agent --dbname 'host=$demo port=$port dbname=postgres user=worker' \
+        --node $name --workdir '$demo/work-$name' $* > '$demo/agent-$name.log' 2>&1 & echo \$! > '$demo/agent-$name.pid'"
+}
+start_agent w1 --resource 'cpu=[0-3]' --resource 'gpu=[0-1]' --label zone=a
+start_agent w2 --resource 'cpu=[0-1]' --label zone=b
+for _ in $(seq 100); do
+    n=$(as_user "$bin/psql -X -At -h '$demo' -p $port -d postgres -c \"SELECT count(*) FROM dispatch.node_status WHERE state = 'online'\"")
+    [ "$n" = 2 ] && break
+    sleep 0.1
+done
+psql_demo "SELECT node, state, labels, running_jobs FROM dispatch.node_status ORDER BY node"
+
+echo "== submitting the joblist 'nightly-build'"
+psql_demo "SELECT dispatch.submit_joblist('{
+  \"name\": \"nightly-build\",
+  \"stages\": [
+    {\"name\": \"build\", \"jobs\": [
+       {\"name\": \"compile-x86\", \"command\": \"echo compiling on \$DISPATCH_NODE with cpus \$DISPATCH_RES_CPU; sleep 2\", \"needs\": {\"cpu\": 2}},
+       {\"name\": \"compile-gpu\", \"command\": \"echo gpu \$CUDA_VISIBLE_DEVICES; sleep 3\", \"needs\": {\"cpu\": 1, \"gpu\": 1}, \"timeout\": \"10 minutes\"},
+       {\"name\": \"docs\", \"command\": \"echo docs in zone b; sleep 1\", \"constraints\": {\"zone\": \"b\"}}]},
+    {\"name\": \"test\", \"jobs\": [{\"name\": \"smoke\", \"command\": \"echo smoke test passed\"}]}
+  ]}') AS joblist_id"
+
+for i in $(seq 60); do
+    state=$(as_user "$bin/psql -X -At -h '$demo' -p $port -d postgres -c \"SELECT state FROM dispatch.joblist_status\"")
+    if [ $((i % 4)) -eq 1 ] || [ "$state" = succeeded ] || [ "$state" = failed ]; then
+        echo "-- job_status after ${i}x0.5 s"
+        psql_demo "SELECT job_id, stage, name, state, node, resources, reason FROM dispatch.job_status ORDER BY job_id"
+    fi
+    case $state in succeeded|failed|cancelled) break;; esac
+    sleep 0.5
+done
+psql_demo "SELECT joblist_id, name, state, submitted_by, started_at IS NOT NULL AS started, finished_at IS NOT NULL AS finished FROM dispatch.joblist_status"
+psql_demo "SELECT name, node, dispatch.job_log(job_id) AS output FROM dispatch.job_status ORDER BY job_id"
+psql_demo "SELECT type, ident, node, job_id FROM dispatch.resource_status ORDER BY node, type, ident"
+echo "== demo finished: joblist $state; cleaning up"
