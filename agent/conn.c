@@ -1,0 +1,388 @@
+/*
+ * conn.c -- the agent's database connection and the dispatch.agent_* calls.
+ *
+ * One libpq connection, used synchronously from the event loop: a call is a
+ * PQexecParams() that blocks for one round trip, which keeps the protocol
+ * code linear.  The socket is handed to poll() between calls so that NOTIFY
+ * wakes the loop; notifications that arrive during a call are remembered
+ * and reported by the next conn_consume().
+ *
+ * The connection string from --dbname is expanded by libpq (key=value or
+ * URI); connect_timeout, TCP keepalives and application_name are given as
+ * defaults that the string itself may override, so a dead network is noticed
+ * in bounded time.  A call classifies failures: SQLSTATE 55000 means the
+ * server refused a report for a stale (job, attempt) (CALL_STALE: drop the
+ * job); anything else is CALL_ERROR (retry later).  When libpq says the
+ * connection is gone, it is closed here and the loop reconnects with backoff.
+ */
+#include "agent.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+struct Conn
+{
+	char	   *conninfo;
+	PGconn	   *pg;
+	int			notified;		/* a NOTIFY arrived since the last conn_consume() */
+};
+
+/* Returns a new, unconnected Conn for conninfo. */
+Conn *
+conn_new(const char *conninfo)
+{
+	Conn	   *c = xmalloc(sizeof(Conn));
+
+	c->conninfo = xstrdup(conninfo);
+	c->pg = NULL;
+	c->notified = 0;
+	return c;
+}
+
+/* Closes and releases c. */
+void
+conn_free(Conn *c)
+{
+	conn_close(c);
+	free(c->conninfo);
+	free(c);
+}
+
+/* Logs server notices (e.g. WARNINGs raised by the API) as agent debug lines. */
+static void
+notice_processor(void *arg, const char *message)
+{
+	size_t		n = strlen(message);
+
+	(void) arg;
+	while (n > 0 && message[n - 1] == '\n')
+		n--;
+	log_debug("server: %.*s", (int) n, message);
+}
+
+/* Opens the connection (blocking, bounded by connect_timeout). */
+int
+conn_connect(Conn *c, char *err, size_t errlen)
+{
+	static const char *const keys[] = {
+		"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+		"keepalives_count", "application_name", "dbname", NULL
+	};
+	const char *values[] = {"10", "1", "30", "10", "3", "dispatch-agent", c->conninfo, NULL};
+
+	conn_close(c);
+	c->pg = PQconnectdbParams(keys, values, 1);
+	if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK)
+	{
+		const char *msg = c->pg ? PQerrorMessage(c->pg) : "out of memory";
+		size_t		n = strlen(msg);
+
+		while (n > 0 && msg[n - 1] == '\n')
+			n--;
+		agent_seterr(err, errlen, "could not connect to the database: %.*s", (int) n, msg);
+		conn_close(c);
+		return -1;
+	}
+	PQsetNoticeProcessor(c->pg, notice_processor, NULL);
+	return 0;
+}
+
+/* Closes the connection if open. */
+void
+conn_close(Conn *c)
+{
+	if (c->pg != NULL)
+		PQfinish(c->pg);
+	c->pg = NULL;
+}
+
+/* Returns 1 while the connection is usable. */
+int
+conn_ok(const Conn *c)
+{
+	return c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK;
+}
+
+/* Returns the socket to poll() for input, or -1 when not connected. */
+int
+conn_socket(const Conn *c)
+{
+	return conn_ok(c) ? PQsocket(c->pg) : -1;
+}
+
+/* Moves pending notifications into c->notified. */
+static void
+drain_notifies(Conn *c)
+{
+	PGnotify   *n;
+
+	while ((n = PQnotifies(c->pg)) != NULL)
+	{
+		log_debug("notification \"%s\" on channel \"%s\"", n->extra, n->relname);
+		c->notified = 1;
+		PQfreemem(n);
+	}
+}
+
+/* Reads what the server sent; sets *notified when a NOTIFY arrived; -1 when the connection is lost. */
+int
+conn_consume(Conn *c, int *notified, char *err, size_t errlen)
+{
+	*notified = 0;
+	if (!conn_ok(c))
+		return 0;
+	if (!PQconsumeInput(c->pg))
+	{
+		agent_seterr(err, errlen, "lost the database connection: %s", PQerrorMessage(c->pg));
+		conn_close(c);
+		return -1;
+	}
+	drain_notifies(c);
+	*notified = c->notified;
+	c->notified = 0;
+	return 0;
+}
+
+/* Runs sql with text parameters; on success *res holds the result (caller clears it). */
+static CallResult
+call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
+	 char *err, size_t errlen)
+{
+	PGresult   *r;
+	ExecStatusType st;
+	const char *state;
+	CallResult	rc;
+
+	*res = NULL;
+	if (!conn_ok(c))
+	{
+		agent_seterr(err, errlen, "not connected to the database");
+		return CALL_ERROR;
+	}
+	r = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+	{
+		drain_notifies(c);
+		*res = r;
+		return CALL_OK;
+	}
+	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	rc = (state != NULL && strcmp(state, "55000") == 0) ? CALL_STALE : CALL_ERROR;
+	{
+		const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg);
+		size_t		n = strlen(msg);
+
+		while (n > 0 && msg[n - 1] == '\n')
+			n--;
+		agent_seterr(err, errlen, "%.*s", (int) n, msg);
+	}
+	PQclear(r);
+	if (PQstatus(c->pg) != CONNECTION_OK)
+		conn_close(c);
+	return rc;
+}
+
+/* Runs sql expecting one row of one column; copies the value (NULL -> "") into out. */
+static CallResult
+call_text(Conn *c, const char *sql, int nparams, const char *const *params, StrBuf *out,
+		  char *err, size_t errlen)
+{
+	PGresult   *r;
+	CallResult	rc = call(c, sql, nparams, params, &r, err, errlen);
+
+	if (rc != CALL_OK)
+		return rc;
+	if (PQntuples(r) != 1 || PQnfields(r) < 1)
+	{
+		agent_seterr(err, errlen, "unexpected reply: %d rows", PQntuples(r));
+		PQclear(r);
+		return CALL_ERROR;
+	}
+	if (out != NULL)
+		sb_puts(out, PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return CALL_OK;
+}
+
+/* LISTENs on channel (quoted as an identifier). */
+int
+conn_listen(Conn *c, const char *channel, char *err, size_t errlen)
+{
+	char	   *ident;
+	StrBuf		sql;
+	PGresult   *r;
+	int			rc;
+
+	if (!conn_ok(c))
+	{
+		agent_seterr(err, errlen, "not connected to the database");
+		return -1;
+	}
+	if ((ident = PQescapeIdentifier(c->pg, channel, strlen(channel))) == NULL)
+	{
+		agent_seterr(err, errlen, "could not quote channel name: %s", PQerrorMessage(c->pg));
+		return -1;
+	}
+	sb_init(&sql);
+	sb_printf(&sql, "LISTEN %s", ident);
+	PQfreemem(ident);
+	rc = call(c, sql.data, 0, NULL, &r, err, errlen) == CALL_OK ? 0 : -1;
+	PQclear(r);
+	sb_free(&sql);
+	return rc;
+}
+
+/* dispatch.agent_register(node, info): the reply JSON goes to reply. */
+CallResult
+conn_register(Conn *c, const char *node, const char *info, StrBuf *reply, char *err, size_t errlen)
+{
+	const char *p[] = {node, info};
+
+	return call_text(c, "SELECT dispatch.agent_register($1, $2::jsonb)::text", 2, p, reply, err, errlen);
+}
+
+/* dispatch.agent_heartbeat(node): the node's state goes to state. */
+CallResult
+conn_heartbeat(Conn *c, const char *node, StrBuf *state, char *err, size_t errlen)
+{
+	const char *p[] = {node};
+
+	return call_text(c, "SELECT dispatch.agent_heartbeat($1)", 1, p, state, err, errlen);
+}
+
+/* Returns column name of r's row i, or NULL when it is SQL NULL or absent. */
+static const char *
+col(const PGresult *r, int i, const char *name)
+{
+	int			f = PQfnumber(r, name);
+
+	return (f < 0 || PQgetisnull(r, i, f)) ? NULL : PQgetvalue(r, i, f);
+}
+
+/* Parses an optional decimal column (NULL -> dflt). */
+static int64_t
+col_int(const PGresult *r, int i, const char *name, int64_t dflt)
+{
+	const char *v = col(r, i, name);
+
+	return v ? strtoll(v, NULL, 10) : dflt;
+}
+
+/* dispatch.agent_poll(node): calls cb for each run/cancel row. */
+CallResult
+conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void *arg,
+		  char *err, size_t errlen)
+{
+	const char *p[] = {node};
+	PGresult   *r;
+	CallResult	rc = call(c, "SELECT * FROM dispatch.agent_poll($1)", 1, p, &r, err, errlen);
+
+	if (rc != CALL_OK)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++)
+	{
+		PollRow		row;
+		const char *action = col(r, i, "action");
+
+		memset(&row, 0, sizeof(row));
+		if (action == NULL || (strcmp(action, "run") != 0 && strcmp(action, "cancel") != 0))
+		{
+			log_warning("ignoring agent_poll row with action \"%s\"", action ? action : "(null)");
+			continue;
+		}
+		row.cancel = strcmp(action, "cancel") == 0;
+		row.spec.job_id = col_int(r, i, "job_id", 0);
+		row.spec.attempt = (int) col_int(r, i, "attempt", 0);
+		row.spec.joblist_id = col_int(r, i, "joblist_id", 0);
+		row.spec.command = col(r, i, "command");
+		row.spec.env_json = col(r, i, "env");
+		row.spec.resources_json = col(r, i, "resources");
+		row.spec.timeout_ms = col_int(r, i, "timeout_ms", 0);
+		cb(&row, arg);
+	}
+	PQclear(r);
+	return CALL_OK;
+}
+
+/* dispatch.agent_resume(node, job, attempt): the stored output lengths and whether a cancel is pending. */
+CallResult
+conn_resume(Conn *c, const char *node, int64_t job, int attempt, int64_t *out_bytes,
+			int64_t *err_bytes, int *cancel, char *err, size_t errlen)
+{
+	char		j[32], a[16];
+	const char *p[] = {node, j, a};
+	PGresult   *r;
+	CallResult	rc;
+
+	snprintf(j, sizeof(j), "%" PRId64, job);
+	snprintf(a, sizeof(a), "%d", attempt);
+	rc = call(c, "SELECT stdout_bytes, stderr_bytes, cancel_requested FROM dispatch.agent_resume($1, $2, $3)",
+			  3, p, &r, err, errlen);
+	if (rc != CALL_OK)
+		return rc;
+	if (PQntuples(r) != 1)
+	{
+		agent_seterr(err, errlen, "unexpected reply from agent_resume: %d rows", PQntuples(r));
+		PQclear(r);
+		return CALL_ERROR;
+	}
+	*out_bytes = col_int(r, 0, "stdout_bytes", 0);
+	*err_bytes = col_int(r, 0, "stderr_bytes", 0);
+	*cancel = col(r, 0, "cancel_requested") != NULL && strcmp(col(r, 0, "cancel_requested"), "t") == 0;
+	PQclear(r);
+	return CALL_OK;
+}
+
+/* dispatch.agent_output(...): stores *stored (the server's length, -1 once truncated). */
+CallResult
+conn_output(Conn *c, const char *node, int64_t job, int attempt, const char *stream,
+			int64_t offset, const char *data, int64_t *stored, char *err, size_t errlen)
+{
+	char		j[32], a[16], o[32];
+	const char *p[] = {node, j, a, stream, o, data};
+	StrBuf		reply;
+	CallResult	rc;
+
+	snprintf(j, sizeof(j), "%" PRId64, job);
+	snprintf(a, sizeof(a), "%d", attempt);
+	snprintf(o, sizeof(o), "%" PRId64, offset);
+	sb_init(&reply);
+	rc = call_text(c, "SELECT dispatch.agent_output($1, $2, $3, $4, $5, $6)", 6, p, &reply, err, errlen);
+	if (rc == CALL_OK)
+		*stored = strtoll(reply.data, NULL, 10);
+	sb_free(&reply);
+	return rc;
+}
+
+/* dispatch.agent_finish(...) for status st: the job's state afterwards goes to state. */
+CallResult
+conn_finish(Conn *c, const char *node, int64_t job, int attempt, const JobStatus *st,
+			StrBuf *state, char *err, size_t errlen)
+{
+	char		j[32], a[16], code[16], sig[16];
+	const char *p[] = {node, j, a, st->has_exit ? code : NULL, st->signal ? sig : NULL,
+	st->timed_out ? "true" : "false", st->detail[0] ? st->detail : NULL};
+
+	snprintf(j, sizeof(j), "%" PRId64, job);
+	snprintf(a, sizeof(a), "%d", attempt);
+	snprintf(code, sizeof(code), "%d", st->exit_code);
+	snprintf(sig, sizeof(sig), "%d", st->signal);
+	return call_text(c, "SELECT dispatch.agent_finish($1, $2, $3, $4, $5, $6, $7)", 7, p, state,
+					 err, errlen);
+}
+
+/* Calls a void dispatch.<func>(node) such as agent_drain or agent_offline. */
+CallResult
+conn_node_call(Conn *c, const char *func, const char *node, char *err, size_t errlen)
+{
+	const char *p[] = {node};
+	char		sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT dispatch.%s($1)", func);
+	return call_text(c, sql, 1, p, NULL, err, errlen);
+}

@@ -1,0 +1,176 @@
+/*
+ * env.c -- the environment a job runs with.
+ *
+ * Built in three layers, a later one replacing a variable of an earlier one:
+ *   1. the agent's own environment minus every variable whose name starts
+ *      with "PG" (PGPASSWORD, PGHOST, PGSERVICEFILE, PGSSLKEY, ...): the
+ *      agent's database credentials never reach a job;
+ *   2. the job's "env" map from its spec;
+ *   3. DISPATCH_JOB_ID, DISPATCH_JOBLIST_ID, DISPATCH_ATTEMPT, DISPATCH_NODE,
+ *      DISPATCH_WORKDIR and, per allocated resource type T, DISPATCH_RES_<T>
+ *      (identified types: comma-joined idents; amounts: the number), plus
+ *      CUDA_VISIBLE_DEVICES for gpu.
+ */
+#include "agent.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Sets name=value in env, replacing an earlier definition of name. */
+static void
+env_set(StrList *env, const char *name, const char *value)
+{
+	size_t		nlen = strlen(name);
+	char	   *def = xmalloc(nlen + strlen(value) + 2);
+
+	sprintf(def, "%s=%s", name, value);
+	for (int i = 0; i < env->n; i++)
+		if (strncmp(env->items[i], name, nlen) == 0 && env->items[i][nlen] == '=')
+		{
+			free(env->items[i]);
+			env->items[i] = def;
+			return;
+		}
+	strlist_add(env, def);
+	free(def);
+}
+
+/* Returns 1 when s can be an environment variable name. */
+static int
+env_name_ok(const char *s)
+{
+	if (!isalpha((unsigned char) *s) && *s != '_')
+		return 0;
+	for (s++; *s; s++)
+		if (!isalnum((unsigned char) *s) && *s != '_')
+			return 0;
+	return 1;
+}
+
+/* Adds the job's "env" map (an object of strings) to env. */
+static int
+add_job_env(StrList *env, const char *json, char *err, size_t errlen)
+{
+	JsonValue  *root;
+
+	if (json == NULL)
+		return 0;
+	if (json_parse(json, &root, err, errlen) < 0)
+		return -1;
+	if (root->type != JSON_OBJECT && root->type != JSON_NULL)
+	{
+		json_free(root);
+		agent_seterr(err, errlen, "job env must be a JSON object");
+		return -1;
+	}
+	for (const JsonValue *m = root->child; m != NULL; m = m->next)
+	{
+		if (!env_name_ok(m->key))
+		{
+			agent_seterr(err, errlen, "invalid environment variable name \"%s\" in job env", m->key);
+			json_free(root);
+			return -1;
+		}
+		if (m->type != JSON_STRING)
+		{
+			agent_seterr(err, errlen, "job env value of \"%s\" must be a string", m->key);
+			json_free(root);
+			return -1;
+		}
+		env_set(env, m->key, m->text);
+	}
+	json_free(root);
+	return 0;
+}
+
+/* Adds DISPATCH_RES_<TYPE> (and CUDA_VISIBLE_DEVICES) for every allocated resource type. */
+static int
+add_resources(StrList *env, const char *json, char *err, size_t errlen)
+{
+	JsonValue  *root;
+	int			rc = 0;
+
+	if (json == NULL)
+		return 0;
+	if (json_parse(json, &root, err, errlen) < 0)
+		return -1;
+	if (root->type != JSON_OBJECT && root->type != JSON_NULL)
+	{
+		json_free(root);
+		agent_seterr(err, errlen, "job resources must be a JSON object");
+		return -1;
+	}
+	for (const JsonValue *m = root->child; m != NULL && rc == 0; m = m->next)
+	{
+		StrBuf		name, value;
+
+		if (!agent_type_name_ok(m->key))
+		{
+			agent_seterr(err, errlen, "invalid resource type \"%s\" in job resources", m->key);
+			rc = -1;
+			break;
+		}
+		sb_init(&name);
+		sb_init(&value);
+		sb_puts(&name, "DISPATCH_RES_");
+		for (const char *k = m->key; *k; k++)
+			sb_printf(&name, "%c", toupper((unsigned char) *k));
+		if (m->type == JSON_NUMBER)
+			sb_puts(&value, m->text);
+		else if (m->type == JSON_ARRAY)
+		{
+			for (const JsonValue *e = m->child; e != NULL; e = e->next)
+			{
+				if (e->type != JSON_STRING)
+				{
+					agent_seterr(err, errlen, "resource \"%s\" must list its idents as strings", m->key);
+					rc = -1;
+					break;
+				}
+				if (e != m->child)
+					sb_puts(&value, ",");
+				sb_puts(&value, e->text);
+			}
+		}
+		else
+		{
+			agent_seterr(err, errlen, "resource \"%s\" must be an array of idents or a number", m->key);
+			rc = -1;
+		}
+		if (rc == 0)
+		{
+			env_set(env, name.data, value.data);
+			if (strcmp(m->key, "gpu") == 0)
+				env_set(env, "CUDA_VISIBLE_DEVICES", value.data);
+		}
+		sb_free(&name);
+		sb_free(&value);
+	}
+	json_free(root);
+	return rc;
+}
+
+/* Fills out (initialised, empty) with the job's environment built from base; -1 on a bad env or resources map. */
+int
+env_build(char *const *base, const JobSpec *job, const char *node,
+		  const char *workdir, StrList *out, char *err, size_t errlen)
+{
+	char		num[32];
+
+	for (; base != NULL && *base != NULL; base++)
+		if (strncmp(*base, "PG", 2) != 0 && strchr(*base, '=') != NULL)
+			strlist_add(out, *base);
+	if (add_job_env(out, job->env_json, err, errlen) < 0)
+		return -1;
+	snprintf(num, sizeof(num), "%lld", (long long) job->job_id);
+	env_set(out, "DISPATCH_JOB_ID", num);
+	snprintf(num, sizeof(num), "%lld", (long long) job->joblist_id);
+	env_set(out, "DISPATCH_JOBLIST_ID", num);
+	snprintf(num, sizeof(num), "%d", job->attempt);
+	env_set(out, "DISPATCH_ATTEMPT", num);
+	env_set(out, "DISPATCH_NODE", node);
+	env_set(out, "DISPATCH_WORKDIR", workdir);
+	return add_resources(out, job->resources_json, err, errlen);
+}

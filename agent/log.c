@@ -1,0 +1,40 @@
+/*
+ * log.c -- the agent's log: one line per event on stderr.
+ *
+ * Each line carries a local timestamp with milliseconds, the level and the
+ * agent's pid, so that journald, a terminal and a test harness all read the
+ * same format.  Debug lines appear only with --verbose.
+ */
+#include "agent.h"
+
+#include <stdio.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+int			agent_log_verbose = 0;
+
+/* Writes one formatted log line at level to stderr. */
+void
+agent_log(int level, const char *fmt,...)
+{
+	static const char *const names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
+	char		line[2048];
+	char		stamp[32];
+	struct timeval tv;
+	struct tm	tm;
+	va_list		ap;
+	int			n;
+
+	if (level == LOG_DEBUG_ && !agent_log_verbose)
+		return;
+	gettimeofday(&tv, NULL);
+	localtime_r(&tv.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
+	n = snprintf(line, sizeof(line), "%s.%03d [%d] %s: ", stamp, (int) (tv.tv_usec / 1000),
+				 (int) getpid(), names[level]);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s\n", line);
+}

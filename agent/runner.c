@@ -1,0 +1,260 @@
+/*
+ * runner.c -- the per-job supervisor, dispatch-agent's slurmstepd.
+ *
+ * runner_spawn() forks a supervisor for one job and returns at once.  The
+ * supervisor detaches (setsid), closes every inherited descriptor (the libpq
+ * socket, the inotify fd, the self-pipe, the spool lock), writes the job's
+ * meta file and forks the job as "/bin/sh -c COMMAND" in its own process
+ * group, with cwd = <jobdir>/work and stdout/stderr appended to
+ * <jobdir>/stdout and <jobdir>/stderr.  It outlives the agent: an agent that
+ * crashes, restarts or loses its database leaves the job running, and finds
+ * the supervisor again through the meta file.
+ *
+ * The supervisor waits with sigtimedwait() on SIGCHLD, SIGTERM and its
+ * deadlines.  A timeout or a SIGTERM (the agent's cancel) sends SIGTERM to
+ * the job's process group and SIGKILL after the kill grace.  When the job's
+ * main process ends, what is left of its process group is killed, and the
+ * status file is written crash-safely; then the supervisor exits.  A failing
+ * chdir/exec in the job child is reported over a close-on-exec pipe so that
+ * the status carries a precise detail.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SUPERVISOR_FAILED 1
+
+static void supervise(const char *jobdir, const JobSpec *job, char *const *envp,
+					  int64_t kill_grace_ms) __attribute__((noreturn));
+
+/* Returns the set of signals the supervisor waits for. */
+static sigset_t
+supervisor_signals(void)
+{
+	sigset_t	set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	return set;
+}
+
+/* Puts every signal back to its default disposition (the agent's handlers must not run here). */
+static void
+default_handlers(void)
+{
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			signal(s, SIG_DFL);
+}
+
+/* Puts every signal back to its default disposition and unblocks them all. */
+static void
+reset_signals(void)
+{
+	sigset_t	none;
+
+	default_handlers();
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* In the job child: redirects output, enters the work dir and execs the shell; reports failure on pipe fd. */
+static void
+exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd) __attribute__((noreturn));
+static void
+exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
+{
+	char		path[4096];
+	const char *step = "open /dev/null";
+	int			in, out, errf;
+
+	setpgid(0, 0);
+	reset_signals();
+	in = open("/dev/null", O_RDONLY);
+	snprintf(path, sizeof(path), "%s/stdout", jobdir);
+	out = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	snprintf(path, sizeof(path), "%s/stderr", jobdir);
+	errf = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	if (in >= 0 && out >= 0 && errf >= 0)
+	{
+		step = "redirect output";
+		if (dup2(in, 0) >= 0 && dup2(out, 1) >= 0 && dup2(errf, 2) >= 0)
+		{
+			snprintf(path, sizeof(path), "%s/work", jobdir);
+			step = "enter work directory";
+			if (chdir(path) == 0)
+			{
+				char	   *argv[] = {"/bin/sh", "-c", (char *) job->command, NULL};
+
+				step = "execute /bin/sh";
+				execve("/bin/sh", argv, envp);
+			}
+		}
+	}
+	else if (in >= 0)
+		step = "open output files";
+	{
+		char		msg[256];
+		int			n = snprintf(msg, sizeof(msg), "could not %s: %s", step, strerror(errno));
+
+		if (write(fd, msg, (size_t) n) < 0)
+			_exit(127);			/* nothing more to tell anyone */
+	}
+	_exit(127);
+}
+
+/* Returns the milliseconds left until deadline (0 when none), as a timespec. */
+static struct timespec
+until(int64_t deadline)
+{
+	int64_t		left = deadline - agent_now_ms();
+	struct timespec ts;
+
+	if (left < 0)
+		left = 0;
+	ts.tv_sec = left / 1000;
+	ts.tv_nsec = (left % 1000) * 1000000;
+	return ts;
+}
+
+/* The supervisor's whole life; never returns. */
+static void
+supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kill_grace_ms)
+{
+	sigset_t	set = supervisor_signals();
+	JobMeta		meta;
+	JobStatus	st;
+	char		err[AGENT_ERRLEN];
+	int			pfd[2];
+	pid_t		child;
+	int			wstatus = 0;
+	int64_t		term_deadline = job->timeout_ms > 0 ? agent_now_ms() + job->timeout_ms : -1;
+	int64_t		kill_deadline = -1;
+	ssize_t		n;
+
+	memset(&st, 0, sizeof(st));
+	memset(&meta, 0, sizeof(meta));
+	meta.job_id = job->job_id;
+	meta.attempt = job->attempt;
+	meta.pid = getpid();
+	meta.started_at = (int64_t) time(NULL);
+	if (spool_proc_starttime(meta.pid, &meta.starttime) < 0 ||
+		spool_write_meta(jobdir, &meta, err, sizeof(err)) < 0)
+		_exit(SUPERVISOR_FAILED);	/* the agent reports "supervisor vanished" */
+
+	if (pipe2(pfd, O_CLOEXEC) < 0 || (child = fork()) < 0)
+	{
+		snprintf(st.detail, sizeof(st.detail), "could not start job: %s", strerror(errno));
+		goto done;
+	}
+	if (child == 0)
+	{
+		close(pfd[0]);
+		exec_job(jobdir, job, envp, pfd[1]);
+	}
+	setpgid(child, child);		/* also done by the child: no race either way */
+	close(pfd[1]);
+	while ((n = read(pfd[0], st.detail, sizeof(st.detail) - 1)) < 0 && errno == EINTR)
+		;
+	close(pfd[0]);
+	if (n > 0)
+		st.detail[n] = '\0';
+
+	for (;;)
+	{
+		int64_t		deadline = kill_deadline >= 0 ? kill_deadline : term_deadline;
+		struct timespec ts = until(deadline);
+		int			sig = sigtimedwait(&set, NULL, deadline >= 0 ? &ts : NULL);
+
+		if (sig == SIGCHLD)
+		{
+			if (waitpid(child, &wstatus, WNOHANG) == child)
+				break;
+		}
+		else if (sig == SIGTERM && !st.cancelled && kill_deadline < 0)
+		{
+			st.cancelled = 1;
+			kill(-child, SIGTERM);
+			kill_deadline = agent_now_ms() + kill_grace_ms;
+		}
+		else if (sig < 0 && errno == EAGAIN)
+		{
+			if (kill_deadline >= 0)
+			{
+				kill(-child, SIGKILL);
+				kill_deadline = -1;
+				term_deadline = -1;
+			}
+			else if (term_deadline >= 0)
+			{
+				st.timed_out = 1;
+				kill(-child, SIGTERM);
+				kill_deadline = agent_now_ms() + kill_grace_ms;
+			}
+		}
+	}
+	kill(-child, SIGKILL);		/* leftovers of the job's process group */
+	if (WIFEXITED(wstatus) && st.detail[0] == '\0')
+	{
+		st.has_exit = 1;
+		st.exit_code = WEXITSTATUS(wstatus);
+	}
+	else if (WIFSIGNALED(wstatus))
+		st.signal = WTERMSIG(wstatus);
+	if (st.detail[0] == '\0' && st.timed_out)
+		snprintf(st.detail, sizeof(st.detail), "timed out after %lld ms", (long long) job->timeout_ms);
+	else if (st.detail[0] == '\0' && st.cancelled)
+		snprintf(st.detail, sizeof(st.detail), "cancelled");
+
+done:
+	if (spool_write_status(jobdir, &st, err, sizeof(err)) < 0)
+		_exit(SUPERVISOR_FAILED);
+	_exit(0);
+}
+
+/*
+ * Forks the detached supervisor of job (its spool dir jobdir must exist) and
+ * stores its pid; the caller is the supervisor's parent until it restarts.
+ */
+int
+runner_spawn(const char *jobdir, const JobSpec *job, char *const *envp,
+			 int64_t kill_grace_ms, pid_t *pid, char *err, size_t errlen)
+{
+	sigset_t	set = supervisor_signals();
+	sigset_t	old;
+	pid_t		p;
+
+	/* block before fork so that a quick SIGTERM waits for sigtimedwait() */
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	p = fork();
+	if (p == 0)
+	{
+		int			null = open("/dev/null", O_RDWR);
+
+		setsid();
+		default_handlers();
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(SUPERVISOR_FAILED);
+		closefrom(3);
+		supervise(jobdir, job, envp, kill_grace_ms);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (p < 0)
+	{
+		agent_seterr(err, errlen, "could not fork supervisor: %s", strerror(errno));
+		return -1;
+	}
+	*pid = p;
+	return 0;
+}

@@ -1,0 +1,195 @@
+/*
+ * util.c -- small helpers every module of dispatch-agent uses.
+ *
+ * Memory exhaustion is not a condition the agent can work around, so the
+ * allocators log and abort instead of threading NULL checks through every
+ * caller (the way Redis's zmalloc does).  StrBuf is a growable, always
+ * NUL-terminated string; StrList a growable array of owned strings that stays
+ * NULL-terminated so it can be handed to execve() as argv or envp.
+ */
+#include "agent.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void sb_reserve(StrBuf *sb, size_t n);
+
+/* Returns n bytes of fresh memory; aborts when there is none. */
+void *
+xmalloc(size_t n)
+{
+	return xrealloc(NULL, n);
+}
+
+/* Resizes p to n bytes; aborts when memory is exhausted. */
+void *
+xrealloc(void *p, size_t n)
+{
+	void	   *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+	{
+		log_error("out of memory (%zu bytes)", n);
+		abort();
+	}
+	return q;
+}
+
+/* Returns a malloc'd copy of s. */
+char *
+xstrdup(const char *s)
+{
+	size_t		n = strlen(s) + 1;
+
+	return memcpy(xmalloc(n), s, n);
+}
+
+/* Makes sb an empty string. */
+void
+sb_init(StrBuf *sb)
+{
+	sb->cap = 64;
+	sb->len = 0;
+	sb->data = xmalloc(sb->cap);
+	sb->data[0] = '\0';
+}
+
+/* Releases sb's memory; sb must be initialised again before reuse. */
+void
+sb_free(StrBuf *sb)
+{
+	free(sb->data);
+	sb->data = NULL;
+	sb->len = sb->cap = 0;
+}
+
+/* Makes room for n more bytes plus the terminating NUL. */
+static void
+sb_reserve(StrBuf *sb, size_t n)
+{
+	if (sb->len + n + 1 <= sb->cap)
+		return;
+	while (sb->len + n + 1 > sb->cap)
+		sb->cap *= 2;
+	sb->data = xrealloc(sb->data, sb->cap);
+}
+
+/* Appends n bytes of s (which may contain anything but is not read past n). */
+void
+sb_append(StrBuf *sb, const char *s, size_t n)
+{
+	sb_reserve(sb, n);
+	memcpy(sb->data + sb->len, s, n);
+	sb->len += n;
+	sb->data[sb->len] = '\0';
+}
+
+/* Appends the C string s. */
+void
+sb_puts(StrBuf *sb, const char *s)
+{
+	sb_append(sb, s, strlen(s));
+}
+
+/* Appends printf-formatted text. */
+void
+sb_printf(StrBuf *sb, const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	sb_reserve(sb, (size_t) n);
+	va_start(ap, fmt);
+	vsnprintf(sb->data + sb->len, (size_t) n + 1, fmt, ap);
+	va_end(ap);
+	sb->len += (size_t) n;
+}
+
+/* Makes l an empty list. */
+void
+strlist_init(StrList *l)
+{
+	l->cap = 8;
+	l->n = 0;
+	l->items = xmalloc(sizeof(char *) * (size_t) l->cap);
+	l->items[0] = NULL;
+}
+
+/* Releases l and every string in it. */
+void
+strlist_free(StrList *l)
+{
+	for (int i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = l->cap = 0;
+}
+
+/* Appends a copy of s, keeping the list NULL-terminated. */
+void
+strlist_add(StrList *l, const char *s)
+{
+	if (l->n + 2 > l->cap)
+	{
+		l->cap *= 2;
+		l->items = xrealloc(l->items, sizeof(char *) * (size_t) l->cap);
+	}
+	l->items[l->n++] = xstrdup(s);
+	l->items[l->n] = NULL;
+}
+
+/* Returns the index of s in l, or -1 when it is not there. */
+int
+strlist_find(const StrList *l, const char *s)
+{
+	for (int i = 0; i < l->n; i++)
+		if (strcmp(l->items[i], s) == 0)
+			return i;
+	return -1;
+}
+
+/* Returns CLOCK_MONOTONIC in milliseconds. */
+int64_t
+agent_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Formats a message into the error buffer err (if any). */
+void
+agent_seterr(char *err, size_t errlen, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Returns 1 when s is a valid resource type name: ^[a-z][a-z0-9_]{0,62}$. */
+int
+agent_type_name_ok(const char *s)
+{
+	size_t		n = strlen(s);
+
+	if (n == 0 || n > 63 || !islower((unsigned char) s[0]))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!islower((unsigned char) s[i]) && !isdigit((unsigned char) s[i]) && s[i] != '_')
+			return 0;
+	return 1;
+}
