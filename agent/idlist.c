@@ -99,14 +99,14 @@ parse_item(const char **p, StrList *out, char *err, size_t errlen)
 	plen = (size_t) (s - prefix);
 	if (*s != '[')
 	{
-		if (plen == 0)
-		{
-			agent_seterr(err, errlen, "empty id");
-			return -1;
-		}
 		if (*s == ']')
 		{
 			agent_seterr(err, errlen, "unexpected \"]\"");
+			return -1;
+		}
+		if (plen == 0)
+		{
+			agent_seterr(err, errlen, "empty id");
 			return -1;
 		}
 		if (*s != '\0' && *s != ',')

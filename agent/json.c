@@ -14,6 +14,7 @@
  */
 #include "agent.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -427,16 +428,23 @@ json_int(const JsonValue *v, int64_t *out)
 {
 	char	   *end;
 	double		d;
+	long long	i;
 
 	if (v == NULL || v->type != JSON_NUMBER)
 		return -1;
+	errno = 0;
+	if (strpbrk(v->text, ".eE") == NULL)
+	{
+		i = strtoll(v->text, &end, 10);	/* exact for large integers */
+		if (errno != 0 || *end != '\0')
+			return -1;
+		*out = i;
+		return 0;
+	}
 	d = strtod(v->text, &end);
 	if (*end != '\0' || !isfinite(d) || d >= 9.2e18 || d <= -9.2e18)
 		return -1;
-	if (strpbrk(v->text, ".eE") == NULL)
-		*out = strtoll(v->text, NULL, 10);	/* exact for large integers */
-	else
-		*out = (int64_t) d;
+	*out = (int64_t) d;
 	return 0;
 }
 

@@ -79,11 +79,11 @@ exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
 
 	setpgid(0, 0);
 	reset_signals();
-	in = open("/dev/null", O_RDONLY);
+	in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "%s/stdout", jobdir);
-	out = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	snprintf(path, sizeof(path), "%s/stderr", jobdir);
-	errf = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	errf = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	if (in >= 0 && out >= 0 && errf >= 0)
 	{
 		step = "redirect output";

@@ -1,0 +1,42 @@
+/*
+ * unit.h -- the agent's tiny unit test harness.
+ *
+ * CHECK(cond) counts one passed or failed assertion and prints the failing
+ * ones with file and line; the runner (unit.c) prints "N passed, M failed"
+ * and exits non-zero when anything failed.
+ */
+#ifndef UNIT_H
+#define UNIT_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+
+extern int	unit_passed;
+extern int	unit_failed;
+
+#define CHECK(cond) \
+	do { \
+		if (cond) \
+			unit_passed++; \
+		else \
+		{ \
+			unit_failed++; \
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+		} \
+	} while (0)
+
+#define CHECK_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
+
+/* A fresh scratch directory under tests/tmp for test name. */
+const char *unit_tmpdir(const char *name);
+
+void		test_idlist(void);
+void		test_json(void);
+void		test_utf8(void);
+void		test_env(void);
+void		test_spool(void);
+void		test_runner(void);
+
+#endif
