@@ -499,9 +499,9 @@ finish_job(Conn *c, Job *j)
 	sb_init(&state);
 	rc = conn_finish(c, conf->node, j->job_id, j->attempt, &st, &state, err, sizeof(err));
 	if (rc == CALL_OK)
-		log_info("job %" PRId64 " attempt %d finished (exit %s%d, signal %d%s): %s", j->job_id,
-				 j->attempt, st.has_exit ? "" : "none/", st.exit_code, st.signal,
-				 st.timed_out ? ", timed out" : "", state.data);
+		log_info("job %" PRId64 " attempt %d reported (exit code %d, signal %d%s%s%s): %s", j->job_id,
+				 j->attempt, st.has_exit ? st.exit_code : -1, st.signal,
+				 st.timed_out ? ", timed out" : "", st.detail[0] ? ", " : "", st.detail, state.data);
 	else if (rc == CALL_STALE)
 		log_warning("job %" PRId64 " attempt %d: result refused: %s", j->job_id, j->attempt, err);
 	else

@@ -146,13 +146,15 @@ positive(const char *opt, const char *s)
 	return v;
 }
 
-/* Splits "NAME=VALUE" at the first '='; exits with a usage error when there is none. */
+/* Splits a copy of "NAME=VALUE" (argv stays intact for ps) into *name and the returned value. */
 static char *
-split_eq(const char *opt, char *arg)
+split_eq(const char *opt, const char *arg, char **name)
 {
-	char	   *eq = strchr(arg, '=');
+	char	   *eq;
 
-	if (eq == NULL || eq == arg)
+	*name = xstrdup(arg);
+	eq = strchr(*name, '=');
+	if (eq == NULL || eq == *name)
 		die_usage("invalid value \"%s\" for %s: expected NAME=VALUE", arg, opt);
 	*eq = '\0';
 	return eq + 1;
@@ -228,7 +230,8 @@ parse_options(int argc, char **argv, Options *o)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":d:n:r:a:l:w:vhV", longopts, NULL)) != -1)
 	{
-		char	   *value;
+		char	   *name,
+				   *value;
 
 		switch (c)
 		{
@@ -242,33 +245,34 @@ parse_options(int argc, char **argv, Options *o)
 				o->node = optarg;
 				break;
 			case 'r':
-				value = split_eq("--resource", optarg);
-				check_type(o, "--resource", optarg);
+				value = split_eq("--resource", optarg, &name);
+				check_type(o, "--resource", name);
 				o->res = xrealloc(o->res, sizeof(Resource) * (size_t) (o->nres + 1));
-				o->res[o->nres].type = optarg;
+				o->res[o->nres].type = name;
 				strlist_init(&o->res[o->nres].ids);
 				if (idlist_parse(value, &o->res[o->nres].ids, err, sizeof(err)) < 0)
-					die_usage("invalid id list \"%s\" for resource \"%s\": %s", value, optarg, err);
+					die_usage("invalid id list \"%s\" for resource \"%s\": %s", value, name, err);
 				o->nres++;
 				break;
 			case 'a':
-				value = split_eq("--amount", optarg);
-				check_type(o, "--amount", optarg);
+				value = split_eq("--amount", optarg, &name);
+				check_type(o, "--amount", name);
 				positive("--amount", value);
-				value[-1] = '=';
 				strlist_add(&o->amounts, optarg);
+				free(name);
 				break;
 			case 'l':
-				value = split_eq("--label", optarg);
-				if (!name_ok(optarg, 1) || strcmp(optarg, "arch") == 0 || strcmp(optarg, "os") == 0 ||
-					strcmp(optarg, "hostname") == 0 || strcmp(optarg, "node") == 0)
+				value = split_eq("--label", optarg, &name);
+				if (!name_ok(name, 1) || strcmp(name, "arch") == 0 || strcmp(name, "os") == 0 ||
+					strcmp(name, "hostname") == 0 || strcmp(name, "node") == 0)
 					die_usage("invalid label key \"%s\": a label key is 1 to 63 letters, digits, \"_\", \".\" or \"-\"; arch, os, hostname and node are reserved",
-							  optarg);
-				for (int i = 0; i < o->labels.n; i++)
-					if (strcmp(o->labels.items[i], optarg) == 0)
-						die_usage("label \"%s\" is given more than once", optarg);
-				strlist_add(&o->labels, optarg);
+							  name);
+				for (int i = 0; i < o->labels.n; i += 2)
+					if (strcmp(o->labels.items[i], name) == 0)
+						die_usage("label \"%s\" is given more than once", name);
+				strlist_add(&o->labels, name);
 				strlist_add(&o->labels, value);
+				free(name);
 				break;
 			case 'w':
 				o->workdir = optarg;
@@ -742,6 +746,7 @@ main(int argc, char **argv)
 	int			rc;
 
 	parse_options(argc, argv, &opt);
+	runner_set_title_area(argc, argv);
 	if (geteuid() == 0 && !opt.allow_root)
 		die_usage("refusing to run as root: jobs would run as root too; use --allow-root to override");
 	add_defaults(&opt);

@@ -26,14 +26,43 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SUPERVISOR_FAILED 1
 
+static char *title_area;		/* the agent's argv strings, reused for the supervisor's title */
+static size_t title_len;
+
 static void supervise(const char *jobdir, const JobSpec *job, char *const *envp,
 					  int64_t kill_grace_ms) __attribute__((noreturn));
+
+/* Remembers argv's memory so that supervisors can retitle themselves (as PostgreSQL's ps_status.c does). */
+void
+runner_set_title_area(int argc, char **argv)
+{
+	if (argc < 1)
+		return;
+	title_area = argv[0];
+	title_len = (size_t) (argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]);
+}
+
+/* Makes ps and pkill -f show "dispatch-agent: supervisor of job N.A", not the agent's command line. */
+static void
+set_title(const JobSpec *job)
+{
+	char		name[16];
+
+	snprintf(name, sizeof(name), "dispatch-sup");
+	prctl(PR_SET_NAME, name, 0, 0, 0);
+	if (title_area == NULL || title_len < 2)
+		return;
+	memset(title_area, 0, title_len + 1);
+	snprintf(title_area, title_len, "dispatch-agent: supervisor of job %lld.%d",
+			 (long long) job->job_id, job->attempt);
+}
 
 /* Returns the set of signals the supervisor waits for. */
 static sigset_t
@@ -141,6 +170,7 @@ supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kil
 	int64_t		kill_deadline = -1;
 	ssize_t		n;
 
+	set_title(job);
 	memset(&st, 0, sizeof(st));
 	memset(&meta, 0, sizeof(meta));
 	meta.job_id = job->job_id;
