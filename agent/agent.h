@@ -169,6 +169,7 @@ int			spool_alive(pid_t pid, unsigned long long starttime);
 /* ---- runner.c ---- */
 
 void		runner_set_title_area(int argc, char **argv);
+int			runner_kill_session(pid_t sid);
 int			runner_spawn(const char *jobdir, const JobSpec *job, char *const *envp,
 						 int64_t kill_grace_ms, pid_t *pid, char *err, size_t errlen);
 

@@ -126,12 +126,16 @@ drop_job(Job *j, int remove)
 	free(j);
 }
 
-/* Marks j done, writing a status with detail first unless the supervisor left one. */
+/*
+ * Marks j done, writing a status with detail first unless the supervisor left
+ * one; processes the dead supervisor left behind (in its session) are killed.
+ */
 static void
 set_status(Job *j, const char *detail)
 {
 	JobStatus	st;
 	char		err[AGENT_ERRLEN];
+	int			killed;
 
 	j->dirty = 1;
 	if (spool_exists(j->dir, "status"))
@@ -139,6 +143,8 @@ set_status(Job *j, const char *detail)
 		j->done = 1;
 		return;
 	}
+	if (j->pid > 0 && (killed = runner_kill_session(j->pid)) > 0)
+		log_warning("job %" PRId64 ": killed %d process(es) its supervisor left behind", j->job_id, killed);
 	memset(&st, 0, sizeof(st));
 	snprintf(st.detail, sizeof(st.detail), "%s", detail);
 	if (spool_write_status(j->dir, &st, err, sizeof(err)) < 0)
@@ -282,8 +288,8 @@ jobs_reap(void)
 		for (Job *j = jobs; j != NULL; j = j->next)
 			if (j->pid == pid)
 			{
-				j->pid = 0;
 				set_status(j, "supervisor vanished");
+				j->pid = 0;
 			}
 }
 

@@ -36,5 +36,8 @@ agent_log(int level, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);
 	va_end(ap);
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';			/* libpq messages span lines; the log does not */
 	fprintf(stderr, "%s\n", line);
 }

@@ -20,6 +20,7 @@
  */
 #include "agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -249,6 +250,60 @@ done:
 	if (spool_write_status(jobdir, &st, err, sizeof(err)) < 0)
 		_exit(SUPERVISOR_FAILED);
 	_exit(0);
+}
+
+/* Returns the session id of process pid from /proc, or -1. */
+static pid_t
+proc_session(pid_t pid)
+{
+	char		path[64], buf[1024];
+	const char *p;
+	int			fd, field = 2;
+	ssize_t		n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);					/* read-only: nothing to lose */
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if ((p = strrchr(buf, ')')) == NULL)
+		return -1;
+	/* after "(comm)": state, ppid, pgrp, session */
+	while (*p && field < 6)
+		if (*p++ == ' ')
+			field++;
+	return (pid_t) atol(p);
+}
+
+/*
+ * SIGKILLs every process left in the session of a vanished supervisor sid
+ * (the job and its children: the supervisor made the session with setsid).
+ * The kernel does not reuse sid as a pid while the session has members; so
+ * when no process sid exists, members of session sid are the supervisor's
+ * orphans, and when one exists it is someone else and nothing is touched.
+ * Returns how many processes were signalled.
+ */
+int
+runner_kill_session(pid_t sid)
+{
+	DIR		   *d;
+	struct dirent *e;
+	int			n = 0;
+
+	if (sid <= 1 || kill(sid, 0) == 0 || errno != ESRCH || (d = opendir("/proc")) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL)
+	{
+		pid_t		pid = (pid_t) atol(e->d_name);
+
+		if (pid > 0 && proc_session(pid) == sid && kill(pid, SIGKILL) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }
 
 /*

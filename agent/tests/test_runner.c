@@ -147,6 +147,33 @@ test_runner(void)
 	CHECK(!st.has_exit && st.signal == SIGTERM && st.cancelled && !st.timed_out);
 	CHECK_STR(st.detail, "cancelled");
 
+	/* a SIGKILLed supervisor leaves its job behind; runner_kill_session finds and kills it */
+	{
+		const char *d = unit_tmpdir("vanish");
+		char	   *envp[] = {"PATH=/usr/bin:/bin", NULL};
+		JobSpec		job = {3, 1, 1, "echo $$ > ../pid; exec sleep 30", NULL, NULL, 0};
+		char		work[4096];
+		pid_t		p;
+		long		jobpid = 0;
+		struct timespec ts = {0, 10000000};
+
+		snprintf(work, sizeof(work), "%s/work", d);
+		mkdir(work, 0755);
+		CHECK(runner_spawn(d, &job, envp, 100, &p, err, sizeof(err)) == 0);
+		for (t0 = agent_now_ms(); jobpid <= 0 && agent_now_ms() - t0 < 3000; nanosleep(&ts, NULL))
+			jobpid = atol(first_line(d, "pid"));
+		CHECK(jobpid > 0);
+		CHECK(runner_kill_session(p) == 0);		/* the supervisor still lives: hands off */
+		kill(p, SIGKILL);
+		waitpid(p, NULL, 0);
+		CHECK(kill((pid_t) jobpid, 0) == 0);	/* the orphaned job runs on */
+		CHECK(runner_kill_session(p) == 1);
+		for (t0 = agent_now_ms(); kill((pid_t) jobpid, 0) == 0 && agent_now_ms() - t0 < 3000;)
+			nanosleep(&ts, NULL);
+		CHECK(kill((pid_t) jobpid, 0) < 0);
+		CHECK(!spool_exists(d, "status"));
+	}
+
 	/* exec failures are precise: a missing work dir */
 	{
 		const char *d = unit_tmpdir("nowork");
