@@ -49,40 +49,49 @@ env_name_ok(const char *s)
 	return 1;
 }
 
+/* Parses json (NULL or JSON null: no members) into *root, which must be an object ("job <what>"). */
+static int
+parse_object(const char *json, const char *what, JsonValue **root, char *err, size_t errlen)
+{
+	*root = NULL;
+	if (json == NULL)
+		return 0;
+	if (json_parse(json, root, err, errlen) < 0)
+		return -1;
+	if ((*root)->type != JSON_OBJECT && (*root)->type != JSON_NULL)
+	{
+		json_free(*root);
+		*root = NULL;
+		agent_seterr(err, errlen, "job %s must be a JSON object", what);
+		return -1;
+	}
+	return 0;
+}
+
 /* Adds the job's "env" map (an object of strings) to env. */
 static int
 add_job_env(StrList *env, const char *json, char *err, size_t errlen)
 {
 	JsonValue  *root;
+	int			rc = 0;
 
-	if (json == NULL)
-		return 0;
-	if (json_parse(json, &root, err, errlen) < 0)
+	if (parse_object(json, "env", &root, err, errlen) < 0)
 		return -1;
-	if (root->type != JSON_OBJECT && root->type != JSON_NULL)
-	{
-		json_free(root);
-		agent_seterr(err, errlen, "job env must be a JSON object");
-		return -1;
-	}
-	for (const JsonValue *m = root->child; m != NULL; m = m->next)
+	for (const JsonValue *m = root ? root->child : NULL; m != NULL && rc == 0; m = m->next)
 	{
 		if (!env_name_ok(m->key))
-		{
 			agent_seterr(err, errlen, "invalid environment variable name \"%s\" in job env", m->key);
-			json_free(root);
-			return -1;
-		}
-		if (m->type != JSON_STRING)
-		{
+		else if (m->type != JSON_STRING)
 			agent_seterr(err, errlen, "job env value of \"%s\" must be a string", m->key);
-			json_free(root);
-			return -1;
+		else
+		{
+			env_set(env, m->key, m->text);
+			continue;
 		}
-		env_set(env, m->key, m->text);
+		rc = -1;
 	}
 	json_free(root);
-	return 0;
+	return rc;
 }
 
 /* Adds DISPATCH_RES_<TYPE> (and CUDA_VISIBLE_DEVICES) for every allocated resource type. */
@@ -92,17 +101,9 @@ add_resources(StrList *env, const char *json, char *err, size_t errlen)
 	JsonValue  *root;
 	int			rc = 0;
 
-	if (json == NULL)
-		return 0;
-	if (json_parse(json, &root, err, errlen) < 0)
+	if (parse_object(json, "resources", &root, err, errlen) < 0)
 		return -1;
-	if (root->type != JSON_OBJECT && root->type != JSON_NULL)
-	{
-		json_free(root);
-		agent_seterr(err, errlen, "job resources must be a JSON object");
-		return -1;
-	}
-	for (const JsonValue *m = root->child; m != NULL && rc == 0; m = m->next)
+	for (const JsonValue *m = root ? root->child : NULL; m != NULL && rc == 0; m = m->next)
 	{
 		StrBuf		name, value;
 

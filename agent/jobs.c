@@ -596,7 +596,7 @@ jobs_want_pump(int64_t *deadline)
 	int			want = 0;
 
 	for (Job *j = jobs; j != NULL; j = j->next)
-		if (j->dirty || j->done || !j->resumed)
+		if (j->stale ? j->done : (j->dirty || j->done || !j->resumed))
 		{
 			int64_t		t = (j->done || !j->resumed) ? retry_at : j->next_send;
 

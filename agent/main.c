@@ -30,6 +30,7 @@
 #define EXIT_USAGE 2
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+#define DRAIN_REPORT_MS 10000	/* how long a drained agent keeps trying to report results */
 
 typedef struct Resource
 {
@@ -68,6 +69,7 @@ typedef struct Agent
 	int			draining;
 	int64_t		drain_deadline;
 	int			drain_cancelled;
+	int64_t		drain_exit_at;	/* all jobs ended: exit once reported or at this time */
 } Agent;
 
 static int	sig_pipe[2] = {-1, -1};
@@ -650,6 +652,8 @@ next_timeout(const Agent *a, int64_t now)
 		t = a->next_connect;
 	if (a->draining && !a->drain_cancelled && a->drain_deadline < t)
 		t = a->drain_deadline;
+	if (a->drain_exit_at && a->drain_exit_at < t)
+		t = a->drain_exit_at;
 	if (a->connected && jobs_want_pump(&pump) && pump < t)
 		t = pump;
 	if (a->connected && (a->want_poll || a->need_register))
@@ -698,11 +702,12 @@ run(Agent *a)
 			jobs_cancel_all();
 			a->drain_cancelled = 1;
 		}
-		if (a->draining && jobs_running() == 0)
+		if (a->draining && jobs_running() == 0 && a->drain_exit_at == 0)
+			a->drain_exit_at = agent_now_ms() + DRAIN_REPORT_MS;
+		if (a->drain_exit_at && (!a->connected || jobs_count() == 0 || agent_now_ms() >= a->drain_exit_at))
 		{
 			if (a->connected)
 			{
-				jobs_pump(a->conn, 1);
 				if (conn_node_call(a->conn, "agent_offline", a->opt->node, err, sizeof(err)) != CALL_OK)
 					log_warning("could not mark node \"%s\" offline: %s", a->opt->node, err);
 			}
