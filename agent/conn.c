@@ -31,6 +31,13 @@ struct Conn
 	int			notified;		/* a NOTIFY arrived since the last conn_consume() */
 };
 
+static void notice_processor(void *arg, const char *message);
+static void drain_notifies(Conn *c);
+static CallResult call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult **res, char *err, size_t errlen);
+static CallResult call_text(Conn *c, const char *sql, int nparams, const char *const *params, StrBuf *out, char *err, size_t errlen);
+static const char *col(const PGresult *r, int i, const char *name);
+static int64_t col_int(const PGresult *r, int i, const char *name, int64_t dflt);
+
 /* Returns a new, unconnected Conn for conninfo. */
 Conn *
 conn_new(const char *conninfo)

@@ -18,6 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void env_set(StrList *env, const char *name, const char *value);
+static int env_name_ok(const char *s);
+static int parse_object(const char *json, const char *what, JsonValue **root, char *err, size_t errlen);
+static int add_job_env(StrList *env, const char *json, char *err, size_t errlen);
+static int add_resources(StrList *env, const char *json, char *err, size_t errlen);
+
 /* Sets name=value in env, replacing an earlier definition of name. */
 static void
 env_set(StrList *env, const char *name, const char *value)

@@ -23,6 +23,7 @@
 static int add_ident(StrList *out, const char *id, char *err, size_t errlen);
 static int parse_num(const char **p, unsigned long *val, int *width, char *err, size_t errlen);
 static int parse_item(const char **p, StrList *out, char *err, size_t errlen);
+static int ident_char(char c);
 
 /* Returns 1 for characters allowed in an ident outside brackets. */
 static int

@@ -68,6 +68,15 @@ static int64_t retry_at;		/* no calls before this time after a failed one */
 
 static Job *add_job(int64_t job_id, int attempt, char *err, size_t errlen);
 static void set_status(Job *j, const char *detail);
+static Job *find_job(int64_t job_id, int attempt);
+static void drop_job(Job *j, int remove);
+static void cancel_job(Job *j);
+static void adopt(const char *name);
+static void make_stale(Job *j, const char *why);
+static int resume_job(Conn *c, Job *j);
+static void start_job(const JobSpec *spec);
+static int send_stream(Conn *c, Job *j, int s, int final);
+static int finish_job(Conn *c, Job *j);
 
 /* Returns the job (job_id, attempt), or NULL. */
 static Job *

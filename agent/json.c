@@ -31,6 +31,14 @@ typedef struct Parser
 } Parser;
 
 static JsonValue *parse_value(Parser *ps);
+static JsonValue *fail(Parser *ps, const char *what);
+static void skip_ws(Parser *ps);
+static JsonValue *new_value(JsonType type);
+static int hex4(const char *s, unsigned *out);
+static void put_utf8(StrBuf *sb, unsigned cp);
+static char *parse_string(Parser *ps);
+static JsonValue *parse_number(Parser *ps);
+static JsonValue *parse_container(Parser *ps, JsonType type);
 
 /* Records a parse error at the current position and returns NULL. */
 static JsonValue *

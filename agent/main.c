@@ -74,6 +74,29 @@ typedef struct Agent
 
 static int	sig_pipe[2] = {-1, -1};
 
+static void on_signal(int signo);
+static void usage(FILE *out);
+static void die_usage(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
+static int64_t positive(const char *opt, const char *s);
+static char *split_eq(const char *opt, const char *arg, char **name);
+static int type_taken(const Options *o, const char *type);
+static void check_type(const Options *o, const char *opt, const char *type);
+static int name_ok(const char *s, int label);
+static void parse_options(int argc, char **argv, Options *o);
+static void add_defaults(Options *o);
+static int mkdir_p(const char *dir, char *err, size_t errlen);
+static int setup_workdir(const Options *o, char *out, size_t outlen, char *err, size_t errlen);
+static void build_info(const Agent *a, StrBuf *sb);
+static int register_node(Agent *a, int listen);
+static void send_drain(Agent *a);
+static void establish(Agent *a);
+static void tick(Agent *a);
+static void begin_drain(Agent *a);
+static int handle_signals(Agent *a);
+static int setup_signals(char *err, size_t errlen);
+static int next_timeout(const Agent *a, int64_t now);
+static int run(Agent *a);
+
 /* Signal handler: hands the signal number to the loop through the self-pipe. */
 static void
 on_signal(int signo)
@@ -119,8 +142,6 @@ usage(FILE *out)
 }
 
 /* Reports a usage error and exits with status 2. */
-static void
-die_usage(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
 static void
 die_usage(const char *fmt,...)
 {

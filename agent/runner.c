@@ -39,6 +39,13 @@ static size_t title_len;
 
 static void supervise(const char *jobdir, const JobSpec *job, char *const *envp,
 					  int64_t kill_grace_ms) __attribute__((noreturn));
+static void set_title(const JobSpec *job);
+static sigset_t supervisor_signals(void);
+static void default_handlers(void);
+static void reset_signals(void);
+static void exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd) __attribute__((noreturn));
+static struct timespec until(int64_t deadline);
+static pid_t proc_session(pid_t pid);
 
 /* Remembers argv's memory so that supervisors can retitle themselves (as PostgreSQL's ps_status.c does). */
 void
@@ -98,8 +105,6 @@ reset_signals(void)
 }
 
 /* In the job child: redirects output, enters the work dir and execs the shell; reports failure on pipe fd. */
-static void
-exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd) __attribute__((noreturn));
 static void
 exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
 {

@@ -26,8 +26,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+static int io_open(const char *path, int flags, mode_t mode);
+static int io_write_all(int fd, const char *data, size_t len);
+static int io_fsync(int fd);
+static int io_close(int fd);
+static int io_rename(const char *from, const char *to);
+static int fsync_dir(const char *dir, char *err, size_t errlen);
+static const char *kv_get(const char *text, const char *key, size_t *len);
+static int kv_int(const char *text, const char *key, long long *out, int *empty);
+static int read_kv_file(const char *jobdir, const char *name, StrBuf *out, char *err, size_t errlen);
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw);
+
 #ifdef SPOOL_FAULTS
 static int	fault_countdown[SPOOL_FAULT_NOPS];
+
+static int fault(int op);
 
 /* Makes the nth next call of I/O operation op fail with EIO (0 disarms it). */
 void

@@ -11,6 +11,8 @@
  */
 #include "agent.h"
 
+static int seq_len(const unsigned char *s, size_t len);
+
 /* Returns the length of the valid sequence at s (1-4), 0 when s[0..len) is a valid but incomplete prefix, -1 when invalid. */
 static int
 seq_len(const unsigned char *s, size_t len)
