@@ -250,7 +250,7 @@ jobs_shutdown(void)
 	while (jobs != NULL)
 		drop_job(jobs, 0);
 	if (ino_fd >= 0)
-		close(ino_fd);
+		close(ino_fd);			/* no data behind it */
 	ino_fd = -1;
 }
 
@@ -311,14 +311,19 @@ jobs_check_alive(void)
 			set_status(j, "supervisor vanished");
 }
 
-/* Appends the JSON array of the (job_id, attempt) pairs in the spool, for agent_register. */
+/* Appends the JSON array of the (job_id, attempt) pairs in the spool (stale ones aside), for agent_register. */
 void
 jobs_info_json(StrBuf *sb)
 {
+	const char *sep = "";
+
 	sb_puts(sb, "[");
 	for (Job *j = jobs; j != NULL; j = j->next)
-		sb_printf(sb, "%s{\"job_id\": %" PRId64 ", \"attempt\": %d}", j == jobs ? "" : ", ",
-				  j->job_id, j->attempt);
+		if (!j->stale)
+		{
+			sb_printf(sb, "%s{\"job_id\": %" PRId64 ", \"attempt\": %d}", sep, j->job_id, j->attempt);
+			sep = ", ";
+		}
 	sb_puts(sb, "]");
 }
 
@@ -491,7 +496,7 @@ send_stream(Conn *c, Job *j, int s, int final)
 		else
 			j->sent[s] = stored;
 	}
-	close(fd);
+	close(fd);					/* read-only: nothing to lose */
 	free(buf);
 	return rc;
 }

@@ -433,7 +433,7 @@ setup_workdir(const Options *o, char *out, size_t outlen, char *err, size_t errl
 		agent_seterr(err, errlen, errno == EWOULDBLOCK ?
 					 "another dispatch-agent uses the spool directory \"%s\"" :
 					 "could not lock the spool directory \"%s\"", out);
-		close(fd);
+		close(fd);				/* unused, unlocked: nothing to lose */
 		return -1;
 	}
 	return 0;					/* the descriptor stays open: it holds the lock */

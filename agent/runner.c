@@ -198,7 +198,7 @@ supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kil
 		exec_job(jobdir, job, envp, pfd[1]);
 	}
 	setpgid(child, child);		/* also done by the child: no race either way */
-	close(pfd[1]);
+	close(pfd[1]);				/* pipe ends carry no data of ours: nothing to lose */
 	while ((n = read(pfd[0], st.detail, sizeof(st.detail) - 1)) < 0 && errno == EINTR)
 		;
 	close(pfd[0]);

@@ -1,0 +1,65 @@
+#!/bin/bash
+# options.sh -- dispatch-agent's command line: every bad option exits 2 with a clear message.
+# Needs no database: each case fails before connecting.  Run by `make check`.
+set -u
+agent=$(cd "$(dirname "$0")/.." && pwd)/dispatch-agent
+pass=0
+fail=0
+
+# bad EXPECTED-MESSAGE-PART ARGS...: the agent must exit 2 and print the message part.
+bad() {
+	local want=$1 out rc
+	shift
+	out=$("$agent" "$@" 2>&1)
+	rc=$?
+	if [ $rc -eq 2 ] && [[ "$out" == *"$want"* ]]; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "FAIL: dispatch-agent $* -> exit $rc: $out (expected exit 2 and \"$want\")"
+	fi
+}
+
+ok=(--dbname 'host=/nonexistent' --node w1)
+bad "--dbname is required"
+bad "--dbname is required" --node w1
+bad "--node is required" --dbname x
+bad "invalid node name \"-w\"" --dbname x --node -w
+bad "invalid node name" --dbname x --node "w 1"
+bad "invalid node name" --dbname x --node "$(printf 'n%.0s' {1..49})"
+bad "invalid resource type \"GPU\"" "${ok[@]}" --resource GPU=0
+bad "invalid resource type \"1gpu\"" "${ok[@]}" --resource 1gpu=0
+bad "expected NAME=VALUE" "${ok[@]}" --resource gpu
+bad "expected NAME=VALUE" "${ok[@]}" --resource =0
+bad "unterminated \"[\"" "${ok[@]}" --resource 'gpu=[1-'
+bad "range 3-1 is reversed" "${ok[@]}" --resource 'gpu=[3-1]'
+bad "empty id list" "${ok[@]}" --resource 'gpu='
+bad "empty id" "${ok[@]}" --resource 'gpu=,,'
+bad "more than 4096 ids" "${ok[@]}" --resource 'cpu=[0-5000]'
+bad "duplicate id" "${ok[@]}" --resource 'gpu=0,0'
+bad "resource type \"cpu\" is given more than once" "${ok[@]}" --resource cpu=0 --resource cpu=1
+bad "resource type \"gpu\" is given more than once" "${ok[@]}" --resource gpu=0 --amount gpu=2
+bad "a positive integer is required" "${ok[@]}" --amount mem_mb=0
+bad "a positive integer is required" "${ok[@]}" --amount mem_mb=12x
+bad "a positive integer is required" "${ok[@]}" --amount mem_mb=99999999999999999999
+bad "invalid label key \"os\"" "${ok[@]}" --label os=linux
+bad "invalid label key \"a b\"" "${ok[@]}" --label 'a b=c'
+bad "label \"zone\" is given more than once" "${ok[@]}" --label zone=a --label zone=b
+bad "a positive integer is required" "${ok[@]}" --heartbeat-ms 0
+bad "a positive integer is required" "${ok[@]}" --kill-grace-ms -5
+bad "unrecognized option" "${ok[@]}" --bogus
+bad "requires a value" "${ok[@]}" --workdir
+bad "unexpected argument \"extra\"" "${ok[@]}" extra
+if [ "$(id -u)" = 0 ]; then
+	bad "refusing to run as root" "${ok[@]}"
+fi
+
+for opt in --dbname --node --resource --amount --label --workdir --heartbeat-ms --kill-grace-ms \
+	--keep-workdirs --allow-root --verbose --help --version; do
+	if "$agent" --help | grep -q -- "$opt"; then pass=$((pass + 1)); else
+		fail=$((fail + 1)); echo "FAIL: --help does not document $opt"; fi
+done
+[ "$("$agent" --version)" = "dispatch-agent 0.1.0" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --version"; }
+
+echo "options: $pass passed, $fail failed"
+[ $fail -eq 0 ]
