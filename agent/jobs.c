@@ -77,6 +77,7 @@ static int resume_job(Conn *c, Job *j);
 static void start_job(const JobSpec *spec);
 static int send_stream(Conn *c, Job *j, int s, int final);
 static int finish_job(Conn *c, Job *j);
+static int pump_job(Conn *c, Job *j, int all, int64_t now);
 
 /* Returns the job (job_id, attempt), or NULL. */
 static Job *
@@ -477,6 +478,7 @@ send_stream(Conn *c, Job *j, int s, int final)
 		else if (cr == CALL_ERROR)
 		{
 			log_warning("job %" PRId64 ": agent_output failed: %s", j->job_id, err);
+			j->resumed = 0;		/* ask agent_resume where the server stands before retrying */
 			rc = -1;
 			break;
 		}
@@ -533,6 +535,26 @@ finish_job(Conn *c, Job *j)
 	return 0;
 }
 
+/* Brings the server up to date on j (may free j); returns -1 when a call failed. */
+static int
+pump_job(Conn *c, Job *j, int all, int64_t now)
+{
+	if (!j->stale && !j->resumed && resume_job(c, j) < 0)
+		return -1;
+	if (!j->stale && (all || j->done || (j->dirty && now >= j->next_send)))
+	{
+		j->dirty = 0;
+		j->next_send = now + OUTPUT_INTERVAL_MS;
+		if (send_stream(c, j, 0, j->done) < 0 || send_stream(c, j, 1, j->done) < 0)
+			return -1;
+		if (!j->stale && j->done)
+			return finish_job(c, j);
+	}
+	if (j->stale && j->done)
+		drop_job(j, 1);
+	return 0;
+}
+
 /*
  * Sends what the server is missing: output of dirty jobs (of all jobs with
  * all set), then the results of ended jobs.  After a failed call it stops
@@ -542,35 +564,19 @@ void
 jobs_pump(Conn *c, int all)
 {
 	int64_t		now = agent_now_ms();
-	int			failed = 0;
 	Job		   *next;
 
 	if (now < retry_at)
 		return;
-	for (Job *j = jobs; j != NULL && !failed && conn_ok(c); j = next)
+	for (Job *j = jobs; j != NULL && conn_ok(c); j = next)
 	{
 		next = j->next;
-		failed = 1;
-		if (!j->stale && !j->resumed && resume_job(c, j) < 0)
-			break;
-		if (!j->stale && (all || j->done || (j->dirty && now >= j->next_send)))
+		if (pump_job(c, j, all, now) < 0)
 		{
-			j->dirty = 0;
-			j->next_send = now + OUTPUT_INTERVAL_MS;
-			if (send_stream(c, j, 0, j->done) < 0 || send_stream(c, j, 1, j->done) < 0)
-				break;
-			if (!j->stale && j->done)
-			{
-				failed = finish_job(c, j) < 0;
-				continue;
-			}
+			retry_at = now + RETRY_MS;
+			return;
 		}
-		failed = 0;
-		if (j->stale && j->done)
-			drop_job(j, 1);
 	}
-	if (failed)
-		retry_at = now + RETRY_MS;
 }
 
 /* Cancels every running job (used when the drain grace is over). */

@@ -526,7 +526,6 @@ register_node(Agent *a, int listen)
 			(json_int(json_get(r, "kill_grace_ms"), &v) == 0 && v >= 0 ? v : 10000);
 		log_info("registered node \"%s\" (channel \"%s\", heartbeat %" PRId64 " ms, kill grace %" PRId64 " ms)",
 				 a->opt->node, channel->text, a->heartbeat_ms, a->conf.kill_grace_ms);
-		a->need_register = 0;
 		a->want_poll = 1;
 		rc = 0;
 	}
@@ -708,7 +707,10 @@ run(Agent *a)
 			tick(a);
 		}
 		if (a->connected && a->need_register)
+		{
+			a->need_register = 0;	/* on failure, the next heartbeat decides again */
 			register_node(a, 0);
+		}
 		if (a->connected && a->want_poll)
 		{
 			a->want_poll = 0;
