@@ -90,6 +90,7 @@ static void build_info(const Agent *a, StrBuf *sb);
 static int register_node(Agent *a, int listen);
 static void send_drain(Agent *a);
 static void establish(Agent *a);
+static int64_t backoff_next(const Agent *a);
 static void tick(Agent *a);
 static void begin_drain(Agent *a);
 static int handle_signals(Agent *a);
@@ -568,7 +569,22 @@ establish(Agent *a)
 	conn_close(a->conn);
 	log_info("retrying in %" PRId64 " ms", a->backoff_ms);
 	a->next_connect = now + a->backoff_ms;
-	a->backoff_ms = a->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : a->backoff_ms * 2;
+	a->backoff_ms = backoff_next(a);
+}
+
+/*
+ * Returns the next reconnection delay: doubling, but never longer than a heartbeat
+ * interval, so a node is back before the server's node_timeout expires it.
+ */
+static int64_t
+backoff_next(const Agent *a)
+{
+	int64_t		cap = a->heartbeat_ms > 0 && a->heartbeat_ms < BACKOFF_MAX_MS ?
+		a->heartbeat_ms : BACKOFF_MAX_MS;
+
+	if (cap < BACKOFF_MIN_MS)
+		cap = BACKOFF_MIN_MS;
+	return a->backoff_ms * 2 > cap ? cap : a->backoff_ms * 2;
 }
 
 /* The heartbeat timer: beat, fall back to a poll and a full output scan, check supervisors. */
