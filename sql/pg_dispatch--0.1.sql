@@ -1276,13 +1276,12 @@ CREATE VIEW dispatch._sched_node_labels AS
 
 CREATE VIEW dispatch._sched_free AS
     SELECT r.resource_id, r.type, r.ident, r.node,
-           r.capacity - coalesce(sum(a.amount), 0) AS free
+           (r.capacity - coalesce(sum(a.amount), 0))::bigint AS free, r.capacity
       FROM dispatch.resources r
       LEFT JOIN dispatch.allocations a USING (resource_id)
       LEFT JOIN dispatch.nodes n ON n.node = r.node
      WHERE r.node IS NULL OR n.state = 'online'
      GROUP BY r.resource_id
-    HAVING r.capacity - coalesce(sum(a.amount), 0) > 0
      ORDER BY r.type, r.node NULLS LAST,
               regexp_replace(r.ident, '[0-9]+$', ''),
               substring(r.ident FROM '[0-9]+$')::numeric NULLS FIRST, r.ident;

@@ -1,0 +1,522 @@
+/*
+ * alloc.c: places pending jobs on nodes, Tetris-style, in strict FIFO order.
+ *
+ * Units are grouped by (type, node) with the cluster-wide pool of a type as one
+ * more "node".  Each group keeps running sums (free units not reserved, free units
+ * in all, capacity) and a cursor to its first unit with something left, so checking
+ * whether a node can take a job costs O(needs) and taking units never rescans: within
+ * one cycle free units only ever decrease.
+ *
+ * FIFO without overtaking: when a job cannot be placed, every group it could draw
+ * from (its types, on its candidate nodes, plus the cluster pools of its types) is
+ * reserved for the rest of the cycle; later jobs can only use groups it cannot.
+ * Among the nodes that fit, the best fit wins (fewest free units of the needed types
+ * left over), ties going to the node listed first.
+ */
+#include "alloc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Group
+{
+	int			start;			/* its units: order[start .. start + count) */
+	int			count;
+	int			cursor;			/* first unit that may have something left */
+	int64_t		avail;			/* free and not reserved */
+	int64_t		free_total;		/* free, reserved or not */
+	int64_t		capacity;
+	int			reserver;		/* first job that reserved it, or -1 */
+} Group;
+
+typedef struct State
+{
+	const AllocProblem *p;
+	const char **types;			/* distinct unit types */
+	int			ntypes;
+	Group	   *groups;			/* ntypes x (nnodes + 1); the last slot is the cluster */
+	int		   *order;			/* unit indices grouped by group, stable */
+	int64_t    *unit_free;		/* working copy of every unit's free amount */
+	int		   *label_start;	/* labels of node n: node_labels[label_start[n] ..] */
+	const AllocLabel **node_labels;
+	int		   *cand;			/* scratch: candidate nodes of the current job */
+	int		   *need_type;		/* scratch: type index of each need, -1 unknown */
+	AllocOutput *out;
+	int			takes_cap;
+} State;
+
+static int	type_index(const State *st, const char *type);
+static Group *group_of(const State *st, int type, int node);
+static int	build_index(State *st);
+static int	node_has(const State *st, int node, const char *key, const char *value);
+static int	find_candidates(State *st, const AllocJob *job);
+static void explain_constraints(const State *st, const AllocJob *job, AllocResult *r);
+static void set_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+static int	explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r);
+static int64_t node_sum(const State *st, int type, int node, int use_avail);
+static int	fits(const State *st, const AllocJob *job, int node, int use_avail);
+static int	best_node(const State *st, const AllocJob *job, int nc);
+static int	take(State *st, Group *g, int64_t amount);
+static int	place(State *st, int jobno, int node);
+static void explain_wait(const State *st, int jobno, int nc);
+static void reserve(State *st, int jobno, int nc);
+
+/* Returns the index of type among the unit types, or -1 when no unit has it. */
+static int
+type_index(const State *st, const char *type)
+{
+	for (int t = 0; t < st->ntypes; t++)
+		if (strcmp(st->types[t], type) == 0)
+			return t;
+	return -1;
+}
+
+/* Returns the group of (type, node); node -1 is the cluster-wide pool. */
+static Group *
+group_of(const State *st, int type, int node)
+{
+	int			slot = node < 0 ? st->p->nnodes : node;
+
+	return &st->groups[(size_t) type * (st->p->nnodes + 1) + slot];
+}
+
+/* Builds types, groups, the grouped unit order and the per-node label index; 0 or -1. */
+static int
+build_index(State *st)
+{
+	const AllocProblem *p = st->p;
+	size_t		ngroups;
+	int		   *key;
+	int		   *fill;
+
+	st->types = malloc(sizeof(char *) * (p->nunits + 1));
+	key = malloc(sizeof(int) * (p->nunits + 1));
+	st->order = malloc(sizeof(int) * (p->nunits + 1));
+	st->unit_free = malloc(sizeof(int64_t) * (p->nunits + 1));
+	st->label_start = calloc(p->nnodes + 2, sizeof(int));
+	st->node_labels = malloc(sizeof(AllocLabel *) * (p->nlabels + 1));
+	st->cand = malloc(sizeof(int) * (p->nnodes + 1));
+	if (!st->types || !key || !st->order || !st->unit_free || !st->label_start ||
+		!st->node_labels || !st->cand)
+	{
+		free(key);
+		return -1;
+	}
+	for (int u = 0; u < p->nunits; u++)
+	{
+		int			t = type_index(st, p->units[u].type);
+
+		if (t < 0)
+		{
+			t = st->ntypes++;
+			st->types[t] = p->units[u].type;
+		}
+		key[u] = t * (p->nnodes + 1) + (p->units[u].node < 0 ? p->nnodes : p->units[u].node);
+		st->unit_free[u] = p->units[u].free;
+	}
+	ngroups = (size_t) st->ntypes * (p->nnodes + 1);
+	st->groups = calloc(ngroups + 1, sizeof(Group));
+	fill = calloc(ngroups + 1, sizeof(int));
+	if (!st->groups || !fill)
+	{
+		free(key);
+		free(fill);
+		return -1;
+	}
+	for (int u = 0; u < p->nunits; u++)
+	{
+		Group	   *g = &st->groups[key[u]];
+
+		g->count++;
+		g->free_total += p->units[u].free;
+		g->capacity += p->units[u].capacity;
+	}
+	for (size_t g = 0, pos = 0; g < ngroups; g++)
+	{
+		st->groups[g].start = st->groups[g].cursor = (int) pos;
+		st->groups[g].avail = st->groups[g].free_total;
+		st->groups[g].reserver = -1;
+		pos += st->groups[g].count;
+	}
+	for (int u = 0; u < p->nunits; u++)
+		st->order[st->groups[key[u]].start + fill[key[u]]++] = u;
+	free(key);
+	free(fill);
+
+	/* Labels grouped by node, by counting. */
+	for (int l = 0; l < p->nlabels; l++)
+		st->label_start[p->labels[l].node + 1]++;
+	for (int n = 0; n < p->nnodes; n++)
+		st->label_start[n + 1] += st->label_start[n];
+	{
+		int		   *next = calloc(p->nnodes + 1, sizeof(int));
+
+		if (!next)
+			return -1;
+		for (int l = 0; l < p->nlabels; l++)
+		{
+			int			n = p->labels[l].node;
+
+			st->node_labels[st->label_start[n] + next[n]++] = &p->labels[l];
+		}
+		free(next);
+	}
+	return 0;
+}
+
+/* Returns 1 when node carries label key=value. */
+static int
+node_has(const State *st, int node, const char *key, const char *value)
+{
+	for (int i = st->label_start[node]; i < st->label_start[node + 1]; i++)
+		if (strcmp(st->node_labels[i]->key, key) == 0 &&
+			strcmp(st->node_labels[i]->value, value) == 0)
+			return 1;
+	return 0;
+}
+
+/* Fills st->cand with the nodes matching every constraint of job; returns how many. */
+static int
+find_candidates(State *st, const AllocJob *job)
+{
+	int			nc = 0;
+
+	for (int n = 0; n < st->p->nnodes; n++)
+	{
+		int			ok = 1;
+
+		for (int c = 0; c < job->nconstraints && ok; c++)
+			ok = node_has(st, n, job->constraints[c].key, job->constraints[c].value);
+		if (ok)
+			st->cand[nc++] = n;
+	}
+	return nc;
+}
+
+/* Formats a reason into r. */
+static void
+set_reason(AllocResult *r, const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Explains why no node matches: the constraints no node satisfies on its own, or all
+ * of them when each is satisfied somewhere but never together.
+ */
+static void
+explain_constraints(const State *st, const AllocJob *job, AllocResult *r)
+{
+	char		list[ALLOC_REASON_LEN] = "";
+	size_t		len = 0;
+
+	for (int pass = 0; pass < 2 && len == 0; pass++)
+		for (int c = 0; c < job->nconstraints; c++)
+		{
+			int			somewhere = 0;
+
+			for (int n = 0; pass == 0 && n < st->p->nnodes && !somewhere; n++)
+				somewhere = node_has(st, n, job->constraints[c].key, job->constraints[c].value);
+			if (somewhere)
+				continue;
+			len += snprintf(list + len, len < sizeof(list) ? sizeof(list) - len : 0, "%s%s=%s",
+							len ? ", " : "", job->constraints[c].key, job->constraints[c].value);
+			if (len >= sizeof(list))
+				len = sizeof(list) - 1;
+		}
+	set_reason(r, "no online node matches %s", list);
+}
+
+/*
+ * Sets a reason and returns 1 when no candidate node could ever hold the job, even
+ * idle: a type nobody offers, or not enough of it anywhere.
+ */
+static int
+explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r)
+{
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		int			t = st->need_type[i];
+		int64_t		pool = t < 0 ? 0 : group_of(st, t, -1)->capacity;
+		int64_t		best = 0;
+
+		for (int k = 0; k < nc && t >= 0; k++)
+		{
+			int64_t		cap = group_of(st, t, st->cand[k])->capacity;
+
+			if (cap > best)
+				best = cap;
+		}
+		if (best + pool == 0)
+		{
+			set_reason(r, "no online node offers %s", job->needs[i].type);
+			return 1;
+		}
+		if (best + pool < job->needs[i].count)
+		{
+			set_reason(r, "no online node has %lld %s",
+					   (long long) job->needs[i].count, job->needs[i].type);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Returns the free units of type on node plus the cluster pool (available ones only, or all). */
+static int64_t
+node_sum(const State *st, int type, int node, int use_avail)
+{
+	const Group *g = group_of(st, type, node);
+	const Group *pool = group_of(st, type, -1);
+
+	return use_avail ? g->avail + pool->avail : g->free_total + pool->free_total;
+}
+
+/* Returns 1 when node (with the pools) has enough units for every need of job. */
+static int
+fits(const State *st, const AllocJob *job, int node, int use_avail)
+{
+	for (int i = 0; i < job->nneeds; i++)
+		if (node_sum(st, st->need_type[i], node, use_avail) < job->needs[i].count)
+			return 0;
+	return 1;
+}
+
+/* Returns the best-fitting candidate node for job, or -1 when none fits now. */
+static int
+best_node(const State *st, const AllocJob *job, int nc)
+{
+	int			best = -1;
+	int64_t		best_left = 0;
+
+	for (int k = 0; k < nc; k++)
+	{
+		int			n = st->cand[k];
+		int64_t		left = 0;
+
+		if (!fits(st, job, n, 1))
+			continue;
+		for (int i = 0; i < job->nneeds; i++)
+		{
+			int64_t		own = group_of(st, st->need_type[i], n)->avail;
+
+			left += own > job->needs[i].count ? own - job->needs[i].count : 0;
+		}
+		if (best < 0 || left < best_left)
+		{
+			best = n;
+			best_left = left;
+		}
+	}
+	return best;
+}
+
+/* Takes amount units from group g in unit order, recording them; 0 or -1 (memory). */
+static int
+take(State *st, Group *g, int64_t amount)
+{
+	AllocOutput *out = st->out;
+
+	while (amount > 0 && g->cursor < g->start + g->count)
+	{
+		int			u = st->order[g->cursor];
+		int64_t		got = st->unit_free[u] < amount ? st->unit_free[u] : amount;
+
+		if (got > 0)
+		{
+			if (out->ntakes == st->takes_cap)
+			{
+				int			cap = st->takes_cap ? st->takes_cap * 2 : 256;
+				AllocTake  *t = realloc(out->takes, sizeof(AllocTake) * cap);
+
+				if (!t)
+					return -1;
+				out->takes = t;
+				st->takes_cap = cap;
+			}
+			out->takes[out->ntakes].unit = u;
+			out->takes[out->ntakes].amount = got;
+			out->ntakes++;
+			st->unit_free[u] -= got;
+			g->avail -= got;
+			g->free_total -= got;
+			amount -= got;
+		}
+		if (st->unit_free[u] == 0)
+			g->cursor++;
+	}
+	return 0;
+}
+
+/* Gives job jobno its units on node: the node's own first, then the pools; 0 or -1. */
+static int
+place(State *st, int jobno, int node)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+	AllocResult *r = &st->out->results[jobno];
+
+	r->node = node;
+	r->first_take = st->out->ntakes;
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		Group	   *own = group_of(st, st->need_type[i], node);
+		int64_t		from_own = own->avail < job->needs[i].count ? own->avail : job->needs[i].count;
+
+		if (take(st, own, from_own) < 0 ||
+			take(st, group_of(st, st->need_type[i], -1), job->needs[i].count - from_own) < 0)
+			return -1;
+	}
+	r->ntakes = st->out->ntakes - r->first_take;
+	st->out->placed++;
+	return 0;
+}
+
+/* Explains why job jobno, which could run on an idle cluster, waits now. */
+static void
+explain_wait(const State *st, int jobno, int nc)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+	AllocResult *r = &st->out->results[jobno];
+
+	for (int k = 0; k < nc; k++)
+	{
+		int			n = st->cand[k];
+
+		if (!fits(st, job, n, 0))
+			continue;
+		/* Enough is free here, but an earlier waiting job reserved it. */
+		for (int i = 0; i < job->nneeds; i++)
+		{
+			int			t = st->need_type[i];
+			int			who = group_of(st, t, n)->reserver;
+
+			if (node_sum(st, t, n, 1) >= job->needs[i].count)
+				continue;
+			if (who < 0)
+				who = group_of(st, t, -1)->reserver;
+			if (who >= 0 && st->p->jobs[who].joblist_id != job->joblist_id)
+				set_reason(r, "earlier joblist %lld holds the queue",
+						   (long long) st->p->jobs[who].joblist_id);
+			else if (who >= 0)
+				set_reason(r, "earlier job %lld holds the queue",
+						   (long long) st->p->jobs[who].job_id);
+			else
+				continue;
+			return;
+		}
+	}
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		int64_t		most = 0;
+
+		for (int k = 0; k < nc; k++)
+		{
+			int64_t		f = node_sum(st, st->need_type[i], st->cand[k], 0);
+
+			most = f > most ? f : most;
+		}
+		if (most < job->needs[i].count || i == job->nneeds - 1)
+		{
+			set_reason(r, "not enough %s free (needs %lld)", job->needs[i].type,
+					   (long long) job->needs[i].count);
+			return;
+		}
+	}
+}
+
+/* Reserves, for waiting job jobno, every group it could draw from. */
+static void
+reserve(State *st, int jobno, int nc)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		int			t = st->need_type[i];
+
+		if (t < 0)
+			continue;
+		for (int k = -1; k < nc; k++)
+		{
+			Group	   *g = group_of(st, t, k < 0 ? -1 : st->cand[k]);
+
+			if (g->reserver < 0)
+				g->reserver = jobno;
+			g->avail = 0;
+		}
+	}
+}
+
+int
+alloc_run(const AllocProblem *p, AllocOutput *out)
+{
+	State		st;
+	int			maxneeds = 1;
+	int			rc = -1;
+
+	memset(&st, 0, sizeof(st));
+	memset(out, 0, sizeof(*out));
+	st.p = p;
+	st.out = out;
+	for (int j = 0; j < p->njobs; j++)
+		maxneeds = p->jobs[j].nneeds > maxneeds ? p->jobs[j].nneeds : maxneeds;
+	out->results = calloc(p->njobs + 1, sizeof(AllocResult));
+	st.need_type = malloc(sizeof(int) * maxneeds);
+	if (!out->results || !st.need_type || build_index(&st) < 0)
+		goto done;
+
+	for (int j = 0; j < p->njobs; j++)
+	{
+		const AllocJob *job = &p->jobs[j];
+		AllocResult *r = &out->results[j];
+		int			nc = find_candidates(&st, job);
+		int			node;
+
+		r->node = -1;
+		for (int i = 0; i < job->nneeds; i++)
+			st.need_type[i] = type_index(&st, job->needs[i].type);
+		if (nc == 0)
+		{
+			explain_constraints(&st, job, r);
+			continue;
+		}
+		if (explain_capacity(&st, job, nc, r))
+			continue;			/* cannot run here at all: holds nothing back */
+		node = best_node(&st, job, nc);
+		if (node >= 0)
+		{
+			if (place(&st, j, node) < 0)
+				goto done;
+			continue;
+		}
+		explain_wait(&st, j, nc);
+		reserve(&st, j, nc);
+	}
+	rc = 0;
+done:
+	free(st.types);
+	free(st.groups);
+	free(st.order);
+	free(st.unit_free);
+	free(st.label_start);
+	free(st.node_labels);
+	free(st.cand);
+	free(st.need_type);
+	if (rc < 0)
+		alloc_output_free(out);
+	return rc;
+}
+
+void
+alloc_output_free(AllocOutput *out)
+{
+	free(out->results);
+	free(out->takes);
+	memset(out, 0, sizeof(*out));
+}

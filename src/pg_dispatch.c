@@ -1,0 +1,101 @@
+/*
+ * pg_dispatch.c: module entry point.  Defines the GUCs, reserves the small piece
+ * of shared memory through which backends wake the scheduler, and registers the
+ * launcher background worker.  The module must be in shared_preload_libraries:
+ * background workers and shared memory can only be set up by the postmaster.
+ */
+#include "pg_dispatch.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+static void dispatch_shmem_request(void);
+static void dispatch_shmem_startup(void);
+
+/*
+ * GUC variables.  dispatch.node_timeout, dispatch.kill_grace and
+ * dispatch.max_output_bytes are read by the SQL functions with current_setting();
+ * the C side only needs the database.
+ */
+char	   *dispatch_database = NULL;
+static int	dispatch_node_timeout = 30;
+static int	dispatch_kill_grace = 10;
+static int	dispatch_max_output_bytes = 1024 * 1024;
+
+DispatchShared *dispatch_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Defines the GUCs, hooks shared memory and registers the launcher. */
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pg_dispatch must be loaded via shared_preload_libraries"),
+				 errhint("Add pg_dispatch to shared_preload_libraries in postgresql.conf and restart the server.")));
+
+	DefineCustomStringVariable("dispatch.database",
+							   "Database in which the pg_dispatch scheduler runs.",
+							   NULL, &dispatch_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.node_timeout",
+							"Silence after which a node goes offline and its jobs are lost.",
+							NULL, &dispatch_node_timeout, 30, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.kill_grace",
+							"Time agents wait between SIGTERM and SIGKILL when stopping a job.",
+							NULL, &dispatch_kill_grace, 10, 0, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.max_output_bytes",
+							"Output stored per job attempt; the rest is cut off, visibly.",
+							NULL, &dispatch_max_output_bytes, 1024 * 1024, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("dispatch");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = dispatch_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = dispatch_shmem_startup;
+
+	dispatch_launcher_register();
+}
+
+/* Asks the postmaster for our shared memory. */
+static void
+dispatch_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(DispatchShared)));
+}
+
+/* Attaches to (and on first use initialises) our shared memory. */
+static void
+dispatch_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	dispatch_shared = ShmemInitStruct("pg_dispatch", sizeof(DispatchShared), &found);
+	if (!found)
+	{
+		memset(dispatch_shared, 0, sizeof(DispatchShared));
+		SpinLockInit(&dispatch_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}

@@ -1,0 +1,410 @@
+/*
+ * scheduler.c: the scheduler background worker.
+ *
+ * One loop, woken by its latch: wake_scheduler() sets it when a submission, a
+ * finish, a cancel or a node change commits.  Each wake-up runs one cycle in one
+ * transaction: dispatch._housekeeping() (liveness, stages, joblist ends), then the
+ * allocation problem is read from the _sched_* views, solved by alloc_run()
+ * (src/core/alloc.c) and written back with _assign()/_set_reasons(), which also
+ * NOTIFY the nodes.  The only timer is the next liveness deadline.
+ *
+ * Errors: the worker has no error handler of its own, so an ERROR in a cycle ends
+ * the process (after rolling back) and the launcher starts a fresh scheduler after
+ * a pause.  That keeps the loop free of half-finished state.
+ */
+#include "pg_dispatch.h"
+
+#include "access/xact.h"
+#include "alloc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#define MAX_SLEEP_MS 60000L
+#define MIN_SLEEP_MS 100L
+
+typedef struct NodeEntry
+{
+	char		name[NAMEDATALEN * 2];	/* hash key: node names are short */
+	int			index;
+} NodeEntry;
+
+static void publish(bool running);
+static void unpublish(int code, Datum arg);
+static SPITupleTable *query(const char *sql);
+static char *text_at(SPITupleTable *t, uint64 row, int col);
+static int64 int8_at(SPITupleTable *t, uint64 row, int col);
+static int	node_index(HTAB *nodes, const char *name);
+static bool extension_ready(void);
+static void load_problem(AllocProblem *p, char ***node_names);
+static int	write_result(const AllocProblem *p, const AllocOutput *out, char **node_names);
+static long run_cycle(void);
+
+/* Publishes (or clears) this process as the scheduler in shared memory. */
+static void
+publish(bool running)
+{
+	SpinLockAcquire(&dispatch_shared->mutex);
+	dispatch_shared->scheduler_pid = running ? MyProcPid : 0;
+	dispatch_shared->scheduler_procno = running ? MyProc->pgprocno : 0;
+	SpinLockRelease(&dispatch_shared->mutex);
+}
+
+/* before_shmem_exit callback: nobody may set our latch once we are gone. */
+static void
+unpublish(int code, Datum arg)
+{
+	publish(false);
+}
+
+/* Runs a read query through SPI and returns its rows. */
+static SPITupleTable *
+query(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_dispatch scheduler query failed: %s", sql);
+	return SPI_tuptable;
+}
+
+/* Returns column col of row as a C string, or NULL. */
+static char *
+text_at(SPITupleTable *t, uint64 row, int col)
+{
+	return SPI_getvalue(t->vals[row], t->tupdesc, col);
+}
+
+/* Returns column col of row as an int8 (0 for NULL). */
+static int64
+int8_at(SPITupleTable *t, uint64 row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(t->vals[row], t->tupdesc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* Returns the index of a node by name, or -1 when it is not online. */
+static int
+node_index(HTAB *nodes, const char *name)
+{
+	NodeEntry  *e;
+	char		key[NAMEDATALEN * 2] = {0};
+
+	if (name == NULL)
+		return -1;
+	strlcpy(key, name, sizeof(key));
+	e = hash_search(nodes, key, HASH_FIND, NULL);
+	return e ? e->index : -1;
+}
+
+/* Returns true when the extension is installed in this database. */
+static bool
+extension_ready(void)
+{
+	return query("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_dispatch'")->numvals > 0;
+}
+
+/*
+ * Reads the allocation problem from the _sched_* views into p (palloc'd in the
+ * current memory context; strings stay valid until SPI_finish).
+ */
+static void
+load_problem(AllocProblem *p, char ***node_names)
+{
+	SPITupleTable *t;
+	HTAB	   *nodes;
+	HASHCTL		ctl = {0};
+	AllocLabel *labels;
+	AllocUnit  *units;
+	AllocJob   *jobs;
+	uint64		i;
+
+	memset(p, 0, sizeof(*p));
+	t = query("SELECT node FROM dispatch._sched_nodes");
+	ctl.keysize = NAMEDATALEN * 2;
+	ctl.entrysize = sizeof(NodeEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	nodes = hash_create("pg_dispatch nodes", Max(t->numvals, 16), &ctl,
+						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	*node_names = palloc(sizeof(char *) * (t->numvals + 1));
+	for (i = 0; i < t->numvals; i++)
+	{
+		NodeEntry  *e;
+		char		key[NAMEDATALEN * 2] = {0};
+
+		(*node_names)[i] = text_at(t, i, 1);
+		strlcpy(key, (*node_names)[i], sizeof(key));
+		e = hash_search(nodes, key, HASH_ENTER, NULL);
+		e->index = (int) i;
+	}
+	p->nodes = (const char *const *) *node_names;
+	p->nnodes = (int) t->numvals;
+
+	t = query("SELECT node, key, value FROM dispatch._sched_node_labels");
+	labels = palloc(sizeof(AllocLabel) * (t->numvals + 1));
+	for (i = 0; i < t->numvals; i++)
+	{
+		int			n = node_index(nodes, text_at(t, i, 1));
+
+		if (n < 0)
+			continue;			/* went online after we read the nodes */
+		labels[p->nlabels].node = n;
+		labels[p->nlabels].key = text_at(t, i, 2);
+		labels[p->nlabels].value = text_at(t, i, 3);
+		p->nlabels++;
+	}
+	p->labels = labels;
+
+	t = query("SELECT resource_id, type, node, free, capacity FROM dispatch._sched_free");
+	units = palloc(sizeof(AllocUnit) * (t->numvals + 1));
+	for (i = 0; i < t->numvals; i++)
+	{
+		char	   *node = text_at(t, i, 3);
+		AllocUnit  *u = &units[p->nunits];
+
+		u->node = node_index(nodes, node);
+		if (node != NULL && u->node < 0)
+			continue;
+		u->resource_id = int8_at(t, i, 1);
+		u->type = text_at(t, i, 2);
+		u->free = int8_at(t, i, 4);
+		u->capacity = int8_at(t, i, 5);
+		p->nunits++;
+	}
+	p->units = units;
+
+	t = query("SELECT j.job_id, j.joblist_id, n.needs, c.constraints"
+			  "  FROM dispatch._sched_jobs j"
+			  "  LEFT JOIN (SELECT job_id, array_agg(type || '=' || count ORDER BY type) AS needs"
+			  "               FROM dispatch._sched_job_needs GROUP BY job_id) n USING (job_id)"
+			  "  LEFT JOIN (SELECT job_id, array_agg(key || '=' || value ORDER BY key) AS constraints"
+			  "               FROM dispatch._sched_job_constraints GROUP BY job_id) c USING (job_id)"
+			  " ORDER BY j.joblist_id, j.job_id");
+	jobs = palloc0(sizeof(AllocJob) * (t->numvals + 1));
+	for (i = 0; i < t->numvals; i++)
+	{
+		AllocJob   *j = &jobs[i];
+		bool		isnull;
+		Datum		arr;
+
+		j->job_id = int8_at(t, i, 1);
+		j->joblist_id = int8_at(t, i, 2);
+		for (int col = 3; col <= 4; col++)
+		{
+			Datum	   *elems;
+			int			nelems;
+
+			arr = SPI_getbinval(t->vals[i], t->tupdesc, col, &isnull);
+			if (isnull)
+				continue;
+			deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, NULL, &nelems);
+			if (col == 3)
+			{
+				AllocNeed  *needs = palloc(sizeof(AllocNeed) * nelems);
+
+				for (int k = 0; k < nelems; k++)
+				{
+					char	   *s = TextDatumGetCString(elems[k]);
+					char	   *eq = strrchr(s, '=');
+
+					*eq = '\0';
+					needs[k].type = s;
+					needs[k].count = pg_strtoint64(eq + 1);
+				}
+				j->needs = needs;
+				j->nneeds = nelems;
+			}
+			else
+			{
+				AllocConstraint *cons = palloc(sizeof(AllocConstraint) * nelems);
+
+				for (int k = 0; k < nelems; k++)
+				{
+					char	   *s = TextDatumGetCString(elems[k]);
+					char	   *eq = strchr(s, '=');
+
+					*eq = '\0';
+					cons[k].key = s;
+					cons[k].value = eq + 1;
+				}
+				j->constraints = cons;
+				j->nconstraints = nelems;
+			}
+		}
+	}
+	p->jobs = jobs;
+	p->njobs = (int) t->numvals;
+}
+
+/* Writes assignments and reasons; returns the number of jobs assigned. */
+static int
+write_result(const AllocProblem *p, const AllocOutput *out, char **node_names)
+{
+	Oid			assign_types[4] = {INT8OID, TEXTOID, INT8ARRAYOID, INT8ARRAYOID};
+	Oid			reason_types[2] = {INT8ARRAYOID, TEXTARRAYOID};
+	Datum	   *wait_ids = palloc(sizeof(Datum) * (p->njobs + 1));
+	Datum	   *wait_reasons = palloc(sizeof(Datum) * (p->njobs + 1));
+	int			nwait = 0;
+	int			assigned = 0;
+	SPIPlanPtr	assign = SPI_prepare("SELECT dispatch._assign($1, $2, $3, $4)", 4, assign_types);
+
+	if (assign == NULL)
+		elog(ERROR, "could not prepare dispatch._assign: %s", SPI_result_code_string(SPI_result));
+	for (int j = 0; j < p->njobs; j++)
+	{
+		const AllocResult *r = &out->results[j];
+		Datum		args[4];
+		Datum	   *ids;
+		Datum	   *amounts;
+		bool		isnull;
+
+		if (r->node < 0)
+		{
+			wait_ids[nwait] = Int64GetDatum(p->jobs[j].job_id);
+			wait_reasons[nwait++] = CStringGetTextDatum(r->reason);
+			continue;
+		}
+		ids = palloc(sizeof(Datum) * r->ntakes);
+		amounts = palloc(sizeof(Datum) * r->ntakes);
+		for (int k = 0; k < r->ntakes; k++)
+		{
+			const AllocTake *tk = &out->takes[r->first_take + k];
+
+			ids[k] = Int64GetDatum(p->units[tk->unit].resource_id);
+			amounts[k] = Int64GetDatum(tk->amount);
+		}
+		args[0] = Int64GetDatum(p->jobs[j].job_id);
+		args[1] = CStringGetTextDatum(node_names[r->node]);
+		args[2] = PointerGetDatum(construct_array(ids, r->ntakes, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(amounts, r->ntakes, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		if (SPI_execute_plan(assign, args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "dispatch._assign failed for job " INT64_FORMAT, p->jobs[j].job_id);
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			assigned++;
+	}
+	if (nwait > 0)
+	{
+		Datum		args[2];
+
+		args[0] = PointerGetDatum(construct_array(wait_ids, nwait, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(construct_array(wait_reasons, nwait, TEXTOID, -1, false, TYPALIGN_INT));
+		if (SPI_execute_with_args("SELECT dispatch._set_reasons($1, $2)", 2, reason_types,
+								  args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "dispatch._set_reasons failed");
+	}
+	return assigned;
+}
+
+/* Runs one scheduling cycle in its own transaction; returns how long to sleep (ms). */
+static long
+run_cycle(void)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	long		sleep_ms = MAX_SLEEP_MS;
+	int			assigned = 0;
+	long		secs;
+	int			usecs;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "pg_dispatch scheduling cycle");
+
+	if (extension_ready())
+	{
+		SPITupleTable *t = query("SELECT dispatch._housekeeping()");
+		bool		isnull;
+		Datum		d = SPI_getbinval(t->vals[0], t->tupdesc, 1, &isnull);
+		AllocProblem p;
+		AllocOutput out;
+		char	  **node_names;
+
+		if (!isnull)
+			sleep_ms = Min(MAX_SLEEP_MS, (long) (DatumGetFloat8(d) * 1000.0) + 1);
+		load_problem(&p, &node_names);
+		if (p.njobs > 0)
+		{
+			if (alloc_run(&p, &out) < 0)
+				ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+			/* An ERROR here ends the process, which frees out with everything else. */
+			assigned = write_result(&p, &out, node_names);
+			alloc_output_free(&out);
+		}
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+	SpinLockAcquire(&dispatch_shared->mutex);
+	dispatch_shared->cycles++;
+	dispatch_shared->jobs_assigned += assigned;
+	dispatch_shared->last_cycle_at = start;
+	dispatch_shared->last_cycle_us = secs * 1000000L + usecs;
+	SpinLockRelease(&dispatch_shared->mutex);
+	return Max(sleep_ms, MIN_SLEEP_MS);
+}
+
+/* Main loop of the scheduler worker. */
+void
+dispatch_scheduler_main(Datum arg)
+{
+	MemoryContext cycle_cxt;
+
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(dispatch_database, NULL, 0);
+	pgstat_report_appname("pg_dispatch scheduler");
+
+	publish(true);
+	before_shmem_exit(unpublish, 0);
+	cycle_cxt = AllocSetContextCreate(TopMemoryContext, "pg_dispatch cycle",
+									  ALLOCSET_DEFAULT_SIZES);
+	ereport(LOG, (errmsg("pg_dispatch scheduler started in database \"%s\"",
+						 dispatch_database)));
+
+	while (!ShutdownRequestPending)
+	{
+		long		sleep_ms = MAX_SLEEP_MS;
+		MemoryContext old;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!RecoveryInProgress())
+		{
+			old = MemoryContextSwitchTo(cycle_cxt);
+			sleep_ms = run_cycle();
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(cycle_cxt);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	proc_exit(0);
+}
