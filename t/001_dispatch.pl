@@ -40,7 +40,7 @@ is(query($node, "SELECT t.started_at >= max(b.finished_at)
 # Concrete IDs: every job takes one gpu and claims it with an atomic mkdir, so a GPU
 # handed to two jobs at once makes a job fail.  The environment carries the IDs.
 my @jobs = map {
-	qq({"name": "g$_", "needs": {"gpu": 1}, "command": "mkdir $dir/lock-\$DISPATCH_RES_GPU || exit 9; echo gpu=\$DISPATCH_RES_GPU cuda=\$CUDA_VISIBLE_DEVICES node=\$DISPATCH_NODE job=\$DISPATCH_JOB_ID attempt=\$DISPATCH_ATTEMPT jl=\$DISPATCH_JOBLIST_ID; env | grep '^PG' ; case \$PWD in \$DISPATCH_WORKDIR) ;; *) exit 8;; esac; sleep 0.5; rmdir $dir/lock-\$DISPATCH_RES_GPU"})
+	qq({"name": "g$_", "needs": {"gpu": 1}, "command": "mkdir $dir/lock-\$DISPATCH_RES_GPU || exit 9; echo gpu=\$DISPATCH_RES_GPU cuda=\$CUDA_VISIBLE_DEVICES node=\$DISPATCH_NODE job=\$DISPATCH_JOB_ID attempt=\$DISPATCH_ATTEMPT jl=\$DISPATCH_JOBLIST_ID; env | grep '^PG' ; test \$(pwd -P) = \$(cd \$DISPATCH_WORKDIR; pwd -P) || exit 8; sleep 0.5; rmdir $dir/lock-\$DISPATCH_RES_GPU"})
 } 1 .. 6;
 my $gl = submit($node, '{"name": "gpus", "stages": [{"jobs": [' . join(',', @jobs) . ']}]}');
 wait_for($node, "SELECT state IN ('succeeded', 'failed') FROM dispatch.joblist_status
@@ -53,7 +53,7 @@ for my $row (split /\n/, query($node, "SELECT job_id || '|' || node || '|' || (r
 {
 	my ($id, $n, $gpu, $l) = split /\|/, $row;
 	is(query($node, "SELECT dispatch.job_log($id)"),
-		"gpu=$gpu cuda=$gpu node=$n job=$id attempt=1 jl=$l",
+		"gpu=$gpu cuda=$gpu node=$n job=$id attempt=1 jl=$l\n",
 		"job $id sees its concrete gpu $gpu and no PG* variable");
 }
 is(query($node, "SELECT count(*) FROM dispatch.job_status a JOIN dispatch.job_status b
@@ -85,12 +85,12 @@ my $talk = job_id_of($node, $ol, 'talk');
 wait_for($node, "SELECT dispatch.job_log($talk) = E'started\\n'
                     AND (SELECT state FROM dispatch.job_status WHERE job_id = $talk) = 'running'",
 	'output of a running job is stored before it ends');
-is(query($node, "SELECT dispatch.job_log($talk, 'stderr')"), 'oops', 'stderr is stored apart');
+is(query($node, "SELECT dispatch.job_log($talk, 'stderr')"), "oops\n", 'stderr is stored apart');
 open(my $fh, '>', "$dir/go") or die;
 close $fh;
 wait_for($node, "SELECT state = 'succeeded' FROM dispatch.job_status WHERE job_id = $talk",
 	'chatty job finished');
-is(query($node, "SELECT dispatch.job_log($talk)"), "started\ndone", 'whole output kept');
+is(query($node, "SELECT dispatch.job_log($talk)"), "started\ndone\n", 'whole output kept');
 
 is(stop_agent($a1), 0, 'agent n1 exits 0 on SIGTERM');
 is(stop_agent($a2), 0, 'agent n2 exits 0 on SIGTERM');

@@ -43,7 +43,7 @@ close $fh;
 wait_for($node, "SELECT bool_and(state = 'succeeded') FROM dispatch.joblist_status
                   WHERE joblist_id IN ($hold, $big, $small)", 'queue drains in order');
 is(query($node, "SELECT dispatch.job_log(job_id) FROM dispatch.job_status WHERE joblist_id = $big"),
-	'0,1', 'big job got both concrete gpus');
+	"0,1\n", 'big job got both concrete gpus');
 is(query($node, "SELECT (SELECT started_at FROM dispatch.joblist_status WHERE joblist_id = $big)
                      <= (SELECT started_at FROM dispatch.joblist_status WHERE joblist_id = $small)"),
 	't', 'joblists started in submission order');
@@ -58,7 +58,7 @@ query($node, "SELECT dispatch.add_resource('matlab', 'matlab-3')");
 wait_for($node, "SELECT state = 'succeeded' FROM dispatch.job_status WHERE joblist_id = $lic",
 	'licence job runs once the pool has a licence');
 like(query($node, "SELECT dispatch.job_log(job_id) FROM dispatch.job_status WHERE joblist_id = $lic"),
-	qr/^matlab-3 [01]$/, 'job sees the cluster-wide licence and its node-local cpu');
+	qr/^matlab-3 [01]\n$/, 'job sees the cluster-wide licence and its node-local cpu');
 
 stop_agent($agent);
 $node->stop;

@@ -19,8 +19,7 @@ my $jl = submit($node, qq({"name": "long", "stages": [{"jobs": [
   {"name": "never", "jobs": [{"name": "after", "command": "true"}]}]}));
 wait_for($node, "SELECT count(*) = 2 FROM dispatch.job_status
                   WHERE joblist_id = $jl AND state = 'running'", 'both jobs run');
-wait_for($node, "SELECT pg_stat_file('$dir/stubborn.pid', true) IS NOT NULL
-                    AND pg_stat_file('$dir/polite.pid', true) IS NOT NULL", 'jobs started');
+wait_until(sub { -s "$dir/stubborn.pid" && -s "$dir/polite.pid" }, 'jobs started');
 is(query($node, "SELECT dispatch.cancel_joblist($jl)"), 't', 'cancel_joblist accepts');
 is(query($node, "SELECT state FROM dispatch.joblist_status WHERE joblist_id = $jl"), 'cancelled',
 	'joblist is cancelled at once');
@@ -45,7 +44,7 @@ wait_for($node, "SELECT state = 'failed' FROM dispatch.joblist_status WHERE jobl
 is(query($node, "SELECT attempt || ' ' || timed_out || ' ' || reason FROM dispatch.job_status
                   WHERE joblist_id = $tl"), '2 true timed out after 00:00:01',
 	'the job timed out twice (retries 1) and says so');
-is(query($node, "SELECT string_agg(state, ',' ORDER BY event_id) FROM dispatch.job_events e
+is(query($node, "SELECT string_agg(e.state, ',' ORDER BY event_id) FROM dispatch.job_events e
                    JOIN dispatch.jobs j USING (job_id) WHERE j.joblist_id = $tl"),
 	'pending,assigned,running,failed,pending,assigned,running,failed',
 	'event history shows both attempts');

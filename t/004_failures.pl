@@ -27,11 +27,11 @@ wait_for($node, "SELECT state = 'succeeded' FROM dispatch.job_status WHERE job_i
 	'lost job is retried and succeeds');
 is(query($node, "SELECT node || ' ' || attempt FROM dispatch.job_status WHERE job_id = $job"),
 	'n2 2', 'the retry ran on the other agent as attempt 2');
-is(query($node, "SELECT string_agg(state || '@' || coalesce(node, '-'), ',' ORDER BY event_id)
+is(query($node, "SELECT string_agg(state || '\@' || coalesce(node, '-'), ',' ORDER BY event_id)
                    FROM dispatch.job_events WHERE job_id = $job"),
 	'pending@-,assigned@n1,running@n1,lost@n1,pending@-,assigned@n2,running@n2,succeeded@n2',
 	'history shows the loss and the retry');
-is(query($node, "SELECT dispatch.job_log($job)"), 'n2 2', 'output of the retry');
+is(query($node, "SELECT dispatch.job_log($job)"), "n2 2\n", 'output of the retry');
 
 # The first attempt still runs under its orphaned supervisor on n1; a restarted n1
 # agent must find its report refused (stale attempt) and stop it.
@@ -54,7 +54,7 @@ close $fh;
 wait_for($node, "SELECT state = 'succeeded' FROM dispatch.job_status WHERE job_id = $steady",
 	'job survives an agent restart');
 is(query($node, "SELECT attempt || ' ' || dispatch.job_log(job_id) FROM dispatch.job_status
-                  WHERE job_id = $steady"), "1 before\nafter", 'same attempt, whole output');
+                  WHERE job_id = $steady"), "1 before\nafter\n", 'same attempt, whole output');
 
 # PostgreSQL restart while a job runs: agents reconnect and report what happened.
 my $pl = submit($node, qq({"name": "pgrestart", "stages": [{"jobs": [
@@ -69,7 +69,7 @@ $node->start;
 wait_for($node, "SELECT state = 'succeeded' FROM dispatch.job_status WHERE job_id = $through",
 	'job finished during the outage is reported after reconnecting');
 is(query($node, "SELECT attempt || ' ' || dispatch.job_log(job_id) FROM dispatch.job_status
-                  WHERE job_id = $through"), "1 one\ntwo", 'nothing lost across the restart');
+                  WHERE job_id = $through"), "1 one\ntwo\n", 'nothing lost across the restart');
 
 stop_agent($a1);
 stop_agent($a2);

@@ -10,11 +10,14 @@ package DispatchTest;
 use strict;
 use warnings;
 use Exporter 'import';
+use File::Basename;
 use IPC::Run;
 use Time::HiRes;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+
+my @agents;
 
 our @EXPORT = qw(start_server start_agent stop_agent kill_agent query wait_for
   wait_until submit job_id_of agent_binary);
@@ -57,17 +60,38 @@ sub start_agent
 				CREATE ROLE "$role" LOGIN IN ROLE dispatch_agent;
 			END IF;
 		END \$\$;});
-	my $workdir = "$PostgreSQL::Test::Utils::tmp_check/work_$name";
+	my $test = File::Basename::basename($0, '.pl');
+	my $workdir = "$PostgreSQL::Test::Utils::tmp_check/${test}_work_$name";
 	mkdir $workdir;
-	my $log = "$PostgreSQL::Test::Utils::log_path/agent_$name.log";
+	my $log = "$PostgreSQL::Test::Utils::log_path/${test}_agent_$name.log";
 	my $conninfo = $node->connstr('postgres') . " user=$role";
 	my @cmd = (agent_binary(), '--dbname', $conninfo, '--node', $name,
 		'--workdir', $workdir, @args);
+	my $since = query($node, 'SELECT clock_timestamp()');
 	note "starting agent: @cmd";
 	my $h = IPC::Run::start(\@cmd, '<', \undef, '>>', $log, '2>>', $log);
-	wait_for($node, "SELECT state = 'online' FROM dispatch.node_status WHERE node = '$name'",
-		"agent $name online");
-	return { handle => $h, name => $name, log => $log, workdir => $workdir };
+	wait_for($node, "SELECT state = 'online' AND registered_at >= '$since'
+	                   FROM dispatch.node_status WHERE node = '$name'", "agent $name online");
+	my $agent = { handle => $h, name => $name, log => $log, workdir => $workdir };
+	push @agents, $agent;
+	return $agent;
+}
+
+# When a test ends, however it ends, no agent and no job it started may outlive it:
+# kill the agents, then every supervisor's session listed in their spools.
+END
+{
+	for my $agent (@agents)
+	{
+		eval { $agent->{handle}->kill_kill };
+		for my $meta (glob("$agent->{workdir}/jobs/*/meta"))
+		{
+			open(my $fh, '<', $meta) or next;
+			my ($pid) = map { /^pid=(\d+)$/ ? $1 : () } <$fh>;
+			close $fh;
+			kill('KILL', -$pid, $pid) if $pid;
+		}
+	}
 }
 
 # Stops an agent with SIGTERM and waits for it to exit.
