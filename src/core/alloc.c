@@ -483,7 +483,10 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 			st.need_type[i] = type_index(&st, job->needs[i].type);
 		if (nc == 0)
 		{
-			explain_constraints(&st, job, r);
+			if (job->nconstraints > 0)
+				explain_constraints(&st, job, r);
+			else
+				set_reason(r, "no node is online");
 			continue;
 		}
 		if (explain_capacity(&st, job, nc, r))

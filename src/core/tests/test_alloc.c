@@ -1,0 +1,297 @@
+/*
+ * test_alloc.c: unit tests of the allocator (alloc.c).
+ *
+ * Each scenario builds a small problem from a compact text description, runs
+ * alloc_run() and compares a rendering of the result, one line per job
+ * ("7 -> a 1,2" or "7 waits: reason"), with the expected text.  A randomised
+ * property test checks that no unit is ever handed out beyond what it has free and
+ * that the result is deterministic.
+ */
+#include "alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXN 64
+
+typedef struct Scenario
+{
+	const char *nodes[MAXN];	/* node names, NULL-terminated */
+	AllocLabel	labels[MAXN];	/* terminated by key NULL */
+	AllocUnit	units[MAXN];	/* terminated by type NULL */
+	AllocJob	jobs[MAXN];		/* terminated by job_id 0 */
+} Scenario;
+
+static int	passed;
+static int	failed;
+
+static int	count_until_null(const void *base, size_t size, size_t offset);
+static void render(const AllocProblem *p, const AllocOutput *out, char *buf, size_t len);
+static void expect(const char *name, const Scenario *s, const char *want);
+static void test_scenarios(void);
+static void test_random(void);
+
+/* Counts array entries until the pointer field at offset is NULL (or zero). */
+static int
+count_until_null(const void *base, size_t size, size_t offset)
+{
+	int			n = 0;
+
+	while (*(const void *const *) ((const char *) base + n * size + offset) != NULL)
+		n++;
+	return n;
+}
+
+/* Renders the result of every job, one line each. */
+static void
+render(const AllocProblem *p, const AllocOutput *out, char *buf, size_t len)
+{
+	size_t		used = 0;
+
+	buf[0] = '\0';
+	for (int j = 0; j < p->njobs; j++)
+	{
+		const AllocResult *r = &out->results[j];
+
+		if (r->node < 0)
+			used += snprintf(buf + used, len - used, "%lld waits: %s\n",
+							 (long long) p->jobs[j].job_id, r->reason);
+		else
+		{
+			used += snprintf(buf + used, len - used, "%lld -> %s",
+							 (long long) p->jobs[j].job_id, p->nodes[r->node]);
+			for (int k = 0; k < r->ntakes; k++)
+			{
+				const AllocTake *t = &out->takes[r->first_take + k];
+
+				used += snprintf(buf + used, len - used, "%c%lld", k ? ',' : ' ',
+								 (long long) p->units[t->unit].resource_id);
+				if (t->amount != 1)
+					used += snprintf(buf + used, len - used, "x%lld", (long long) t->amount);
+			}
+			used += snprintf(buf + used, len - used, "\n");
+		}
+	}
+}
+
+/* Runs scenario s and compares its rendering with want. */
+static void
+expect(const char *name, const Scenario *s, const char *want)
+{
+	AllocProblem p;
+	AllocOutput out;
+	char		got[4096];
+	int			njobs = 0;
+
+	p.nodes = s->nodes;
+	p.nnodes = count_until_null(s->nodes, sizeof(char *), 0);
+	p.labels = s->labels;
+	p.nlabels = count_until_null(s->labels, sizeof(AllocLabel), offsetof(AllocLabel, key));
+	p.units = s->units;
+	p.nunits = count_until_null(s->units, sizeof(AllocUnit), offsetof(AllocUnit, type));
+	while (s->jobs[njobs].job_id != 0)
+		njobs++;
+	p.jobs = s->jobs;
+	p.njobs = njobs;
+	if (alloc_run(&p, &out) < 0)
+	{
+		failed++;
+		fprintf(stderr, "FAIL %s: alloc_run failed\n", name);
+		return;
+	}
+	render(&p, &out, got, sizeof(got));
+	alloc_output_free(&out);
+	if (strcmp(got, want) == 0)
+		passed++;
+	else
+	{
+		failed++;
+		fprintf(stderr, "FAIL %s\n--- want\n%s--- got\n%s", name, want, got);
+	}
+}
+
+static const AllocNeed cpu1[] = {{"cpu", 1}};
+static const AllocNeed cpu2[] = {{"cpu", 2}};
+static const AllocNeed gpu1[] = {{"gpu", 1}};
+static const AllocNeed gpu2[] = {{"gpu", 2}};
+static const AllocNeed gpu4[] = {{"gpu", 4}};
+static const AllocNeed mem600[] = {{"mem_mb", 600}};
+static const AllocNeed cpu1_lic1[] = {{"cpu", 1}, {"lic", 1}};
+static const AllocNeed cpu3[] = {{"cpu", 3}};
+static const AllocConstraint zone_b[] = {{"zone", "b"}};
+static const AllocConstraint zone_c[] = {{"zone", "c"}};
+static const AllocConstraint arm_zone_a[] = {{"arch", "arm64"}, {"zone", "a"}};
+static const AllocConstraint node_a[] = {{"node", "a"}};
+
+/* Every rule of docs/internals.md "Allocation rules", one scenario each. */
+static void
+test_scenarios(void)
+{
+	expect("best fit picks the node with least left over", &(Scenario) {
+		.nodes = {"a", "b"},
+		.units = {{1, "cpu", 0, 1, 1}, {2, "cpu", 0, 1, 1}, {3, "cpu", 0, 1, 1},
+				  {4, "cpu", 1, 1, 1}, {5, "cpu", 1, 1, 1}},
+		.jobs = {{10, 1, cpu2, 1}, {11, 1, cpu2, 1}},
+	}, "10 -> b 4,5\n11 -> a 1,2\n");
+
+	expect("ties go to the first node; units in the given order, busy ones skipped", &(Scenario) {
+		.nodes = {"a", "b"},
+		.units = {{7, "gpu", 0, 0, 1}, {3, "gpu", 0, 1, 1}, {9, "gpu", 0, 1, 1},
+				  {4, "gpu", 1, 1, 1}, {5, "gpu", 1, 1, 1}},
+		.jobs = {{10, 1, gpu1, 1}, {11, 1, gpu1, 1}, {12, 1, gpu1, 1}},
+	}, "10 -> a 3\n11 -> a 9\n12 -> b 4\n");
+
+	expect("cluster-wide pools combine with node-local units", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 1, 1}, {2, "lic", -1, 1, 1}, {3, "cpu", -1, 1, 1}},
+		.jobs = {{10, 1, cpu1_lic1, 2}, {11, 1, cpu1_lic1, 2}},
+	}, "10 -> a 1,2\n11 waits: not enough lic free (needs 1)\n");
+
+	expect("node-local units first, then the pool", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 1, 1}, {2, "cpu", 0, 1, 1}, {3, "cpu", -1, 1, 1}},
+		.jobs = {{10, 1, cpu3, 1}},
+	}, "10 -> a 1,2,3\n");
+
+	expect("amount resources give part of their capacity", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "mem_mb", 0, 1000, 1000}},
+		.jobs = {{10, 1, mem600, 1}, {11, 2, mem600, 1}, {12, 3, cpu1, 1}},
+	}, "10 -> a 1x600\n11 waits: not enough mem_mb free (needs 600)\n"
+	   "12 waits: no online node offers cpu\n");
+
+	expect("constraints match labels and pseudo-labels", &(Scenario) {
+		.nodes = {"a", "b"},
+		.labels = {{0, "zone", "a"}, {0, "arch", "x86_64"}, {1, "zone", "b"},
+				   {1, "arch", "arm64"}, {0, "node", "a"}, {1, "node", "b"}},
+		.units = {{1, "cpu", 0, 1, 1}, {2, "cpu", 1, 1, 1}},
+		.jobs = {{10, 1, cpu1, 1, zone_b, 1}, {11, 1, cpu1, 1, zone_c, 1},
+				 {12, 1, cpu1, 1, arm_zone_a, 2}, {13, 1, cpu1, 1, node_a, 1}},
+	}, "10 -> b 2\n11 waits: no online node matches zone=c\n"
+	   "12 waits: no online node matches arch=arm64, zone=a\n13 -> a 1\n");
+
+	expect("types nobody offers and capacities too small", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "gpu", 0, 1, 1}, {2, "gpu", 0, 1, 1}, {3, "cpu", 0, 1, 1}},
+		.jobs = {{10, 1, gpu4, 1}, {11, 2, (AllocNeed[]) {{"fpga", 1}}, 1}, {12, 3, gpu1, 1}},
+	}, "10 waits: no online node has 4 gpu\n11 waits: no online node offers fpga\n12 -> a 1\n");
+
+	expect("FIFO without overtaking: a later joblist waits, other types go ahead", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "gpu", 0, 0, 1}, {2, "gpu", 0, 1, 1}, {3, "cpu", 0, 1, 1}},
+		.jobs = {{10, 1, gpu2, 1}, {11, 1, gpu1, 1}, {12, 2, gpu1, 1}, {13, 3, cpu1, 1}},
+	}, "10 waits: not enough gpu free (needs 2)\n11 waits: earlier job 10 holds the queue\n"
+	   "12 waits: earlier joblist 1 holds the queue\n13 -> a 3\n");
+
+	expect("a waiting job holds back only the nodes its constraints allow", &(Scenario) {
+		.nodes = {"a", "b"},
+		.labels = {{0, "node", "a"}, {1, "node", "b"}},
+		.units = {{1, "gpu", 0, 1, 1}, {2, "gpu", 1, 1, 1}},
+		.jobs = {{10, 1, gpu2, 1, node_a, 1}, {11, 2, gpu1, 1}},
+	}, "10 waits: no online node has 2 gpu\n11 -> a 1\n");
+
+	expect("a blocked job reserves its pool too", &(Scenario) {
+		.nodes = {"a", "b"},
+		.labels = {{0, "node", "a"}, {1, "node", "b"}},
+		.units = {{1, "gpu", 0, 1, 1}, {2, "gpu", 0, 0, 1}, {3, "lic", -1, 1, 1},
+				  {4, "cpu", 1, 1, 1}},
+		.jobs = {{10, 1, (AllocNeed[]) {{"gpu", 2}, {"lic", 1}}, 2, node_a, 1},
+				 {11, 2, cpu1_lic1, 2}, {12, 2, gpu1, 1}},
+	}, "10 waits: not enough gpu free (needs 2)\n11 waits: earlier joblist 1 holds the queue\n"
+	   "12 waits: earlier joblist 1 holds the queue\n");
+
+	expect("no nodes at all", &(Scenario) {
+		.jobs = {{10, 1, cpu1, 1}},
+	}, "10 waits: no node is online\n");
+}
+
+/* Random problems: never more than free is handed out, and runs are deterministic. */
+static void
+test_random(void)
+{
+	static const char *names[] = {"n0", "n1", "n2", "n3", "n4", "n5", "n6", "n7"};
+	static const char *types[] = {"cpu", "gpu", "mem_mb"};
+	unsigned int seed = 12345;
+
+	for (int round = 0; round < 200; round++)
+	{
+		AllocUnit	units[200];
+		AllocJob	jobs[100];
+		AllocNeed	needs[100][2];
+		int64_t		given[200] = {0};
+		AllocProblem p = {names, 8, NULL, 0, units, 0, jobs, 0};
+		AllocOutput a, b;
+		char		ra[16384], rb[16384];
+		int			ok = 1;
+
+		for (int u = 0; u < 200; u++)
+		{
+			int			t = rand_r(&seed) % 3;
+			int64_t		cap = t == 2 ? 1 + rand_r(&seed) % 4000 : 1;
+
+			units[u] = (AllocUnit) {u + 1, types[t], (int) (rand_r(&seed) % 9) - 1,
+				rand_r(&seed) % 3 ? cap : 0, cap};
+		}
+		p.nunits = 200;
+		for (int j = 0; j < 100; j++)
+		{
+			int			n = 1 + rand_r(&seed) % 2;
+
+			for (int k = 0; k < n; k++)
+				needs[j][k] = (AllocNeed) {types[(k + rand_r(&seed)) % 3],
+					1 + rand_r(&seed) % (k ? 3 : 900)};
+			if (n == 2 && strcmp(needs[j][0].type, needs[j][1].type) == 0)
+				n = 1;
+			jobs[j] = (AllocJob) {j + 1, 1 + j / 3, needs[j], n, NULL, 0};
+		}
+		p.njobs = 100;
+		if (alloc_run(&p, &a) < 0 || alloc_run(&p, &b) < 0)
+		{
+			failed++;
+			return;
+		}
+		for (int k = 0; k < a.ntakes; k++)
+			given[a.takes[k].unit] += a.takes[k].amount;
+		for (int u = 0; u < 200; u++)
+			ok &= given[u] <= units[u].free;
+		for (int j = 0; j < 100; j++)
+		{
+			int64_t		got[3] = {0};
+			const AllocResult *r = &a.results[j];
+
+			for (int k = 0; r->node >= 0 && k < r->ntakes; k++)
+			{
+				const AllocUnit *u = &units[a.takes[r->first_take + k].unit];
+
+				ok &= u->node == r->node || u->node == -1;
+				got[u->type == types[0] ? 0 : u->type == types[1] ? 1 : 2] +=
+					a.takes[r->first_take + k].amount;
+			}
+			for (int k = 0; r->node >= 0 && k < jobs[j].nneeds; k++)
+				ok &= got[jobs[j].needs[k].type == types[0] ? 0 :
+						  jobs[j].needs[k].type == types[1] ? 1 : 2] == jobs[j].needs[k].count;
+		}
+		render(&p, &a, ra, sizeof(ra));
+		render(&p, &b, rb, sizeof(rb));
+		ok &= strcmp(ra, rb) == 0;
+		alloc_output_free(&a);
+		alloc_output_free(&b);
+		if (ok)
+			passed++;
+		else
+		{
+			failed++;
+			fprintf(stderr, "FAIL random round %d\n", round);
+		}
+	}
+}
+
+int
+main(void)
+{
+	test_scenarios();
+	test_random();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
