@@ -31,17 +31,32 @@ typedef struct Group
 	int			reserver;		/* first job that reserved it, or -1 */
 } Group;
 
+#define CAND_CACHE 32
+
+/* The candidate nodes of one constraint set, computed once per cycle. */
+typedef struct CandCache
+{
+	const AllocJob *job;		/* a job with this constraint set */
+	int		   *nodes;
+	int			count;
+	int64_t    *maxcap;			/* per type: the largest capacity of one candidate */
+} CandCache;
+
 typedef struct State
 {
 	const AllocProblem *p;
 	const char **types;			/* distinct unit types */
 	int			ntypes;
 	Group	   *groups;			/* ntypes x (nnodes + 1); the last slot is the cluster */
+	int64_t    *type_avail;		/* per type: available units over all groups */
 	int		   *order;			/* unit indices grouped by group, stable */
 	int64_t    *unit_free;		/* working copy of every unit's free amount */
 	int		   *label_start;	/* labels of node n: node_labels[label_start[n] ..] */
 	const AllocLabel **node_labels;
-	int		   *cand;			/* scratch: candidate nodes of the current job */
+	int		   *cand;			/* candidate nodes of the current job (points into cache) */
+	const int64_t *cand_maxcap;	/* and their largest capacity per type */
+	CandCache	cache[CAND_CACHE];	/* candidate lists by constraint set */
+	int			ncached;
 	int		   *need_type;		/* scratch: type index of each need, -1 unknown */
 	AllocOutput *out;
 	int			takes_cap;
@@ -51,6 +66,7 @@ static int	type_index(const State *st, const char *type);
 static Group *group_of(const State *st, int type, int node);
 static int	build_index(State *st);
 static int	node_has(const State *st, int node, const char *key, const char *value);
+static int	same_constraints(const AllocJob *a, const AllocJob *b);
 static int	find_candidates(State *st, const AllocJob *job);
 static void explain_constraints(const State *st, const AllocJob *job, AllocResult *r);
 static void set_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));
@@ -97,9 +113,8 @@ build_index(State *st)
 	st->unit_free = malloc(sizeof(int64_t) * (p->nunits + 1));
 	st->label_start = calloc(p->nnodes + 2, sizeof(int));
 	st->node_labels = malloc(sizeof(AllocLabel *) * (p->nlabels + 1));
-	st->cand = malloc(sizeof(int) * (p->nnodes + 1));
 	if (!st->types || !key || !st->order || !st->unit_free || !st->label_start ||
-		!st->node_labels || !st->cand)
+		!st->node_labels)
 	{
 		free(key);
 		return -1;
@@ -142,6 +157,15 @@ build_index(State *st)
 	}
 	for (int u = 0; u < p->nunits; u++)
 		st->order[st->groups[key[u]].start + fill[key[u]]++] = u;
+	st->type_avail = calloc(st->ntypes + 1, sizeof(int64_t));
+	if (!st->type_avail)
+	{
+		free(key);
+		free(fill);
+		return -1;
+	}
+	for (int u = 0; u < p->nunits; u++)
+		st->type_avail[key[u] / (p->nnodes + 1)] += p->units[u].free;
 	free(key);
 	free(fill);
 
@@ -177,12 +201,48 @@ node_has(const State *st, int node, const char *key, const char *value)
 	return 0;
 }
 
-/* Fills st->cand with the nodes matching every constraint of job; returns how many. */
+/* Returns 1 when jobs a and b have the same constraints in the same order. */
+static int
+same_constraints(const AllocJob *a, const AllocJob *b)
+{
+	if (a->nconstraints != b->nconstraints)
+		return 0;
+	for (int c = 0; c < a->nconstraints; c++)
+		if (strcmp(a->constraints[c].key, b->constraints[c].key) != 0 ||
+			strcmp(a->constraints[c].value, b->constraints[c].value) != 0)
+			return 0;
+	return 1;
+}
+
+/*
+ * Points st->cand at the nodes matching every constraint of job and returns how
+ * many; lists are cached per constraint set, since a queue repeats a few sets.
+ * Returns -1 when memory runs out.
+ */
 static int
 find_candidates(State *st, const AllocJob *job)
 {
-	int			nc = 0;
+	CandCache  *e = NULL;
 
+	for (int i = 0; i < st->ncached; i++)
+		if (same_constraints(st->cache[i].job, job))
+		{
+			st->cand = st->cache[i].nodes;
+			st->cand_maxcap = st->cache[i].maxcap;
+			return st->cache[i].count;
+		}
+	if (st->ncached < CAND_CACHE)
+		e = &st->cache[st->ncached];
+	else
+		e = &st->cache[job->job_id % CAND_CACHE];	/* evict one */
+	if (e->nodes == NULL && (e->nodes = malloc(sizeof(int) * (st->p->nnodes + 1))) == NULL)
+		return -1;
+	if (e->maxcap == NULL && (e->maxcap = malloc(sizeof(int64_t) * (st->ntypes + 1))) == NULL)
+		return -1;
+	if (st->ncached < CAND_CACHE)
+		st->ncached++;
+	e->job = job;
+	e->count = 0;
 	for (int n = 0; n < st->p->nnodes; n++)
 	{
 		int			ok = 1;
@@ -190,9 +250,18 @@ find_candidates(State *st, const AllocJob *job)
 		for (int c = 0; c < job->nconstraints && ok; c++)
 			ok = node_has(st, n, job->constraints[c].key, job->constraints[c].value);
 		if (ok)
-			st->cand[nc++] = n;
+			e->nodes[e->count++] = n;
 	}
-	return nc;
+	for (int t = 0; t < st->ntypes; t++)
+	{
+		e->maxcap[t] = 0;
+		for (int k = 0; k < e->count; k++)
+			if (group_of(st, t, e->nodes[k])->capacity > e->maxcap[t])
+				e->maxcap[t] = group_of(st, t, e->nodes[k])->capacity;
+	}
+	st->cand = e->nodes;
+	st->cand_maxcap = e->maxcap;
+	return e->count;
 }
 
 /* Formats a reason into r. */
@@ -244,15 +313,8 @@ explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r)
 	{
 		int			t = st->need_type[i];
 		int64_t		pool = t < 0 ? 0 : group_of(st, t, -1)->capacity;
-		int64_t		best = 0;
+		int64_t		best = t < 0 || nc == 0 ? 0 : st->cand_maxcap[t];
 
-		for (int k = 0; k < nc && t >= 0; k++)
-		{
-			int64_t		cap = group_of(st, t, st->cand[k])->capacity;
-
-			if (cap > best)
-				best = cap;
-		}
 		if (best + pool == 0)
 		{
 			set_reason(r, "no online node offers %s", job->needs[i].type);
@@ -295,6 +357,9 @@ best_node(const State *st, const AllocJob *job, int nc)
 	int			best = -1;
 	int64_t		best_left = 0;
 
+	for (int i = 0; i < job->nneeds; i++)
+		if (st->type_avail[st->need_type[i]] < job->needs[i].count)
+			return -1;			/* not enough anywhere: no need to look at nodes */
 	for (int k = 0; k < nc; k++)
 	{
 		int			n = st->cand[k];
@@ -344,6 +409,7 @@ take(State *st, Group *g, int64_t amount)
 			out->takes[out->ntakes].amount = got;
 			out->ntakes++;
 			st->unit_free[u] -= got;
+			st->type_avail[(g - st->groups) / (st->p->nnodes + 1)] -= got;
 			g->avail -= got;
 			g->free_total -= got;
 			amount -= got;
@@ -440,14 +506,15 @@ reserve(State *st, int jobno, int nc)
 	{
 		int			t = st->need_type[i];
 
-		if (t < 0)
-			continue;
+		if (t < 0 || st->type_avail[t] == 0)
+			continue;			/* nothing of this type left to hold back */
 		for (int k = -1; k < nc; k++)
 		{
 			Group	   *g = group_of(st, t, k < 0 ? -1 : st->cand[k]);
 
 			if (g->reserver < 0)
 				g->reserver = jobno;
+			st->type_avail[t] -= g->avail;
 			g->avail = 0;
 		}
 	}
@@ -478,6 +545,8 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 		int			nc = find_candidates(&st, job);
 		int			node;
 
+		if (nc < 0)
+			goto done;
 		r->node = -1;
 		for (int i = 0; i < job->nneeds; i++)
 			st.need_type[i] = type_index(&st, job->needs[i].type);
@@ -505,11 +574,16 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 done:
 	free(st.types);
 	free(st.groups);
+	free(st.type_avail);
 	free(st.order);
 	free(st.unit_free);
 	free(st.label_start);
 	free(st.node_labels);
-	free(st.cand);
+	for (int i = 0; i < st.ncached; i++)
+	{
+		free(st.cache[i].nodes);
+		free(st.cache[i].maxcap);
+	}
 	free(st.need_type);
 	if (rc < 0)
 		alloc_output_free(out);
