@@ -17,8 +17,9 @@ cp "$root/agent/dispatch-agent" "$demo/"
 as_user() {
     if [ "$(id -u)" -eq 0 ]; then su "$user" -s /bin/bash -c "$1"; else bash -c "$1"; fi
 }
+# Runs the SQL given on standard input in the demo database.
 psql_demo() {
-    as_user "$bin/psql -X -q -h '$demo' -p $port -d postgres -v ON_ERROR_STOP=1 -c \"$1\""
+    as_user "$bin/psql -X -q -h '$demo' -p $port -d postgres -v ON_ERROR_STOP=1"
 }
 
 cleanup() {
@@ -38,7 +39,7 @@ dispatch.database = 'postgres'
 dispatch.node_timeout = '10s'
 CONF
 as_user "$bin/pg_ctl -D '$demo/data' -l '$demo/server.log' -w start >/dev/null"
-psql_demo "CREATE EXTENSION pg_dispatch; CREATE ROLE worker LOGIN IN ROLE dispatch_agent;"
+psql_demo <<<"CREATE EXTENSION pg_dispatch; CREATE ROLE worker LOGIN IN ROLE dispatch_agent;"
 
 echo "== starting two agents: w1 (4 cpus, 2 gpus, zone=a) and w2 (2 cpus, zone=b)"
 start_agent() {
@@ -53,29 +54,40 @@ for _ in $(seq 100); do
     [ "$n" = 2 ] && break
     sleep 0.1
 done
-psql_demo "SELECT node, state, labels, running_jobs FROM dispatch.node_status ORDER BY node"
+psql_demo <<<"SELECT node, state, labels, running_jobs FROM dispatch.node_status ORDER BY node"
 
 echo "== submitting the joblist 'nightly-build'"
-psql_demo "SELECT dispatch.submit_joblist('{
-  \"name\": \"nightly-build\",
-  \"stages\": [
-    {\"name\": \"build\", \"jobs\": [
-       {\"name\": \"compile-x86\", \"command\": \"echo compiling on \$DISPATCH_NODE with cpus \$DISPATCH_RES_CPU; sleep 2\", \"needs\": {\"cpu\": 2}},
-       {\"name\": \"compile-gpu\", \"command\": \"echo gpu \$CUDA_VISIBLE_DEVICES; sleep 3\", \"needs\": {\"cpu\": 1, \"gpu\": 1}, \"timeout\": \"10 minutes\"},
-       {\"name\": \"docs\", \"command\": \"echo docs in zone b; sleep 1\", \"constraints\": {\"zone\": \"b\"}}]},
-    {\"name\": \"test\", \"jobs\": [{\"name\": \"smoke\", \"command\": \"echo smoke test passed\"}]}
-  ]}') AS joblist_id"
+psql_demo <<'SQL'
+SELECT dispatch.submit_joblist('{
+  "name": "nightly-build",
+  "stages": [
+    {"name": "build", "jobs": [
+       {"name": "compile-x86", "command": "echo compiling on $DISPATCH_NODE with cpus $DISPATCH_RES_CPU; sleep 2",
+        "needs": {"cpu": 2}},
+       {"name": "compile-gpu", "command": "echo building on gpu $CUDA_VISIBLE_DEVICES; sleep 3",
+        "needs": {"cpu": 1, "gpu": 1}, "constraints": {"arch": "x86_64"}, "timeout": "10 minutes"},
+       {"name": "docs", "command": "echo docs built in zone b; sleep 1",
+        "constraints": {"zone": "b"}}]},
+    {"name": "test", "jobs": [{"name": "smoke", "command": "echo smoke test passed"}]}
+  ]}') AS joblist_id;
+SQL
 
 for i in $(seq 60); do
     state=$(as_user "$bin/psql -X -At -h '$demo' -p $port -d postgres -c \"SELECT state FROM dispatch.joblist_status\"")
     if [ $((i % 4)) -eq 1 ] || [ "$state" = succeeded ] || [ "$state" = failed ]; then
         echo "-- job_status after ${i}x0.5 s"
-        psql_demo "SELECT job_id, stage, name, state, node, resources, reason FROM dispatch.job_status ORDER BY job_id"
+        psql_demo <<<"SELECT job_id, stage, name, state, node, resources, reason FROM dispatch.job_status ORDER BY job_id"
     fi
     case $state in succeeded|failed|cancelled) break;; esac
     sleep 0.5
 done
-psql_demo "SELECT joblist_id, name, state, submitted_by, started_at IS NOT NULL AS started, finished_at IS NOT NULL AS finished FROM dispatch.joblist_status"
-psql_demo "SELECT name, node, dispatch.job_log(job_id) AS output FROM dispatch.job_status ORDER BY job_id"
-psql_demo "SELECT type, ident, node, job_id FROM dispatch.resource_status ORDER BY node, type, ident"
+psql_demo <<'SQL'
+SELECT joblist_id, name, state, submitted_by, current_stage, jobs_total, jobs_succeeded,
+       finished_at - started_at AS took
+  FROM dispatch.joblist_status;
+SELECT name, node, attempt, exit_code, rtrim(dispatch.job_log(job_id), E'\n') AS output
+  FROM dispatch.job_status ORDER BY job_id;
+SELECT type, ident, node, job_id FROM dispatch.resource_status ORDER BY node, type, ident;
+SELECT pid IS NOT NULL AS scheduler_running, cycles, jobs_assigned FROM dispatch.scheduler_stats();
+SQL
 echo "== demo finished: joblist $state; cleaning up"
