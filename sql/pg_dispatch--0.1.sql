@@ -199,8 +199,12 @@ COMMENT ON TABLE dispatch.job_output IS
 CREATE FUNCTION dispatch._spec_error(path text, message text, hint text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF hint IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
+            DETAIL = format('The error is at %s.', path);
+    END IF;
     RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
-        DETAIL = format('The error is at %s.', path), HINT = coalesce(hint, '');
+        DETAIL = format('The error is at %s.', path), HINT = hint;
 END
 $$;
 
@@ -296,6 +300,9 @@ BEGIN
     IF jsonb_typeof(v) NOT IN ('number', 'string') THEN
         PERFORM dispatch._spec_error(path, 'timeout must be a string or a number');
     END IF;
+    IF jsonb_typeof(v) = 'number' AND v::text::numeric > 315360000 THEN
+        PERFORM dispatch._spec_error(path, 'timeout is longer than 10 years');
+    END IF;
     BEGIN
         IF jsonb_typeof(v) = 'number' THEN
             t := make_interval(secs => v::text::numeric);
@@ -309,6 +316,9 @@ BEGIN
     END;
     IF t <= interval '0' THEN
         PERFORM dispatch._spec_error(path, 'timeout must be positive');
+    END IF;
+    IF t > interval '10 years' THEN
+        PERFORM dispatch._spec_error(path, 'timeout is longer than 10 years');
     END IF;
     RETURN t;
 END
@@ -493,7 +503,7 @@ BEGIN
     PERFORM dispatch._finish_job(job, final, why);
     IF j.attempt <= j.retries AND NOT j.cancel_requested THEN
         PERFORM dispatch._requeue_job(job, true,
-            format('retrying: attempt %s %s', j.attempt, why));
+            format('retrying after attempt %s: %s', j.attempt, why));
         RETURN 'pending';
     END IF;
     RETURN final;
@@ -530,8 +540,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     INSERT INTO dispatch.job_events (job_id, attempt, state, node, detail)
     VALUES (NEW.job_id, NEW.attempt, NEW.state, NEW.node,
-            CASE WHEN NEW.state IN ('pending', 'assigned', 'running') AND TG_OP = 'UPDATE'
-                 THEN NULL ELSE NEW.reason END);
+            CASE WHEN NEW.state IN ('assigned', 'running') THEN NULL ELSE NEW.reason END);
     RETURN NULL;
 END
 $$;
@@ -1029,6 +1038,13 @@ $$;
 COMMENT ON FUNCTION dispatch.agent_resume(text, bigint, int) IS
     'Agent: how much output of a running job the server holds (after a reconnect)';
 
+-- dispatch.max_output_bytes in bytes (SHOW prints units such as 10B or 1MB).
+CREATE FUNCTION dispatch._max_output_bytes() RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_size_bytes(regexp_replace(current_setting('dispatch.max_output_bytes'),
+                                        '([0-9])B$', '\1 bytes'))
+$$;
+
 -- Returns the longest prefix of s that fits in max_bytes bytes.
 CREATE FUNCTION dispatch._utf8_prefix(s text, max_bytes bigint) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -1072,7 +1088,7 @@ BEGIN
                              job, "offset", stream, stored),
             HINT = 'Send output from the stored length returned by dispatch.agent_resume().';
     END IF;
-    room := pg_size_bytes(current_setting('dispatch.max_output_bytes')) - j.output_bytes;
+    room := dispatch._max_output_bytes() - j.output_bytes;
     IF octet_length(chunk) > room THEN
         chunk := dispatch._utf8_prefix(chunk, greatest(room, 0));
     END IF;
@@ -1107,7 +1123,8 @@ BEGIN
            timed_out = coalesce(agent_finish.timed_out, false)
      WHERE x.job_id = job;
     why := CASE
-        WHEN coalesce(timed_out, false) THEN format('timed out after %s', j.timeout)
+        WHEN coalesce(timed_out, false)
+            THEN coalesce('timed out after ' || j.timeout, 'timed out')
         WHEN signal IS NOT NULL THEN format('killed by signal %s', signal)
         WHEN exit_code IS NOT NULL AND exit_code <> 0 THEN format('exited with code %s', exit_code)
         WHEN exit_code IS NULL THEN coalesce(detail, 'ended without an exit status')

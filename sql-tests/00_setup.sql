@@ -1,0 +1,33 @@
+-- The extension, its roles and its objects.
+\set SHOW_CONTEXT never
+CREATE EXTENSION pg_dispatch;
+SELECT rolname FROM pg_roles WHERE rolname LIKE 'dispatch\_%' ORDER BY 1;
+SELECT pg_has_role('dispatch_admin', 'dispatch_user', 'MEMBER') AS admin_is_user,
+       pg_has_role('dispatch_admin', 'dispatch_agent', 'MEMBER') AS admin_is_agent;
+-- Every function and view has a comment, except the internal helpers (prefix _).
+SELECT p.proname FROM pg_proc p
+ WHERE p.pronamespace = 'dispatch'::regnamespace AND p.proname NOT LIKE '\_%'
+   AND obj_description(p.oid, 'pg_proc') IS NULL;
+SELECT c.relname FROM pg_class c
+ WHERE c.relnamespace = 'dispatch'::regnamespace AND c.relkind IN ('r', 'v')
+   AND c.relname NOT LIKE '\_%' AND obj_description(c.oid, 'pg_class') IS NULL;
+-- The reporting views keep the columns of the contract (more are welcome).
+SELECT table_name, string_agg(column_name::text, ', ' ORDER BY ordinal_position) AS columns
+  FROM information_schema.columns
+ WHERE table_schema = 'dispatch'
+   AND table_name IN ('joblist_status', 'job_status', 'node_status', 'resource_status')
+ GROUP BY table_name ORDER BY table_name;
+-- GUCs exist with their defaults (node_timeout is set by the test configuration).
+SELECT name, setting, unit FROM pg_settings WHERE name LIKE 'dispatch.%' ORDER BY name;
+SET dispatch.no_such_setting = 1;
+-- The scheduler of this server runs (it is restarted by the launcher until the
+-- database exists, so wait for it with a deadline).
+DO $$
+BEGIN
+    FOR i IN 1 .. 600 LOOP
+        EXIT WHEN (SELECT pid IS NOT NULL FROM dispatch.scheduler_stats());
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT pid IS NOT NULL AS scheduler_runs FROM dispatch.scheduler_stats();
