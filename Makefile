@@ -20,6 +20,11 @@ REGRESS = $(patsubst sql-tests/%.sql,%,$(sort $(wildcard sql-tests/*.sql)))
 REGRESS_OPTS = --inputdir=regress --temp-instance=tmp_check \
 	--temp-config=$(srcdir)/sql-tests/regress.conf
 
+# Isolation specs (specs/*.spec): concurrent claims, cancels and reports.
+ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
+ISOLATION_OPTS = --inputdir=regress --temp-instance=tmp_check_iso \
+	--temp-config=$(srcdir)/sql-tests/regress.conf
+
 # TAP tests (t/*.pl) run after pg_regress in `make installcheck`: real servers, real agents.
 TAP_TESTS = 1
 PROVE_FLAGS = --timer
@@ -27,15 +32,16 @@ PROVE_FLAGS = --timer
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-installcheck: regress/sql regress/expected
-regress/sql regress/expected:
+installcheck: regress/sql regress/expected regress/specs
+regress/sql regress/expected regress/specs:
 	mkdir -p regress
 	ln -sfn ../sql-tests regress/sql
 	ln -sfn ../expected regress/expected
+	ln -sfn ../specs regress/specs
 
 .PHONY: unit
 unit:
 	$(MAKE) -C src/core check
 	$(MAKE) -C agent check
 
-EXTRA_CLEAN = regress tmp_check results regression.diffs regression.out
+EXTRA_CLEAN = regress tmp_check tmp_check_iso results output_iso regression.diffs regression.out
