@@ -26,7 +26,7 @@ status=0
 run "make -s unit" || status=1
 if ! run "make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config"; then
     status=1
-    for f in "$work"/regression.diffs "$work"/tmp_check/log/*; do
+    for f in "$work"/regression.diffs "$work"/output_iso/regression.diffs "$work"/tmp_check/log/*; do
         [ -f "$f" ] && { echo "=== $f"; tail -n 200 "$f"; }
     done
 fi

@@ -1330,6 +1330,14 @@ DECLARE
     held jsonb;
     jl bigint;
 BEGIN
+    -- An agent may have withdrawn a unit since the cycle read it: then skip the job
+    -- (the registration that withdrew it wakes the scheduler again).  The lock keeps
+    -- the units until the assignment commits.
+    IF (SELECT count(*) FROM (SELECT 1 FROM dispatch.resources
+                               WHERE resource_id = ANY (resource_ids) FOR KEY SHARE) r)
+       < cardinality(resource_ids) THEN
+        RETURN false;
+    END IF;
     SELECT jsonb_object_agg(type, v) INTO held
       FROM (SELECT r.type,
                    CASE WHEN bool_or(r.is_amount) THEN to_jsonb(sum(t.amount))
