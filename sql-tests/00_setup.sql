@@ -4,13 +4,13 @@ CREATE EXTENSION pg_dispatch;
 SELECT rolname FROM pg_roles WHERE rolname LIKE 'dispatch\_%' ORDER BY 1;
 SELECT pg_has_role('dispatch_admin', 'dispatch_user', 'MEMBER') AS admin_is_user,
        pg_has_role('dispatch_admin', 'dispatch_agent', 'MEMBER') AS admin_is_agent;
--- Every function and view has a comment, except the internal helpers (prefix _).
+-- Every function, table and view has a comment.
 SELECT p.proname FROM pg_proc p
- WHERE p.pronamespace = 'dispatch'::regnamespace AND p.proname NOT LIKE '\_%'
+ WHERE p.pronamespace = 'dispatch'::regnamespace
    AND obj_description(p.oid, 'pg_proc') IS NULL;
 SELECT c.relname FROM pg_class c
  WHERE c.relnamespace = 'dispatch'::regnamespace AND c.relkind IN ('r', 'v')
-   AND c.relname NOT LIKE '\_%' AND obj_description(c.oid, 'pg_class') IS NULL;
+   AND obj_description(c.oid, 'pg_class') IS NULL;
 -- The reporting views keep the columns of the contract (more are welcome).
 SELECT table_name, string_agg(column_name::text, ', ' ORDER BY ordinal_position) AS columns
   FROM information_schema.columns
