@@ -229,7 +229,7 @@ void		jobs_info_json(StrBuf *sb);
 void		jobs_resume_all(Conn *c);
 void		jobs_on_poll_row(const PollRow *row, void *arg);
 void		jobs_pump(Conn *c, int all);
-void		jobs_cancel_all(void);
+void		jobs_abandon_all(void);
 int			jobs_running(void);
 int			jobs_count(void);
 int			jobs_want_pump(int64_t *deadline);

@@ -579,12 +579,17 @@ jobs_pump(Conn *c, int all)
 	}
 }
 
-/* Cancels every running job (used when the drain grace is over). */
+/*
+ * Stops every running job because the agent is shutting down, without reporting
+ * them: agent_offline then makes them lost, and the server retries them elsewhere
+ * while their retries allow, instead of counting a failure of the job.
+ */
 void
-jobs_cancel_all(void)
+jobs_abandon_all(void)
 {
 	for (Job *j = jobs; j != NULL; j = j->next)
-		cancel_job(j);
+		if (!j->done)
+			make_stale(j, "the agent is shutting down; the server will retry it as lost");
 }
 
 /* Returns how many jobs have not ended yet. */

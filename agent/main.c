@@ -737,8 +737,8 @@ run(Agent *a)
 			jobs_pump(a->conn, 0);
 		if (a->draining && !a->drain_cancelled && agent_now_ms() >= a->drain_deadline && jobs_running())
 		{
-			log_info("drain grace is over: cancelling %d job(s)", jobs_running());
-			jobs_cancel_all();
+			log_info("drain grace is over: stopping %d job(s)", jobs_running());
+			jobs_abandon_all();
 			a->drain_cancelled = 1;
 		}
 		if (a->draining && jobs_running() == 0 && a->drain_exit_at == 0)

@@ -71,7 +71,26 @@ wait_for($node, "SELECT state = 'succeeded' FROM dispatch.job_status WHERE job_i
 is(query($node, "SELECT attempt || ' ' || dispatch.job_log(job_id) FROM dispatch.job_status
                   WHERE job_id = $through"), "1 one\ntwo\n", 'nothing lost across the restart');
 
-stop_agent($a1);
+# SIGTERM: the agent drains; a job still running after the grace is stopped and lost,
+# so it is retried on the other agent instead of failing.
+is(stop_agent($a1), 0, 'agent n1 exits 0 on SIGTERM');
+is(stop_agent($a2), 0, 'agent n2 exits 0 on SIGTERM');
+my $dl = submit($node, qq({"name": "drain", "stages": [{"jobs": [
+  {"name": "long", "retries": 1, "constraints": {"zone": "x"},
+   "command": "echo \$DISPATCH_NODE; [ \$DISPATCH_NODE = n2 ] || while :; do sleep 0.1; done"}]}]}));
+my $long = job_id_of($node, $dl, 'long');
+$a1 = start_agent($node, 'n1', '--resource', 'cpu=[0-1]', '--label', 'zone=x');
+wait_for($node, "SELECT state = 'running' AND node = 'n1' FROM dispatch.job_status
+                  WHERE job_id = $long", 'long job runs on n1');
+$a2 = start_agent($node, 'n2', '--resource', 'cpu=[0-1]', '--label', 'zone=x');
+is(stop_agent($a1), 0, 'draining agent exits 0');
+wait_for($node, "SELECT state = 'succeeded' FROM dispatch.job_status WHERE job_id = $long",
+	'job stopped by the drain is retried on the other agent');
+is(query($node, "SELECT string_agg(state || '\@' || coalesce(node, '-'), ',' ORDER BY event_id)
+                   FROM dispatch.job_events WHERE job_id = $long"),
+	'pending@-,assigned@n1,running@n1,lost@n1,pending@-,assigned@n2,running@n2,succeeded@n2',
+	'the drained job was lost on n1, not failed, and retried on n2');
+
 stop_agent($a2);
 $node->stop;
 done_testing();
