@@ -315,6 +315,7 @@ static long
 run_cycle(void)
 {
 	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext cycle_cxt = CurrentMemoryContext;
 	long		sleep_ms = MAX_SLEEP_MS;
 	int			assigned = 0;
 	long		secs;
@@ -352,6 +353,7 @@ run_cycle(void)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(cycle_cxt);	/* commit left us in TopMemoryContext */
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
