@@ -1322,52 +1322,72 @@ CREATE VIEW dispatch._sched_job_constraints AS
            jsonb_each_text(j.constraints) c
      ORDER BY j.job_id, c.key;
 
+CREATE FUNCTION dispatch._assign_many(job_ids bigint[], nodes text[], take_jobs bigint[],
+                                      take_units bigint[], take_amounts bigint[])
+RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    assigned int;
+    notify text[];
+BEGIN
+    -- One statement for the whole cycle.  Units are locked until the assignments
+    -- commit; a job one of whose units an agent withdrew since the cycle read them is
+    -- skipped (the registration that withdrew it wakes the scheduler again), and so is
+    -- a job that stopped being pending (cancelled meanwhile).
+    WITH take AS (
+        SELECT * FROM unnest(take_jobs, take_units, take_amounts)
+                      WITH ORDINALITY AS t(job_id, resource_id, amount, ord)),
+    unit AS (
+        SELECT r.resource_id, r.type, r.ident, r.is_amount FROM dispatch.resources r
+         WHERE r.resource_id = ANY (take_units) FOR KEY SHARE),
+    placed AS (
+        SELECT p.job_id, p.node,
+               (SELECT jsonb_object_agg(x.type, x.v)
+                  FROM (SELECT u.type,
+                               CASE WHEN bool_or(u.is_amount) THEN to_jsonb(sum(t.amount))
+                                    ELSE jsonb_agg(u.ident ORDER BY t.ord) END AS v
+                          FROM take t JOIN unit u USING (resource_id)
+                         WHERE t.job_id = p.job_id GROUP BY u.type) x) AS held
+          FROM unnest(job_ids, nodes) AS p(job_id, node)
+         WHERE NOT EXISTS (SELECT 1 FROM take t WHERE t.job_id = p.job_id
+                              AND t.resource_id NOT IN (SELECT resource_id FROM unit))),
+    upd AS (
+        UPDATE dispatch.jobs j
+           SET state = 'assigned', node = p.node, resources = p.held, reason = NULL,
+               assigned_at = now()
+          FROM placed p
+         WHERE j.job_id = p.job_id AND j.state = 'pending'
+        RETURNING j.job_id, j.joblist_id, j.node),
+    alloc AS (
+        INSERT INTO dispatch.allocations (resource_id, job_id, amount)
+        SELECT t.resource_id, t.job_id, t.amount FROM take t JOIN upd USING (job_id)),
+    started AS (
+        UPDATE dispatch.joblists l SET state = 'running', started_at = now()
+         WHERE l.joblist_id IN (SELECT joblist_id FROM upd) AND l.state = 'queued')
+    SELECT count(*), array_agg(DISTINCT upd.node) INTO assigned, notify FROM upd;
+
+    IF EXISTS (SELECT 1 FROM dispatch.allocations a JOIN dispatch.resources r USING (resource_id)
+                WHERE a.resource_id = ANY (take_units)
+                GROUP BY r.resource_id HAVING sum(a.amount) > r.capacity) THEN
+        RAISE EXCEPTION 'allocator gave out more than a resource holds';
+    END IF;
+    PERFORM pg_notify('dispatch_node_' || n, 'run') FROM unnest(notify) n;
+    RETURN assigned;
+END
+$$;
+COMMENT ON FUNCTION dispatch._assign_many(bigint[], text[], bigint[], bigint[], bigint[]) IS
+    'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s units); returns how many';
+
 CREATE FUNCTION dispatch._assign(job bigint, p_node text, resource_ids bigint[],
                                  amounts bigint[])
 RETURNS boolean
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    held jsonb;
-    jl bigint;
-BEGIN
-    -- An agent may have withdrawn a unit since the cycle read it: then skip the job
-    -- (the registration that withdrew it wakes the scheduler again).  The lock keeps
-    -- the units until the assignment commits.
-    IF (SELECT count(*) FROM (SELECT 1 FROM dispatch.resources
-                               WHERE resource_id = ANY (resource_ids) FOR KEY SHARE) r)
-       < cardinality(resource_ids) THEN
-        RETURN false;
-    END IF;
-    SELECT jsonb_object_agg(type, v) INTO held
-      FROM (SELECT r.type,
-                   CASE WHEN bool_or(r.is_amount) THEN to_jsonb(sum(t.amount))
-                        ELSE jsonb_agg(r.ident ORDER BY t.ord) END AS v
-              FROM unnest(resource_ids, amounts) WITH ORDINALITY AS t(id, amount, ord)
-              JOIN dispatch.resources r ON r.resource_id = t.id
-             GROUP BY r.type) x;
-    UPDATE dispatch.jobs
-       SET state = 'assigned', node = p_node, resources = held, reason = NULL,
-           assigned_at = now()
-     WHERE job_id = job AND state = 'pending'
-    RETURNING joblist_id INTO jl;
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    INSERT INTO dispatch.allocations (resource_id, job_id, amount)
-    SELECT id, job, amount FROM unnest(resource_ids, amounts) AS t(id, amount);
-    IF EXISTS (SELECT 1 FROM dispatch.allocations a JOIN dispatch.resources r USING (resource_id)
-                WHERE a.resource_id = ANY (resource_ids)
-                GROUP BY r.resource_id HAVING sum(a.amount) > r.capacity) THEN
-        RAISE EXCEPTION 'allocator gave out more than a resource holds for job %', job;
-    END IF;
-    UPDATE dispatch.joblists SET state = 'running', started_at = now()
-     WHERE joblist_id = jl AND state = 'queued';
-    PERFORM pg_notify('dispatch_node_' || p_node, 'run');
-    RETURN true;
-END
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._assign_many(ARRAY[job], ARRAY[p_node],
+                                 array_fill(job, ARRAY[cardinality(resource_ids)]),
+                                 resource_ids, amounts) = 1
 $$;
 COMMENT ON FUNCTION dispatch._assign(bigint, text, bigint[], bigint[]) IS
-    'Scheduler: assign a pending job to a node with the given resource units';
+    'Assign one pending job to a node with the given resource units (tests, manual repair)';
 
 CREATE FUNCTION dispatch._set_reasons(job_ids bigint[], reasons text[]) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$

@@ -5,8 +5,8 @@
  * finish, a cancel or a node change commits.  Each wake-up runs one cycle in one
  * transaction: dispatch._housekeeping() (liveness, stages, joblist ends), then the
  * allocation problem is read from the _sched_* views, solved by alloc_run()
- * (src/core/alloc.c) and written back with _assign()/_set_reasons(), which also
- * NOTIFY the nodes.  The only timer is the next liveness deadline.
+ * (src/core/alloc.c) and written back with one _assign_many() call, which also
+ * NOTIFYs the nodes, and one _set_reasons() call.  The only timer is the next liveness deadline.
  *
  * Errors: the worker has no error handler of its own, so an ERROR in a cycle ends
  * the process (after rolling back) and the launcher starts a fresh scheduler after
@@ -51,6 +51,8 @@ static int64 int8_at(SPITupleTable *t, uint64 row, int col);
 static int	node_index(HTAB *nodes, const char *name);
 static bool extension_ready(void);
 static void load_problem(AllocProblem *p, char ***node_names);
+static Datum int8_array(Datum *values, int n);
+static Datum text_array(Datum *values, int n);
 static int	write_result(const AllocProblem *p, const AllocOutput *out, char **node_names);
 static long run_cycle(void);
 
@@ -251,58 +253,84 @@ load_problem(AllocProblem *p, char ***node_names)
 	p->njobs = (int) t->numvals;
 }
 
-/* Writes assignments and reasons; returns the number of jobs assigned. */
+/* Returns an int8[] of n values. */
+static Datum
+int8_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+}
+
+/* Returns a text[] of n values. */
+static Datum
+text_array(Datum *values, int n)
+{
+	return PointerGetDatum(construct_array(values, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Writes the cycle's result with one dispatch._assign_many() call for the placed jobs
+ * and one dispatch._set_reasons() call for the others; returns the number assigned.
+ */
 static int
 write_result(const AllocProblem *p, const AllocOutput *out, char **node_names)
 {
-	Oid			assign_types[4] = {INT8OID, TEXTOID, INT8ARRAYOID, INT8ARRAYOID};
+	Oid			assign_types[5] = {INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+	INT8ARRAYOID};
 	Oid			reason_types[2] = {INT8ARRAYOID, TEXTARRAYOID};
-	Datum	   *wait_ids = palloc(sizeof(Datum) * (p->njobs + 1));
-	Datum	   *wait_reasons = palloc(sizeof(Datum) * (p->njobs + 1));
-	int			nwait = 0;
+	Datum	   *placed = palloc(sizeof(Datum) * (p->njobs + 1));
+	Datum	   *nodes = palloc(sizeof(Datum) * (p->njobs + 1));
+	Datum	   *waiting = palloc(sizeof(Datum) * (p->njobs + 1));
+	Datum	   *reasons = palloc(sizeof(Datum) * (p->njobs + 1));
+	Datum	   *take_jobs = palloc(sizeof(Datum) * (out->ntakes + 1));
+	Datum	   *take_units = palloc(sizeof(Datum) * (out->ntakes + 1));
+	Datum	   *take_amounts = palloc(sizeof(Datum) * (out->ntakes + 1));
+	int			nplaced = 0, nwaiting = 0, ntakes = 0;
 	int			assigned = 0;
-	SPIPlanPtr	assign = SPI_prepare("SELECT dispatch._assign($1, $2, $3, $4)", 4, assign_types);
 
-	if (assign == NULL)
-		elog(ERROR, "could not prepare dispatch._assign: %s", SPI_result_code_string(SPI_result));
 	for (int j = 0; j < p->njobs; j++)
 	{
 		const AllocResult *r = &out->results[j];
-		Datum		args[4];
-		Datum	   *ids;
-		Datum	   *amounts;
-		bool		isnull;
+		Datum		job = Int64GetDatum(p->jobs[j].job_id);
 
 		if (r->node < 0)
 		{
-			wait_ids[nwait] = Int64GetDatum(p->jobs[j].job_id);
-			wait_reasons[nwait++] = CStringGetTextDatum(r->reason);
+			waiting[nwaiting] = job;
+			reasons[nwaiting++] = CStringGetTextDatum(r->reason);
 			continue;
 		}
-		ids = palloc(sizeof(Datum) * r->ntakes);
-		amounts = palloc(sizeof(Datum) * r->ntakes);
+		placed[nplaced] = job;
+		nodes[nplaced++] = CStringGetTextDatum(node_names[r->node]);
 		for (int k = 0; k < r->ntakes; k++)
 		{
 			const AllocTake *tk = &out->takes[r->first_take + k];
 
-			ids[k] = Int64GetDatum(p->units[tk->unit].resource_id);
-			amounts[k] = Int64GetDatum(tk->amount);
+			take_jobs[ntakes] = job;
+			take_units[ntakes] = Int64GetDatum(p->units[tk->unit].resource_id);
+			take_amounts[ntakes++] = Int64GetDatum(tk->amount);
 		}
-		args[0] = Int64GetDatum(p->jobs[j].job_id);
-		args[1] = CStringGetTextDatum(node_names[r->node]);
-		args[2] = PointerGetDatum(construct_array(ids, r->ntakes, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		args[3] = PointerGetDatum(construct_array(amounts, r->ntakes, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		if (SPI_execute_plan(assign, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "dispatch._assign failed for job " INT64_FORMAT, p->jobs[j].job_id);
-		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-			assigned++;
 	}
-	if (nwait > 0)
+	if (nplaced > 0)
+	{
+		Datum		args[5];
+		bool		isnull;
+
+		args[0] = int8_array(placed, nplaced);
+		args[1] = text_array(nodes, nplaced);
+		args[2] = int8_array(take_jobs, ntakes);
+		args[3] = int8_array(take_units, ntakes);
+		args[4] = int8_array(take_amounts, ntakes);
+		if (SPI_execute_with_args("SELECT dispatch._assign_many($1, $2, $3, $4, $5)", 5,
+								  assign_types, args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "dispatch._assign_many failed");
+		assigned = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											   1, &isnull));
+	}
+	if (nwaiting > 0)
 	{
 		Datum		args[2];
 
-		args[0] = PointerGetDatum(construct_array(wait_ids, nwait, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		args[1] = PointerGetDatum(construct_array(wait_reasons, nwait, TEXTOID, -1, false, TYPALIGN_INT));
+		args[0] = int8_array(waiting, nwaiting);
+		args[1] = text_array(reasons, nwaiting);
 		if (SPI_execute_with_args("SELECT dispatch._set_reasons($1, $2)", 2, reason_types,
 								  args, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "dispatch._set_reasons failed");
