@@ -17,18 +17,8 @@ dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
 port=${PORT:-54339}
 trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 
-$bin/initdb -D "$dir/data" -A trust >/dev/null
-cat >> "$dir/data/postgresql.conf" <<CONF
-port = $port
-unix_socket_directories = '$dir'
-listen_addresses = ''
-shared_preload_libraries = 'pg_dispatch'
-dispatch.database = 'postgres'
-dispatch.node_timeout = '1h'
-CONF
-$bin/pg_ctl -D "$dir/data" -l "$dir/log" -w start >/dev/null
+bash "$(dirname "$0")/../scripts/cluster.sh" "$dir" "$port" 1h
 psql() { $bin/psql -X -q -At -h "$dir" -p $port -d postgres -v ON_ERROR_STOP=1 "$@"; }
-psql -c "CREATE EXTENSION pg_dispatch"
 psql <<SQL >/dev/null
 SELECT dispatch.agent_register('node' || n, jsonb_build_object('resources',
          (SELECT jsonb_agg(jsonb_build_object('type', 'cpu', 'ident', c::text))

@@ -10,7 +10,7 @@ user=${DISPATCH_DEMO_USER:-postgres}
 bin=/usr/lib/postgresql/15/bin
 demo=$(mktemp -d /tmp/pg_dispatch-demo.XXXXXX)
 port=${DISPATCH_DEMO_PORT:-54329}
-cp "$root/agent/dispatch-agent" "$demo/"
+cp "$root/agent/dispatch-agent" "$root/scripts/cluster.sh" "$demo/"
 [ "$(id -u)" -eq 0 ] && chown -R "$user" "$demo"
 
 # Runs a command as the unprivileged demo user (PostgreSQL refuses root).
@@ -29,17 +29,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting a throwaway PostgreSQL 15 cluster in $demo (port $port)"
-as_user "$bin/initdb -D '$demo/data' -A trust >/dev/null"
-cat >> "$demo/data/postgresql.conf" <<CONF
-port = $port
-unix_socket_directories = '$demo'
-listen_addresses = ''
-shared_preload_libraries = 'pg_dispatch'
-dispatch.database = 'postgres'
-dispatch.node_timeout = '10s'
-CONF
-as_user "$bin/pg_ctl -D '$demo/data' -l '$demo/server.log' -w start >/dev/null"
-psql_demo <<<"CREATE EXTENSION pg_dispatch; CREATE ROLE worker LOGIN IN ROLE dispatch_agent;"
+as_user "bash '$demo/cluster.sh' '$demo' $port 10s"
+psql_demo <<<"CREATE ROLE worker LOGIN IN ROLE dispatch_agent;"
 
 echo "== starting two agents: w1 (4 cpus, 2 gpus, zone=a) and w2 (2 cpus, zone=b)"
 start_agent() {
