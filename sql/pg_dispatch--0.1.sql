@@ -786,6 +786,18 @@ $$;
 COMMENT ON FUNCTION dispatch.remove_resource(text, text, text) IS
     'Remove an idle resource instance';
 
+-- Fails unless stream names a job output stream.
+CREATE FUNCTION dispatch._check_stream(stream text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF stream IS NULL OR stream NOT IN ('stdout', 'stderr') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid stream "%s"', stream),
+            HINT = 'Use "stdout" or "stderr".';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION dispatch.job_log(job bigint, stream text DEFAULT 'stdout',
                                  attempt int DEFAULT NULL)
 RETURNS text
@@ -799,11 +811,7 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = format('job %s does not exist', job);
     END IF;
-    IF stream IS NULL OR stream NOT IN ('stdout', 'stderr') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid stream "%s"', stream),
-            HINT = 'Use "stdout" or "stderr".';
-    END IF;
+    PERFORM dispatch._check_stream(stream);
     SELECT coalesce(string_agg(o.data, '' ORDER BY o."offset"), '') INTO out
       FROM dispatch.job_output o
      WHERE o.job_id = job AND o.stream = job_log.stream
@@ -1068,11 +1076,7 @@ DECLARE
     room bigint;
     chunk text := data;
 BEGIN
-    IF stream IS NULL OR stream NOT IN ('stdout', 'stderr') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid stream "%s"', stream),
-            HINT = 'Use "stdout" or "stderr".';
-    END IF;
+    PERFORM dispatch._check_stream(stream);
     IF j.output_truncated THEN
         RETURN -1;
     END IF;
@@ -1455,6 +1459,7 @@ DECLARE
 BEGIN
     FOR c IN SELECT p.oid::regprocedure AS fn, d.text
                FROM (VALUES
+        ('_check_stream', 'Fails unless stream names a job output stream'),
         ('_spec_error', 'Raises the standard spec error: message plus the JSON path in the detail'),
         ('_path', 'Appends a key to a JSON path, quoting keys that are not plain identifiers'),
         ('_check_keys', 'Fails unless every key of obj is in allowed'),
