@@ -596,7 +596,6 @@ DECLARE
     s jsonb;
     j jsonb;
     si int;
-    first_stage text;
 BEGIN
     PERFORM dispatch._validate_spec(spec);
 
@@ -609,7 +608,6 @@ BEGIN
                  WITH ORDINALITY AS x(e, o) LOOP
         INSERT INTO dispatch.stages (joblist_id, stage, name)
         VALUES (jl, si, coalesce(s ->> 'name', 'stage' || si));
-        first_stage := coalesce(first_stage, coalesce(s ->> 'name', 'stage' || si));
         FOR j IN SELECT * FROM jsonb_array_elements(s -> 'jobs') LOOP
             INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
                                        env, timeout, retries, reason)
@@ -621,7 +619,7 @@ BEGIN
                          THEN dispatch._json_timeout(j -> 'timeout', '') END,
                     coalesce((j ->> 'retries')::int, 0),
                     CASE WHEN si = 0 THEN 'waiting for the scheduler'
-                         ELSE format('waiting for stage "%s" to finish', first_stage) END);
+                         ELSE dispatch._stage_reason(jl, 0) END);
         END LOOP;
     END LOOP;
 
