@@ -6,7 +6,9 @@ OBJS = \
 	src/wake.o \
 	src/launcher.o \
 	src/scheduler.o \
-	src/core/alloc.o
+	src/render.o \
+	src/core/alloc.o \
+	src/core/template.o
 
 DATA = $(wildcard sql/pg_dispatch--*.sql)
 

@@ -117,7 +117,12 @@ typedef struct JobSpec
 	const char *env_json;		/* may be NULL */
 	const char *resources_json; /* may be NULL */
 	int64_t		timeout_ms;		/* <= 0: none */
+	const char *files_json;		/* rendered files to write first; may be NULL */
 } JobSpec;
+
+/* ---- files.c ---- */
+
+int			files_write(const char *workdir, const char *json, char *err, size_t errlen);
 
 /* ---- env.c ---- */
 

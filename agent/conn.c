@@ -309,6 +309,7 @@ conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void 
 		row.spec.command = col(r, i, "command");
 		row.spec.env_json = col(r, i, "env");
 		row.spec.resources_json = col(r, i, "resources");
+		row.spec.files_json = col(r, i, "files");
 		row.spec.timeout_ms = col_int(r, i, "timeout_ms", 0);
 		cb(&row, arg);
 	}

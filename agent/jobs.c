@@ -397,6 +397,8 @@ start_job(const JobSpec *spec)
 		snprintf(detail, sizeof(detail), "job has no command");
 	else if (mkdir(path, 0755) < 0)
 		snprintf(detail, sizeof(detail), "could not create directory \"%s\": %s", path, strerror(errno));
+	else if (files_write(path, spec->files_json, err, sizeof(err)) < 0)
+		snprintf(detail, sizeof(detail), "could not write the job's files: %s", err);
 	else if (env_build(environ, spec, conf->node, path, &env, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "invalid job environment: %s", err);
 	else if (runner_spawn(j->dir, spec, env.items, conf->kill_grace_ms, &j->pid, err, sizeof(err)) < 0)

@@ -48,6 +48,15 @@ CREATE FUNCTION dispatch.scheduler_stats(OUT pid int, OUT cycles bigint,
 COMMENT ON FUNCTION dispatch.scheduler_stats() IS
     'Counters of the scheduler worker on this server (pid is NULL when none runs)';
 
+CREATE FUNCTION dispatch.render_template(template text, replacements jsonb) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';
+COMMENT ON FUNCTION dispatch.render_template(text, jsonb) IS
+    'Replace every pattern (key) of replacements by its value in one left-to-right pass; the longest pattern wins';
+
+CREATE FUNCTION dispatch._render_template(template text, replacements jsonb, path text)
+    RETURNS text
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';
+
 ------------------------------------------------------------------------------
 -- Tables
 ------------------------------------------------------------------------------
@@ -191,6 +200,18 @@ CREATE TABLE dispatch.job_output (
 COMMENT ON TABLE dispatch.job_output IS
     'Job output in chunks at byte offsets, stored while the job runs';
 
+CREATE TABLE dispatch.job_files (
+    job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,
+    path            text NOT NULL,
+    mode            text NOT NULL CHECK (mode ~ '^0[0-7]{3}$'),
+    template        boolean NOT NULL,
+    content         text NOT NULL,
+    bytes           bigint GENERATED ALWAYS AS (pg_catalog.octet_length(content)) STORED,
+    PRIMARY KEY (job_id, path)
+);
+COMMENT ON TABLE dispatch.job_files IS
+    'Files of each job as rendered at submit time; the agent writes them into the work directory';
+
 ------------------------------------------------------------------------------
 -- Internal helpers
 ------------------------------------------------------------------------------
@@ -324,6 +345,169 @@ BEGIN
 END
 $$;
 
+-- A size setting in bytes (SHOW prints units such as 10B or 1MB).
+CREATE FUNCTION dispatch._setting_bytes(guc text) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_size_bytes(regexp_replace(current_setting(guc), '([0-9])B$', '\1 bytes'))
+$$;
+
+-- Fails when content is larger than the size setting guc allows.
+CREATE FUNCTION dispatch._check_size(content text, guc text, path text, what text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF octet_length(content) > dispatch._setting_bytes(guc) THEN
+        PERFORM dispatch._spec_error(path,
+            format('%s is %s bytes, more than %s = %s allows', what, octet_length(content),
+                   guc, current_setting(guc)),
+            format('Make it smaller, or raise %s.', guc));
+    END IF;
+END
+$$;
+
+-- Fails unless path is a safe relative file path.
+CREATE FUNCTION dispatch._check_file_path(path text, at text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF octet_length(path) > 1024 THEN
+        PERFORM dispatch._spec_error(at, 'file path is longer than 1024 bytes');
+    ELSIF path LIKE '/%' THEN
+        PERFORM dispatch._spec_error(at, format('file path "%s" is absolute', path),
+            'A file path is relative to the job''s work directory.');
+    ELSIF path ~ '[\x01-\x1f\x7f]' THEN
+        PERFORM dispatch._spec_error(at, 'file path contains a control character');
+    ELSIF '..' = ANY (string_to_array(path, '/')) OR '.' = ANY (string_to_array(path, '/')) THEN
+        PERFORM dispatch._spec_error(at, format('file path "%s" contains "." or ".."', path),
+            'A file path names a place inside the job''s work directory, without "." or ".." components.');
+    ELSIF '' = ANY (string_to_array(path, '/')) THEN
+        PERFORM dispatch._spec_error(at, format('file path "%s" has an empty component', path),
+            'Separate directories with a single "/" and do not end a path with "/".');
+    END IF;
+END
+$$;
+
+-- Validates the files, replacements and template keys of job j (at path jp).
+CREATE FUNCTION dispatch._validate_files(j jsonb, jp text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f jsonb;
+    fi int;
+    fp text;
+    path text;
+    paths text[] := '{}';
+    other int;
+    used boolean := false;
+BEGIN
+    IF j ? 'template' AND jsonb_typeof(j -> 'template') <> 'boolean' THEN
+        PERFORM dispatch._spec_error(jp || '.template', 'template must be a boolean');
+    END IF;
+    used := coalesce((j ->> 'template')::boolean, false);
+    IF j ? 'replacements' THEN
+        PERFORM dispatch._render_template('', j -> 'replacements', jp || '.replacements');
+    END IF;
+    IF j ? 'files' AND jsonb_typeof(j -> 'files') <> 'array' THEN
+        PERFORM dispatch._spec_error(jp || '.files', 'files must be a JSON array');
+    END IF;
+    IF jsonb_array_length(coalesce(j -> 'files', '[]')) > 1000 THEN
+        PERFORM dispatch._spec_error(jp || '.files', 'a job has more than 1000 files');
+    END IF;
+
+    FOR f, fi IN SELECT e, o - 1 FROM jsonb_array_elements(coalesce(j -> 'files', '[]'))
+                 WITH ORDINALITY AS x(e, o) LOOP
+        fp := format('%s.files[%s]', jp, fi);
+        IF jsonb_typeof(f) <> 'object' THEN
+            PERFORM dispatch._spec_error(fp, 'file must be a JSON object');
+        END IF;
+        PERFORM dispatch._check_keys(f, ARRAY['path', 'content', 'mode', 'template',
+            'replacements'], fp, 'file');
+        IF NOT f ? 'path' THEN
+            PERFORM dispatch._spec_error(fp, 'file has no "path"');
+        END IF;
+        path := dispatch._json_text(f -> 'path', fp || '.path', 'file path', 1024);
+        PERFORM dispatch._check_file_path(path, fp || '.path');
+        other := array_position(paths, path);
+        IF other IS NULL THEN
+            SELECT o INTO other FROM unnest(paths) WITH ORDINALITY AS x(p, o)
+             WHERE starts_with(path, p || '/') OR starts_with(p, path || '/');
+        END IF;
+        IF other IS NOT NULL THEN
+            PERFORM dispatch._spec_error(fp || '.path',
+                format('file path "%s" collides with files[%s] ("%s")', path, other - 1,
+                       paths[other]),
+                'Two files of a job cannot have the same path, and a file cannot be a directory of another.');
+        END IF;
+        paths := paths || path;
+        IF NOT f ? 'content' THEN
+            PERFORM dispatch._spec_error(fp, 'file has no "content"');
+        END IF;
+        IF jsonb_typeof(f -> 'content') <> 'string' THEN
+            PERFORM dispatch._spec_error(fp || '.content', 'file content must be a string');
+        END IF;
+        PERFORM dispatch._check_size(f ->> 'content', 'dispatch.max_file_size',
+                                     fp || '.content', 'file content');
+        IF f ? 'mode' AND (jsonb_typeof(f -> 'mode') <> 'string'
+                           OR f ->> 'mode' !~ '^0?[0-7]{3}$') THEN
+            PERFORM dispatch._spec_error(fp || '.mode',
+                'file mode must be an octal string from "0000" to "0777"',
+                'Write the mode as a string such as "0755"; setuid, setgid and sticky bits are not allowed.');
+        END IF;
+        IF f ? 'template' AND jsonb_typeof(f -> 'template') <> 'boolean' THEN
+            PERFORM dispatch._spec_error(fp || '.template', 'template must be a boolean');
+        END IF;
+        IF f ? 'replacements' THEN
+            IF f -> 'template' = 'false' THEN
+                PERFORM dispatch._spec_error(fp || '.replacements',
+                    'file has replacements but "template" is false');
+            END IF;
+            PERFORM dispatch._render_template('', f -> 'replacements', fp || '.replacements');
+        END IF;
+        used := used OR coalesce((f ->> 'template')::boolean, f ? 'replacements');
+    END LOOP;
+
+    IF j ? 'replacements' AND NOT used THEN
+        PERFORM dispatch._spec_error(jp || '.replacements',
+            'job has replacements but neither its command nor any of its files is a template',
+            'Set "template": true on the job to render its command, or on a file to render it.');
+    END IF;
+END
+$$;
+
+-- Renders and stores the files of job j (its spec at path jp); returns their total size.
+CREATE FUNCTION dispatch._store_files(job bigint, j jsonb, jp text) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    f jsonb;
+    fi int;
+    fp text;
+    tpl boolean;
+    content text;
+    total bigint := 0;
+BEGIN
+    FOR f, fi IN SELECT e, o - 1 FROM jsonb_array_elements(coalesce(j -> 'files', '[]'))
+                 WITH ORDINALITY AS x(e, o) LOOP
+        fp := format('%s.files[%s]', jp, fi);
+        tpl := coalesce((f ->> 'template')::boolean, f ? 'replacements');
+        content := f ->> 'content';
+        IF tpl THEN
+            content := dispatch._render_template(content,
+                coalesce(j -> 'replacements', '{}') || coalesce(f -> 'replacements', '{}'),
+                fp || '.replacements');
+            PERFORM dispatch._check_size(content, 'dispatch.max_file_size', fp,
+                                         'rendered file');
+        END IF;
+        total := total + octet_length(content);
+        INSERT INTO dispatch.job_files (job_id, path, mode, template, content)
+        VALUES (job, f ->> 'path', lpad(coalesce(f ->> 'mode', '644'), 4, '0'), tpl, content);
+    END LOOP;
+    IF total > dispatch._setting_bytes('dispatch.max_job_files_size') THEN
+        PERFORM dispatch._spec_error(jp || '.files',
+            format('the rendered files of the job total %s bytes, more than dispatch.max_job_files_size = %s allows',
+                   total, current_setting('dispatch.max_job_files_size')),
+            'Make them smaller, or raise dispatch.max_job_files_size.');
+    END IF;
+    RETURN total;
+END
+$$;
+
 -- Validates a whole joblist spec; raises the first error found, returns nothing.
 CREATE FUNCTION dispatch._validate_spec(spec jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -392,7 +576,7 @@ BEGIN
                 PERFORM dispatch._spec_error(jp, 'job must be a JSON object');
             END IF;
             PERFORM dispatch._check_keys(j, ARRAY['name', 'command', 'needs', 'constraints',
-                'timeout', 'retries', 'env'], jp, 'job');
+                'timeout', 'retries', 'env', 'files', 'replacements', 'template'], jp, 'job');
             IF NOT j ? 'name' THEN
                 PERFORM dispatch._spec_error(jp, 'job has no "name"');
             END IF;
@@ -405,7 +589,8 @@ BEGIN
             IF NOT j ? 'command' THEN
                 PERFORM dispatch._spec_error(jp, 'job has no "command"');
             END IF;
-            PERFORM dispatch._json_text(j -> 'command', jp || '.command', 'command', 1048576);
+            PERFORM dispatch._check_size(dispatch._json_text(j -> 'command', jp || '.command',
+                'command', 1073741823), 'dispatch.max_file_size', jp || '.command', 'command');
             IF j ? 'needs' THEN
                 IF jsonb_typeof(j -> 'needs') <> 'object' THEN
                     PERFORM dispatch._spec_error(jp || '.needs', 'needs must be a JSON object');
@@ -437,6 +622,7 @@ BEGIN
             IF j ? 'retries' THEN
                 PERFORM dispatch._json_int(j -> 'retries', 0, 100, jp || '.retries', 'retries');
             END IF;
+            PERFORM dispatch._validate_files(j, jp);
         END LOOP;
     END LOOP;
 END
@@ -593,9 +779,13 @@ CREATE FUNCTION dispatch.submit_joblist(spec jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     jl bigint;
+    job bigint;
     s jsonb;
     j jsonb;
     si int;
+    ji int;
+    jp text;
+    cmd text;
 BEGIN
     PERFORM dispatch._validate_spec(spec);
 
@@ -608,10 +798,16 @@ BEGIN
                  WITH ORDINALITY AS x(e, o) LOOP
         INSERT INTO dispatch.stages (joblist_id, stage, name)
         VALUES (jl, si, coalesce(s ->> 'name', 'stage' || si));
-        FOR j IN SELECT * FROM jsonb_array_elements(s -> 'jobs') LOOP
+        FOR j, ji IN SELECT e, o - 1 FROM jsonb_array_elements(s -> 'jobs')
+                     WITH ORDINALITY AS x(e, o) LOOP
+            jp := format('stages[%s].jobs[%s]', si, ji);
             INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
                                        env, timeout, retries, reason)
-            VALUES (jl, si, j ->> 'name', j ->> 'command',
+            VALUES (jl, si, j ->> 'name',
+                    CASE WHEN (j ->> 'template')::boolean
+                         THEN dispatch._render_template(j ->> 'command',
+                                  coalesce(j -> 'replacements', '{}'), jp || '.replacements')
+                         ELSE j ->> 'command' END,
                     CASE WHEN coalesce(j -> 'needs', '{}') = '{}' THEN '{"cpu": 1}'
                          ELSE j -> 'needs' END,
                     coalesce(j -> 'constraints', '{}'), coalesce(j -> 'env', '{}'),
@@ -619,7 +815,13 @@ BEGIN
                          THEN dispatch._json_timeout(j -> 'timeout', '') END,
                     coalesce((j ->> 'retries')::int, 0),
                     CASE WHEN si = 0 THEN 'waiting for the scheduler'
-                         ELSE dispatch._stage_reason(jl, 0) END);
+                         ELSE dispatch._stage_reason(jl, 0) END)
+            RETURNING job_id, command INTO job, cmd;
+            IF (j ->> 'template')::boolean THEN
+                PERFORM dispatch._check_size(cmd, 'dispatch.max_file_size', jp || '.command',
+                                             'rendered command');
+            END IF;
+            PERFORM dispatch._store_files(job, j, jp);
         END LOOP;
     END LOOP;
 
@@ -999,7 +1201,7 @@ COMMENT ON FUNCTION dispatch.agent_heartbeat(text) IS
 
 CREATE FUNCTION dispatch.agent_poll(node text)
 RETURNS TABLE (action text, job_id bigint, attempt int, joblist_id bigint, name text,
-               command text, env jsonb, resources jsonb, timeout_ms bigint)
+               command text, env jsonb, resources jsonb, timeout_ms bigint, files jsonb)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n dispatch.nodes := dispatch._agent_node(node);
@@ -1014,11 +1216,14 @@ BEGIN
          WHERE j.node = n.node AND j.state = 'assigned' AND n.state = 'online'
         RETURNING j.*)
     SELECT 'run'::text, c.job_id, c.attempt, c.joblist_id, c.name, c.command, c.env,
-           c.resources, (extract(epoch FROM c.timeout) * 1000)::bigint
+           c.resources, (extract(epoch FROM c.timeout) * 1000)::bigint,
+           (SELECT jsonb_agg(jsonb_build_object('path', f.path, 'mode', f.mode,
+                                                'content', f.content) ORDER BY f.path)
+              FROM dispatch.job_files f WHERE f.job_id = c.job_id)
       FROM claimed c ORDER BY c.job_id;
     RETURN QUERY
     SELECT 'cancel'::text, j.job_id, j.attempt, j.joblist_id, j.name, NULL::text,
-           NULL::jsonb, NULL::jsonb, NULL::bigint
+           NULL::jsonb, NULL::jsonb, NULL::bigint, NULL::jsonb
       FROM dispatch.jobs j
      WHERE j.node = n.node AND j.state = 'running' AND j.cancel_requested
      ORDER BY j.job_id;
@@ -1044,12 +1249,6 @@ $$;
 COMMENT ON FUNCTION dispatch.agent_resume(text, bigint, int) IS
     'Agent: how much output of a running job the server holds (after a reconnect)';
 
--- dispatch.max_output_bytes in bytes (SHOW prints units such as 10B or 1MB).
-CREATE FUNCTION dispatch._max_output_bytes() RETURNS bigint
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_size_bytes(regexp_replace(current_setting('dispatch.max_output_bytes'),
-                                        '([0-9])B$', '\1 bytes'))
-$$;
 
 -- Returns the longest prefix of s that fits in max_bytes bytes.
 CREATE FUNCTION dispatch._utf8_prefix(s text, max_bytes bigint) RETURNS text
@@ -1090,7 +1289,7 @@ BEGIN
                              job, "offset", stream, stored),
             HINT = 'Send output from the stored length returned by dispatch.agent_resume().';
     END IF;
-    room := dispatch._max_output_bytes() - j.output_bytes;
+    room := dispatch._setting_bytes('dispatch.max_output_bytes') - j.output_bytes;
     IF octet_length(chunk) > room THEN
         chunk := dispatch._utf8_prefix(chunk, greatest(room, 0));
     END IF;
@@ -1483,7 +1682,12 @@ BEGIN
         ('_agent_node', 'Locks and returns the node row after checking that the caller acts for it'),
         ('_agent_job', 'Locks and returns a job after checking that (job, attempt) is active on node'),
         ('_offer', 'The resource instances and amounts an agent''s registration offers'),
-        ('_max_output_bytes', 'dispatch.max_output_bytes in bytes (SHOW prints units such as 10B or 1MB)'),
+        ('_setting_bytes', 'A size setting in bytes (SHOW prints units such as 10B or 1MB)'),
+        ('_check_size', 'Fails when content is larger than the size setting guc allows'),
+        ('_check_file_path', 'Fails unless path is a safe relative file path'),
+        ('_validate_files', 'Validates the files, replacements and template keys of job j'),
+        ('_store_files', 'Renders and stores the files of job j; returns their total size'),
+        ('_render_template', 'render_template with the JSON path of the map, for spec errors'),
         ('_utf8_prefix', 'Returns the longest prefix of s that fits in max_bytes bytes'),
         ('_advance_joblist', 'Advances, finishes or fails one active joblist whose current stage changed')
                     ) AS d(name, text)
@@ -1509,9 +1713,10 @@ GRANT USAGE ON SCHEMA dispatch TO dispatch_user, dispatch_agent, dispatch_admin;
 GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_status,
                 dispatch.resource_status, dispatch.joblists, dispatch.stages, dispatch.jobs,
                 dispatch.nodes, dispatch.resources, dispatch.allocations,
-                dispatch.job_events, dispatch.job_output
+                dispatch.job_events, dispatch.job_output, dispatch.job_files
     TO dispatch_user, dispatch_agent;
-GRANT EXECUTE ON FUNCTION dispatch.current_caller(), dispatch.scheduler_stats()
+GRANT EXECUTE ON FUNCTION dispatch.current_caller(), dispatch.scheduler_stats(),
+                          dispatch.render_template(text, jsonb)
     TO PUBLIC;
 GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblist(bigint),
                           dispatch.cancel_joblist(text), dispatch.cancel_job(bigint),

@@ -23,14 +23,15 @@ static void dispatch_shmem_request(void);
 static void dispatch_shmem_startup(void);
 
 /*
- * GUC variables.  dispatch.node_timeout, dispatch.kill_grace and
- * dispatch.max_output_bytes are read by the SQL functions with current_setting();
- * the C side only needs the database.
+ * GUC variables.  All but dispatch.database are read by the SQL functions with
+ * current_setting(); the C side only needs the database.
  */
 char	   *dispatch_database = NULL;
 static int	dispatch_node_timeout = 30;
 static int	dispatch_kill_grace = 10;
 static int	dispatch_max_output_bytes = 1024 * 1024;
+static int	dispatch_max_file_size = 1024 * 1024;
+static int	dispatch_max_job_files_size = 16 * 1024 * 1024;
 
 DispatchShared *dispatch_shared = NULL;
 
@@ -62,6 +63,14 @@ _PG_init(void)
 	DefineCustomIntVariable("dispatch.max_output_bytes",
 							"Output stored per job attempt; the rest is cut off, visibly.",
 							NULL, &dispatch_max_output_bytes, 1024 * 1024, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.max_file_size",
+							"Largest job file or command, before and after rendering.",
+							NULL, &dispatch_max_file_size, 1024 * 1024, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.max_job_files_size",
+							"Largest total of one job's rendered files.",
+							NULL, &dispatch_max_job_files_size, 16 * 1024 * 1024, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 

@@ -24,7 +24,7 @@ run_job(const char *name, const char *command, int64_t timeout_ms, int64_t grace
 	const char *dir = unit_tmpdir(name);
 	char		work[4096], err[AGENT_ERRLEN];
 	char	   *envp[] = {"PATH=/usr/bin:/bin", "DISPATCH_TEST=1", NULL};
-	JobSpec		job = {1, 1, 1, command, NULL, NULL, timeout_ms};
+	JobSpec		job = {1, 1, 1, command, NULL, NULL, timeout_ms, NULL};
 	JobStatus	st;
 	pid_t		pid;
 	int			ws;
@@ -151,7 +151,7 @@ test_runner(void)
 	{
 		const char *d = unit_tmpdir("vanish");
 		char	   *envp[] = {"PATH=/usr/bin:/bin", NULL};
-		JobSpec		job = {3, 1, 1, "echo $$ > ../pid; exec sleep 30", NULL, NULL, 0};
+		JobSpec		job = {3, 1, 1, "echo $$ > ../pid; exec sleep 30", NULL, NULL, 0, NULL};
 		char		work[4096];
 		pid_t		p;
 		long		jobpid = 0;
@@ -178,7 +178,7 @@ test_runner(void)
 	{
 		const char *d = unit_tmpdir("nowork");
 		char	   *envp[] = {NULL};
-		JobSpec		job = {2, 1, 1, "true", NULL, NULL, 0};
+		JobSpec		job = {2, 1, 1, "true", NULL, NULL, 0, NULL};
 		pid_t		p;
 		int			ws;
 

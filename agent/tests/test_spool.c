@@ -11,24 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Returns the content of dir/name (static buffer), or "(missing)". */
-static const char *
-content(const char *dir, const char *name)
-{
-	static char out[4096];
-	char		path[4096], err[AGENT_ERRLEN];
-	StrBuf		sb;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	sb_init(&sb);
-	if (spool_read_file(path, &sb, err, sizeof(err)) < 0)
-		snprintf(out, sizeof(out), "(missing)");
-	else
-		snprintf(out, sizeof(out), "%s", sb.data);
-	sb_free(&sb);
-	return out;
-}
-
 void
 test_spool(void)
 {
@@ -40,7 +22,7 @@ test_spool(void)
 	unsigned long long start;
 
 	CHECK(spool_write_file(dir, "f", "old", 3, err, sizeof(err)) == 0);
-	CHECK_STR(content(dir, "f"), "old");
+	CHECK_STR(unit_read(dir, "f"), "old");
 
 	/* each operation failing on its first call (open and fsync also on the dir fsync) */
 	for (int op = 0; op < SPOOL_FAULT_NOPS; op++)
@@ -55,21 +37,21 @@ test_spool(void)
 			{
 				CHECK(rc == -1);
 				CHECK(strstr(err, "could not") != NULL && strstr(err, "Input/output error") != NULL);
-				CHECK_STR(content(dir, "f"), "old");
-				if (strcmp(content(dir, "f"), "old") != 0)
+				CHECK_STR(unit_read(dir, "f"), "old");
+				if (strcmp(unit_read(dir, "f"), "old") != 0)
 					fprintf(stderr, "  fault in %s destroyed the old file\n", ops[op]);
 			}
 			else if (op == SPOOL_FAULT_OPEN || op == SPOOL_FAULT_FSYNC || op == SPOOL_FAULT_CLOSE)
 			{
 				/* the second call is the directory's: the new file is in place, the error still reported */
 				CHECK(rc == -1 && strstr(err, "directory") != NULL);
-				CHECK_STR(content(dir, "f"), "new");
+				CHECK_STR(unit_read(dir, "f"), "new");
 				CHECK(spool_write_file(dir, "f", "old", 3, err, sizeof(err)) == 0);
 			}
 			else
 			{
 				CHECK(rc == 0);
-				CHECK_STR(content(dir, "f"), "new");
+				CHECK_STR(unit_read(dir, "f"), "new");
 				CHECK(spool_write_file(dir, "f", "old", 3, err, sizeof(err)) == 0);
 			}
 			CHECK(!spool_exists(dir, ".f.tmp"));

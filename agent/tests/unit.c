@@ -10,6 +10,24 @@
 int			unit_passed;
 int			unit_failed;
 
+/* Returns the content of dir/name (static buffer), or "(missing)". */
+const char *
+unit_read(const char *dir, const char *name)
+{
+	static char out[4096];
+	char		path[4096], err[AGENT_ERRLEN];
+	StrBuf		sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	sb_init(&sb);
+	if (spool_read_file(path, &sb, err, sizeof(err)) < 0)
+		snprintf(out, sizeof(out), "(missing)");
+	else
+		snprintf(out, sizeof(out), "%s", sb.data);
+	sb_free(&sb);
+	return out;
+}
+
 /* Returns a fresh, empty directory tests/tmp/<name> (absolute path). */
 const char *
 unit_tmpdir(const char *name)
@@ -37,6 +55,7 @@ main(void)
 	test_json();
 	test_utf8();
 	test_env();
+	test_files();
 	test_spool();
 	test_runner();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);

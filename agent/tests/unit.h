@@ -32,10 +32,14 @@ extern int	unit_failed;
 /* A fresh scratch directory under tests/tmp for test name. */
 const char *unit_tmpdir(const char *name);
 
+/* The content of dir/name (static buffer), or "(missing)". */
+const char *unit_read(const char *dir, const char *name);
+
 void		test_idlist(void);
 void		test_json(void);
 void		test_utf8(void);
 void		test_env(void);
+void		test_files(void);
 void		test_spool(void);
 void		test_runner(void);
 
