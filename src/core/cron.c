@@ -88,7 +88,7 @@ static bool is_alpha(char c);
 static bool same_word(const char *a, int len, const char *word);
 static int	split(const char *text, Token *tok);
 static int	read_number(const char **p, const char *end, int *n);
-static int	read_value(const char **p, const char *end, const Field *f, bool high, int *v,
+static int	read_value(const char **p, const char *end, const Field *f, int from, int *v,
 					   char *err, size_t errlen);
 static int	parse_item(const char **p, const char *end, const Field *f, uint64_t *bits,
 					   bool *last_day, char *err, size_t errlen);
@@ -202,10 +202,11 @@ read_number(const char **p, const char *end, int *n)
 
 /*
  * Reads a number or a name of field f at *p into *v, advancing *p; returns 0, or -1
- * with a message.  high: the value ends a range, where "sun" stands for 7.
+ * with a message.  from: the start of the range this value ends, or -1; "sun" after
+ * a later day stands for 7, so that "fri-sun" is not reversed.
  */
 static int
-read_value(const char **p, const char *end, const Field *f, bool high, int *v,
+read_value(const char **p, const char *end, const Field *f, int from, int *v,
 		   char *err, size_t errlen)
 {
 	const char *start = *p;
@@ -234,8 +235,8 @@ read_value(const char **p, const char *end, const Field *f, bool high, int *v,
 		if (same_word(start, (int) (*p - start), f->names[i]))
 		{
 			*v = f->min + i;
-			if (high && f->max == 7 && *v == 0)
-				*v = 7;			/* "fri-sun" */
+			if (f->max == 7 && *v == 0 && from > 0)
+				*v = 7;
 			return 0;
 		}
 	return fail(err, errlen, "unrecognized value \"%.*s\" in the %s field",
@@ -280,7 +281,7 @@ parse_item(const char **p, const char *end, const Field *f, uint64_t *bits,
 	}
 	else
 	{
-		if (read_value(p, end, f, false, &lo, err, errlen) < 0)
+		if (read_value(p, end, f, -1, &lo, err, errlen) < 0)
 			return -1;
 		hi = lo;
 		if (*p < end && **p == '-')
@@ -289,7 +290,7 @@ parse_item(const char **p, const char *end, const Field *f, uint64_t *bits,
 			if (*p == end || !(is_digit(**p) || is_alpha(**p)))
 				return fail(err, errlen, "incomplete range \"%.*s\" in the %s field",
 							(int) (item_end - item), item, f->field);
-			if (read_value(p, end, f, true, &hi, err, errlen) < 0)
+			if (read_value(p, end, f, lo, &hi, err, errlen) < 0)
 				return -1;
 			if (hi < lo)
 				return fail(err, errlen, "reversed range %.*s in the %s field",

@@ -13,8 +13,12 @@
  * - Day of month and day of week combine as in Vixie cron and pg_cron: when either
  *   field begins with '*', a step after it included, a day must match both,
  *   otherwise either.
- * - A wall-clock time skipped by a daylight saving change fires once, at the
- *   change; a wall-clock time that occurs twice fires once, the first time.
+ * - Five-field schedules fire at second 0 of local wall-clock minutes.  A time
+ *   skipped by a daylight saving change fires once, at the change; a time that
+ *   occurs twice fires once, the first time (so "* * * * *" pauses for the
+ *   repeated hour).
+ * - A schedule that can fire at all fires within 40 years; one that cannot
+ *   ("0 0 30 2 *") gets CRON_NEVER at once.
  * - "N seconds" fires at every instant whose epoch seconds are a multiple of N,
  *   whatever the time zone and its daylight saving changes.
  */
@@ -48,7 +52,10 @@ typedef struct CronSchedule
 	bool		dow_star;		/* the day-of-week field begins with '*' */
 } CronSchedule;
 
-/* A local wall-clock time: month 1..12, day 1..31, wday 0..6 with Sunday = 0. */
+/*
+ * A local wall-clock time: month 1..12, day 1..31, wday 0..6 with Sunday = 0.
+ * cron.c computes weekdays itself and does not read wday.
+ */
 typedef struct CronCivil
 {
 	int			year;
@@ -60,6 +67,12 @@ typedef struct CronCivil
 	int			wday;
 } CronCivil;
 
+/*
+ * A time zone.  cron_next() calls to_civil once for `after`, then three or four
+ * times per candidate wall-clock time (about a dozen more when it falls in a gap
+ * made by a daylight saving change); it assumes no zone changes its UTC offset
+ * twice within two days.
+ */
 typedef struct CronTz
 {
 	/* Fills *c with the local wall-clock time of UTC instant t; returns 0, or -1 on failure. */
