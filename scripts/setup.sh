@@ -8,7 +8,8 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-pkgs=(postgresql-15 postgresql-server-dev-15 libpq-dev libipc-run-perl gcc make perl)
+pkgs=(postgresql-15 postgresql-server-dev-15 libpq-dev libipc-run-perl gcc make perl
+      python3 python3-croniter tzdata)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
