@@ -7,10 +7,13 @@ OBJS = \
 	src/launcher.o \
 	src/scheduler.o \
 	src/render.o \
+	src/schedule.o \
 	src/core/alloc.o \
-	src/core/template.o
+	src/core/template.o \
+	src/core/cron.o
 
-DATA = $(wildcard sql/pg_dispatch--*.sql)
+# The install script is built from sql/src/*.sql, one concern per file, in name order.
+DATA_built = sql/pg_dispatch--0.1.sql
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
@@ -47,3 +50,6 @@ unit:
 	$(MAKE) -C agent check
 
 EXTRA_CLEAN = regress tmp_check tmp_check_iso results output_iso regression.diffs regression.out
+
+sql/pg_dispatch--0.1.sql: $(sort $(wildcard $(srcdir)/sql/src/*.sql))
+	awk 'FNR == 1 && NR != 1 { print "" } { print }' $^ > $@

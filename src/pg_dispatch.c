@@ -12,6 +12,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "pgtime.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
@@ -19,14 +20,17 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
+static bool check_timezone(char **newval, void **extra, GucSource source);
 static void dispatch_shmem_request(void);
 static void dispatch_shmem_startup(void);
 
 /*
- * GUC variables.  All but dispatch.database are read by the SQL functions with
- * current_setting(); the C side only needs the database.
+ * GUC variables.  The SQL functions read them with current_setting(); the C side
+ * needs the database, and the time zone for schedules (schedule.c).
  */
 char	   *dispatch_database = NULL;
+char	   *dispatch_timezone = NULL;
+static int	dispatch_run_history_retention = 7 * 86400;
 static int	dispatch_node_timeout = 30;
 static int	dispatch_kill_grace = 10;
 static int	dispatch_max_output_bytes = 1024 * 1024;
@@ -72,6 +76,14 @@ _PG_init(void)
 							"Largest total of one job's rendered files.",
 							NULL, &dispatch_max_job_files_size, 16 * 1024 * 1024, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomStringVariable("dispatch.timezone",
+							   "Time zone of goal schedules that name none.",
+							   NULL, &dispatch_timezone, "UTC",
+							   PGC_SIGHUP, 0, check_timezone, NULL, NULL);
+	DefineCustomIntVariable("dispatch.run_history_retention",
+							"How long finished goal runs and SQL job runs are kept.",
+							NULL, &dispatch_run_history_retention, 7 * 86400, 60, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 
 	prev_shmem_request_hook = shmem_request_hook;
@@ -80,6 +92,16 @@ _PG_init(void)
 	shmem_startup_hook = dispatch_shmem_startup;
 
 	dispatch_launcher_register();
+}
+
+/* Accepts a time zone name that PostgreSQL knows. */
+static bool
+check_timezone(char **newval, void **extra, GucSource source)
+{
+	if (pg_tzset(*newval) != NULL)
+		return true;
+	GUC_check_errdetail("Time zone \"%s\" is not recognized.", *newval);
+	return false;
 }
 
 /* Asks the postmaster for our shared memory. */

@@ -27,6 +27,7 @@ extern DispatchShared *dispatch_shared;
 
 /* GUCs (pg_dispatch.c) */
 extern char *dispatch_database;
+extern char *dispatch_timezone;
 
 /* launcher.c */
 extern void dispatch_launcher_register(void);

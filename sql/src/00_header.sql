@@ -1,0 +1,58 @@
+/*
+ * pg_dispatch 0.1: schema, SQL API, agent protocol and scheduler helpers.
+ *
+ * The database is the single source of truth.  Users call submit/cancel functions,
+ * agents call the agent_* functions for their own node, and the scheduler background
+ * worker runs _housekeeping(), reads the _sched_* views, places jobs with its C
+ * allocator and writes the result back with _assign()/_set_reasons().  Every function
+ * that changes what the scheduler should look at calls wake_scheduler(), which sets
+ * the worker's latch when the transaction commits.  See docs/internals.md.
+ */
+
+\echo Use "CREATE EXTENSION pg_dispatch" to load this file. \quit
+
+-- Roles are cluster-wide: create them only when a previous database has not.
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['dispatch_admin', 'dispatch_user', 'dispatch_agent'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+    IF NOT pg_catalog.pg_has_role('dispatch_admin', 'dispatch_user', 'MEMBER') THEN
+        GRANT dispatch_user, dispatch_agent TO dispatch_admin;
+    END IF;
+END
+$roles$;
+
+------------------------------------------------------------------------------
+-- C functions
+------------------------------------------------------------------------------
+
+CREATE FUNCTION dispatch.wake_scheduler() RETURNS void
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'wake_scheduler';
+COMMENT ON FUNCTION dispatch.wake_scheduler() IS
+    'Wake the scheduler worker when the current transaction commits';
+
+CREATE FUNCTION dispatch.current_caller() RETURNS name
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'current_caller';
+COMMENT ON FUNCTION dispatch.current_caller() IS
+    'The role that called into pg_dispatch (outside any SECURITY DEFINER function)';
+
+CREATE FUNCTION dispatch.scheduler_stats(OUT pid int, OUT cycles bigint,
+        OUT jobs_assigned bigint, OUT last_cycle_at timestamptz,
+        OUT last_cycle_ms double precision)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'scheduler_stats';
+COMMENT ON FUNCTION dispatch.scheduler_stats() IS
+    'Counters of the scheduler worker on this server (pid is NULL when none runs)';
+
+CREATE FUNCTION dispatch.render_template(template text, replacements jsonb) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';
+COMMENT ON FUNCTION dispatch.render_template(text, jsonb) IS
+    'Replace every pattern (key) of replacements by its value in one left-to-right pass; the longest pattern wins';
+
+CREATE FUNCTION dispatch._render_template(template text, replacements jsonb, path text)
+    RETURNS text
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';

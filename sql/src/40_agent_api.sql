@@ -1,0 +1,352 @@
+------------------------------------------------------------------------------
+-- Agent protocol (docs/internals.md)
+------------------------------------------------------------------------------
+
+-- Fails unless node is a valid node name.
+CREATE FUNCTION dispatch._check_node_name(node text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF node IS NULL OR node !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid node name "%s"', node),
+            HINT = 'A node name is 1 to 48 letters, digits, ".", "_" or "-", starting with a letter or digit.';
+    END IF;
+END
+$$;
+
+-- Locks and returns the node row after checking that the caller acts for it.
+CREATE FUNCTION dispatch._agent_node(p_node text) RETURNS dispatch.nodes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n dispatch.nodes;
+BEGIN
+    PERFORM dispatch._check_node_name(p_node);
+    SELECT * INTO n FROM dispatch.nodes WHERE node = p_node FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('node "%s" is not registered', p_node),
+            HINT = 'The agent registers its node with dispatch.agent_register().';
+    END IF;
+    IF n.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied for node "%s"', p_node),
+            DETAIL = format('Node "%s" belongs to role "%s".', p_node, n.owner),
+            HINT = 'An agent may act only for the nodes its role registered.';
+    END IF;
+    RETURN n;
+END
+$$;
+
+-- Locks and returns a job after checking that (job, attempt) is active on node.
+CREATE FUNCTION dispatch._agent_job(p_node text, p_job bigint, p_attempt int)
+RETURNS dispatch.jobs
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs;
+BEGIN
+    PERFORM dispatch._agent_node(p_node);
+    SELECT * INTO j FROM dispatch.jobs WHERE job_id = p_job FOR UPDATE;
+    IF NOT FOUND OR j.node IS DISTINCT FROM p_node OR j.attempt <> p_attempt
+       OR j.state NOT IN ('assigned', 'running') THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('report for job %s attempt %s from node "%s" refused',
+                             p_job, p_attempt, p_node),
+            DETAIL = CASE WHEN j.job_id IS NULL THEN format('Job %s does not exist.', p_job)
+                          ELSE format('The job is at attempt %s, %s, on node %s.', j.attempt,
+                                      j.state, coalesce('"' || j.node || '"', 'none')) END;
+    END IF;
+    RETURN j;
+END
+$$;
+
+-- The resource instances and amounts an agent's registration offers.
+CREATE FUNCTION dispatch._offer(info jsonb)
+RETURNS TABLE (type text, ident text, capacity bigint, is_amount boolean)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT DISTINCT e ->> 'type', e ->> 'ident', 1::bigint, false
+      FROM jsonb_array_elements(coalesce(info -> 'resources', '[]')) e
+    UNION ALL
+    SELECT key, key, value::text::bigint, true
+      FROM jsonb_each(coalesce(info -> 'amounts', '{}'))
+$$;
+
+CREATE FUNCTION dispatch.agent_register(node text, info jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller name := dispatch.current_caller();
+    n dispatch.nodes;
+    keep bigint[];
+    r record;
+    timeout_ms bigint;
+BEGIN
+    PERFORM dispatch._check_node_name(node);
+    IF info IS NULL OR jsonb_typeof(info) <> 'object' THEN
+        PERFORM dispatch._spec_error('the top level', 'node info must be a JSON object');
+    END IF;
+    PERFORM dispatch._check_keys(info, ARRAY['hostname', 'arch', 'os', 'cpus', 'memory_mb',
+        'labels', 'version', 'pid', 'resources', 'amounts', 'jobs'], '', 'node info');
+    PERFORM dispatch._json_string_map(coalesce(info -> 'labels', '{}'),
+        '^(?!(arch|os|hostname|node)$)[A-Za-z0-9_.-]{1,63}$', 'labels', 'labels',
+        'A label key is 1 to 63 letters, digits, "_", "." or "-"; arch, os, hostname and node are reserved.');
+    IF jsonb_typeof(coalesce(info -> 'resources', '[]')) <> 'array' THEN
+        PERFORM dispatch._spec_error('resources', 'resources must be a JSON array');
+    END IF;
+    IF jsonb_typeof(coalesce(info -> 'amounts', '{}')) <> 'object' THEN
+        PERFORM dispatch._spec_error('amounts', 'amounts must be a JSON object');
+    END IF;
+    FOR r IN SELECT e, o - 1 AS i FROM jsonb_array_elements(coalesce(info -> 'resources', '[]'))
+             WITH ORDINALITY AS x(e, o) LOOP
+        IF jsonb_typeof(r.e) <> 'object' OR NOT r.e ? 'type' OR NOT r.e ? 'ident' THEN
+            PERFORM dispatch._spec_error(format('resources[%s]', r.i),
+                'resource must be an object with "type" and "ident"');
+        END IF;
+        PERFORM dispatch._check_resource_name(r.e ->> 'type', r.e ->> 'ident');
+    END LOOP;
+    FOR r IN SELECT * FROM jsonb_each(coalesce(info -> 'amounts', '{}')) LOOP
+        PERFORM dispatch._check_resource_name(r.key, r.key);
+        PERFORM dispatch._json_int(r.value, 1, 9223372036854775807,
+            dispatch._path('amounts', r.key), format('amount of "%s"', r.key));
+    END LOOP;
+
+    SELECT * INTO n FROM dispatch.nodes x WHERE x.node = agent_register.node FOR UPDATE;
+    IF FOUND AND n.owner <> caller AND NOT dispatch._caller_is_admin() THEN
+        PERFORM dispatch._agent_node(node);     -- raises the ownership error
+    END IF;
+
+    INSERT INTO dispatch.nodes AS x (node, state, owner, hostname, arch, os, cpus, memory_mb,
+                                     labels, agent_version, agent_pid)
+    VALUES (node, 'online', caller, info ->> 'hostname', info ->> 'arch', info ->> 'os',
+            (info ->> 'cpus')::int, (info ->> 'memory_mb')::bigint,
+            coalesce(info -> 'labels', '{}'), info ->> 'version', (info ->> 'pid')::int)
+    ON CONFLICT ON CONSTRAINT nodes_pkey DO UPDATE
+       SET state = 'online', hostname = EXCLUDED.hostname, arch = EXCLUDED.arch,
+           os = EXCLUDED.os, cpus = EXCLUDED.cpus, memory_mb = EXCLUDED.memory_mb,
+           labels = EXCLUDED.labels, agent_version = EXCLUDED.agent_version,
+           agent_pid = EXCLUDED.agent_pid, registered_at = now(), last_heartbeat = now(),
+           state_changed_at = CASE WHEN x.state = 'online' THEN x.state_changed_at
+                                   ELSE now() END;
+
+    -- Reconcile what the agent offers: idle instances it no longer lists go away.
+    DELETE FROM dispatch.resources x
+     WHERE x.node = agent_register.node AND x.from_agent
+       AND NOT EXISTS (SELECT 1 FROM dispatch._offer(info) o
+                        WHERE o.type = x.type AND o.ident = x.ident)
+       AND NOT EXISTS (SELECT 1 FROM dispatch.allocations a WHERE a.resource_id = x.resource_id);
+    INSERT INTO dispatch.resources AS x (type, ident, node, capacity, is_amount, from_agent)
+    SELECT o.type, o.ident, node, o.capacity, o.is_amount, true FROM dispatch._offer(info) o
+    ON CONFLICT ON CONSTRAINT resources_type_ident_node_key DO UPDATE
+       SET capacity = EXCLUDED.capacity, is_amount = EXCLUDED.is_amount, from_agent = true;
+
+    -- Running jobs the agent does not know about any more are lost.
+    SELECT coalesce(array_agg((e ->> 'job_id')::bigint), '{}') INTO keep
+      FROM jsonb_array_elements(coalesce(info -> 'jobs', '[]')) e;
+    PERFORM dispatch._lose_jobs(node, keep || ARRAY(
+        SELECT job_id FROM dispatch.jobs WHERE jobs.node = agent_register.node
+           AND state = 'assigned'));
+
+    PERFORM dispatch.wake_scheduler();
+    timeout_ms := (extract(epoch FROM current_setting('dispatch.node_timeout')::interval) * 1000)::bigint;
+    RETURN jsonb_build_object(
+        'channel', 'dispatch_node_' || node,
+        'heartbeat_ms', greatest(timeout_ms / 3, 100),
+        'node_timeout_ms', timeout_ms,
+        'kill_grace_ms',
+        (extract(epoch FROM current_setting('dispatch.kill_grace')::interval) * 1000)::bigint);
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_register(text, jsonb) IS
+    'Agent: register or re-register a node and the resources it offers';
+
+CREATE FUNCTION dispatch.agent_heartbeat(node text) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n dispatch.nodes := dispatch._agent_node(node);
+BEGIN
+    IF n.state <> 'offline' THEN
+        UPDATE dispatch.nodes x SET last_heartbeat = now() WHERE x.node = n.node;
+    END IF;
+    RETURN n.state;
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_heartbeat(text) IS
+    'Agent: keep the node alive; returns its state (offline: register again)';
+
+CREATE FUNCTION dispatch.agent_poll(node text)
+RETURNS TABLE (action text, job_id bigint, attempt int, joblist_id bigint, name text,
+               command text, env jsonb, resources jsonb, timeout_ms bigint, files jsonb)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n dispatch.nodes := dispatch._agent_node(node);
+BEGIN
+    IF n.state = 'offline' THEN
+        RETURN;
+    END IF;
+    UPDATE dispatch.nodes x SET last_heartbeat = now() WHERE x.node = n.node;
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE dispatch.jobs j SET state = 'running', started_at = now()
+         WHERE j.node = n.node AND j.state = 'assigned' AND n.state = 'online'
+        RETURNING j.*)
+    SELECT 'run'::text, c.job_id, c.attempt, c.joblist_id, c.name, c.command, c.env,
+           c.resources, (extract(epoch FROM c.timeout) * 1000)::bigint,
+           (SELECT jsonb_agg(jsonb_build_object('path', f.path, 'mode', f.mode,
+                                                'content', f.content) ORDER BY f.path)
+              FROM dispatch.job_files f WHERE f.job_id = c.job_id)
+      FROM claimed c ORDER BY c.job_id;
+    RETURN QUERY
+    SELECT 'cancel'::text, j.job_id, j.attempt, j.joblist_id, j.name, NULL::text,
+           NULL::jsonb, NULL::jsonb, NULL::bigint, NULL::jsonb
+      FROM dispatch.jobs j
+     WHERE j.node = n.node AND j.state = 'running' AND j.cancel_requested
+     ORDER BY j.job_id;
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_poll(text) IS
+    'Agent: claim the jobs assigned to the node (run) and learn which to stop (cancel)';
+
+CREATE FUNCTION dispatch.agent_resume(node text, job bigint, attempt int,
+                                      OUT stdout_bytes bigint, OUT stderr_bytes bigint,
+                                      OUT cancel_requested boolean)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs := dispatch._agent_job(node, job, attempt);
+BEGIN
+    SELECT coalesce(max(o."offset" + octet_length(o.data)) FILTER (WHERE o.stream = 'stdout'), 0),
+           coalesce(max(o."offset" + octet_length(o.data)) FILTER (WHERE o.stream = 'stderr'), 0)
+      INTO stdout_bytes, stderr_bytes
+      FROM dispatch.job_output o WHERE o.job_id = j.job_id AND o.attempt = j.attempt;
+    cancel_requested := j.cancel_requested;
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_resume(text, bigint, int) IS
+    'Agent: how much output of a running job the server holds (after a reconnect)';
+
+
+-- Returns the longest prefix of s that fits in max_bytes bytes.
+CREATE FUNCTION dispatch._utf8_prefix(s text, max_bytes bigint) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r text := left(s, max_bytes::int);
+BEGIN
+    WHILE octet_length(r) > max_bytes LOOP
+        r := left(r, length(r) - greatest(1, ((octet_length(r) - max_bytes) / 4)::int));
+    END LOOP;
+    RETURN r;
+END
+$$;
+
+CREATE FUNCTION dispatch.agent_output(node text, job bigint, attempt int, stream text,
+                                      "offset" bigint, data text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs := dispatch._agent_job(node, job, attempt);
+    stored bigint;
+    room bigint;
+    chunk text := data;
+BEGIN
+    PERFORM dispatch._check_stream(stream);
+    IF j.output_truncated THEN
+        RETURN -1;
+    END IF;
+    SELECT coalesce(max(o."offset" + octet_length(o.data)), 0) INTO stored
+      FROM dispatch.job_output o
+     WHERE o.job_id = job AND o.attempt = j.attempt AND o.stream = agent_output.stream;
+    IF "offset" + octet_length(chunk) <= stored THEN
+        RETURN stored;                  -- a chunk sent again after a reconnect
+    END IF;
+    IF "offset" <> stored THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('output chunk of job %s starts at byte %s of %s, but %s bytes are stored',
+                             job, "offset", stream, stored),
+            HINT = 'Send output from the stored length returned by dispatch.agent_resume().';
+    END IF;
+    room := dispatch._setting_bytes('dispatch.max_output_bytes') - j.output_bytes;
+    IF octet_length(chunk) > room THEN
+        chunk := dispatch._utf8_prefix(chunk, greatest(room, 0));
+    END IF;
+    IF chunk <> '' THEN
+        INSERT INTO dispatch.job_output (job_id, attempt, stream, "offset", data)
+        VALUES (job, j.attempt, stream, "offset", chunk);
+    END IF;
+    UPDATE dispatch.jobs x
+       SET output_bytes = output_bytes + octet_length(chunk),
+           output_truncated = chunk IS DISTINCT FROM data
+     WHERE x.job_id = job;
+    IF chunk IS DISTINCT FROM data THEN
+        RETURN -1;
+    END IF;
+    RETURN stored + octet_length(chunk);
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_output(text, bigint, int, text, bigint, text) IS
+    'Agent: store a chunk of job output; returns the stored length, -1 once truncated';
+
+CREATE FUNCTION dispatch.agent_finish(node text, job bigint, attempt int, exit_code int,
+                                      signal int, timed_out boolean, detail text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs := dispatch._agent_job(node, job, attempt);
+    why text;
+    result text;
+BEGIN
+    UPDATE dispatch.jobs x
+       SET exit_code = agent_finish.exit_code, signal = agent_finish.signal,
+           timed_out = coalesce(agent_finish.timed_out, false)
+     WHERE x.job_id = job;
+    why := CASE
+        WHEN coalesce(timed_out, false)
+            THEN coalesce('timed out after ' || j.timeout, 'timed out')
+        WHEN signal IS NOT NULL THEN format('killed by signal %s', signal)
+        WHEN exit_code IS NOT NULL AND exit_code <> 0 THEN format('exited with code %s', exit_code)
+        WHEN exit_code IS NULL THEN coalesce(detail, 'ended without an exit status')
+    END;
+    IF j.cancel_requested THEN
+        PERFORM dispatch._finish_job(job, 'cancelled', j.reason);
+        result := 'cancelled';
+    ELSIF why IS NULL THEN
+        PERFORM dispatch._finish_job(job, 'succeeded', NULL);
+        result := 'succeeded';
+    ELSE
+        result := dispatch._end_attempt(job, 'failed', why);
+    END IF;
+    PERFORM dispatch.wake_scheduler();
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_finish(text, bigint, int, int, int, boolean, text) IS
+    'Agent: report how a job attempt ended; returns the job state afterwards';
+
+CREATE FUNCTION dispatch.agent_drain(node text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n dispatch.nodes := dispatch._agent_node(node);
+    j bigint;
+BEGIN
+    UPDATE dispatch.nodes x SET state = 'draining', state_changed_at = now()
+     WHERE x.node = n.node AND x.state = 'online';
+    FOR j IN SELECT job_id FROM dispatch.jobs
+              WHERE jobs.node = n.node AND state = 'assigned' ORDER BY job_id FOR UPDATE LOOP
+        PERFORM dispatch._requeue_job(j, false,
+            format('node "%s" is draining', n.node));
+    END LOOP;
+    PERFORM dispatch.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_drain(text) IS
+    'Agent: take no new jobs on this node; unclaimed assignments go back to the queue';
+
+CREATE FUNCTION dispatch.agent_offline(node text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n dispatch.nodes := dispatch._agent_node(node);
+BEGIN
+    UPDATE dispatch.nodes x SET state = 'offline', state_changed_at = now()
+     WHERE x.node = n.node;
+    PERFORM dispatch._lose_jobs(n.node);
+    PERFORM dispatch.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_offline(text) IS
+    'Agent: the agent stops cleanly; jobs still on the node are lost';

@@ -1,0 +1,220 @@
+------------------------------------------------------------------------------
+-- Scheduler helpers (called by the background worker only)
+------------------------------------------------------------------------------
+
+-- Advances, finishes or fails one active joblist whose current stage changed.
+CREATE FUNCTION dispatch._advance_joblist(jl dispatch.joblists) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    active bigint;
+    bad text;
+BEGIN
+    SELECT count(*) FILTER (WHERE state IN ('pending', 'assigned', 'running')),
+           min(format('job "%s" %s', name,
+                      CASE state WHEN 'failed' THEN coalesce(reason, 'failed')
+                                 ELSE state END) ORDER BY job_id)
+               FILTER (WHERE state IN ('failed', 'lost', 'cancelled'))
+      INTO active, bad
+      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND stage = jl.current_stage;
+
+    IF bad IS NOT NULL AND jl.fail_fast THEN
+        UPDATE dispatch.joblists SET state = 'failed', finished_at = now(), reason = bad
+         WHERE joblist_id = jl.joblist_id;
+        PERFORM dispatch._cancel_jobs_of(jl.joblist_id, format('joblist failed: %s', bad));
+        RETURN;
+    END IF;
+    IF active > 0 THEN
+        RETURN;
+    END IF;
+    IF jl.current_stage + 1 < jl.stage_count THEN
+        UPDATE dispatch.joblists SET current_stage = current_stage + 1
+         WHERE joblist_id = jl.joblist_id;
+        UPDATE dispatch.jobs
+           SET reason = CASE WHEN stage = jl.current_stage + 1 THEN 'waiting for the scheduler'
+                             ELSE dispatch._stage_reason(jl.joblist_id, jl.current_stage + 1) END
+         WHERE joblist_id = jl.joblist_id AND stage > jl.current_stage AND state = 'pending';
+        RETURN;
+    END IF;
+    SELECT min(format('job "%s" %s', name, state) ORDER BY job_id) INTO bad
+      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND state <> 'succeeded';
+    UPDATE dispatch.joblists
+       SET state = CASE WHEN bad IS NULL THEN 'succeeded' ELSE 'failed' END,
+           finished_at = now(), reason = bad
+     WHERE joblist_id = jl.joblist_id;
+END
+$$;
+
+CREATE FUNCTION dispatch._housekeeping() RETURNS double precision
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    timeout interval := current_setting('dispatch.node_timeout')::interval;
+    n text;
+    jl dispatch.joblists;
+    since timestamptz;
+    next_deadline double precision;
+BEGIN
+    -- Heartbeats missed while no scheduler ran (a restart, a failover) do not count:
+    -- silence is measured from this scheduler's start at the earliest.
+    SELECT backend_start INTO since FROM pg_stat_activity WHERE pid = pg_backend_pid();
+    FOR n IN UPDATE dispatch.nodes SET state = 'offline', state_changed_at = now()
+              WHERE state <> 'offline'
+                AND greatest(last_heartbeat, since) < now() - timeout
+             RETURNING node LOOP
+        PERFORM dispatch._lose_jobs(n);
+    END LOOP;
+
+    -- A joblist needs attention when its current stage has no active job left or a bad one.
+    FOR jl IN SELECT l.* FROM dispatch.joblists l
+               WHERE l.state IN ('queued', 'running')
+                 AND (NOT EXISTS (SELECT 1 FROM dispatch.jobs j
+                                   WHERE j.joblist_id = l.joblist_id
+                                     AND j.stage = l.current_stage
+                                     AND j.state IN ('pending', 'assigned', 'running'))
+                      OR (l.fail_fast AND EXISTS (
+                                  SELECT 1 FROM dispatch.jobs j
+                                   WHERE j.joblist_id = l.joblist_id
+                                     AND j.stage = l.current_stage
+                                     AND j.state IN ('failed', 'lost', 'cancelled'))))
+               ORDER BY l.joblist_id FOR UPDATE LOOP
+        -- A stage may finish as soon as the next is entered (it was already done).
+        LOOP
+            PERFORM dispatch._advance_joblist(jl);
+            SELECT * INTO jl FROM dispatch.joblists WHERE joblist_id = jl.joblist_id;
+            EXIT WHEN jl.state NOT IN ('queued', 'running')
+                   OR EXISTS (SELECT 1 FROM dispatch.jobs j
+                               WHERE j.joblist_id = jl.joblist_id
+                                 AND j.stage = jl.current_stage
+                                 AND j.state IN ('pending', 'assigned', 'running'));
+        END LOOP;
+    END LOOP;
+
+    SELECT extract(epoch FROM greatest(min(last_heartbeat), since) + timeout - now())
+      INTO next_deadline
+      FROM dispatch.nodes WHERE state <> 'offline';
+    RETURN greatest(next_deadline, 0.1);
+END
+$$;
+COMMENT ON FUNCTION dispatch._housekeeping() IS
+    'Scheduler: expire silent nodes, advance stages, finish joblists; returns seconds to the next deadline';
+
+CREATE VIEW dispatch._sched_nodes AS
+    SELECT node FROM dispatch.nodes WHERE state = 'online' ORDER BY node;
+
+CREATE VIEW dispatch._sched_node_labels AS
+    SELECT n.node, l.key, l.value
+      FROM dispatch.nodes n,
+           LATERAL (SELECT key, value FROM jsonb_each_text(n.labels)
+                    UNION ALL VALUES ('arch', n.arch),
+                                     ('os', lower(split_part(n.os, ' ', 1))),
+                                     ('hostname', n.hostname),
+                                     ('node', n.node)) l(key, value)
+     WHERE n.state = 'online' AND l.value IS NOT NULL
+     ORDER BY n.node, l.key;
+
+CREATE VIEW dispatch._sched_free AS
+    SELECT r.resource_id, r.type, r.ident, r.node,
+           (r.capacity - coalesce(sum(a.amount), 0))::bigint AS free, r.capacity
+      FROM dispatch.resources r
+      LEFT JOIN dispatch.allocations a USING (resource_id)
+      LEFT JOIN dispatch.nodes n ON n.node = r.node
+     WHERE r.node IS NULL OR n.state = 'online'
+     GROUP BY r.resource_id
+     ORDER BY r.type, r.node NULLS LAST,
+              regexp_replace(r.ident, '[0-9]+$', ''),
+              substring(r.ident FROM '[0-9]+$')::numeric NULLS FIRST, r.ident;
+
+CREATE VIEW dispatch._sched_jobs AS
+    SELECT j.job_id, j.joblist_id
+      FROM dispatch.jobs j JOIN dispatch.joblists l USING (joblist_id)
+     WHERE l.state IN ('queued', 'running') AND j.stage = l.current_stage
+       AND j.state = 'pending'
+     ORDER BY j.joblist_id, j.job_id;
+
+CREATE VIEW dispatch._sched_job_needs AS
+    SELECT j.job_id, n.key AS type, n.value::text::bigint AS count
+      FROM dispatch._sched_jobs s JOIN dispatch.jobs j USING (job_id),
+           jsonb_each(j.needs) n
+     ORDER BY j.job_id, n.key;
+
+CREATE VIEW dispatch._sched_job_constraints AS
+    SELECT j.job_id, c.key, c.value
+      FROM dispatch._sched_jobs s JOIN dispatch.jobs j USING (job_id),
+           jsonb_each_text(j.constraints) c
+     ORDER BY j.job_id, c.key;
+
+CREATE FUNCTION dispatch._assign_many(job_ids bigint[], nodes text[], take_jobs bigint[],
+                                      take_units bigint[], take_amounts bigint[])
+RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    assigned int;
+    notify text[];
+BEGIN
+    -- One statement for the whole cycle.  Units are locked until the assignments
+    -- commit; a job one of whose units an agent withdrew since the cycle read them is
+    -- skipped (the registration that withdrew it wakes the scheduler again), and so is
+    -- a job that stopped being pending (cancelled meanwhile).
+    WITH take AS (
+        SELECT * FROM unnest(take_jobs, take_units, take_amounts)
+                      WITH ORDINALITY AS t(job_id, resource_id, amount, ord)),
+    unit AS (
+        SELECT r.resource_id, r.type, r.ident, r.is_amount FROM dispatch.resources r
+         WHERE r.resource_id = ANY (take_units) FOR KEY SHARE),
+    placed AS (
+        SELECT p.job_id, p.node,
+               (SELECT jsonb_object_agg(x.type, x.v)
+                  FROM (SELECT u.type,
+                               CASE WHEN bool_or(u.is_amount) THEN to_jsonb(sum(t.amount))
+                                    ELSE jsonb_agg(u.ident ORDER BY t.ord) END AS v
+                          FROM take t JOIN unit u USING (resource_id)
+                         WHERE t.job_id = p.job_id GROUP BY u.type) x) AS held
+          FROM unnest(job_ids, nodes) AS p(job_id, node)
+         WHERE NOT EXISTS (SELECT 1 FROM take t WHERE t.job_id = p.job_id
+                              AND t.resource_id NOT IN (SELECT resource_id FROM unit))),
+    upd AS (
+        UPDATE dispatch.jobs j
+           SET state = 'assigned', node = p.node, resources = p.held, reason = NULL,
+               assigned_at = now()
+          FROM placed p
+         WHERE j.job_id = p.job_id AND j.state = 'pending'
+        RETURNING j.job_id, j.joblist_id, j.node),
+    alloc AS (
+        INSERT INTO dispatch.allocations (resource_id, job_id, amount)
+        SELECT t.resource_id, t.job_id, t.amount FROM take t JOIN upd USING (job_id)),
+    started AS (
+        UPDATE dispatch.joblists l SET state = 'running', started_at = now()
+         WHERE l.joblist_id IN (SELECT joblist_id FROM upd) AND l.state = 'queued')
+    SELECT count(*), array_agg(DISTINCT upd.node) INTO assigned, notify FROM upd;
+
+    IF EXISTS (SELECT 1 FROM dispatch.allocations a JOIN dispatch.resources r USING (resource_id)
+                WHERE a.resource_id = ANY (take_units)
+                GROUP BY r.resource_id HAVING sum(a.amount) > r.capacity) THEN
+        RAISE EXCEPTION 'allocator gave out more than a resource holds';
+    END IF;
+    PERFORM pg_notify('dispatch_node_' || n, 'run') FROM unnest(notify) n;
+    RETURN assigned;
+END
+$$;
+COMMENT ON FUNCTION dispatch._assign_many(bigint[], text[], bigint[], bigint[], bigint[]) IS
+    'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s units); returns how many';
+
+CREATE FUNCTION dispatch._assign(job bigint, p_node text, resource_ids bigint[],
+                                 amounts bigint[])
+RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._assign_many(ARRAY[job], ARRAY[p_node],
+                                 array_fill(job, ARRAY[cardinality(resource_ids)]),
+                                 resource_ids, amounts) = 1
+$$;
+COMMENT ON FUNCTION dispatch._assign(bigint, text, bigint[], bigint[]) IS
+    'Assign one pending job to a node with the given resource units (tests, manual repair)';
+
+CREATE FUNCTION dispatch._set_reasons(job_ids bigint[], reasons text[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE dispatch.jobs j SET reason = u.reason
+      FROM unnest(job_ids, reasons) AS u(job_id, reason)
+     WHERE j.job_id = u.job_id AND j.state = 'pending'
+       AND j.reason IS DISTINCT FROM u.reason
+$$;
+COMMENT ON FUNCTION dispatch._set_reasons(bigint[], text[]) IS
+    'Scheduler: record why pending jobs wait';

@@ -1,0 +1,48 @@
+------------------------------------------------------------------------------
+-- Reporting views
+------------------------------------------------------------------------------
+
+CREATE VIEW dispatch.joblist_status AS
+    SELECT l.joblist_id, l.name, l.state, l.submitted_by, l.submitted_at, l.started_at,
+           l.finished_at, s.name AS current_stage,
+           c.total AS jobs_total, c.pending AS jobs_pending, c.running AS jobs_running,
+           c.succeeded AS jobs_succeeded, c.failed AS jobs_failed, l.reason
+      FROM dispatch.joblists l
+      JOIN dispatch.stages s ON s.joblist_id = l.joblist_id AND s.stage = l.current_stage
+      CROSS JOIN LATERAL (
+          SELECT count(*) AS total,
+                 count(*) FILTER (WHERE j.state = 'pending') AS pending,
+                 count(*) FILTER (WHERE j.state IN ('assigned', 'running')) AS running,
+                 count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,
+                 count(*) FILTER (WHERE j.state IN ('failed', 'lost')) AS failed
+            FROM dispatch.jobs j WHERE j.joblist_id = l.joblist_id) c;
+COMMENT ON VIEW dispatch.joblist_status IS 'One row per joblist with job counts';
+
+CREATE VIEW dispatch.job_status AS
+    SELECT j.job_id, j.joblist_id, s.name AS stage, j.name, j.state, j.node, j.attempt,
+           j.exit_code, j.signal, j.resources, j.reason, j.assigned_at, j.started_at,
+           j.finished_at, l.name AS joblist, j.stage AS stage_no, j.command, j.needs,
+           j.constraints, j.timeout, j.retries, j.timed_out, j.cancel_requested,
+           j.output_bytes, j.output_truncated
+      FROM dispatch.jobs j
+      JOIN dispatch.joblists l USING (joblist_id)
+      JOIN dispatch.stages s ON s.joblist_id = j.joblist_id AND s.stage = j.stage;
+COMMENT ON VIEW dispatch.job_status IS
+    'One row per job; reason says why a pending job waits or why a job ended';
+
+CREATE VIEW dispatch.node_status AS
+    SELECT n.node, n.state, n.last_heartbeat, n.labels,
+           (SELECT count(*) FROM dispatch.jobs j
+             WHERE j.node = n.node AND j.state IN ('assigned', 'running')) AS running_jobs,
+           n.hostname, n.arch, n.os, n.cpus, n.memory_mb, n.owner, n.agent_version,
+           n.registered_at, n.state_changed_at
+      FROM dispatch.nodes n;
+COMMENT ON VIEW dispatch.node_status IS 'One row per node with its liveness and load';
+
+CREATE VIEW dispatch.resource_status AS
+    SELECT r.type, r.ident, r.node, a.job_id, coalesce(a.amount, 0) AS amount,
+           r.capacity, r.resource_id
+      FROM dispatch.resources r
+      LEFT JOIN dispatch.allocations a USING (resource_id);
+COMMENT ON VIEW dispatch.resource_status IS
+    'One row per resource instance and holder (job_id NULL: free)';

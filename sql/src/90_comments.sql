@@ -1,0 +1,54 @@
+-- Internal helpers carry their contract line as a comment too.
+DO $comments$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT p.oid::regprocedure AS fn, d.text
+               FROM (VALUES
+        ('_check_stream', 'Fails unless stream names a job output stream'),
+        ('_spec_error', 'Raises the standard spec error: message plus the JSON path in the detail'),
+        ('_path', 'Appends a key to a JSON path, quoting keys that are not plain identifiers'),
+        ('_check_keys', 'Fails unless every key of obj is in allowed'),
+        ('_json_int', 'Returns v as a bigint when it is a JSON integer in [lo, hi], else raises'),
+        ('_json_text', 'Returns v as text when it is a non-empty JSON string, else raises'),
+        ('_json_string_map', 'Fails unless v is a JSON object whose values are all strings'),
+        ('_json_timeout', 'Parses a job timeout (interval string or seconds) and returns it, or raises'),
+        ('_validate_spec', 'Validates a whole joblist spec; raises the first error found, returns nothing'),
+        ('_caller_is_admin', 'True when the caller may act for everything (member of dispatch_admin)'),
+        ('_check_may_cancel', 'Fails unless the caller submitted joblist jl or is an admin'),
+        ('_release', 'Releases whatever job holds'),
+        ('_finish_job', 'Ends a job in a final state with a reason and frees its resources'),
+        ('_requeue_job', 'Puts a job back in the queue; a new attempt when it had started'),
+        ('_end_attempt', 'Ends an attempt that did not succeed: retried while retries remain, else final'),
+        ('_lose_jobs', 'Handles the active jobs of a node that went away, except those listed in keep'),
+        ('_job_event', 'Records every job state change in job_events'),
+        ('_stage_reason', 'The "waiting for stage" reason of a joblist''s later stages'),
+        ('_cancel_jobs_of', 'Cancels every job of joblist jl that has not finished; running ones are signalled'),
+        ('_cancel_one', 'Cancels one unfinished job: at once unless it runs, then asks its agent'),
+        ('_check_resource_name', 'Fails unless type and ident are valid resource names'),
+        ('_resource_place', 'Describes where a resource lives, for messages'),
+        ('_check_node_name', 'Fails unless node is a valid node name'),
+        ('_agent_node', 'Locks and returns the node row after checking that the caller acts for it'),
+        ('_agent_job', 'Locks and returns a job after checking that (job, attempt) is active on node'),
+        ('_offer', 'The resource instances and amounts an agent''s registration offers'),
+        ('_setting_bytes', 'A size setting in bytes (SHOW prints units such as 10B or 1MB)'),
+        ('_check_size', 'Fails when content is larger than the size setting guc allows'),
+        ('_check_file_path', 'Fails unless path is a safe relative file path'),
+        ('_validate_files', 'Validates the files, replacements and template keys of job j'),
+        ('_store_files', 'Renders and stores the files of job j; returns their total size'),
+        ('_render_template', 'render_template with the JSON path of the map, for spec errors'),
+        ('_utf8_prefix', 'Returns the longest prefix of s that fits in max_bytes bytes'),
+        ('_advance_joblist', 'Advances, finishes or fails one active joblist whose current stage changed')
+                    ) AS d(name, text)
+               JOIN pg_catalog.pg_proc p ON p.proname = d.name
+                AND p.pronamespace = 'dispatch'::regnamespace LOOP
+        EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', c.fn, c.text);
+    END LOOP;
+END
+$comments$;
+COMMENT ON VIEW dispatch._sched_nodes IS 'Scheduler input: online nodes';
+COMMENT ON VIEW dispatch._sched_node_labels IS 'Scheduler input: node labels and pseudo-labels';
+COMMENT ON VIEW dispatch._sched_free IS 'Scheduler input: resource units with their free amount';
+COMMENT ON VIEW dispatch._sched_jobs IS 'Scheduler input: runnable pending jobs in FIFO order';
+COMMENT ON VIEW dispatch._sched_job_needs IS 'Scheduler input: needs of runnable jobs';
+COMMENT ON VIEW dispatch._sched_job_constraints IS 'Scheduler input: constraints of runnable jobs';
