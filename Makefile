@@ -8,6 +8,7 @@ OBJS = \
 	src/scheduler.o \
 	src/render.o \
 	src/schedule.o \
+	src/sqlrun.o \
 	src/core/alloc.o \
 	src/core/template.o \
 	src/core/cron.o

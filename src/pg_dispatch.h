@@ -36,4 +36,8 @@ extern PGDLLEXPORT void dispatch_launcher_main(Datum arg);
 /* scheduler.c */
 extern PGDLLEXPORT void dispatch_scheduler_main(Datum arg);
 
+/* sqlrun.c */
+extern PGDLLEXPORT void dispatch_sqlrun_main(Datum arg);
+extern bool dispatch_launch_sql_run(int64 run, const char *database, const char *user);
+
 #endif							/* PG_DISPATCH_H */

@@ -4,9 +4,12 @@
  * One loop, woken by its latch: wake_scheduler() sets it when a submission, a
  * finish, a cancel or a node change commits.  Each wake-up runs one cycle in one
  * transaction: dispatch._housekeeping() (liveness, stages, joblist ends), then the
+ * goals are evaluated (_goal_tick(): fires, instances, windows), then the
  * allocation problem is read from the _sched_* views, solved by alloc_run()
  * (src/core/alloc.c) and written back with one _assign_many() call, which also
- * NOTIFYs the nodes, and one _set_reasons() call.  The only timer is the next liveness deadline.
+ * NOTIFYs the nodes, and one _set_reasons() call.  After the commit, SQL job runs
+ * created by the cycle get their background workers (sqlrun.c).  The only timers
+ * are the next liveness deadline and the next goal deadline.
  *
  * Errors: the worker has no error handler of its own, so an ERROR in a cycle ends
  * the process (after rolling back) and the launcher starts a fresh scheduler after
@@ -37,6 +40,14 @@
 #define MAX_SLEEP_MS 60000L
 #define MIN_SLEEP_MS 100L
 
+/* A SQL job run to start a worker for once the cycle has committed. */
+typedef struct SqlRun
+{
+	int64		run;
+	char	   *database;
+	char	   *user;
+} SqlRun;
+
 typedef struct NodeEntry
 {
 	char		name[NAMEDATALEN * 2];	/* hash key: node names are short */
@@ -54,6 +65,8 @@ static void load_problem(AllocProblem *p, char ***node_names);
 static Datum int8_array(Datum *values, int n);
 static Datum text_array(Datum *values, int n);
 static int	write_result(const AllocProblem *p, const AllocOutput *out, char **node_names);
+static int	sql_runs_to_launch(MemoryContext cxt, SqlRun **runs);
+static void launch_sql_runs(const SqlRun *runs, int n);
 static long run_cycle(void);
 
 /* Publishes (or clears) this process as the scheduler in shared memory. */
@@ -338,6 +351,50 @@ write_result(const AllocProblem *p, const AllocOutput *out, char **node_names)
 	return assigned;
 }
 
+/* Reads the SQL job runs that need a worker into *runs (allocated in cxt); returns how many. */
+static int
+sql_runs_to_launch(MemoryContext cxt, SqlRun **runs)
+{
+	SPITupleTable *t = query("SELECT runid, database, username FROM dispatch._sql_runs_to_launch()");
+
+	*runs = MemoryContextAlloc(cxt, sizeof(SqlRun) * (SPI_processed + 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		(*runs)[i].run = int8_at(t, i, 1);
+		(*runs)[i].database = MemoryContextStrdup(cxt, text_at(t, i, 2));
+		(*runs)[i].user = MemoryContextStrdup(cxt, text_at(t, i, 3));
+	}
+	return (int) SPI_processed;
+}
+
+/*
+ * Starts a worker for each run (after the commit that made them visible); a run
+ * without a free worker slot fails with a message saying so.
+ */
+static void
+launch_sql_runs(const SqlRun *runs, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1];
+
+		if (dispatch_launch_sql_run(runs[i].run, runs[i].database, runs[i].user))
+			continue;
+		values[0] = Int64GetDatum(runs[i].run);
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SPI_execute_with_args("SELECT dispatch._sql_run_unstarted($1)", 1, types, values, NULL,
+							  false, 0);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+}
+
 /* Runs one scheduling cycle in its own transaction; returns how long to sleep (ms). */
 static long
 run_cycle(void)
@@ -346,6 +403,8 @@ run_cycle(void)
 	MemoryContext cycle_cxt = CurrentMemoryContext;
 	long		sleep_ms = MAX_SLEEP_MS;
 	int			assigned = 0;
+	SqlRun	   *runs = NULL;
+	int			nruns = 0;
 	long		secs;
 	int			usecs;
 
@@ -367,6 +426,11 @@ run_cycle(void)
 
 		if (!isnull)
 			sleep_ms = Min(MAX_SLEEP_MS, (long) (DatumGetFloat8(d) * 1000.0) + 1);
+		t = query("SELECT dispatch._goal_tick()");
+		d = SPI_getbinval(t->vals[0], t->tupdesc, 1, &isnull);
+		if (!isnull)
+			sleep_ms = Min(sleep_ms, (long) (DatumGetFloat8(d) * 1000.0) + 1);
+		nruns = sql_runs_to_launch(cycle_cxt, &runs);
 		load_problem(&p, &node_names);
 		if (p.njobs > 0)
 		{
@@ -382,6 +446,7 @@ run_cycle(void)
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(cycle_cxt);	/* commit left us in TopMemoryContext */
+	launch_sql_runs(runs, nruns);
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 

@@ -4,14 +4,20 @@
 
 -- Raises the standard spec error: message plus the JSON path in the detail.
 CREATE FUNCTION dispatch._spec_error(path text, message text, hint text DEFAULT NULL)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._raise_invalid(message, format('The error is at %s.', path), hint)
+$$;
+
+-- Raises invalid_parameter_value with message, detail and hint (NULL or '': none).
+CREATE FUNCTION dispatch._raise_invalid(message text, detail text, hint text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF hint IS NULL THEN
+    IF coalesce(hint, '') = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
-            DETAIL = format('The error is at %s.', path);
+            DETAIL = detail;
     END IF;
     RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
-        DETAIL = format('The error is at %s.', path), HINT = hint;
+        DETAIL = detail, HINT = hint;
 END
 $$;
 
@@ -98,17 +104,17 @@ BEGIN
 END
 $$;
 
--- Parses a job timeout (interval string or seconds) and returns it, or raises.
-CREATE FUNCTION dispatch._json_timeout(v jsonb, path text) RETURNS interval
+-- Parses a duration (interval string or seconds) called what and returns it, or raises.
+CREATE FUNCTION dispatch._json_interval(v jsonb, path text, what text) RETURNS interval
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t interval;
 BEGIN
     IF jsonb_typeof(v) NOT IN ('number', 'string') THEN
-        PERFORM dispatch._spec_error(path, 'timeout must be a string or a number');
+        PERFORM dispatch._spec_error(path, format('%s must be a string or a number', what));
     END IF;
     IF jsonb_typeof(v) = 'number' AND v::text::numeric > 315360000 THEN
-        PERFORM dispatch._spec_error(path, 'timeout is longer than 10 years');
+        PERFORM dispatch._spec_error(path, format('%s is longer than 10 years', what));
     END IF;
     BEGIN
         IF jsonb_typeof(v) = 'number' THEN
@@ -118,14 +124,14 @@ BEGIN
         END IF;
     EXCEPTION WHEN data_exception THEN
         PERFORM dispatch._spec_error(path,
-            format('invalid timeout %s', v::text),
+            format('invalid %s %s', what, v::text),
             'Write an interval such as "10 minutes" or a number of seconds.');
     END;
     IF t <= interval '0' THEN
-        PERFORM dispatch._spec_error(path, 'timeout must be positive');
+        PERFORM dispatch._spec_error(path, format('%s must be positive', what));
     END IF;
     IF t > interval '10 years' THEN
-        PERFORM dispatch._spec_error(path, 'timeout is longer than 10 years');
+        PERFORM dispatch._spec_error(path, format('%s is longer than 10 years', what));
     END IF;
     RETURN t;
 END
@@ -403,7 +409,7 @@ BEGIN
                     'An environment variable name is a letter or "_" followed by letters, digits or "_", and must not start with DISPATCH_.');
             END IF;
             IF j ? 'timeout' THEN
-                PERFORM dispatch._json_timeout(j -> 'timeout', jp || '.timeout');
+                PERFORM dispatch._json_interval(j -> 'timeout', jp || '.timeout', 'timeout');
             END IF;
             IF j ? 'retries' THEN
                 PERFORM dispatch._json_int(j -> 'retries', 0, 100, jp || '.retries', 'retries');

@@ -2,8 +2,9 @@
 -- User API
 ------------------------------------------------------------------------------
 
-CREATE FUNCTION dispatch.submit_joblist(spec jsonb) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- Validates spec and queues it as a joblist of submitter; returns its id.
+CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     jl bigint;
     job bigint;
@@ -18,7 +19,7 @@ BEGIN
 
     INSERT INTO dispatch.joblists (name, fail_fast, stage_count, spec, submitted_by)
     VALUES (spec ->> 'name', coalesce((spec ->> 'fail_fast')::boolean, true),
-            jsonb_array_length(spec -> 'stages'), spec, dispatch.current_caller())
+            jsonb_array_length(spec -> 'stages'), spec, submitter)
     RETURNING joblist_id INTO jl;
 
     FOR s, si IN SELECT e, o - 1 FROM jsonb_array_elements(spec -> 'stages')
@@ -39,7 +40,7 @@ BEGIN
                          ELSE j -> 'needs' END,
                     coalesce(j -> 'constraints', '{}'), coalesce(j -> 'env', '{}'),
                     CASE WHEN j ? 'timeout'
-                         THEN dispatch._json_timeout(j -> 'timeout', '') END,
+                         THEN dispatch._json_interval(j -> 'timeout', '', 'timeout') END,
                     coalesce((j ->> 'retries')::int, 0),
                     CASE WHEN si = 0 THEN 'waiting for the scheduler'
                          ELSE dispatch._stage_reason(jl, 0) END)
@@ -55,6 +56,10 @@ BEGIN
     PERFORM dispatch.wake_scheduler();
     RETURN jl;
 END
+$$;
+CREATE FUNCTION dispatch.submit_joblist(spec jsonb) RETURNS bigint
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._submit(spec, dispatch.current_caller())
 $$;
 COMMENT ON FUNCTION dispatch.submit_joblist(jsonb) IS
     'Validate a joblist spec and queue it; returns the joblist id';

@@ -7,14 +7,24 @@ GRANT USAGE ON SCHEMA dispatch TO dispatch_user, dispatch_agent, dispatch_admin;
 GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_status,
                 dispatch.resource_status, dispatch.joblists, dispatch.stages, dispatch.jobs,
                 dispatch.nodes, dispatch.resources, dispatch.allocations,
-                dispatch.job_events, dispatch.job_output, dispatch.job_files
+                dispatch.job_events, dispatch.job_output, dispatch.job_files,
+                dispatch.goals, dispatch.goal_runs, dispatch.goal_instances,
+                dispatch.goal_status, dispatch.job, dispatch.job_run_details
     TO dispatch_user, dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.current_caller(), dispatch.scheduler_stats(),
-                          dispatch.render_template(text, jsonb)
+                          dispatch.render_template(text, jsonb),
+                          dispatch.next_runs(text, timestamptz, int, text)
     TO PUBLIC;
 GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblist(bigint),
                           dispatch.cancel_joblist(text), dispatch.cancel_job(bigint),
-                          dispatch.job_log(bigint, text, int)
+                          dispatch.job_log(bigint, text, int),
+                          dispatch.create_goal(text, jsonb), dispatch.alter_goal(text, jsonb),
+                          dispatch.pause_goal(text), dispatch.resume_goal(text),
+                          dispatch.drop_goal(text), dispatch.run_goal_now(text),
+                          dispatch.schedule(text, text, text), dispatch.schedule(text, text),
+                          dispatch.unschedule(bigint), dispatch.unschedule(text),
+                          dispatch.alter_job(bigint, text, text, text, text, boolean),
+                          dispatch._sql_run_claim(bigint), dispatch._sql_run_finish(bigint, boolean, text)
     TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_heartbeat(text),
                           dispatch.agent_poll(text), dispatch.agent_resume(text, bigint, int),

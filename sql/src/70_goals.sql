@@ -1,0 +1,512 @@
+------------------------------------------------------------------------------
+-- Goals: recurring runs on cron schedules, n instances kept alive in windows
+------------------------------------------------------------------------------
+--
+-- A goal fires on its schedule; each fire is a row in goal_runs, unique per
+-- (goal, fire time), inserted in the same transaction that starts the run, so a
+-- new primary that continues from the stored state never starts a fire twice.
+-- A run with a window keeps `instances` joblists alive until the window ends
+-- (replacing those that end, with backoff after repeated failures) and then
+-- cancels them; a run without a window is a one-shot.  SQL goals (pg_cron's
+-- jobs, 75_cron.sql) run a command in a background worker instead.  Everything
+-- is evaluated by _goal_tick(), called by the scheduler on the primary.
+
+CREATE FUNCTION dispatch.next_runs(schedule text, "from" timestamptz, n int,
+                                   tz text DEFAULT NULL)
+    RETURNS SETOF timestamptz
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'next_runs';
+COMMENT ON FUNCTION dispatch.next_runs(text, timestamptz, int, text) IS
+    'The next n fire times of a schedule after "from" (time zone tz, default dispatch.timezone)';
+
+CREATE FUNCTION dispatch._cron_next(schedule text, after timestamptz, tz text)
+    RETURNS timestamptz
+    LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_next';
+
+CREATE TABLE dispatch.goals (
+    goal_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name            text UNIQUE,
+    kind            text NOT NULL CHECK (kind IN ('jobs', 'sql')),
+    spec            jsonb NOT NULL,
+    joblist         jsonb,
+    command         text,
+    database        text,
+    username        name,
+    schedule        text NOT NULL,
+    timezone        text,
+    run_window      interval CHECK (run_window > interval '0'),
+    instances       int NOT NULL DEFAULT 1 CHECK (instances BETWEEN 1 AND 1000),
+    spread          boolean NOT NULL DEFAULT false,
+    overlap         text NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'queue', 'replace')),
+    catch_up        text NOT NULL DEFAULT 'skip' CHECK (catch_up IN ('skip', 'once')),
+    active          boolean NOT NULL DEFAULT true,
+    owner           name NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    next_fire_at    timestamptz,
+    skipped_fires   bigint NOT NULL DEFAULT 0,
+    failures        int NOT NULL DEFAULT 0,
+    retry_at        timestamptz,
+    last_error      text,
+    CHECK (name IS NOT NULL OR kind = 'sql'),
+    CHECK ((kind = 'jobs') = (joblist IS NOT NULL)),
+    CHECK ((kind = 'sql') = (command IS NOT NULL AND database IS NOT NULL AND username IS NOT NULL))
+);
+COMMENT ON TABLE dispatch.goals IS
+    'Recurring goals: a schedule, an optional window, n instances of a joblist, or a SQL command';
+
+CREATE TABLE dispatch.goal_runs (
+    run_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    goal_id         bigint NOT NULL REFERENCES dispatch.goals ON DELETE CASCADE,
+    fire_at         timestamptz NOT NULL,
+    cause           text NOT NULL CHECK (cause IN ('schedule', 'manual', 'catch_up', 'reboot')),
+    state           text NOT NULL CHECK (state IN ('queued', 'active', 'ended')),
+    started_at      timestamptz,
+    window_end      timestamptz,
+    ended_at        timestamptz,
+    outcome         text,
+    UNIQUE (goal_id, fire_at),
+    CHECK ((state = 'ended') = (ended_at IS NOT NULL))
+);
+CREATE INDEX goal_runs_open_idx ON dispatch.goal_runs (goal_id) WHERE state <> 'ended';
+COMMENT ON TABLE dispatch.goal_runs IS
+    'Fires of goals: one row per goal and fire time, so a fire is never started twice';
+
+CREATE TABLE dispatch.goal_instances (
+    joblist_id      bigint PRIMARY KEY REFERENCES dispatch.joblists ON DELETE CASCADE,
+    run_id          bigint NOT NULL REFERENCES dispatch.goal_runs ON DELETE CASCADE,
+    slot            int NOT NULL,
+    node            text,
+    accounted       boolean NOT NULL DEFAULT false
+);
+CREATE INDEX goal_instances_run_idx ON dispatch.goal_instances (run_id);
+COMMENT ON TABLE dispatch.goal_instances IS 'The joblists started for each goal run';
+
+-- The time zone of goal g: its own, else dispatch.timezone.
+CREATE FUNCTION dispatch._goal_tz(g dispatch.goals) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(g.timezone, current_setting('dispatch.timezone'))
+$$;
+
+-- Checks a schedule and time zone (at JSON paths sp and tp); raises like a spec error.
+CREATE FUNCTION dispatch._check_schedule(schedule text, tz text, sp text, tp text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    msg text;
+    detail text;
+    hint text;
+BEGIN
+    BEGIN
+        PERFORM dispatch.next_runs('@daily', now(), 1, tz);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        PERFORM dispatch._spec_error(tp, msg);
+    END;
+    BEGIN
+        IF NOT EXISTS (SELECT FROM dispatch.next_runs(schedule, now(), 1, tz))
+           AND lower(btrim(schedule)) <> '@reboot' THEN
+            PERFORM dispatch._spec_error(sp, format('schedule "%s" never fires', schedule),
+                'Check the day of month against the month, e.g. "0 0 30 2 *" asks for February 30th.');
+        END IF;
+    EXCEPTION WHEN invalid_parameter_value THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
+                                hint = PG_EXCEPTION_HINT;
+        IF detail LIKE 'The error is at %' THEN
+            RAISE;
+        END IF;
+        PERFORM dispatch._raise_invalid(msg,
+            concat_ws(' ', detail, format('The error is at %s.', sp)), hint);
+    END;
+END
+$$;
+
+-- Validates a goal spec; returns the joblist each instance submits.
+CREATE FUNCTION dispatch._validate_goal(name text, spec jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    job_keys text[] := ARRAY['command', 'needs', 'constraints', 'env', 'timeout', 'retries',
+                             'files', 'replacements', 'template'];
+    jl jsonb;
+    msg text;
+    detail text;
+    hint text;
+BEGIN
+    IF name IS NULL OR name = '' OR length(name) > 200 THEN
+        PERFORM dispatch._spec_error('the goal name', 'goal name must be 1 to 200 characters');
+    END IF;
+    IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
+        PERFORM dispatch._spec_error('the top level', 'goal spec must be a JSON object');
+    END IF;
+    PERFORM dispatch._check_keys(spec, ARRAY['schedule', 'window', 'timezone', 'instances',
+        'spread', 'overlap', 'catch_up', 'joblist'] || job_keys, '', 'goal spec');
+    IF NOT spec ? 'schedule' THEN
+        PERFORM dispatch._spec_error('the top level', 'goal spec has no "schedule"');
+    END IF;
+    IF spec ? 'timezone' THEN
+        PERFORM dispatch._json_text(spec -> 'timezone', 'timezone', 'timezone');
+    END IF;
+    PERFORM dispatch._check_schedule(dispatch._json_text(spec -> 'schedule', 'schedule', 'schedule'),
+        coalesce(spec ->> 'timezone', current_setting('dispatch.timezone')), 'schedule', 'timezone');
+    IF spec ? 'window' THEN
+        PERFORM dispatch._json_interval(spec -> 'window', 'window', 'window');
+    END IF;
+    IF spec ? 'instances' THEN
+        PERFORM dispatch._json_int(spec -> 'instances', 1, 1000, 'instances', 'instances');
+    END IF;
+    IF spec ? 'spread' AND jsonb_typeof(spec -> 'spread') <> 'boolean' THEN
+        PERFORM dispatch._spec_error('spread', 'spread must be a boolean');
+    END IF;
+    IF spec ? 'overlap' AND NOT coalesce(spec ->> 'overlap' IN ('skip', 'queue', 'replace')
+                                         AND jsonb_typeof(spec -> 'overlap') = 'string', false) THEN
+        PERFORM dispatch._spec_error('overlap', 'overlap must be "skip", "queue" or "replace"');
+    END IF;
+    IF spec ? 'catch_up' AND NOT coalesce(spec ->> 'catch_up' IN ('skip', 'once')
+                                          AND jsonb_typeof(spec -> 'catch_up') = 'string', false) THEN
+        PERFORM dispatch._spec_error('catch_up', 'catch_up must be "skip" or "once"');
+    END IF;
+
+    IF spec ? 'joblist' THEN
+        IF spec ?| job_keys THEN
+            PERFORM dispatch._spec_error('joblist',
+                'a goal has either a "joblist" or the keys of a job, not both');
+        END IF;
+        IF jsonb_typeof(spec -> 'joblist') <> 'object' THEN
+            PERFORM dispatch._spec_error('joblist', 'joblist must be a JSON object');
+        END IF;
+        jl := jsonb_build_object('name', name) || (spec -> 'joblist');
+    ELSIF spec ? 'command' THEN
+        jl := jsonb_build_object('name', name, 'stages', jsonb_build_array(jsonb_build_object(
+            'name', 'run', 'jobs', jsonb_build_array(jsonb_build_object('name', name) ||
+                (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(spec)
+                  WHERE key = ANY (job_keys))))));
+    ELSE
+        PERFORM dispatch._spec_error('the top level', 'goal spec has no "command" and no "joblist"',
+            'Give the command (and files, needs...) of a job, or a whole "joblist" spec.');
+    END IF;
+
+    -- The instance joblist is checked like any submission, its paths told as the goal's.
+    BEGIN
+        PERFORM dispatch._validate_spec(jl);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
+                                hint = PG_EXCEPTION_HINT;
+        IF spec ? 'joblist' THEN
+            detail := replace(replace(detail, 'at the top level.', 'at joblist.'),
+                              'The error is at ', 'The error is at joblist.');
+        ELSE
+            detail := regexp_replace(detail, '^The error is at stages\[0\]\.jobs\[0\]\.?(.*)$',
+                                     'The error is at \1');
+            detail := replace(detail, 'The error is at .', 'The error is at the top level.');
+        END IF;
+        PERFORM dispatch._raise_invalid(msg, detail, hint);
+    END;
+    RETURN jl;
+END
+$$;
+
+-- Locks and returns goal name for a change by the caller (its owner or an admin).
+CREATE FUNCTION dispatch._goal_for_change(name text) RETURNS dispatch.goals
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g dispatch.goals;
+BEGIN
+    SELECT * INTO g FROM dispatch.goals x WHERE x.name = _goal_for_change.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('goal "%s" does not exist', name);
+    END IF;
+    IF g.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('goal "%s" belongs to %s', name, g.owner),
+            HINT = 'Only its owner or a member of dispatch_admin may change it.';
+    END IF;
+    RETURN g;
+END
+$$;
+
+-- The next fire of goal g after t (NULL: never, or @reboot).
+CREATE FUNCTION dispatch._goal_next(g dispatch.goals, t timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._cron_next(g.schedule, t, dispatch._goal_tz(g))
+$$;
+
+-- Stops the live instances of run r and ends it with outcome.
+CREATE FUNCTION dispatch._goal_end_run(r dispatch.goal_runs, outcome text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    jl bigint;
+BEGIN
+    FOR jl IN SELECT l.joblist_id FROM dispatch.goal_instances i
+                JOIN dispatch.joblists l USING (joblist_id)
+               WHERE i.run_id = r.run_id AND l.state IN ('queued', 'running') LOOP
+        UPDATE dispatch.joblists SET state = 'cancelled', finished_at = now(), reason = outcome
+         WHERE joblist_id = jl;
+        PERFORM dispatch._cancel_jobs_of(jl, outcome);
+    END LOOP;
+    UPDATE dispatch.goal_instances SET accounted = true WHERE run_id = r.run_id;
+    UPDATE dispatch.goal_runs x SET state = 'ended', ended_at = now(),
+           outcome = _goal_end_run.outcome
+     WHERE x.run_id = r.run_id;
+END
+$$;
+
+-- Starts one more instance of goal g in run r; returns false when spread finds no node.
+CREATE FUNCTION dispatch._goal_start_instance(g dispatch.goals, r dispatch.goal_runs)
+RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    spec jsonb := g.joblist;
+    chosen text;
+    jl bigint;
+BEGIN
+    IF g.spread THEN
+        SELECT n.node INTO chosen FROM dispatch._sched_nodes n
+         WHERE NOT EXISTS (
+                 SELECT FROM jsonb_each_text(coalesce(g.spec -> 'constraints', '{}')) c
+                  WHERE NOT EXISTS (SELECT FROM dispatch._sched_node_labels l
+                                     WHERE l.node = n.node AND l.key = c.key
+                                       AND l.value = c.value))
+           AND n.node NOT IN (SELECT i.node FROM dispatch.goal_instances i
+                                JOIN dispatch.goal_runs x USING (run_id)
+                                JOIN dispatch.joblists l USING (joblist_id)
+                               WHERE x.goal_id = g.goal_id AND l.state IN ('queued', 'running')
+                                 AND i.node IS NOT NULL)
+         ORDER BY (SELECT count(*) FROM dispatch.jobs j
+                    WHERE j.node = n.node AND j.state IN ('assigned', 'running')), n.node
+         LIMIT 1;
+        IF chosen IS NULL THEN
+            RETURN false;
+        END IF;
+        -- pin every job of the instance to the chosen node
+        SELECT jsonb_set(spec, '{stages}', jsonb_agg(jsonb_set(s, '{jobs}',
+                 (SELECT jsonb_agg(j || jsonb_build_object('constraints',
+                            coalesce(j -> 'constraints', '{}') || jsonb_build_object('node', chosen)))
+                    FROM jsonb_array_elements(s -> 'jobs') j)) ORDER BY o))
+          INTO spec
+          FROM jsonb_array_elements(spec -> 'stages') WITH ORDINALITY AS x(s, o);
+    END IF;
+    jl := dispatch._submit(spec, g.owner);
+    INSERT INTO dispatch.goal_instances (joblist_id, run_id, slot, node)
+    VALUES (jl, r.run_id, (SELECT count(*) + 1 FROM dispatch.goal_instances i
+                            WHERE i.run_id = r.run_id), chosen);
+    RETURN true;
+END
+$$;
+
+-- Starts run r of goal g now: its SQL command, or (through _goal_keep) its instances.
+CREATE FUNCTION dispatch._goal_start_run(g dispatch.goals, r dispatch.goal_runs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE dispatch.goal_runs SET state = 'active', started_at = now()
+     WHERE run_id = r.run_id;
+    IF g.kind = 'sql' THEN
+        INSERT INTO dispatch.job_run_details (jobid, runid, database, username, command, status)
+        VALUES (g.goal_id, r.run_id, g.database, g.username, g.command, 'starting');
+    END IF;
+END
+$$;
+
+-- Fires goal g for fire time at: starts a run, queues it, or skips it (overlap).
+CREATE FUNCTION dispatch._goal_fire(g dispatch.goals, at timestamptz, cause text)
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cur dispatch.goal_runs;
+    r dispatch.goal_runs;
+    queued boolean := false;
+BEGIN
+    SELECT * INTO cur FROM dispatch.goal_runs
+     WHERE goal_id = g.goal_id AND state = 'active' ORDER BY fire_at DESC LIMIT 1;
+    IF FOUND THEN
+        IF g.overlap = 'skip' OR (g.overlap = 'queue' AND EXISTS (
+                SELECT FROM dispatch.goal_runs WHERE goal_id = g.goal_id AND state = 'queued')) THEN
+            UPDATE dispatch.goals SET skipped_fires = skipped_fires + 1 WHERE goal_id = g.goal_id;
+            RETURN NULL;
+        ELSIF g.overlap = 'replace' THEN
+            PERFORM dispatch._goal_end_run(cur, format('replaced by the fire at %s', at));
+        ELSE
+            queued := true;
+        END IF;
+    END IF;
+    INSERT INTO dispatch.goal_runs (goal_id, fire_at, cause, state, window_end)
+    VALUES (g.goal_id, at, cause, 'queued', at + g.run_window)
+    ON CONFLICT (goal_id, fire_at) DO NOTHING
+    RETURNING * INTO r;
+    IF r.run_id IS NULL THEN
+        RETURN NULL;			-- this fire was started before (a restart, a failover)
+    END IF;
+    IF NOT queued THEN
+        PERFORM dispatch._goal_start_run(g, r);
+    END IF;
+    PERFORM dispatch.wake_scheduler();
+    RETURN r.run_id;
+END
+$$;
+
+-- Keeps run r of goal g true: counts ended instances, replaces them, ends the run.
+CREATE FUNCTION dispatch._goal_keep(g dispatch.goals, r dispatch.goal_runs) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ended record;
+    live int;
+    started int;
+    failed int;
+BEGIN
+    IF r.state = 'queued' THEN
+        IF EXISTS (SELECT FROM dispatch.goal_runs
+                    WHERE goal_id = g.goal_id AND state = 'active') THEN
+            RETURN;
+        END IF;
+        PERFORM dispatch._goal_start_run(g, r);
+        SELECT * INTO r FROM dispatch.goal_runs WHERE run_id = r.run_id;
+    END IF;
+    IF g.kind = 'sql' THEN
+        RETURN;					-- ended when its job_run_details row ends
+    END IF;
+
+    -- Instances that ended since the last look: a failure backs off the next start.
+    FOR ended IN UPDATE dispatch.goal_instances i SET accounted = true
+                   FROM dispatch.joblists l
+                  WHERE i.run_id = r.run_id AND NOT i.accounted AND l.joblist_id = i.joblist_id
+                    AND l.state NOT IN ('queued', 'running')
+                 RETURNING l.state LOOP
+        IF ended.state = 'succeeded' THEN
+            g.failures := 0;
+        ELSE
+            g.failures := g.failures + 1;
+        END IF;
+        g.retry_at := CASE WHEN g.failures >= 2
+                           THEN now() + make_interval(secs => least(2 ^ (g.failures - 1), 300)) END;
+        UPDATE dispatch.goals SET failures = g.failures, retry_at = g.retry_at
+         WHERE goal_id = g.goal_id;
+    END LOOP;
+
+    SELECT count(*) FILTER (WHERE l.state IN ('queued', 'running')), count(*),
+           count(*) FILTER (WHERE l.state NOT IN ('queued', 'running', 'succeeded'))
+      INTO live, started, failed
+      FROM dispatch.goal_instances i JOIN dispatch.joblists l USING (joblist_id)
+     WHERE i.run_id = r.run_id;
+
+    IF r.window_end IS NOT NULL THEN
+        IF now() >= r.window_end THEN
+            PERFORM dispatch._goal_end_run(r, CASE WHEN failed = 0 THEN 'window ended'
+                ELSE format('window ended; %s instance(s) failed', failed) END);
+            RETURN;
+        END IF;
+        WHILE g.active AND live < g.instances AND (g.retry_at IS NULL OR now() >= g.retry_at) LOOP
+            EXIT WHEN NOT dispatch._goal_start_instance(g, r);
+            live := live + 1;
+        END LOOP;
+        UPDATE dispatch.goal_runs SET outcome = CASE WHEN live < g.instances AND g.spread
+            THEN format('%s of %s instances running: no other node for spread', live, g.instances)
+            END
+         WHERE run_id = r.run_id;
+    ELSIF started < g.instances THEN
+        WHILE started < g.instances LOOP
+            EXIT WHEN NOT dispatch._goal_start_instance(g, r);
+            started := started + 1;
+        END LOOP;
+    ELSIF live = 0 THEN
+        UPDATE dispatch.goal_runs SET state = 'ended', ended_at = now(),
+               outcome = CASE WHEN failed = 0 THEN 'succeeded'
+                              ELSE format('failed (%s of %s instances)', failed, started) END
+         WHERE run_id = r.run_id;
+    END IF;
+END
+$$;
+
+-- The latest fire of goal g in (after, now()], or NULL.
+CREATE FUNCTION dispatch._goal_latest_fire(g dispatch.goals, after timestamptz)
+RETURNS timestamptz LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT max(t) FROM dispatch.next_runs(g.schedule, after, 100000, dispatch._goal_tz(g)) t
+     WHERE t <= now()
+$$;
+
+-- Fires goal g when due and keeps its open runs true.  since: when this scheduler started.
+CREATE FUNCTION dispatch._goal_evaluate(g dispatch.goals, since timestamptz) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    latest timestamptz;
+    r dispatch.goal_runs;
+BEGIN
+    IF g.active AND lower(btrim(g.schedule)) = '@reboot' THEN
+        -- once per scheduler start (a server start or a failover)
+        IF NOT EXISTS (SELECT FROM dispatch.goal_runs
+                        WHERE goal_id = g.goal_id AND fire_at >= since) THEN
+            PERFORM dispatch._goal_fire(g, since, 'reboot');
+        END IF;
+    ELSIF g.active AND g.next_fire_at <= now() THEN
+        latest := dispatch._goal_latest_fire(g, g.next_fire_at - interval '1 microsecond');
+        IF latest >= since OR latest + g.run_window > now() THEN
+            PERFORM dispatch._goal_fire(g, latest, 'schedule');
+        ELSIF g.catch_up = 'once' THEN
+            PERFORM dispatch._goal_fire(g, latest, 'catch_up');
+        ELSE
+            UPDATE dispatch.goals SET skipped_fires = skipped_fires + 1 WHERE goal_id = g.goal_id;
+        END IF;
+        UPDATE dispatch.goals SET next_fire_at = dispatch._goal_next(g, now())
+         WHERE goal_id = g.goal_id;
+    END IF;
+    SELECT * INTO g FROM dispatch.goals WHERE goal_id = g.goal_id;
+    FOR r IN SELECT * FROM dispatch.goal_runs
+              WHERE goal_id = g.goal_id AND state <> 'ended' ORDER BY fire_at LOOP
+        PERFORM dispatch._goal_keep(g, r);
+    END LOOP;
+END
+$$;
+
+-- Scheduler: evaluates every goal; returns seconds to the next goal deadline.
+CREATE FUNCTION dispatch._goal_tick() RETURNS double precision
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    since timestamptz;
+    g dispatch.goals;
+    keep interval := current_setting('dispatch.run_history_retention')::interval;
+    msg text;
+    deadline timestamptz;
+BEGIN
+    SELECT backend_start INTO since FROM pg_stat_activity WHERE pid = pg_backend_pid();
+
+    -- SQL runs: a worker that died left its run running; finished runs end their goal run.
+    UPDATE dispatch.job_run_details d
+       SET status = 'failed', end_time = now(),
+           return_message = 'the run''s process ended without a result (server restart or termination)'
+     WHERE d.status = 'running'
+       AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = d.job_pid);
+    UPDATE dispatch.job_run_details d
+       SET status = 'failed', end_time = now(),
+           return_message = 'no worker started the run within a minute (see the server log)'
+     WHERE d.status = 'starting' AND d.requested_at < now() - interval '1 minute';
+    UPDATE dispatch.goal_runs r SET state = 'ended', ended_at = d.end_time, outcome = d.status
+      FROM dispatch.job_run_details d
+     WHERE d.runid = r.run_id AND r.state = 'active' AND d.status IN ('succeeded', 'failed');
+
+    -- One goal's trouble (say, its joblist no longer validates) must not stop the others.
+    FOR g IN SELECT * FROM dispatch.goals ORDER BY goal_id FOR UPDATE LOOP
+        BEGIN
+            PERFORM dispatch._goal_evaluate(g, since);
+            UPDATE dispatch.goals SET last_error = NULL
+             WHERE goal_id = g.goal_id AND last_error IS NOT NULL;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+            UPDATE dispatch.goals SET last_error = msg,
+                   next_fire_at = CASE WHEN next_fire_at <= now()
+                                       THEN dispatch._goal_next(g, now()) ELSE next_fire_at END
+             WHERE goal_id = g.goal_id;
+        END;
+    END LOOP;
+
+    DELETE FROM dispatch.job_run_details WHERE end_time < now() - keep;
+    DELETE FROM dispatch.goal_runs WHERE state = 'ended' AND ended_at < now() - keep;
+
+    SELECT min(t) INTO deadline FROM (
+        SELECT next_fire_at FROM dispatch.goals WHERE active
+        UNION ALL
+        SELECT r.window_end FROM dispatch.goal_runs r WHERE r.state = 'active'
+        UNION ALL
+        SELECT g2.retry_at FROM dispatch.goals g2
+         WHERE g2.retry_at > now() AND EXISTS (SELECT FROM dispatch.goal_runs r
+                                                WHERE r.goal_id = g2.goal_id AND r.state = 'active')
+    ) x(t);
+    IF deadline IS NULL THEN
+        RETURN NULL;			-- nothing to wait for
+    END IF;
+    RETURN greatest(extract(epoch FROM deadline - now()), 0.01);
+END
+$$;
