@@ -114,5 +114,12 @@ SELECT dispatch.unschedule(:unnamed);
 SELECT dispatch.unschedule('vacuum-t');
 SELECT dispatch.unschedule('vacuum-t');
 SELECT count(*) AS sql_jobs FROM dispatch.job;
+-- History is bounded: runs that ended longer ago than dispatch.run_history_retention go.
+INSERT INTO dispatch.job_run_details (jobid, runid, database, username, command, status, end_time)
+VALUES (0, -1, 'db', 'u', 'SELECT 1', 'succeeded', now() - interval '8 days'),
+       (0, -2, 'db', 'u', 'SELECT 1', 'succeeded', now() - interval '6 days');
+SELECT count(*) AS ticked FROM dispatch._goal_tick();
+SELECT runid FROM dispatch.job_run_details WHERE runid < 0;
+DELETE FROM dispatch.job_run_details WHERE runid < 0;
 SELECT dispatch.drop_goal(name) FROM dispatch.goals WHERE kind = 'jobs' ORDER BY goal_id;
 DROP ROLE goal_carol, goal_dave;

@@ -202,24 +202,30 @@ BEGIN
 END
 $$;
 
--- Locks and returns goal name for a change by the caller (its owner or an admin).
-CREATE FUNCTION dispatch._goal_for_change(name text) RETURNS dispatch.goals
+-- Returns goal g (what: its name in messages) when found and the caller owns it or is
+-- an admin; raises otherwise.
+CREATE FUNCTION dispatch._goal_changeable(g dispatch.goals, what text) RETURNS dispatch.goals
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    g dispatch.goals;
 BEGIN
-    SELECT * INTO g FROM dispatch.goals x WHERE x.name = _goal_for_change.name FOR UPDATE;
-    IF NOT FOUND THEN
+    IF g.goal_id IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('goal "%s" does not exist', name);
+            MESSAGE = format('%s does not exist', what);
     END IF;
     IF g.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('goal "%s" belongs to %s', name, g.owner),
+            MESSAGE = format('%s belongs to %s', what, g.owner),
             HINT = 'Only its owner or a member of dispatch_admin may change it.';
     END IF;
     RETURN g;
 END
+$$;
+
+-- Locks and returns goal name for a change by the caller (its owner or an admin).
+CREATE FUNCTION dispatch._goal_for_change(name text) RETURNS dispatch.goals
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._goal_changeable(
+        (SELECT x FROM dispatch.goals x WHERE x.name = _goal_for_change.name FOR UPDATE),
+        format('goal "%s"', name))
 $$;
 
 -- The next fire of goal g after t (NULL: never, or @reboot).
@@ -393,10 +399,11 @@ BEGIN
             EXIT WHEN NOT dispatch._goal_start_instance(g, r);
             live := live + 1;
         END LOOP;
-        UPDATE dispatch.goal_runs SET outcome = CASE WHEN live < g.instances AND g.spread
-            THEN format('%s of %s instances running: no other node for spread', live, g.instances)
-            END
-         WHERE run_id = r.run_id;
+        UPDATE dispatch.goal_runs x SET outcome = n.note
+          FROM (SELECT CASE WHEN live < g.instances AND g.spread
+                  THEN format('%s of %s instances running: no other node for spread',
+                              live, g.instances) END AS note) n
+         WHERE x.run_id = r.run_id AND x.outcome IS DISTINCT FROM n.note;
     ELSIF started < g.instances THEN
         WHILE started < g.instances LOOP
             EXIT WHEN NOT dispatch._goal_start_instance(g, r);

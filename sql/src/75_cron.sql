@@ -38,21 +38,10 @@ COMMENT ON VIEW dispatch.job IS 'SQL jobs with the columns of pg_cron''s cron.jo
 
 -- Returns the SQL job jobid after checking that the caller may change it.
 CREATE FUNCTION dispatch._sql_job_for_change(jobid bigint, label text) RETURNS dispatch.goals
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    g dispatch.goals;
-BEGIN
-    SELECT * INTO g FROM dispatch.goals WHERE goal_id = jobid AND kind = 'sql' FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('could not find valid entry for job %s', label);
-    END IF;
-    IF g.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('job %s belongs to %s', label, g.owner);
-    END IF;
-    RETURN g;
-END
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._goal_changeable(
+        (SELECT x FROM dispatch.goals x WHERE x.goal_id = jobid AND x.kind = 'sql' FOR UPDATE),
+        format('job %s', label))
 $$;
 
 -- Fails unless command is a non-empty SQL string and schedule a schedule that fires.
@@ -133,7 +122,7 @@ BEGIN
         -1));
 EXCEPTION WHEN undefined_object THEN
     RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-        MESSAGE = format('could not find valid entry for job ''%s''', job_name);
+        MESSAGE = format('job "%s" does not exist', job_name);
 END
 $$;
 COMMENT ON FUNCTION dispatch.unschedule(text) IS 'pg_cron: remove a SQL job by name';

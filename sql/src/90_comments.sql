@@ -41,6 +41,7 @@ BEGIN
         ('_goal_tz', 'The time zone of goal g: its own, else dispatch.timezone'),
         ('_check_schedule', 'Checks a schedule and time zone (at JSON paths sp and tp); raises like a spec error'),
         ('_validate_goal', 'Validates a goal spec; returns the joblist each instance submits'),
+        ('_goal_changeable', 'Returns goal g when found and the caller owns it or is an admin; raises otherwise'),
         ('_goal_for_change', 'Locks and returns goal name for a change by the caller (its owner or an admin)'),
         ('_goal_next', 'The next fire of goal g after t (NULL: never, or @reboot)'),
         ('_goal_end_run', 'Stops the live instances of run r and ends it with outcome'),
