@@ -9,6 +9,7 @@ OBJS = \
 	src/render.o \
 	src/schedule.o \
 	src/sqlrun.o \
+	src/monitor.o \
 	src/core/alloc.o \
 	src/core/template.o \
 	src/core/cron.o
@@ -18,6 +19,7 @@ DATA_built = sql/pg_dispatch--0.1.sql
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
+SHLIB_LINK = -lcurl
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 # pg_regress reads sql/ and expected/ below --inputdir; our inputs live in sql-tests/

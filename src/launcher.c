@@ -2,11 +2,11 @@
  * launcher.c: the static background worker that keeps the scheduler running.
  *
  * The launcher starts only once recovery has finished (BgWorkerStart_RecoveryFinished),
- * so on a standby nothing schedules until it is promoted.  It starts the scheduler as
- * a dynamic worker connected to dispatch.database, sleeps until the postmaster reports
- * that the scheduler stopped (bgw_notify_pid sets our latch), and starts it again
- * after a pause.  An error inside the scheduler therefore costs one restart, not the
- * service.
+ * so on a standby nothing schedules until it is promoted.  It starts the scheduler and
+ * the monitor (alerts, notifications) as dynamic workers connected to
+ * dispatch.database, sleeps until the postmaster reports that one stopped
+ * (bgw_notify_pid sets our latch), and starts it again after a pause.  An error inside
+ * a worker therefore costs one restart, not the service.
  */
 #include "pg_dispatch.h"
 
@@ -17,12 +17,14 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #define RESTART_DELAY_MS 5000
 
 static void fill_worker(BackgroundWorker *w, const char *function, const char *name);
 static void wait_ms(long ms);
+static BackgroundWorkerHandle *start_worker(const char *function, const char *name);
 
 /* Fills the common fields of our background workers. */
 static void
@@ -62,38 +64,74 @@ wait_ms(long ms)
 	}
 }
 
-/* Main loop of the launcher: start the scheduler, wait for it to stop, repeat. */
+/* Starts worker w (function, name); returns its handle, or NULL with a warning. */
+static BackgroundWorkerHandle *
+start_worker(const char *function, const char *name)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	pid_t		pid;
+
+	fill_worker(&w, function, name);
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	w.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start the %s", name),
+				 errhint("Raise max_worker_processes.")));
+		return NULL;
+	}
+	if (WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+		return NULL;
+	return handle;
+}
+
+/*
+ * Main loop of the launcher: keep the scheduler and the monitor running; a worker
+ * that stopped is started again after a pause.
+ */
 void
 dispatch_launcher_main(Datum arg)
 {
+	static const char *const functions[] = {"dispatch_scheduler_main", "dispatch_monitor_main"};
+	static const char *const names[] = {"pg_dispatch scheduler", "pg_dispatch monitor"};
+	BackgroundWorkerHandle *handles[lengthof(functions)] = {NULL};
+	TimestampTz stopped_at[lengthof(functions)] = {0};
+
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
 
 	while (!ShutdownRequestPending)
 	{
-		BackgroundWorker w;
-		BackgroundWorkerHandle *handle;
-		pid_t		pid;
+		long		sleep_ms = 60000;
 
-		fill_worker(&w, "dispatch_scheduler_main", "pg_dispatch scheduler");
-		w.bgw_restart_time = BGW_NEVER_RESTART;
-		w.bgw_notify_pid = MyProcPid;
-		if (!RegisterDynamicBackgroundWorker(&w, &handle))
-			ereport(WARNING,
-					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-					 errmsg("could not start the pg_dispatch scheduler"),
-					 errhint("Raise max_worker_processes.")));
-		else if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
+		for (size_t i = 0; i < lengthof(functions); i++)
 		{
-			while (!ShutdownRequestPending &&
-				   GetBackgroundWorkerPid(handle, &pid) == BGWH_STARTED)
-				wait_ms(60000);
-			if (ShutdownRequestPending)
-				TerminateBackgroundWorker(handle);
+			pid_t		pid;
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (handles[i] != NULL && GetBackgroundWorkerPid(handles[i], &pid) != BGWH_STARTED)
+			{
+				handles[i] = NULL;
+				stopped_at[i] = now;
+			}
+			if (handles[i] == NULL &&
+				TimestampDifferenceExceeds(stopped_at[i], now, RESTART_DELAY_MS))
+			{
+				handles[i] = start_worker(functions[i], names[i]);
+				if (handles[i] == NULL)
+					stopped_at[i] = now;
+			}
+			if (handles[i] == NULL)
+				sleep_ms = Min(sleep_ms, RESTART_DELAY_MS);
 		}
-		if (!ShutdownRequestPending)
-			wait_ms(RESTART_DELAY_MS);
+		wait_ms(sleep_ms);
 	}
+	for (size_t i = 0; i < lengthof(functions); i++)
+		if (handles[i] != NULL)
+			TerminateBackgroundWorker(handles[i]);
 	proc_exit(0);
 }

@@ -30,6 +30,14 @@ static void dispatch_shmem_startup(void);
  */
 char	   *dispatch_database = NULL;
 char	   *dispatch_timezone = NULL;
+char	   *dispatch_smtp_url = NULL;
+char	   *dispatch_mail_from = NULL;
+int			dispatch_notify_timeout = 10;
+int			dispatch_monitor_interval = 10;
+static int	dispatch_notify_max_attempts = 10;
+static int	dispatch_metrics_raw_retention = 2 * 86400;
+static int	dispatch_metrics_minute_retention = 30 * 86400;
+static int	dispatch_metrics_hour_retention = 400 * 86400;
 static int	dispatch_run_history_retention = 7 * 86400;
 static int	dispatch_node_timeout = 30;
 static int	dispatch_kill_grace = 10;
@@ -83,6 +91,38 @@ _PG_init(void)
 	DefineCustomIntVariable("dispatch.run_history_retention",
 							"How long finished goal runs and SQL job runs are kept.",
 							NULL, &dispatch_run_history_retention, 7 * 86400, 60, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.monitor_interval",
+							"How often the monitor evaluates alert rules and sends notifications.",
+							NULL, &dispatch_monitor_interval, 10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("dispatch.smtp_url",
+							   "SMTP server for mailto: notifications, e.g. smtp://mail.example.com:25.",
+							   NULL, &dispatch_smtp_url, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("dispatch.mail_from",
+							   "Sender address of notification mails.",
+							   NULL, &dispatch_mail_from, "pg-dispatch@localhost",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.notify_timeout",
+							"Time allowed for sending one notification.",
+							NULL, &dispatch_notify_timeout, 10, 1, 600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.notify_max_attempts",
+							"Attempts to send a notification before it is given up.",
+							NULL, &dispatch_notify_max_attempts, 10, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.metrics_raw_retention",
+							"How long raw metric samples are kept.",
+							NULL, &dispatch_metrics_raw_retention, 2 * 86400, 3600, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.metrics_minute_retention",
+							"How long minute rollups of metrics are kept.",
+							NULL, &dispatch_metrics_minute_retention, 30 * 86400, 3600, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.metrics_hour_retention",
+							"How long hour rollups of metrics are kept.",
+							NULL, &dispatch_metrics_hour_retention, 400 * 86400, 3600, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 

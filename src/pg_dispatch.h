@@ -28,6 +28,10 @@ extern DispatchShared *dispatch_shared;
 /* GUCs (pg_dispatch.c) */
 extern char *dispatch_database;
 extern char *dispatch_timezone;
+extern char *dispatch_smtp_url;
+extern char *dispatch_mail_from;
+extern int	dispatch_notify_timeout;
+extern int	dispatch_monitor_interval;
 
 /* launcher.c */
 extern void dispatch_launcher_register(void);
@@ -35,6 +39,9 @@ extern PGDLLEXPORT void dispatch_launcher_main(Datum arg);
 
 /* scheduler.c */
 extern PGDLLEXPORT void dispatch_scheduler_main(Datum arg);
+
+/* monitor.c */
+extern PGDLLEXPORT void dispatch_monitor_main(Datum arg);
 
 /* sqlrun.c */
 extern PGDLLEXPORT void dispatch_sqlrun_main(Datum arg);

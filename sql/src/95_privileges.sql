@@ -9,7 +9,12 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
                 dispatch.nodes, dispatch.resources, dispatch.allocations,
                 dispatch.job_events, dispatch.job_output, dispatch.job_files,
                 dispatch.goals, dispatch.goal_runs, dispatch.goal_instances,
-                dispatch.goal_status, dispatch.job, dispatch.job_run_details
+                dispatch.goal_status, dispatch.job, dispatch.job_run_details,
+                dispatch.metric_series, dispatch.metric_layouts, dispatch.metric_nodes,
+                dispatch.metric_samples, dispatch.metric_rollups_1m, dispatch.metric_rollups_1h,
+                dispatch.metric_latest, dispatch.node_overview, dispatch.alert_rules,
+                dispatch.alerts, dispatch.alert_events, dispatch.alert_status,
+                dispatch.notifications
     TO dispatch_user, dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.current_caller(), dispatch.scheduler_stats(),
                           dispatch.render_template(text, jsonb),
@@ -24,13 +29,16 @@ GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblis
                           dispatch.schedule(text, text, text), dispatch.schedule(text, text),
                           dispatch.unschedule(bigint), dispatch.unschedule(text),
                           dispatch.alter_job(bigint, text, text, text, text, boolean),
-                          dispatch._sql_run_claim(bigint), dispatch._sql_run_finish(bigint, boolean, text)
+                          dispatch._sql_run_claim(bigint), dispatch._sql_run_finish(bigint, boolean, text),
+                          dispatch.metric_history(text, text, timestamptz, timestamptz),
+                          dispatch.create_alert_rule(text, jsonb), dispatch.drop_alert_rule(text)
     TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_heartbeat(text),
                           dispatch.agent_poll(text), dispatch.agent_resume(text, bigint, int),
                           dispatch.agent_output(text, bigint, int, text, bigint, text),
                           dispatch.agent_finish(text, bigint, int, int, int, boolean, text),
-                          dispatch.agent_drain(text), dispatch.agent_offline(text)
+                          dispatch.agent_drain(text), dispatch.agent_offline(text),
+                          dispatch.agent_metrics(text, jsonb)
     TO dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.add_resource(text, text, text),
                           dispatch.remove_resource(text, text, text)

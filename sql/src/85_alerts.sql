@@ -1,0 +1,305 @@
+------------------------------------------------------------------------------
+-- Alerts: threshold rules on metrics, their state, and a notification outbox
+------------------------------------------------------------------------------
+--
+-- The monitor worker evaluates every rule each dispatch.monitor_interval against
+-- the latest value of its metric on every selected node (node.up is 1 for an
+-- online node, 0 otherwise).  An alert is pending while the condition holds for
+-- less than the rule's "for", firing after that (notified again every "repeat"),
+-- and resolved when the condition stops.  Each notification is a row of the
+-- outbox, written in the same transaction as the state change; the worker sends
+-- it with libcurl outside any transaction and marks it sent, retrying with
+-- backoff, so a restart loses nothing and a sent notification is not sent again.
+
+CREATE TABLE dispatch.alert_rules (
+    rule_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name            text NOT NULL UNIQUE,
+    spec            jsonb NOT NULL,
+    metric          text NOT NULL,
+    node_pattern    text,
+    labels          jsonb NOT NULL DEFAULT '{}',
+    op              text NOT NULL CHECK (op IN ('>', '>=', '<', '<=', '=', '!=')),
+    threshold       double precision NOT NULL,
+    hold            interval NOT NULL DEFAULT '0',
+    severity        text NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    repeat          interval,
+    notify          text[] NOT NULL,
+    owner           name NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE dispatch.alert_rules IS 'Threshold rules on node metrics';
+
+CREATE TABLE dispatch.alerts (
+    rule_id         bigint NOT NULL REFERENCES dispatch.alert_rules ON DELETE CASCADE,
+    node            text NOT NULL,
+    state           text NOT NULL CHECK (state IN ('pending', 'firing')),
+    value           double precision,
+    since           timestamptz NOT NULL,
+    fired_at        timestamptz,
+    notified_at     timestamptz,
+    PRIMARY KEY (rule_id, node)
+);
+COMMENT ON TABLE dispatch.alerts IS 'Alerts now pending or firing, one per rule and node';
+
+CREATE TABLE dispatch.alert_events (
+    event_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    rule_id         bigint NOT NULL REFERENCES dispatch.alert_rules ON DELETE CASCADE,
+    node            text NOT NULL,
+    event           text NOT NULL CHECK (event IN ('firing', 'repeat', 'resolved')),
+    value           double precision,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX alert_events_rule_idx ON dispatch.alert_events (rule_id, event_id);
+COMMENT ON TABLE dispatch.alert_events IS 'History of alerts: when each fired, repeated and resolved';
+
+CREATE TABLE dispatch.notifications (
+    notification_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id        bigint REFERENCES dispatch.alert_events ON DELETE SET NULL,
+    target          text NOT NULL,
+    subject         text NOT NULL,
+    body            jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attempts        int NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    sent_at         timestamptz,
+    failed_at       timestamptz,
+    last_error      text
+);
+CREATE INDEX notifications_due_idx ON dispatch.notifications (next_attempt_at)
+    WHERE sent_at IS NULL AND failed_at IS NULL;
+COMMENT ON TABLE dispatch.notifications IS
+    'Outbox of alert notifications (mail and webhooks): sent once, retried with backoff';
+
+-- How long the condition of rule spec must hold before it fires ("for", 0 when absent).
+CREATE FUNCTION dispatch._rule_hold(spec jsonb) RETURNS interval
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN NOT spec ? 'for' OR spec -> 'for' IN ('0', '"0"') THEN interval '0'
+                ELSE dispatch._json_interval(spec -> 'for', 'for', '"for"') END
+$$;
+
+-- Validates an alert rule spec; raises like a spec error.
+CREATE FUNCTION dispatch._validate_alert_rule(name text, spec jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t text;
+    i int := 0;
+BEGIN
+    IF name IS NULL OR name = '' OR length(name) > 200 THEN
+        PERFORM dispatch._spec_error('the rule name', 'rule name must be 1 to 200 characters');
+    END IF;
+    IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
+        PERFORM dispatch._spec_error('the top level', 'alert rule spec must be a JSON object');
+    END IF;
+    PERFORM dispatch._check_keys(spec, ARRAY['metric', 'node', 'labels', 'op', 'threshold',
+        'for', 'severity', 'repeat', 'notify'], '', 'alert rule');
+    IF NOT spec ? 'metric' THEN
+        PERFORM dispatch._spec_error('the top level', 'alert rule has no "metric"');
+    END IF;
+    PERFORM dispatch._json_text(spec -> 'metric', 'metric', 'metric', 500);
+    IF spec ? 'node' THEN
+        PERFORM dispatch._json_text(spec -> 'node', 'node', 'node pattern');
+    END IF;
+    IF spec ? 'labels' THEN
+        PERFORM dispatch._json_string_map(spec -> 'labels', '^[A-Za-z0-9_.-]{1,63}$', 'labels',
+            'labels', 'A label key is 1 to 63 letters, digits, "_", "." or "-".');
+    END IF;
+    IF NOT coalesce(spec ->> 'op' IN ('>', '>=', '<', '<=', '=', '!=')
+                    AND jsonb_typeof(spec -> 'op') = 'string', false) THEN
+        PERFORM dispatch._spec_error('op', 'op must be one of ">", ">=", "<", "<=", "=", "!="');
+    END IF;
+    IF jsonb_typeof(spec -> 'threshold') IS DISTINCT FROM 'number' THEN
+        PERFORM dispatch._spec_error('threshold', 'threshold must be a number');
+    END IF;
+    PERFORM dispatch._rule_hold(spec);
+    IF spec ? 'repeat' THEN
+        PERFORM dispatch._json_interval(spec -> 'repeat', 'repeat', 'repeat');
+    END IF;
+    IF spec ? 'severity' AND NOT coalesce(spec ->> 'severity' IN ('info', 'warning', 'critical')
+                                          AND jsonb_typeof(spec -> 'severity') = 'string', false) THEN
+        PERFORM dispatch._spec_error('severity', 'severity must be "info", "warning" or "critical"');
+    END IF;
+    IF jsonb_typeof(spec -> 'notify') IS DISTINCT FROM 'array'
+       OR jsonb_array_length(spec -> 'notify') = 0 THEN
+        PERFORM dispatch._spec_error('notify', 'notify must be a non-empty array of targets',
+            'A target is "mailto:someone@example.com" or an "http://" or "https://" URL.');
+    END IF;
+    FOR t IN SELECT jsonb_array_elements(spec -> 'notify') #>> '{}' LOOP
+        IF t IS NULL OR t !~ '^(mailto:[^@\s]+@[^@\s]+|https?://[^\s]+)$' THEN
+            PERFORM dispatch._spec_error(format('notify[%s]', i),
+                format('invalid notification target %s', coalesce(to_jsonb(t)::text, 'null')),
+                'A target is "mailto:someone@example.com" or an "http://" or "https://" URL.');
+        END IF;
+        i := i + 1;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION dispatch.create_alert_rule(name text, spec jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint;
+BEGIN
+    PERFORM dispatch._validate_alert_rule(name, spec);
+    IF EXISTS (SELECT FROM dispatch.alert_rules r WHERE r.name = create_alert_rule.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('alert rule "%s" already exists', name),
+            HINT = 'Drop it first with dispatch.drop_alert_rule().';
+    END IF;
+    INSERT INTO dispatch.alert_rules (name, spec, metric, node_pattern, labels, op, threshold,
+                                      hold, severity, repeat, notify, owner)
+    VALUES (name, spec, spec ->> 'metric', spec ->> 'node', coalesce(spec -> 'labels', '{}'),
+            spec ->> 'op', (spec ->> 'threshold')::double precision,
+            dispatch._rule_hold(spec),
+            coalesce(spec ->> 'severity', 'warning'),
+            CASE WHEN spec ? 'repeat' THEN dispatch._json_interval(spec -> 'repeat', 'repeat', 'repeat') END,
+            ARRAY(SELECT jsonb_array_elements_text(spec -> 'notify')), dispatch.current_caller())
+    RETURNING rule_id INTO id;
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION dispatch.create_alert_rule(text, jsonb) IS
+    'Create a threshold rule on a metric (node selector, for, severity, repeat, mailto:/http targets)';
+
+CREATE FUNCTION dispatch.drop_alert_rule(name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r dispatch.alert_rules;
+BEGIN
+    SELECT * INTO r FROM dispatch.alert_rules x WHERE x.name = drop_alert_rule.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('alert rule "%s" does not exist', name);
+    END IF;
+    IF r.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('alert rule "%s" belongs to %s', name, r.owner);
+    END IF;
+    DELETE FROM dispatch.alert_rules WHERE rule_id = r.rule_id;
+END
+$$;
+COMMENT ON FUNCTION dispatch.drop_alert_rule(text) IS 'Drop an alert rule and its alerts';
+
+-- The latest value of metric on every node (node.up: 1 online, 0 not), fresh samples only.
+CREATE FUNCTION dispatch._metric_now(metric text)
+RETURNS TABLE (node text, value double precision)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT n.node, (n.state = 'online')::int::double precision
+      FROM dispatch.nodes n WHERE metric = 'node.up'
+    UNION ALL
+    SELECT l.node, l.value FROM dispatch.metric_latest l
+     WHERE l.metric = _metric_now.metric AND metric <> 'node.up'
+       AND l.at > now() - 3 * current_setting('dispatch.monitor_interval')::interval
+                        - interval '30 seconds'
+$$;
+
+-- Queues the notifications of alert event ev of rule r.
+CREATE FUNCTION dispatch._notify(r dispatch.alert_rules, ev dispatch.alert_events) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO dispatch.notifications (event_id, target, subject, body)
+    SELECT ev.event_id, t,
+           format('[pg_dispatch] %s %s: %s on %s (%s %s %s, value %s)', upper(ev.event),
+                  r.severity, r.name, ev.node, r.metric, r.op, r.threshold, ev.value),
+           jsonb_build_object('rule', r.name, 'node', ev.node, 'event', ev.event,
+                              'severity', r.severity, 'metric', r.metric, 'op', r.op,
+                              'threshold', r.threshold, 'value', ev.value, 'at', ev.at,
+                              'event_id', ev.event_id)
+      FROM unnest(r.notify) t
+$$;
+
+-- Records event of rule r on node (with value) and queues its notifications.
+CREATE FUNCTION dispatch._alert_event(r dispatch.alert_rules, node text, event text,
+                                      value double precision) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ev dispatch.alert_events;
+BEGIN
+    INSERT INTO dispatch.alert_events (rule_id, node, event, value)
+    VALUES (r.rule_id, node, event, value) RETURNING * INTO ev;
+    PERFORM dispatch._notify(r, ev);
+END
+$$;
+
+-- Monitor: evaluates every alert rule once.
+CREATE FUNCTION dispatch._evaluate_alerts() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r dispatch.alert_rules;
+    c record;
+    holds boolean;
+BEGIN
+    FOR r IN SELECT * FROM dispatch.alert_rules ORDER BY rule_id LOOP
+        FOR c IN
+            SELECT coalesce(v.node, a.node) AS node, v.value, a.state, a.since, a.notified_at
+              FROM (SELECT m.node, m.value FROM dispatch._metric_now(r.metric) m
+                      JOIN dispatch.nodes n USING (node)
+                     WHERE (r.node_pattern IS NULL OR m.node LIKE replace(r.node_pattern, '*', '%'))
+                       AND n.labels @> r.labels) v
+              FULL JOIN (SELECT * FROM dispatch.alerts WHERE rule_id = r.rule_id) a USING (node)
+        LOOP
+            holds := CASE r.op WHEN '>' THEN c.value > r.threshold
+                               WHEN '>=' THEN c.value >= r.threshold
+                               WHEN '<' THEN c.value < r.threshold
+                               WHEN '<=' THEN c.value <= r.threshold
+                               WHEN '=' THEN c.value = r.threshold
+                               ELSE c.value <> r.threshold END;
+            IF c.value IS NULL THEN
+                CONTINUE;				-- no fresh value: the alert keeps its state
+            ELSIF holds AND c.state IS NULL THEN
+                INSERT INTO dispatch.alerts (rule_id, node, state, value, since)
+                VALUES (r.rule_id, c.node, 'pending', c.value, now());
+                c.state := 'pending';
+                c.since := now();
+            ELSIF NOT holds AND c.state IS NOT NULL THEN
+                DELETE FROM dispatch.alerts WHERE rule_id = r.rule_id AND node = c.node;
+                IF c.state = 'firing' THEN
+                    PERFORM dispatch._alert_event(r, c.node, 'resolved', c.value);
+                END IF;
+                CONTINUE;
+            ELSIF NOT holds THEN
+                CONTINUE;
+            END IF;
+            UPDATE dispatch.alerts SET value = c.value WHERE rule_id = r.rule_id AND node = c.node;
+            IF c.state = 'pending' AND now() - c.since >= r.hold THEN
+                UPDATE dispatch.alerts SET state = 'firing', fired_at = now(), notified_at = now()
+                 WHERE rule_id = r.rule_id AND node = c.node;
+                PERFORM dispatch._alert_event(r, c.node, 'firing', c.value);
+            ELSIF c.state = 'firing' AND now() - c.notified_at >= r.repeat THEN
+                UPDATE dispatch.alerts SET notified_at = now()
+                 WHERE rule_id = r.rule_id AND node = c.node;
+                PERFORM dispatch._alert_event(r, c.node, 'repeat', c.value);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+-- Monitor: claims up to n notifications that are due (one more attempt, next try pushed back).
+CREATE FUNCTION dispatch._notifications_due(n int)
+RETURNS TABLE (notification_id bigint, target text, subject text, body text)
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE dispatch.notifications x
+       SET attempts = x.attempts + 1,
+           next_attempt_at = now() + make_interval(secs => least(5 * 2 ^ x.attempts, 3600))
+     WHERE x.notification_id IN (SELECT y.notification_id FROM dispatch.notifications y
+                                  WHERE y.sent_at IS NULL AND y.failed_at IS NULL
+                                    AND y.next_attempt_at <= now()
+                                  ORDER BY y.notification_id LIMIT n FOR UPDATE SKIP LOCKED)
+    RETURNING x.notification_id, x.target, x.subject, x.body::text
+$$;
+
+-- Monitor: records the outcome of sending notification id.
+CREATE FUNCTION dispatch._notification_done(id bigint, ok boolean, error text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    UPDATE dispatch.notifications
+       SET sent_at = CASE WHEN ok THEN now() ELSE sent_at END,
+           last_error = CASE WHEN ok THEN last_error ELSE error END,
+           failed_at = CASE WHEN NOT ok AND attempts >= current_setting('dispatch.notify_max_attempts')::int
+                            THEN now() END
+     WHERE notification_id = id
+$$;
+
+CREATE VIEW dispatch.alert_status AS
+    SELECT r.name AS rule, a.node, a.state, r.severity, r.metric, r.op, r.threshold, a.value,
+           a.since, a.fired_at, a.notified_at
+      FROM dispatch.alerts a JOIN dispatch.alert_rules r USING (rule_id);
+COMMENT ON VIEW dispatch.alert_status IS 'Alerts now pending or firing, with their rule';

@@ -1,0 +1,285 @@
+/*
+ * monitor.c: the monitor background worker: alerts, notifications, metric upkeep.
+ *
+ * Every dispatch.monitor_interval it runs dispatch._monitor_tick() in one
+ * transaction (alert rules, rollups, partitions, retention), then sends the
+ * notifications that are due.  Sending happens outside any transaction, with
+ * libcurl and a timeout: the outbox row is claimed first (an attempt counted, the
+ * next try pushed back), the message sent, and the outcome recorded in a second
+ * transaction.  So the scheduler's loop never waits on a mail server, a restart
+ * loses no notification, and one that was sent is marked sent.
+ *
+ * Targets: "mailto:addr" goes through SMTP to dispatch.smtp_url (a plain-text
+ * mail), "http://" and "https://" get a POST of the JSON body.
+ */
+#include "pg_dispatch.h"
+
+#include <curl/curl.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#define BATCH 20
+
+/* One notification claimed for sending. */
+typedef struct Outgoing
+{
+	int64		id;
+	char	   *target;
+	char	   *subject;
+	char	   *body;
+} Outgoing;
+
+/* The mail being uploaded to the SMTP server. */
+typedef struct Upload
+{
+	const char *data;
+	size_t		len;
+	size_t		done;
+} Upload;
+
+static bool run_sql(const char *sql, int nargs, Oid *types, Datum *values);
+static int	claim(Outgoing *out);
+static size_t upload_chunk(char *buf, size_t size, size_t n, void *arg);
+static size_t discard(char *buf, size_t size, size_t n, void *arg);
+static bool send_mail(CURL *curl, const Outgoing *o, char *err);
+static bool send_webhook(CURL *curl, const Outgoing *o, char *err);
+static void deliver(void);
+
+/*
+ * Runs sql in its own transaction; returns false when the extension is not
+ * installed (nothing is run then).  A SELECT's result stays in SPI_tuptable
+ * only until the function returns, so callers that need rows use claim().
+ */
+static bool
+run_sql(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	bool		ready;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, sql);
+	ready = OidIsValid(get_namespace_oid("dispatch", true)) &&
+		OidIsValid(get_extension_oid("pg_dispatch", true));
+	if (ready && SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) < 0)
+		elog(ERROR, "could not run %s", sql);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ready;
+}
+
+/* Claims up to BATCH due notifications into out (in TopMemoryContext); returns how many. */
+static int
+claim(Outgoing *out)
+{
+	int			n = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (OidIsValid(get_extension_oid("pg_dispatch", true)) &&
+		SPI_execute("SELECT * FROM dispatch._notifications_due(" CppAsString2(BATCH) ")",
+					false, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed && n < BATCH; i++, n++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+
+			out[n].id = pg_strtoint64(SPI_getvalue(tup, desc, 1));
+			out[n].target = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(tup, desc, 2));
+			out[n].subject = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(tup, desc, 3));
+			out[n].body = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(tup, desc, 4));
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return n;
+}
+
+/* libcurl read callback: the next piece of the mail. */
+static size_t
+upload_chunk(char *buf, size_t size, size_t n, void *arg)
+{
+	Upload	   *u = arg;
+	size_t		len = Min(size * n, u->len - u->done);
+
+	memcpy(buf, u->data + u->done, len);
+	u->done += len;
+	return len;
+}
+
+/* libcurl write callback: a webhook's reply is not kept. */
+static size_t
+discard(char *buf, size_t size, size_t n, void *arg)
+{
+	return size * n;
+}
+
+/* Sends o as a mail through dispatch.smtp_url; false with err set on failure. */
+static bool
+send_mail(CURL *curl, const Outgoing *o, char *err)
+{
+	const char *rcpt = o->target + strlen("mailto:");
+	struct curl_slist *to = curl_slist_append(NULL, rcpt);
+	StringInfoData mail;
+	Upload		u;
+	CURLcode	rc;
+	char		from[256];
+
+	if (dispatch_smtp_url == NULL || dispatch_smtp_url[0] == '\0')
+	{
+		curl_slist_free_all(to);
+		snprintf(err, CURL_ERROR_SIZE, "dispatch.smtp_url is not set");
+		return false;
+	}
+	snprintf(from, sizeof(from), "<%s>", dispatch_mail_from);
+	initStringInfo(&mail);
+	appendStringInfo(&mail,
+					 "Date: %s\r\nFrom: %s\r\nTo: <%s>\r\nSubject: %s\r\n"
+					 "Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n",
+					 timestamptz_to_str(GetCurrentTimestamp()), from, rcpt, o->subject, o->body);
+	u.data = mail.data;
+	u.len = mail.len;
+	u.done = 0;
+	curl_easy_setopt(curl, CURLOPT_URL, dispatch_smtp_url);
+	curl_easy_setopt(curl, CURLOPT_MAIL_FROM, from);
+	curl_easy_setopt(curl, CURLOPT_MAIL_RCPT, to);
+	curl_easy_setopt(curl, CURLOPT_READFUNCTION, upload_chunk);
+	curl_easy_setopt(curl, CURLOPT_READDATA, &u);
+	curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+	rc = curl_easy_perform(curl);
+	curl_slist_free_all(to);
+	pfree(mail.data);
+	if (rc != CURLE_OK && err[0] == '\0')
+		snprintf(err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
+	return rc == CURLE_OK;
+}
+
+/* POSTs o's JSON body to its URL; false with err set unless the reply is 2xx. */
+static bool
+send_webhook(CURL *curl, const Outgoing *o, char *err)
+{
+	struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
+	CURLcode	rc;
+	long		status = 0;
+
+	curl_easy_setopt(curl, CURLOPT_URL, o->target);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, o->body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+	rc = curl_easy_perform(curl);
+	curl_slist_free_all(headers);
+	if (rc != CURLE_OK)
+	{
+		if (err[0] == '\0')
+			snprintf(err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
+		return false;
+	}
+	curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299)
+	{
+		snprintf(err, CURL_ERROR_SIZE, "HTTP status %ld", status);
+		return false;
+	}
+	return true;
+}
+
+/* Sends every due notification, batch by batch, recording each outcome. */
+static void
+deliver(void)
+{
+	Outgoing	out[BATCH];
+	int			n;
+
+	while (!ShutdownRequestPending && (n = claim(out)) > 0)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			CURL	   *curl = curl_easy_init();
+			char		err[CURL_ERROR_SIZE] = "";
+			bool		ok;
+			Oid			types[3] = {INT8OID, BOOLOID, TEXTOID};
+			Datum		values[3];
+
+			if (curl == NULL)
+			{
+				snprintf(err, sizeof(err), "could not initialise libcurl");
+				ok = false;
+			}
+			else
+			{
+				curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, err);
+				curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long) dispatch_notify_timeout);
+				curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+				ok = strncmp(out[i].target, "mailto:", 7) == 0 ? send_mail(curl, &out[i], err)
+					: send_webhook(curl, &out[i], err);
+				curl_easy_cleanup(curl);
+			}
+			if (!ok)
+				ereport(LOG,
+						(errmsg("pg_dispatch could not send notification " INT64_FORMAT " to %s: %s",
+								out[i].id, out[i].target, err)));
+			values[0] = Int64GetDatum(out[i].id);
+			values[1] = BoolGetDatum(ok);
+			values[2] = CStringGetTextDatum(err);
+			run_sql("SELECT dispatch._notification_done($1, $2, $3)", 3, types, values);
+			pfree(out[i].target);
+			pfree(out[i].subject);
+			pfree(out[i].body);
+		}
+	}
+}
+
+/* Main loop of the monitor worker. */
+void
+dispatch_monitor_main(Datum arg)
+{
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(dispatch_database, NULL, 0);
+	pgstat_report_appname("pg_dispatch monitor");
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+		ereport(ERROR, (errmsg("could not initialise libcurl")));
+
+	while (!ShutdownRequestPending)
+	{
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!RecoveryInProgress() && run_sql("SELECT dispatch._monitor_tick()", 0, NULL, NULL))
+			deliver();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 dispatch_monitor_interval * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	curl_global_cleanup();
+	proc_exit(0);
+}
