@@ -126,6 +126,7 @@ int			files_write(const char *workdir, const char *json, char *err, size_t errle
 
 /* ---- env.c ---- */
 
+void		env_without_pg(char *const *base, StrList *out);
 int			env_build(char *const *base, const JobSpec *job, const char *node,
 					  const char *workdir, StrList *out, char *err, size_t errlen);
 
