@@ -58,6 +58,7 @@ main(void)
 	test_files();
 	test_spool();
 	test_runner();
+	test_collect();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

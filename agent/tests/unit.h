@@ -42,5 +42,6 @@ void		test_env(void);
 void		test_files(void);
 void		test_spool(void);
 void		test_runner(void);
+void		test_collect(void);
 
 #endif
