@@ -180,6 +180,7 @@ int			spool_alive(pid_t pid, unsigned long long starttime);
 /* ---- runner.c ---- */
 
 void		runner_set_title_area(int argc, char **argv);
+void		runner_reset_signals(void);
 int			runner_kill_session(pid_t sid);
 int			runner_spawn(const char *jobdir, const JobSpec *job, char *const *envp,
 						 int64_t kill_grace_ms, pid_t *pid, char *err, size_t errlen);
@@ -351,6 +352,26 @@ typedef struct Collector
 	Sample		prev;			/* the previous reading, for rates */
 } Collector;
 
+/* One program run by collect_exec.c. */
+typedef enum ExecState
+{
+	EXEC_EXITED, EXEC_SIGNALED, EXEC_TIMED_OUT, EXEC_FAILED
+} ExecState;
+
+#define EXEC_MAX_OUTPUT 65536	/* bytes of a program's output kept */
+
+typedef struct ExecRun
+{
+	char	   *const *argv;	/* argv[0] is the program's path */
+	StrBuf		out;			/* its standard output (initialised by exec_run_all) */
+	int			truncated;		/* it wrote more than EXEC_MAX_OUTPUT bytes */
+	ExecState	state;
+	int			code;			/* EXITED: exit status; SIGNALED: signal number */
+	char		err[AGENT_ERRLEN];	/* FAILED: why it could not run */
+	pid_t		pid;			/* > 0: not reaped yet */
+	int			fd;				/* >= 0: its stdout pipe is open */
+} ExecRun;
+
 /* collect_read.c */
 typedef struct CollectFile		/* a small kernel file read whole, then taken line by line */
 {
@@ -388,5 +409,15 @@ void		collect_temp(const char *root, CollectList *out);
 int			collect_procs(const char *root, long page_size, CollectList *out, char *err, size_t errlen);
 void		collect_proc_rank(Sample *cur, const Sample *prev, double secs, long hz);
 int			collect_modules(const char *root, int *count, char *err, size_t errlen);
+
+/* collect_exec.c, collect_gpu.c, plugins.c */
+void		exec_run_all(ExecRun *runs, int n, int64_t timeout_ms);
+int			exec_outcome(const ExecRun *r, int64_t timeout_ms, char *msg, size_t msglen);
+void		collect_problem(StrList *problems, const char *source, const char *fmt,...) __attribute__((format(printf, 3, 4)));
+int			gpu_find(const char *path, char *out, size_t outlen);
+int			gpu_parse(const char *csv, CollectList *out, char *err, size_t errlen);
+void		plugins_list(const char *dir, StrList *paths, StrList *problems);
+int			plugin_parse(const char *plugin, const char *output, StrBuf *metrics, char *err, size_t errlen);
+void		plugins_report(const ExecRun *r, int64_t timeout_ms, StrBuf *metrics, StrList *problems);
 
 #endif							/* AGENT_H */

@@ -10,7 +10,8 @@
  * into lines and white-space separated fields; counters are read strictly,
  * so a value that does not fit 64 bits is an error and never a silently
  * clamped number, and a table of struct offsets says which column of a line
- * goes where.
+ * goes where.  What goes wrong is told as a problem: a (source, message)
+ * pair that ends up in the sample's "problems".
  * Directory listings come sorted in version order (thermal_zone2 before
  * thermal_zone10, pid 9 before pid 10) so that samples are deterministic.
  */
@@ -164,6 +165,21 @@ collect_counters(char **f, int n, void *out, const size_t *offsets)
 			memcpy((char *) out + offsets[i], &v, sizeof(v));
 	}
 	return 0;
+}
+
+/* Adds a problem of source (its message printf-formatted, made valid UTF-8) to problems (source, message pairs). */
+void
+collect_problem(StrList *problems, const char *source, const char *fmt,...)
+{
+	char		msg[AGENT_ERRLEN];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	utf8_sanitize(msg, strlen(msg), 1);
+	strlist_add(problems, source);
+	strlist_add(problems, msg);
 }
 
 /* Fills names (initialised) with dir's entries starting with prefix, in version order, dot files excepted. */

@@ -59,6 +59,7 @@ main(void)
 	test_spool();
 	test_runner();
 	test_collect();
+	test_plugins();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

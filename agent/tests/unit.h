@@ -43,5 +43,6 @@ void		test_files(void);
 void		test_spool(void);
 void		test_runner(void);
 void		test_collect(void);
+void		test_plugins(void);
 
 #endif
