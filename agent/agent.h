@@ -15,7 +15,8 @@
  *   collect*.c  host metrics: one sample of /proc and /sys as one JSON object
  *             (collect_read.c helpers, collect_cpu/mem/fs/disk/net/temp/proc.c
  *             parsers, collect_exec.c programs with a deadline, collect_gpu.c
- *             nvidia-smi, plugins.c --plugin-dir, collect.c rates and JSON)
+ *             nvidia-smi, plugins.c --plugin-dir, collect.c the sample,
+ *             collect_json.c its JSON and rates)
  *   main.c    options and the poll() event loop
  * Functions that can fail return 0 on success and -1 on failure, filling an
  * error buffer (char *err, size_t errlen) with a message in PostgreSQL style.
@@ -419,5 +420,17 @@ int			gpu_parse(const char *csv, CollectList *out, char *err, size_t errlen);
 void		plugins_list(const char *dir, StrList *paths, StrList *problems);
 int			plugin_parse(const char *plugin, const char *output, StrBuf *metrics, char *err, size_t errlen);
 void		plugins_report(const ExecRun *r, int64_t timeout_ms, StrBuf *metrics, StrList *problems);
+
+/* collect.c */
+void		collect_init(Collector *c);
+void		collect_free(Collector *c);
+int			collect_sample_at(Collector *c, int64_t mono_ms, int64_t unix_ms, int programs,
+							  StrBuf *json, char *err, size_t errlen);
+int			collect_sample(Collector *c, StrBuf *json, char *err, size_t errlen);
+int			collect_prime(Collector *c, char *err, size_t errlen);
+
+/* collect_json.c */
+int			collect_rate(uint64_t prev, uint64_t cur, double secs, double *out);
+void		collect_encode(StrBuf *sb, const Sample *s, const Sample *prev);
 
 #endif							/* AGENT_H */

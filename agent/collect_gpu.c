@@ -91,7 +91,7 @@ gpu_parse(const char *csv, CollectList *out, char *err, size_t errlen)
 			rc = gpu_field(f[i], &v[i]);
 		if (n < 5 || p != NULL || rc < 0 || v[0] < 0)
 		{
-			agent_seterr(err, errlen, "unexpected nvidia-smi output line \"%s\"", shown);
+			agent_seterr(err, errlen, "nvidia-smi printed an unexpected line: \"%s\"", shown);
 			rc = -1;
 			break;
 		}

@@ -7,37 +7,13 @@
  * MemAvailable, 7 cpu columns, no /proc/modules, no /sys/block), "manydisks"
  * (nvme, sd, dm, md, loop, zram, ram, sr, nbd, mmc, cciss and partitions),
  * "hugenet" (counters at and past 2^64) and "broken" (malformed files).
- * Filesystem sizes come from fake_usage() instead of statvfs().
+ * Filesystem sizes come from unit_fake_usage() instead of statvfs().
  */
 #include "unit.h"
 
 #include <stdlib.h>
 
 #define FIX "tests/fixtures/"
-
-static const char *usage_root;	/* fixture whose mounts fake_usage() answers for */
-
-/* A statvfs() stand-in: fixed numbers per mount point, -1 for /boot/efi (as if unreachable). */
-static int
-fake_usage(const char *path, FsStat *fs)
-{
-	const char *mount = path + strlen(usage_root);
-	uint64_t	gib = 1024ULL * 1024 * 1024;
-
-	if (strcmp(mount, "/boot/efi") == 0)
-		return -1;
-	if (strcmp(mount, "/tmp") == 0)
-	{
-		fs->size = 0;			/* as if it had no blocks: dropped */
-		return 0;
-	}
-	fs->size = 100 * gib + (uint64_t) strlen(mount);
-	fs->used = 40 * gib;
-	fs->avail = 55 * gib;
-	fs->inodes = 6553600;
-	fs->inodes_used = 123456;
-	return 0;
-}
 
 /* Returns element i of list l of type T. */
 #define AT(T, l, i) (((T *) (l).items)[i])
@@ -97,8 +73,8 @@ test_fs(void)
 	CollectList l = {0};
 	uint64_t	gib = 1024ULL * 1024 * 1024;
 
-	usage_root = FIX "basic";
-	CHECK(collect_fs(usage_root, fake_usage, &l, err, sizeof(err)) == 0);
+	unit_usage_root = FIX "basic";
+	CHECK(collect_fs(unit_usage_root, unit_fake_usage, &l, err, sizeof(err)) == 0);
 	CHECK(l.n == 3);
 	if (l.n == 3)
 	{
@@ -115,8 +91,8 @@ test_fs(void)
 	}
 	collect_list_free(&l);
 
-	usage_root = FIX "manydisks";
-	CHECK(collect_fs(usage_root, fake_usage, &l, err, sizeof(err)) == 0);
+	unit_usage_root = FIX "manydisks";
+	CHECK(collect_fs(unit_usage_root, unit_fake_usage, &l, err, sizeof(err)) == 0);
 	CHECK(l.n == 4);
 	if (l.n == 4)
 	{
@@ -129,9 +105,9 @@ test_fs(void)
 	}
 	collect_list_free(&l);
 
-	usage_root = FIX "broken";
-	CHECK(collect_fs(usage_root, fake_usage, &l, err, sizeof(err)) == 0 && l.n == 0);
-	CHECK(collect_fs(FIX "noswap", fake_usage, &l, err, sizeof(err)) == -1);
+	unit_usage_root = FIX "broken";
+	CHECK(collect_fs(unit_usage_root, unit_fake_usage, &l, err, sizeof(err)) == 0 && l.n == 0);
+	CHECK(collect_fs(FIX "noswap", unit_fake_usage, &l, err, sizeof(err)) == -1);
 	collect_list_free(&l);
 
 	/* the real statvfs() on the real root */

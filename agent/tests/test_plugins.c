@@ -277,7 +277,7 @@ test_gpu(void)
 	collect_list_free(&l);
 	CHECK(gpu_parse("", &l, err, sizeof(err)) == 0 && l.n == 0);
 	CHECK(gpu_parse("No devices were found\n", &l, err, sizeof(err)) == -1);
-	CHECK_STR(err, "unexpected nvidia-smi output line \"No devices were found\"");
+	CHECK_STR(err, "nvidia-smi printed an unexpected line: \"No devices were found\"");
 	CHECK(gpu_parse("0, 1, 2, 3\n", &l, err, sizeof(err)) == -1);
 	CHECK(gpu_parse("0, 1, 2, 3, 4, 5\n", &l, err, sizeof(err)) == -1);
 	CHECK(gpu_parse("0, 1x, 2, 3, 4\n", &l, err, sizeof(err)) == -1);
