@@ -251,6 +251,29 @@ test_run(void)
 	strlist_free(&problems);
 }
 
+/* The example plugin shipped in plugins/ reports its three metrics cleanly. */
+static void
+test_example(void)
+{
+	char	   *argv[] = {"plugins/example.sh", NULL};
+	ExecRun		r;
+	StrBuf		metrics;
+	StrList		problems;
+
+	sb_init(&metrics);
+	strlist_init(&problems);
+	r.argv = argv;
+	exec_run_all(&r, 1, 5000);
+	plugins_report(&r, 5000, &metrics, &problems);
+	CHECK(problems.n == 0);
+	CHECK(strstr(metrics.data, "\"name\":\"users_logged_in\"") != NULL &&
+		  strstr(metrics.data, "\"name\":\"scratch_free_bytes\",\"labels\":{\"path\":\"/tmp\"}") != NULL &&
+		  strstr(metrics.data, "\"name\":\"procs_uninterruptible\"") != NULL);
+	sb_free(&r.out);
+	sb_free(&metrics);
+	strlist_free(&problems);
+}
+
 /* nvidia-smi: found on a PATH or not, its CSV with unavailable fields, garbage. */
 static void
 test_gpu(void)
@@ -290,5 +313,6 @@ test_plugins(void)
 {
 	test_format();
 	test_run();
+	test_example();
 	test_gpu();
 }
