@@ -369,8 +369,10 @@ typedef struct ExecRun
 	ExecState	state;
 	int			code;			/* EXITED: exit status; SIGNALED: signal number */
 	char		err[AGENT_ERRLEN];	/* FAILED: why it could not run */
+	int			held_open;		/* it ended, but something it started kept its stdout open */
 	pid_t		pid;			/* > 0: not reaped yet */
 	int			fd;				/* >= 0: its stdout pipe is open */
+	int64_t		ended_ms;		/* when it was reaped */
 } ExecRun;
 
 /* collect_read.c */

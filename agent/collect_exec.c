@@ -13,8 +13,11 @@
  * One poll() loop reads every pipe.  A program that has ended is seen with
  * waitid(WNOWAIT); its process group is killed (what it left behind) while
  * its zombie still holds the group id, so the id cannot have been reused,
- * and then it is reaped.  At the deadline what still runs is SIGKILLed with
- * its group.  Every child is reaped before exec_run_all() returns, so the
+ * and then it is reaped.  Whatever still holds its output after that has
+ * left the group (setsid); it gets EXEC_LINGER_MS to finish writing, then
+ * the pipe is closed and the run marked held_open, so that a daemonizing
+ * plugin does not stall every sample until the deadline.  At the deadline
+ * what still runs is SIGKILLed with its group.  Every child is reaped before exec_run_all() returns, so the
  * event loop's waitpid(-1) never meets one; the exception is a process stuck
  * in the kernel (a hung GPU driver) that SIGKILL cannot end within a second:
  * it is left to that waitpid(-1).
@@ -34,10 +37,12 @@
 
 #define EXEC_POLL_MS 20			/* how often ended programs are looked for */
 #define EXEC_REAP_MS 1000		/* how long a SIGKILLed program is waited for */
+#define EXEC_LINGER_MS 200		/* how long output is read after the program ended */
 
 extern char **environ;
 
 static void start(ExecRun *r, char *const *envp);
+static void close_pair(int p[2]);
 static void child(char *const *argv, char *const *envp, int out, int errfd) __attribute__((noreturn));
 static void child_failed(int fd) __attribute__((noreturn));
 static void drain(ExecRun *r);
@@ -85,6 +90,7 @@ start(ExecRun *r, char *const *envp)
 	r->state = EXEC_FAILED;
 	r->code = 0;
 	r->err[0] = '\0';
+	r->held_open = 0;
 	r->pid = -1;
 	r->fd = -1;
 	if (pipe2(out, O_CLOEXEC) < 0)
@@ -92,21 +98,28 @@ start(ExecRun *r, char *const *envp)
 		agent_seterr(r->err, sizeof(r->err), "could not create pipe: %s", strerror(errno));
 		return;
 	}
-	if (pipe2(ep, O_CLOEXEC) < 0 || (r->pid = fork()) < 0)
+	/* non-blocking read end: drain() must never wait on a pipe an escaped descendant holds */
+	if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0 || pipe2(ep, O_CLOEXEC) < 0)
 	{
-		agent_seterr(r->err, sizeof(r->err), "could not start: %s", strerror(errno));
-		close(out[0]);			/* unused pipes: nothing to lose */
-		close(out[1]);
+		agent_seterr(r->err, sizeof(r->err), "could not create pipe: %s", strerror(errno));
+		close_pair(out);
+		return;
+	}
+	if ((r->pid = fork()) < 0)
+	{
+		agent_seterr(r->err, sizeof(r->err), "could not fork: %s", strerror(errno));
+		close_pair(out);
+		close_pair(ep);
 		return;
 	}
 	if (r->pid == 0)
 		child(r->argv, envp, out[1], ep[1]);
 	setpgid(r->pid, r->pid);	/* also done by the child: no race either way */
-	close(out[1]);
+	close(out[1]);				/* the child's ends: nothing of ours to lose */
 	close(ep[1]);
 	while ((n = read(ep[0], &e, sizeof(e))) < 0 && errno == EINTR)
 		;
-	close(ep[0]);
+	close(ep[0]);				/* read end: nothing to lose */
 	if (n == sizeof(e))
 	{
 		agent_seterr(r->err, sizeof(r->err), "could not execute: %s", strerror(e));
@@ -116,8 +129,15 @@ start(ExecRun *r, char *const *envp)
 		return;
 	}
 	r->fd = out[0];
-	fcntl(r->fd, F_SETFL, O_NONBLOCK);
 	r->state = EXEC_EXITED;		/* running; settled when it is reaped */
+}
+
+/* Closes both ends of an unused pipe (nothing was written: nothing to lose). */
+static void
+close_pair(int p[2])
+{
+	close(p[0]);
+	close(p[1]);
 }
 
 /* Reads what r's pipe holds now, keeping up to EXEC_MAX_OUTPUT bytes; closes it at end of file. */
@@ -181,6 +201,7 @@ reap_if_ended(ExecRun *r)
 	if (waitpid(r->pid, &status, 0) == r->pid)
 		set_status(r, status);
 	r->pid = -1;
+	r->ended_ms = agent_now_ms();
 }
 
 /* Deadline: SIGKILLs r's process group and waits a moment for the process. */
@@ -222,6 +243,16 @@ exec_run_all(ExecRun *runs, int n, int64_t timeout_ms)
 		{
 			if (runs[i].pid > 0)
 				reap_if_ended(&runs[i]);
+			if (runs[i].pid <= 0 && runs[i].fd >= 0 && agent_now_ms() - runs[i].ended_ms > EXEC_LINGER_MS)
+			{
+				drain(&runs[i]);
+				if (runs[i].fd >= 0)
+				{
+					close(runs[i].fd);	/* read end: nothing to lose */
+					runs[i].fd = -1;
+					runs[i].held_open = 1;
+				}
+			}
 			if (runs[i].fd >= 0)
 			{
 				fds[nfds].fd = runs[i].fd;
@@ -253,7 +284,7 @@ exec_run_all(ExecRun *runs, int n, int64_t timeout_ms)
 	free(which);
 }
 
-/* Returns 0 when r exited with status 0 and its whole output was kept; else -1 with what went wrong in msg. */
+/* Returns 0 when r exited with status 0 and its whole output was read and kept; else -1 with what went wrong in msg. */
 int
 exec_outcome(const ExecRun *r, int64_t timeout_ms, char *msg, size_t msglen)
 {
@@ -275,6 +306,12 @@ exec_outcome(const ExecRun *r, int64_t timeout_ms, char *msg, size_t msglen)
 				return -1;
 			}
 			break;
+	}
+	if (r->held_open)
+	{
+		agent_seterr(msg, msglen, "exited, but a process it started in another session kept its output open; "
+					 "it was read for %d ms more", EXEC_LINGER_MS);
+		return -1;
 	}
 	if (r->truncated)
 	{

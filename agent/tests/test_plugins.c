@@ -159,6 +159,8 @@ test_run(void)
 	put(dir, "60-garbage.sh", "#!/bin/sh\necho 'fine 1'\necho 'this is not a metric'\necho 'x = 3'\n", 0755);
 	put(dir, "70-noshebang", "echo 'never 1'\n", 0755);
 	put(dir, "80-big.sh", "#!/bin/sh\ni=0\nwhile [ $i -lt 3000 ]; do echo \"big_metric_with_a_name_long_enough_that_64_KiB_hold_fewer_than_a_thousand_lines $i\"; i=$((i+1)); done\n", 0755);
+	snprintf(script, sizeof(script), "#!/bin/sh\necho 'escaper 1'\nsetsid sleep 30 &\necho $! > %s/escape.child\n", dir);
+	put(dir, "85-escape.sh", script, 0755);
 	put(dir, "90-env.sh", "#!/bin/sh\necho \"pg_vars $(env | grep -c '^PG')\"\necho \"stderr is ignored\" >&2\n", 0755);
 	put(dir, "README", "#!/bin/sh\necho 'readme 1'\n", 0644);
 	put(dir, ".hidden.sh", "#!/bin/sh\necho 'hidden 1'\n", 0755);
@@ -171,7 +173,7 @@ test_run(void)
 	strlist_init(&problems);
 	sb_init(&metrics);
 	plugins_list(dir, &paths, &problems);
-	CHECK(paths.n == 9);
+	CHECK(paths.n == 10);
 	CHECK(problems.n == 2 && strcmp(problem(&problems, "plugins"), "plugin \"95-open.sh\" is writable by everyone and was not run") == 0);
 	runs = xmalloc(sizeof(ExecRun) * (size_t) paths.n);
 	argv = xmalloc(sizeof(char *) * (size_t) paths.n * 2);
@@ -212,7 +214,6 @@ test_run(void)
 
 		CHECK(n > strlen(tail) && strcmp(metrics.data + n - strlen(tail), tail) == 0);
 	}
-#undef P
 	CHECK_STR(problem(&problems, "plugin:10-good.sh"), "");
 	CHECK_STR(problem(&problems, "plugin:20-labels.sh"), "");
 	CHECK_STR(problem(&problems, "plugin:30-hang.sh"), "timed out after 700 ms and was killed");
@@ -222,8 +223,13 @@ test_run(void)
 			  "2 invalid lines, the first at line 2: unexpected text after the value: \"this is not a metric\"");
 	CHECK_STR(problem(&problems, "plugin:70-noshebang"), "could not execute: Exec format error");
 	CHECK_STR(problem(&problems, "plugin:80-big.sh"), "wrote more than 65536 bytes; the rest was ignored");
+	CHECK_STR(problem(&problems, "plugin:85-escape.sh"),
+			  "exited, but a process it started in another session kept its output open; it was read for 200 ms more");
+	CHECK(strstr(metrics.data, P("85-escape.sh", "escaper", "", "1")) != NULL);
 	CHECK_STR(problem(&problems, "plugin:90-env.sh"), "");
-	CHECK(problems.n == 2 * 7);
+	CHECK(problems.n == 2 * 8);
+#undef P
+	kill((pid_t) atol(unit_read(dir, "escape.child")), SIGKILL);	/* it left our reach on purpose */
 
 	/* the hung plugin's child went down with its process group */
 	{
