@@ -159,6 +159,15 @@ add_resources(StrList *env, const char *json, char *err, size_t errlen)
 	return rc;
 }
 
+/* Adds to out the definitions of base except those whose name starts with "PG" (libpq's). */
+void
+env_without_pg(char *const *base, StrList *out)
+{
+	for (; base != NULL && *base != NULL; base++)
+		if (strncmp(*base, "PG", 2) != 0 && strchr(*base, '=') != NULL)
+			strlist_add(out, *base);
+}
+
 /* Fills out (initialised, empty) with the job's environment built from base; -1 on a bad env or resources map. */
 int
 env_build(char *const *base, const JobSpec *job, const char *node,
@@ -166,9 +175,7 @@ env_build(char *const *base, const JobSpec *job, const char *node,
 {
 	char		num[32];
 
-	for (; base != NULL && *base != NULL; base++)
-		if (strncmp(*base, "PG", 2) != 0 && strchr(*base, '=') != NULL)
-			strlist_add(out, *base);
+	env_without_pg(base, out);
 	if (add_job_env(out, job->env_json, err, errlen) < 0)
 		return -1;
 	snprintf(num, sizeof(num), "%lld", (long long) job->job_id);

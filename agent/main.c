@@ -25,12 +25,14 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define DRAIN_REPORT_MS 10000	/* how long a drained agent keeps trying to report results */
+#define METRICS_INTERVAL_MAX 86400	/* seconds: a day */
 
 typedef struct Resource
 {
@@ -51,6 +53,9 @@ typedef struct Options
 	int64_t		heartbeat_ms;	/* 0: from the server */
 	int64_t		kill_grace_ms;	/* 0: from the server */
 	int			keep_workdirs;
+	int64_t		metrics_interval_s; /* 0: no metrics */
+	const char *plugin_dir;		/* NULL: no plugins */
+	int			print_metrics;
 } Options;
 
 /* The loop's state. */
@@ -77,7 +82,9 @@ static int	sig_pipe[2] = {-1, -1};
 static void on_signal(int signo);
 static void usage(FILE *out);
 static void die_usage(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
+static int64_t ranged(const char *opt, const char *s, long long min, long long max, const char *required);
 static int64_t positive(const char *opt, const char *s);
+static void check_dir(const char *opt, const char *dir);
 static char *split_eq(const char *opt, const char *arg, char **name);
 static int type_taken(const Options *o, const char *type);
 static void check_type(const Options *o, const char *opt, const char *type);
@@ -97,6 +104,7 @@ static int handle_signals(Agent *a);
 static int setup_signals(char *err, size_t errlen);
 static int next_timeout(const Agent *a, int64_t now);
 static int run(Agent *a);
+static int print_metrics(const Options *o);
 
 /* Signal handler: hands the signal number to the loop through the self-pipe. */
 static void
@@ -134,6 +142,10 @@ usage(FILE *out)
 			"      --heartbeat-ms=N      heartbeat interval (default: from the server)\n"
 			"      --kill-grace-ms=N     SIGTERM-to-SIGKILL grace (default: from the server)\n"
 			"      --keep-workdirs       keep job directories after reporting (marked 'reported')\n"
+			"      --metrics-interval=N  seconds between host metric samples (default 10, 0: none)\n"
+			"      --plugin-dir=DIR      run the executables in DIR for site metrics every sample\n"
+			"      --print-metrics       print one metrics sample as JSON (after 1 s) and exit;\n"
+			"                            needs no --dbname or --node\n"
 			"      --allow-root          run even with effective uid 0\n"
 			"  -v, --verbose             log debug lines too\n"
 			"  -h, --help                show this help and exit\n"
@@ -156,18 +168,37 @@ die_usage(const char *fmt,...)
 	exit(EXIT_USAGE);
 }
 
-/* Parses a positive decimal option value or exits with a usage error. */
+/* Parses a decimal option value from min to max or exits with a usage error saying what is required. */
 static int64_t
-positive(const char *opt, const char *s)
+ranged(const char *opt, const char *s, long long min, long long max, const char *required)
 {
 	char	   *end;
 	long long	v;
 
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v <= 0)
-		die_usage("invalid value \"%s\" for %s: a positive integer is required", s, opt);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		die_usage("invalid value \"%s\" for %s: %s is required", s, opt, required);
 	return v;
+}
+
+/* Parses a positive decimal option value or exits with a usage error. */
+static int64_t
+positive(const char *opt, const char *s)
+{
+	return ranged(opt, s, 1, LLONG_MAX, "a positive integer");
+}
+
+/* Exits with a usage error unless dir is a directory. */
+static void
+check_dir(const char *opt, const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		die_usage("invalid value \"%s\" for %s: %s", dir, opt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		die_usage("invalid value \"%s\" for %s: not a directory", dir, opt);
 }
 
 /* Splits a copy of "NAME=VALUE" (argv stays intact for ps) into *name and the returned value. */
@@ -227,7 +258,8 @@ parse_options(int argc, char **argv, Options *o)
 {
 	enum
 	{
-		OPT_ALLOW_ROOT = 256, OPT_HEARTBEAT, OPT_GRACE, OPT_KEEP
+		OPT_ALLOW_ROOT = 256, OPT_HEARTBEAT, OPT_GRACE, OPT_KEEP, OPT_METRICS, OPT_PLUGINS,
+		OPT_PRINT_METRICS
 	};
 	static const struct option longopts[] = {
 		{"dbname", required_argument, NULL, 'd'},
@@ -240,6 +272,9 @@ parse_options(int argc, char **argv, Options *o)
 		{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
 		{"kill-grace-ms", required_argument, NULL, OPT_GRACE},
 		{"keep-workdirs", no_argument, NULL, OPT_KEEP},
+		{"metrics-interval", required_argument, NULL, OPT_METRICS},
+		{"plugin-dir", required_argument, NULL, OPT_PLUGINS},
+		{"print-metrics", no_argument, NULL, OPT_PRINT_METRICS},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -249,6 +284,7 @@ parse_options(int argc, char **argv, Options *o)
 	int			c;
 
 	memset(o, 0, sizeof(*o));
+	o->metrics_interval_s = 10;
 	strlist_init(&o->amounts);
 	strlist_init(&o->labels);
 	opterr = 0;
@@ -313,6 +349,17 @@ parse_options(int argc, char **argv, Options *o)
 			case OPT_KEEP:
 				o->keep_workdirs = 1;
 				break;
+			case OPT_METRICS:
+				o->metrics_interval_s = ranged("--metrics-interval", optarg, 0, METRICS_INTERVAL_MAX,
+											   "a number of seconds from 0 to 86400");
+				break;
+			case OPT_PLUGINS:
+				check_dir("--plugin-dir", optarg);
+				o->plugin_dir = optarg;
+				break;
+			case OPT_PRINT_METRICS:
+				o->print_metrics = 1;
+				break;
 			case 'v':
 				agent_log_verbose = 1;
 				break;
@@ -330,6 +377,10 @@ parse_options(int argc, char **argv, Options *o)
 	}
 	if (optind < argc)
 		die_usage("unexpected argument \"%s\"", argv[optind]);
+	if (o->plugin_dir != NULL && o->metrics_interval_s == 0)
+		die_usage("--plugin-dir cannot be used with --metrics-interval 0: plugins run with the metrics");
+	if (o->print_metrics)
+		return;
 	if (o->dbname == NULL)
 		die_usage("--dbname is required");
 	if (o->node == NULL)
@@ -781,6 +832,35 @@ run(Agent *a)
 	}
 }
 
+/* --print-metrics: a reading, 1 s, then a sample with rates printed on stdout; returns the exit status. */
+static int
+print_metrics(const Options *o)
+{
+	struct timespec second = {1, 0};
+	Collector	c;
+	StrBuf		json;
+	char		err[AGENT_ERRLEN];
+	int			rc = 0;
+
+	collect_init(&c);
+	c.plugin_dir = o->plugin_dir;
+	sb_init(&json);
+	if (collect_prime(&c, err, sizeof(err)) < 0 || nanosleep(&second, NULL) < 0 ||
+		collect_sample(&c, &json, err, sizeof(err)) < 0)
+	{
+		log_error("%s", err);
+		rc = 1;
+	}
+	else if (printf("%s\n", json.data) < 0 || fflush(stdout) != 0)
+	{
+		log_error("could not write to standard output: %s", strerror(errno));
+		rc = 1;
+	}
+	sb_free(&json);
+	collect_free(&c);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -790,6 +870,8 @@ main(int argc, char **argv)
 	int			rc;
 
 	parse_options(argc, argv, &opt);
+	if (opt.print_metrics)
+		return print_metrics(&opt);
 	runner_set_title_area(argc, argv);
 	if (geteuid() == 0 && !opt.allow_root)
 		die_usage("refusing to run as root: jobs would run as root too; use --allow-root to override");

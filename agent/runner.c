@@ -42,7 +42,6 @@ static void supervise(const char *jobdir, const JobSpec *job, char *const *envp,
 static void set_title(const JobSpec *job);
 static sigset_t supervisor_signals(void);
 static void default_handlers(void);
-static void reset_signals(void);
 static void exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd) __attribute__((noreturn));
 static struct timespec until(int64_t deadline);
 static pid_t proc_session(pid_t pid);
@@ -93,9 +92,9 @@ default_handlers(void)
 			signal(s, SIG_DFL);
 }
 
-/* Puts every signal back to its default disposition and unblocks them all. */
-static void
-reset_signals(void)
+/* Puts every signal back to its default disposition and unblocks them all (in a child about to exec). */
+void
+runner_reset_signals(void)
 {
 	sigset_t	none;
 
@@ -113,7 +112,7 @@ exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
 	int			in, out, errf;
 
 	setpgid(0, 0);
-	reset_signals();
+	runner_reset_signals();
 	in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "%s/stdout", jobdir);
 	out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

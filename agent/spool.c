@@ -211,6 +211,19 @@ spool_read_file(const char *path, StrBuf *out, char *err, size_t errlen)
 	return 0;
 }
 
+/* Reads the whole (small) file at path into out, which this initialises, and frees again on failure. */
+int
+spool_read_text(const char *path, StrBuf *out, char *err, size_t errlen)
+{
+	sb_init(out);
+	if (spool_read_file(path, out, err, errlen) < 0)
+	{
+		sb_free(out);
+		return -1;
+	}
+	return 0;
+}
+
 /* Returns the value of key in "key=value" lines text (a pointer into text, up to '\n'), or NULL. */
 static const char *
 kv_get(const char *text, const char *key, size_t *len)
@@ -261,13 +274,7 @@ read_kv_file(const char *jobdir, const char *name, StrBuf *out, char *err, size_
 	char		path[4096];
 
 	snprintf(path, sizeof(path), "%s/%s", jobdir, name);
-	sb_init(out);
-	if (spool_read_file(path, out, err, errlen) < 0)
-	{
-		sb_free(out);
-		return -1;
-	}
-	return 0;
+	return spool_read_text(path, out, err, errlen);
 }
 
 /* Writes jobdir/status for st crash-safely. */

@@ -47,6 +47,18 @@ bad "invalid label key \"a b\"" "${ok[@]}" --label 'a b=c'
 bad "label \"zone\" is given more than once" "${ok[@]}" --label zone=a --label zone=b
 bad "a positive integer is required" "${ok[@]}" --heartbeat-ms 0
 bad "a positive integer is required" "${ok[@]}" --kill-grace-ms -5
+bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval -1
+bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval 86401
+bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval 1.5
+bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval 10s
+bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval ''
+bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval 99999999999999999999
+bad "requires a value" "${ok[@]}" --metrics-interval
+bad "invalid value \"/nonexistent\" for --plugin-dir: No such file or directory" "${ok[@]}" --plugin-dir /nonexistent
+bad "invalid value \"/etc/passwd\" for --plugin-dir: not a directory" "${ok[@]}" --plugin-dir /etc/passwd
+bad "--plugin-dir cannot be used with --metrics-interval 0" "${ok[@]}" --metrics-interval 0 --plugin-dir /tmp
+bad "--plugin-dir cannot be used with --metrics-interval 0" --print-metrics --plugin-dir /tmp --metrics-interval 0
+bad "unexpected argument \"now\"" --print-metrics now
 bad "unrecognized option" "${ok[@]}" --bogus
 bad "requires a value" "${ok[@]}" --workdir
 bad "unexpected argument \"extra\"" "${ok[@]}" extra
@@ -55,11 +67,27 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 for opt in --dbname --node --resource --amount --label --workdir --heartbeat-ms --kill-grace-ms \
-	--keep-workdirs --allow-root --verbose --help --version; do
+	--keep-workdirs --metrics-interval --plugin-dir --print-metrics --allow-root --verbose --help --version; do
 	if "$agent" --help | grep -q -- "$opt"; then pass=$((pass + 1)); else
 		fail=$((fail + 1)); echo "FAIL: --help does not document $opt"; fi
 done
 [ "$("$agent" --version)" = "dispatch-agent 0.1.0" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --version"; }
+
+# --print-metrics needs no database: one JSON object with rates (after its 1 s), plugins included
+plugins=$(mktemp -d)
+printf '#!/bin/sh\necho "options_test{from=\\"plugin\\"} 42"\n' > "$plugins/probe.sh"
+chmod 755 "$plugins/probe.sh"
+out=$("$agent" --print-metrics --plugin-dir "$plugins" 2>&1)
+rc=$?
+rm -rf "$plugins"
+if [ $rc -eq 0 ] && [[ "$out" == '{"t":'*'"interval_ms":'*'"cpu":{"count":'*'"mem":{"total":'* ]] &&
+	[[ "$out" == *'"plugins":[{"plugin":"probe.sh","name":"options_test","labels":{"from":"plugin"},"value":42}]'* ]] &&
+	[[ "$out" == *'"problems":[]}' ]] && [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ]; then
+	pass=$((pass + 1))
+else
+	fail=$((fail + 1))
+	echo "FAIL: dispatch-agent --print-metrics -> exit $rc: $out"
+fi
 
 echo "options: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -29,6 +29,10 @@ extern int	unit_failed;
 
 #define CHECK_STR(a, b) CHECK((a) != NULL && strcmp((a), (b)) == 0)
 
+/* The fixture whose mount points unit_fake_usage(), a statvfs() stand-in, answers for. */
+extern const char *unit_usage_root;
+int			unit_fake_usage(const char *path, FsStat *fs);
+
 /* A fresh scratch directory under tests/tmp for test name. */
 const char *unit_tmpdir(const char *name);
 
@@ -42,5 +46,8 @@ void		test_env(void);
 void		test_files(void);
 void		test_spool(void);
 void		test_runner(void);
+void		test_collect(void);
+void		test_plugins(void);
+void		test_sample(void);
 
 #endif
