@@ -241,9 +241,10 @@ CREATE VIEW dispatch.node_overview AS
            round((l.m ->> 'cpu.user')::numeric + (l.m ->> 'cpu.system')::numeric
                  + coalesce((l.m ->> 'cpu.iowait')::numeric, 0)
                  + coalesce((l.m ->> 'cpu.steal')::numeric, 0), 1) AS cpu_pct,
-           round((l.m ->> 'mem.used_pct')::numeric, 1) AS mem_pct,
-           round((SELECT max(value::numeric) FROM jsonb_each_text(l.m)
-                   WHERE key LIKE 'fs.%.used_pct'), 1) AS disk_pct,
+           round(100 * (l.m ->> 'mem.used')::numeric / nullif((l.m ->> 'mem.total')::numeric, 0), 1)
+               AS mem_pct,
+           round((SELECT max(100 * u.value::numeric / nullif((l.m ->> (left(u.key, -4) || 'size'))::numeric, 0))
+                    FROM jsonb_each_text(l.m) u WHERE u.key LIKE 'fs.%.used'), 1) AS disk_pct,
            round((l.m ->> 'load.1')::numeric, 2) AS load1,
            round((SELECT max(value::numeric) FROM jsonb_each_text(l.m)
                    WHERE key LIKE 'temp.%'), 1) AS temp_max,
