@@ -53,14 +53,8 @@ CREATE TABLE dispatch.metric_rollups_1m (
 ) PARTITION BY RANGE (at);
 COMMENT ON TABLE dispatch.metric_rollups_1m IS 'Minute rollups of the samples, partitioned by day';
 
-CREATE TABLE dispatch.metric_rollups_1h (
-    node_id         int NOT NULL,
-    at              timestamptz NOT NULL,
-    layout_id       int NOT NULL,
-    avg             real[] NOT NULL,
-    min             real[] NOT NULL,
-    max             real[] NOT NULL
-) PARTITION BY RANGE (at);
+CREATE TABLE dispatch.metric_rollups_1h (LIKE dispatch.metric_rollups_1m INCLUDING ALL)
+    PARTITION BY RANGE (at);
 COMMENT ON TABLE dispatch.metric_rollups_1h IS 'Hour rollups of the minute rollups, partitioned by month';
 
 CREATE TABLE dispatch.metric_rollup_state (
