@@ -17,6 +17,7 @@
  *             parsers, collect_exec.c programs with a deadline, collect_gpu.c
  *             nvidia-smi, plugins.c --plugin-dir, collect.c the sample,
  *             collect_json.c its JSON and rates)
+ *   metrics.c   the sampler process, its bounded queue of samples, delivery
  *   main.c    options and the poll() event loop
  * Functions that can fail return 0 on success and -1 on failure, filling an
  * error buffer (char *err, size_t errlen) with a message in PostgreSQL style.
@@ -181,6 +182,7 @@ int			spool_alive(pid_t pid, unsigned long long starttime);
 /* ---- runner.c ---- */
 
 void		runner_set_title_area(int argc, char **argv);
+void		runner_set_title(const char *comm, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 void		runner_reset_signals(void);
 int			runner_kill_session(pid_t sid);
 int			runner_spawn(const char *jobdir, const JobSpec *job, char *const *envp,
@@ -190,7 +192,9 @@ int			runner_spawn(const char *jobdir, const JobSpec *job, char *const *envp,
 
 typedef enum CallResult
 {
-	CALL_OK = 0, CALL_ERROR = -1, CALL_STALE = -2	/* SQLSTATE 55000: drop the job */
+	CALL_OK = 0, CALL_ERROR = -1,
+	CALL_STALE = -2,			/* SQLSTATE 55000: drop the job */
+	CALL_REJECTED = -3			/* SQLSTATE class 22: the data itself is bad */
 } CallResult;
 
 typedef struct PollRow
@@ -220,6 +224,7 @@ CallResult	conn_output(Conn *c, const char *node, int64_t job, int attempt, cons
 						int64_t offset, const char *data, int64_t *stored, char *err, size_t errlen);
 CallResult	conn_finish(Conn *c, const char *node, int64_t job, int attempt, const JobStatus *st,
 						StrBuf *state, char *err, size_t errlen);
+CallResult	conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t errlen);
 CallResult	conn_node_call(Conn *c, const char *func, const char *node, char *err, size_t errlen);
 
 /* ---- jobs.c ---- */
@@ -422,6 +427,25 @@ int			gpu_parse(const char *csv, CollectList *out, char *err, size_t errlen);
 void		plugins_list(const char *dir, StrList *paths, StrList *problems);
 int			plugin_parse(const char *plugin, const char *output, StrBuf *metrics, char *err, size_t errlen);
 void		plugins_report(const ExecRun *r, int64_t timeout_ms, StrBuf *metrics, StrList *problems);
+
+/* metrics.c */
+typedef struct Metrics
+{
+	char		dir[4096];		/* <workdir>/metrics: the queue */
+	int64_t		interval_ms;
+	int64_t		spool_max;		/* bytes the queue may take */
+	const char *plugin_dir;		/* NULL: no plugins */
+	pid_t		pid;			/* the sampler; 0: none */
+} Metrics;
+
+int			metrics_init(Metrics *m, const char *workdir, int64_t interval_ms, int64_t spool_max,
+						 const char *plugin_dir, char *err, size_t errlen);
+void		metrics_check(Metrics *m);
+void		metrics_stop(Metrics *m);
+void		metrics_send(Metrics *m, Conn *c, const char *node);
+int			metrics_trim(const char *dir, int64_t max_bytes, char *err, size_t errlen);
+int			metrics_batch(const char *dir, int max_files, StrBuf *json, StrList *files,
+						  char *err, size_t errlen);
 
 /* collect.c */
 void		collect_init(Collector *c);

@@ -12,7 +12,8 @@
  * defaults that the string itself may override, so a dead network is noticed
  * in bounded time.  A call classifies failures: SQLSTATE 55000 means the
  * server refused a report for a stale (job, attempt) (CALL_STALE: drop the
- * job); anything else is CALL_ERROR (retry later).  When libpq says the
+ * job), class 22 that the data sent is bad (CALL_REJECTED: retrying the
+ * same data cannot help); anything else is CALL_ERROR (retry later).  When libpq says the
  * connection is gone, it is closed here and the loop reconnects with backoff.
  */
 #include "agent.h"
@@ -179,7 +180,12 @@ call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult 
 		return CALL_OK;
 	}
 	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	rc = (state != NULL && strcmp(state, "55000") == 0) ? CALL_STALE : CALL_ERROR;
+	if (state != NULL && strcmp(state, "55000") == 0)
+		rc = CALL_STALE;
+	else if (state != NULL && strncmp(state, "22", 2) == 0)
+		rc = CALL_REJECTED;
+	else
+		rc = CALL_ERROR;
 	{
 		const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg);
 		size_t		n = strlen(msg);
@@ -278,6 +284,20 @@ col_int(const PGresult *r, int i, const char *name, int64_t dflt)
 	const char *v = col(r, i, name);
 
 	return v ? strtoll(v, NULL, 10) : dflt;
+}
+
+/* dispatch.agent_metrics(node, samples): stores a JSON array of samples. */
+CallResult
+conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t errlen)
+{
+	const char *p[] = {node, samples};
+	StrBuf		stored;
+	CallResult	rc;
+
+	sb_init(&stored);
+	rc = call_text(c, "SELECT dispatch.agent_metrics($1, $2::jsonb)", 2, p, &stored, err, errlen);
+	sb_free(&stored);
+	return rc;
 }
 
 /* dispatch.agent_poll(node): calls cb for each run/cancel row. */

@@ -348,7 +348,7 @@ resume_job(Conn *c, Job *j)
 
 	if (rc == CALL_STALE)
 		make_stale(j, err);
-	else if (rc == CALL_ERROR)
+	else if (rc != CALL_OK)
 	{
 		log_warning("job %" PRId64 ": agent_resume failed: %s", j->job_id, err);
 		return -1;
@@ -477,7 +477,7 @@ send_stream(Conn *c, Job *j, int s, int final)
 						 &stored, err, sizeof(err));
 		if (cr == CALL_STALE)
 			make_stale(j, err);
-		else if (cr == CALL_ERROR)
+		else if (cr != CALL_OK)
 		{
 			log_warning("job %" PRId64 ": agent_output failed: %s", j->job_id, err);
 			j->resumed = 0;		/* ask agent_resume where the server stands before retrying */
@@ -531,7 +531,7 @@ finish_job(Conn *c, Job *j)
 	else
 		log_warning("job %" PRId64 ": agent_finish failed: %s", j->job_id, err);
 	sb_free(&state);
-	if (rc == CALL_ERROR)
+	if (rc != CALL_OK && rc != CALL_STALE)
 		return -1;
 	drop_job(j, 1);
 	return 0;

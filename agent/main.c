@@ -4,9 +4,9 @@
  * The agent is one thread around one poll() over three descriptors: the
  * libpq socket (NOTIFY on the node's channel), the spool's inotify fd (job
  * output and status files) and a self-pipe that the signal handlers write
- * (SIGCHLD, SIGTERM, SIGINT, SIGHUP; handlers do nothing else).  Timers for
- * the heartbeat, reconnection backoff and the drain deadline bound the
- * sleep.  Jobs run in detached supervisors (runner.c), so the loop may lose
+ * (SIGCHLD, SIGTERM, SIGINT, SIGHUP, and SIGUSR1 from the metrics sampler;
+ * handlers do nothing else).  Timers for the heartbeat, reconnection backoff,
+ * the metrics queue and the drain deadline bound the sleep.  Jobs run in detached supervisors (runner.c), so the loop may lose
  * its database, crash or restart without disturbing them; whatever could not
  * be reported waits in the spool (jobs.c) until the next connection.
  */
@@ -33,6 +33,8 @@
 #define BACKOFF_MAX_MS 30000
 #define DRAIN_REPORT_MS 10000	/* how long a drained agent keeps trying to report results */
 #define METRICS_INTERVAL_MAX 86400	/* seconds: a day */
+#define METRICS_SPOOL_KB 65536		/* default bound of the metrics queue: 64 MB */
+#define METRICS_SPOOL_KB_MAX (64LL * 1024 * 1024)	/* 64 GB */
 
 typedef struct Resource
 {
@@ -54,6 +56,7 @@ typedef struct Options
 	int64_t		kill_grace_ms;	/* 0: from the server */
 	int			keep_workdirs;
 	int64_t		metrics_interval_s; /* 0: no metrics */
+	int64_t		metrics_spool_kb;	/* bound of the metrics queue */
 	const char *plugin_dir;		/* NULL: no plugins */
 	int			print_metrics;
 } Options;
@@ -75,6 +78,8 @@ typedef struct Agent
 	int64_t		drain_deadline;
 	int			drain_cancelled;
 	int64_t		drain_exit_at;	/* all jobs ended: exit once reported or at this time */
+	Metrics		metrics;		/* interval_ms 0: none */
+	int64_t		next_metrics;	/* check the sampler, send the queue */
 } Agent;
 
 static int	sig_pipe[2] = {-1, -1};
@@ -143,6 +148,8 @@ usage(FILE *out)
 			"      --kill-grace-ms=N     SIGTERM-to-SIGKILL grace (default: from the server)\n"
 			"      --keep-workdirs       keep job directories after reporting (marked 'reported')\n"
 			"      --metrics-interval=N  seconds between host metric samples (default 10, 0: none)\n"
+			"      --metrics-spool-max=KB  most disk the queue of unsent samples may take; the\n"
+			"                            oldest are dropped first (default 65536: 64 MB)\n"
 			"      --plugin-dir=DIR      run the executables in DIR for site metrics every sample\n"
 			"      --print-metrics       print one metrics sample as JSON (after 1 s) and exit;\n"
 			"                            needs no --dbname or --node\n"
@@ -258,8 +265,8 @@ parse_options(int argc, char **argv, Options *o)
 {
 	enum
 	{
-		OPT_ALLOW_ROOT = 256, OPT_HEARTBEAT, OPT_GRACE, OPT_KEEP, OPT_METRICS, OPT_PLUGINS,
-		OPT_PRINT_METRICS
+		OPT_ALLOW_ROOT = 256, OPT_HEARTBEAT, OPT_GRACE, OPT_KEEP, OPT_METRICS, OPT_SPOOL_MAX,
+		OPT_PLUGINS, OPT_PRINT_METRICS
 	};
 	static const struct option longopts[] = {
 		{"dbname", required_argument, NULL, 'd'},
@@ -273,6 +280,7 @@ parse_options(int argc, char **argv, Options *o)
 		{"kill-grace-ms", required_argument, NULL, OPT_GRACE},
 		{"keep-workdirs", no_argument, NULL, OPT_KEEP},
 		{"metrics-interval", required_argument, NULL, OPT_METRICS},
+		{"metrics-spool-max", required_argument, NULL, OPT_SPOOL_MAX},
 		{"plugin-dir", required_argument, NULL, OPT_PLUGINS},
 		{"print-metrics", no_argument, NULL, OPT_PRINT_METRICS},
 		{"verbose", no_argument, NULL, 'v'},
@@ -285,6 +293,7 @@ parse_options(int argc, char **argv, Options *o)
 
 	memset(o, 0, sizeof(*o));
 	o->metrics_interval_s = 10;
+	o->metrics_spool_kb = METRICS_SPOOL_KB;
 	strlist_init(&o->amounts);
 	strlist_init(&o->labels);
 	opterr = 0;
@@ -352,6 +361,10 @@ parse_options(int argc, char **argv, Options *o)
 			case OPT_METRICS:
 				o->metrics_interval_s = ranged("--metrics-interval", optarg, 0, METRICS_INTERVAL_MAX,
 											   "a number of seconds from 0 to 86400");
+				break;
+			case OPT_SPOOL_MAX:
+				o->metrics_spool_kb = ranged("--metrics-spool-max", optarg, 16, METRICS_SPOOL_KB_MAX,
+											 "a number of kilobytes from 16 to 67108864");
 				break;
 			case OPT_PLUGINS:
 				check_dir("--plugin-dir", optarg);
@@ -614,6 +627,7 @@ establish(Agent *a)
 		a->connected = 1;
 		a->backoff_ms = BACKOFF_MIN_MS;
 		a->next_tick = now + a->heartbeat_ms;
+		a->next_metrics = now;	/* deliver what was queued while away */
 		log_info("connected to the database");
 		return;
 	}
@@ -688,6 +702,8 @@ handle_signals(Agent *a)
 		{
 			if (buf[i] == SIGCHLD)
 				jobs_reap();
+			else if (buf[i] == SIGUSR1)
+				a->next_metrics = agent_now_ms();	/* the sampler queued a sample */
 			else if (buf[i] == SIGHUP)
 			{
 				log_info("SIGHUP: polling and reconnecting now");
@@ -711,7 +727,7 @@ static int
 setup_signals(char *err, size_t errlen)
 {
 	struct sigaction sa;
-	const int	sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+	const int	sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1};
 
 	if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
 	{
@@ -741,6 +757,8 @@ next_timeout(const Agent *a, int64_t now)
 		t = a->drain_deadline;
 	if (a->drain_exit_at && a->drain_exit_at < t)
 		t = a->drain_exit_at;
+	if (a->metrics.interval_ms > 0 && a->next_metrics < t)
+		t = a->next_metrics;
 	if (a->connected && jobs_want_pump(&pump) && pump < t)
 		t = pump;
 	if (a->connected && (a->want_poll || a->need_register))
@@ -772,6 +790,13 @@ run(Agent *a)
 		{
 			a->next_tick = now + a->heartbeat_ms;
 			tick(a);
+		}
+		if (a->metrics.interval_ms > 0 && now >= a->next_metrics)
+		{
+			a->next_metrics = now + a->metrics.interval_ms;
+			metrics_check(&a->metrics);
+			if (a->connected)
+				metrics_send(&a->metrics, a->conn, a->opt->node);
 		}
 		if (a->connected && a->need_register)
 		{
@@ -887,7 +912,10 @@ main(int argc, char **argv)
 	a.next_tick = agent_now_ms() + a.heartbeat_ms;
 	if (setup_workdir(&opt, workdir, sizeof(workdir), err, sizeof(err)) < 0 ||
 		setup_signals(err, sizeof(err)) < 0 ||
-		jobs_init(&a.conf, err, sizeof(err)) < 0)
+		jobs_init(&a.conf, err, sizeof(err)) < 0 ||
+		(opt.metrics_interval_s > 0 &&
+		 metrics_init(&a.metrics, workdir, opt.metrics_interval_s * 1000, opt.metrics_spool_kb * 1024,
+					  opt.plugin_dir, err, sizeof(err)) < 0))
 	{
 		log_error("%s", err);
 		return 1;
@@ -896,6 +924,7 @@ main(int argc, char **argv)
 			 AGENT_VERSION, opt.node, workdir, jobs_count());
 	a.conn = conn_new(opt.dbname);
 	rc = run(&a);
+	metrics_stop(&a.metrics);
 	conn_free(a.conn);
 	jobs_shutdown();
 	return rc;

@@ -39,7 +39,6 @@ static size_t title_len;
 
 static void supervise(const char *jobdir, const JobSpec *job, char *const *envp,
 					  int64_t kill_grace_ms) __attribute__((noreturn));
-static void set_title(const JobSpec *job);
 static sigset_t supervisor_signals(void);
 static void default_handlers(void);
 static void exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd) __attribute__((noreturn));
@@ -56,19 +55,26 @@ runner_set_title_area(int argc, char **argv)
 	title_len = (size_t) (argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]);
 }
 
-/* Makes ps and pkill -f show "dispatch-agent: supervisor of job N.A", not the agent's command line. */
-static void
-set_title(const JobSpec *job)
+/*
+ * Makes ps and pkill -f show this process as "dispatch-agent: <what>", not as the
+ * agent's command line, and names its thread comm (at most 15 bytes).
+ */
+void
+runner_set_title(const char *comm, const char *fmt,...)
 {
-	char		name[16];
+	va_list		ap;
+	int			n;
 
-	snprintf(name, sizeof(name), "dispatch-sup");
-	prctl(PR_SET_NAME, name, 0, 0, 0);
+	prctl(PR_SET_NAME, comm, 0, 0, 0);
 	if (title_area == NULL || title_len < 2)
 		return;
 	memset(title_area, 0, title_len + 1);
-	snprintf(title_area, title_len, "dispatch-agent: supervisor of job %lld.%d",
-			 (long long) job->job_id, job->attempt);
+	n = snprintf(title_area, title_len, "dispatch-agent: ");
+	if (n < 0 || (size_t) n >= title_len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(title_area + n, title_len - (size_t) n, fmt, ap);
+	va_end(ap);
 }
 
 /* Returns the set of signals the supervisor waits for. */
@@ -175,7 +181,8 @@ supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kil
 	int64_t		kill_deadline = -1;
 	ssize_t		n;
 
-	set_title(job);
+	runner_set_title("dispatch-sup", "supervisor of job %lld.%d", (long long) job->job_id,
+					 job->attempt);
 	memset(&st, 0, sizeof(st));
 	memset(&meta, 0, sizeof(meta));
 	meta.job_id = job->job_id;

@@ -114,3 +114,21 @@ SELECT count(*) FILTER (WHERE sent_at IS NOT NULL) AS sent,
        min(attempts) AS attempts, max(attempts) AS max_attempts FROM dispatch.notifications;
 SELECT dispatch.drop_alert_rule(name) FROM dispatch.alert_rules ORDER BY rule_id;
 SELECT count(*) AS events_left FROM dispatch.alert_events;
+
+-- A sample that arrives after its minute was rolled up (an agent's queue replayed after
+-- a disconnection) has that minute rolled up again: replaced, not added twice.
+SELECT date_trunc('minute', now()) - interval '10 minutes' AS late \gset
+SELECT dispatch._metrics_maintain();
+SELECT dispatch.agent_metrics('mx2', jsonb_build_array(pg_temp.sample(:'late', 7, 30)));
+SELECT at = :'late' AS late_minute FROM dispatch.metric_rollup_redo;
+SELECT dispatch._metrics_maintain();
+SELECT dispatch.agent_metrics('mx2', jsonb_build_array(pg_temp.sample(:'late'::timestamptz + interval '30 seconds', 7, 50)));
+SELECT dispatch._metrics_maintain();
+SELECT r.at = :'late' AS late_minute,
+       r.avg[array_position(l.series, s.series_id)] AS avg, r.max[array_position(l.series, s.series_id)] AS max
+  FROM dispatch.metric_rollups_1m r JOIN dispatch.metric_layouts l USING (layout_id)
+  JOIN dispatch.metric_nodes n USING (node_id), dispatch.metric_series s
+ WHERE n.node = 'mx2' AND s.name = 'cpu.user';
+SELECT count(*) AS redo_left FROM dispatch.metric_rollup_redo;
+-- A sample older than dispatch.metrics_raw_retention is not stored.
+SELECT dispatch.agent_metrics('mx2', jsonb_build_array(pg_temp.sample(now() - interval '3 days', 1)));

@@ -54,6 +54,9 @@ bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-inter
 bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval ''
 bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval 99999999999999999999
 bad "requires a value" "${ok[@]}" --metrics-interval
+bad "a number of kilobytes from 16 to 67108864 is required" "${ok[@]}" --metrics-spool-max 15
+bad "a number of kilobytes from 16 to 67108864 is required" "${ok[@]}" --metrics-spool-max 67108865
+bad "a number of kilobytes from 16 to 67108864 is required" "${ok[@]}" --metrics-spool-max 1MB
 bad "invalid value \"/nonexistent\" for --plugin-dir: No such file or directory" "${ok[@]}" --plugin-dir /nonexistent
 bad "invalid value \"/etc/passwd\" for --plugin-dir: not a directory" "${ok[@]}" --plugin-dir /etc/passwd
 bad "--plugin-dir cannot be used with --metrics-interval 0" "${ok[@]}" --metrics-interval 0 --plugin-dir /tmp
@@ -67,7 +70,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 for opt in --dbname --node --resource --amount --label --workdir --heartbeat-ms --kill-grace-ms \
-	--keep-workdirs --metrics-interval --plugin-dir --print-metrics --allow-root --verbose --help --version; do
+	--keep-workdirs --metrics-interval --metrics-spool-max --plugin-dir --print-metrics --allow-root --verbose --help --version; do
 	if "$agent" --help | grep -q -- "$opt"; then pass=$((pass + 1)); else
 		fail=$((fail + 1)); echo "FAIL: --help does not document $opt"; fi
 done

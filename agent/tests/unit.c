@@ -84,6 +84,7 @@ main(void)
 	test_collect();
 	test_plugins();
 	test_sample();
+	test_metrics();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

@@ -49,5 +49,6 @@ void		test_runner(void);
 void		test_collect(void);
 void		test_plugins(void);
 void		test_sample(void);
+void		test_metrics(void);
 
 #endif

@@ -63,6 +63,12 @@ CREATE TABLE dispatch.metric_rollup_state (
 );
 COMMENT ON TABLE dispatch.metric_rollup_state IS 'How far each rollup has been computed';
 
+CREATE TABLE dispatch.metric_rollup_redo (
+    at              timestamptz PRIMARY KEY
+);
+COMMENT ON TABLE dispatch.metric_rollup_redo IS
+    'Minutes that received samples after they were rolled up (a replayed agent queue): rolled up again';
+
 -- The partition of table tbl holding instant at (days for samples and minute
 -- rollups, months for hour rollups), created when missing; returns its name.
 CREATE FUNCTION dispatch._metric_partition(tbl text, at timestamptz) RETURNS text
@@ -187,16 +193,23 @@ DECLARE
     names text[];
     vals real[];
     stored int := 0;
+    rolled_up timestamptz;
+    oldest timestamptz := now() - current_setting('dispatch.metrics_raw_retention')::interval;
 BEGIN
     IF jsonb_typeof(samples) IS DISTINCT FROM 'array' THEN
         PERFORM dispatch._spec_error('the top level', 'samples must be a JSON array');
     END IF;
+    -- The share lock makes the monitor's rollup wait for these samples, and lets a
+    -- sample that comes after its minute was rolled up see that it must be redone.
+    SELECT done_until INTO rolled_up FROM dispatch.metric_rollup_state
+     WHERE resolution = '1m' FOR SHARE;
     INSERT INTO dispatch.metric_nodes (node) VALUES (n.node)
     ON CONFLICT ON CONSTRAINT metric_nodes_node_key DO NOTHING;
     SELECT node_id INTO id FROM dispatch.metric_nodes m WHERE m.node = n.node;
     FOR s IN SELECT e FROM jsonb_array_elements(samples) e
               WHERE jsonb_typeof(e -> 't') = 'number' ORDER BY (e ->> 't')::numeric LOOP
         sample_at := to_timestamp((s ->> 't')::numeric / 1000);
+        CONTINUE WHEN sample_at < oldest;	-- its partition is gone or about to go
         -- a sample already stored (a replay after a lost reply) is skipped
         CONTINUE WHEN EXISTS (SELECT FROM dispatch.metric_samples x
                                WHERE x.node_id = id AND x.at = sample_at);
@@ -204,6 +217,10 @@ BEGIN
           INTO names, vals FROM dispatch._sample_metrics(s) m;
         CONTINUE WHEN names IS NULL;
         PERFORM dispatch._store_sample(id, sample_at, names, vals);
+        IF sample_at < rolled_up THEN
+            INSERT INTO dispatch.metric_rollup_redo VALUES (date_trunc('minute', sample_at))
+            ON CONFLICT DO NOTHING;
+        END IF;
         UPDATE dispatch.metric_nodes m
            SET last_sample_at = greatest(m.last_sample_at, sample_at),
                top = CASE WHEN m.last_sample_at IS NULL OR sample_at >= m.last_sample_at
@@ -218,7 +235,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.agent_metrics(text, jsonb) IS
-    'Agent: store a batch of metric samples (a replayed sample is stored once); returns how many were new';
+    'Agent: store a batch of metric samples (a replayed sample is stored once, one older than the raw retention not at all); returns how many were new';
 
 CREATE VIEW dispatch.metric_latest AS
     SELECT m.node, s.name AS metric, v.value::numeric::double precision AS value, x.at
@@ -287,7 +304,8 @@ $$;
 COMMENT ON FUNCTION dispatch.metric_history(text, text, timestamptz, timestamptz) IS
     'A metric of a node over time, from raw samples or the rollups that cover the interval';
 
--- Rolls samples (or minute rollups) of [since, upto) of table src up into table dst.
+-- Rolls samples (or minute rollups) of [since, upto) of table src up into table dst,
+-- replacing what dst held for that span.
 CREATE FUNCTION dispatch._rollup(src text, dst text, unit text, since timestamptz,
                                  upto timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -298,6 +316,7 @@ BEGIN
                                     upto, CASE WHEN dst = 'metric_rollups_1h' THEN '1 month' ELSE '1 day' END::interval) LOOP
         PERFORM dispatch._metric_partition(dst, d);
     END LOOP;
+    EXECUTE format('DELETE FROM dispatch.%I WHERE at >= $1 AND at < $2', dst) USING since, upto;
     EXECUTE format($q$
         INSERT INTO dispatch.%I (node_id, at, layout_id, avg, min, max)
         SELECT node_id, t, layout_id, array_agg(a ORDER BY i), array_agg(lo ORDER BY i),
@@ -323,6 +342,7 @@ DECLARE
     job record;
     done timestamptz;
     upto timestamptz;
+    redo timestamptz;
     p record;
 BEGIN
     PERFORM dispatch._metric_partition(t, now() + d)
@@ -336,6 +356,10 @@ BEGIN
                              AS x(resolution, src, dst, unit) LOOP
         SELECT done_until INTO done FROM dispatch.metric_rollup_state
          WHERE resolution = job.resolution FOR UPDATE;
+        IF job.resolution = '1m' THEN	-- the lock waited for agent_metrics() in flight
+            WITH d AS (DELETE FROM dispatch.metric_rollup_redo RETURNING at)
+            SELECT min(at) INTO redo FROM d;
+        END IF;
         upto := date_trunc(job.unit, now());
         IF done IS NULL THEN
             EXECUTE format('SELECT date_trunc(%L, min(at)) FROM dispatch.%I', job.unit, job.src)
@@ -343,6 +367,7 @@ BEGIN
             done := coalesce(done, upto);
             INSERT INTO dispatch.metric_rollup_state VALUES (job.resolution, done);
         END IF;
+        done := least(done, date_trunc(job.unit, redo));
         IF upto > done THEN
             PERFORM dispatch._rollup(job.src, job.dst, job.unit, done, upto);
             UPDATE dispatch.metric_rollup_state SET done_until = upto
