@@ -54,7 +54,8 @@ metrics_init(Metrics *m, const char *workdir, int64_t interval_ms, int64_t spool
 	snprintf(m->dir, sizeof(m->dir), "%s/metrics", workdir);
 	m->interval_ms = interval_ms;
 	m->spool_max = spool_max;
-	m->plugin_dir = plugin_dir;
+	/* a copy: the sampler's title overwrites argv, where the option's value lives */
+	m->plugin_dir = plugin_dir ? xstrdup(plugin_dir) : NULL;
 	if (mkdir(m->dir, 0700) < 0 && errno != EEXIST)
 	{
 		agent_seterr(err, errlen, "could not create directory \"%s\": %s", m->dir, strerror(errno));

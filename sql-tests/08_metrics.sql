@@ -17,7 +17,10 @@ LANGUAGE sql AS $$
       'fs', jsonb_build_array(jsonb_build_object('mount', '/', 'size', 1000, 'used', 701),
                               jsonb_build_object('mount', '/data', 'size', 200, 'used', 181)),
       'net', jsonb_build_array(jsonb_build_object('iface', 'eth0', 'rx_bps', 1000, 'errors', 0)),
-      'temp', jsonb_build_array(jsonb_build_object('name', 'cpu0', 'celsius', 55)),
+      'temp', jsonb_build_array(jsonb_build_object('name', 'cpu0', 'celsius', 55),
+          -- two sensors of one chip: told apart by their sensor id, not their name
+          jsonb_build_object('sensor', 'hwmon1/temp1', 'name', 'coretemp', 'celsius', 48),
+          jsonb_build_object('sensor', 'hwmon1/temp2', 'name', 'coretemp', 'celsius', 50)),
       'procs', 120, 'modules', 42, 'label', 'not a number',
       'plugins', jsonb_build_array(jsonb_build_object('name', 'queue', 'labels',
                                    '{"q": "a"}'::jsonb, 'value', queue)),

@@ -14,6 +14,8 @@
  */
 #include "pg_dispatch.h"
 
+#include <time.h>
+
 #include <curl/curl.h>
 
 #include "access/xact.h"
@@ -148,7 +150,10 @@ send_mail(CURL *curl, const Outgoing *o, char *err)
 	StringInfoData mail;
 	Upload		u;
 	CURLcode	rc;
-	char		from[256];
+	char		from[256],
+				date[64];
+	time_t		now;
+	struct tm	tm;
 
 	if (dispatch_smtp_url == NULL || dispatch_smtp_url[0] == '\0')
 	{
@@ -157,11 +162,15 @@ send_mail(CURL *curl, const Outgoing *o, char *err)
 		return false;
 	}
 	snprintf(from, sizeof(from), "<%s>", dispatch_mail_from);
+	now = time(NULL);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));	/* LC_TIME is C */
 	initStringInfo(&mail);
+	/* a retry keeps the Message-ID, so a mailbox can tell a resend from a new alert */
 	appendStringInfo(&mail,
 					 "Date: %s\r\nFrom: %s\r\nTo: <%s>\r\nSubject: %s\r\n"
+					 "Message-ID: <pg-dispatch-notification-" INT64_FORMAT "@%s>\r\n"
 					 "Content-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n",
-					 timestamptz_to_str(GetCurrentTimestamp()), from, rcpt, o->subject, o->body);
+					 date, from, rcpt, o->subject, o->id, dispatch_database, o->body);
 	u.data = mail.data;
 	u.len = mail.len;
 	u.done = 0;

@@ -30,7 +30,8 @@ sub agent_binary
 }
 
 # Starts a server with pg_dispatch preloaded and the extension created in postgres.
-# Extra postgresql.conf lines may be passed.
+# node_timeout and kill_grace set those GUCs; any other setting whose name has a dot
+# (dispatch.smtp_url => ...) is written to postgresql.conf as it is.
 sub start_server
 {
 	my (%conf) = @_;
@@ -41,6 +42,7 @@ sub start_server
 		"dispatch.database = 'postgres'",
 		"dispatch.node_timeout = '" . ($conf{node_timeout} // '4s') . "'",
 		"dispatch.kill_grace = '" . ($conf{kill_grace} // '2s') . "'",
+		(map { "$_ = '$conf{$_}'" } grep { /\./ } sort keys %conf),
 		"log_min_messages = 'info'", ''));
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION pg_dispatch');
@@ -81,6 +83,7 @@ sub start_agent
 # kill the agents, then every supervisor's session listed in their spools.
 END
 {
+	local $?;	# reaping the agents must not change the test's exit status
 	for my $agent (@agents)
 	{
 		eval { $agent->{handle}->kill_kill };

@@ -142,7 +142,8 @@ END
 $$;
 
 -- The numeric leaves of v as (name, value): object keys and array elements join the
--- name with "." (an array element is named by its mount, dev, iface, name or index).
+-- name with "." (an array element is named by its mount, sensor, dev, iface, name or
+-- index: temperature sensors of one chip share a name but not a sensor id).
 CREATE FUNCTION dispatch._flatten(prefix text, v jsonb)
 RETURNS TABLE (name text, value real)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -156,10 +157,10 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM jsonb_array_elements(CASE WHEN jsonb_typeof(v) = 'array' THEN v ELSE '[]' END)
            WITH ORDINALITY a(e, o),
            dispatch._flatten(concat_ws('.', prefix,
-               coalesce(a.e ->> 'mount', a.e ->> 'dev', a.e ->> 'iface', a.e ->> 'name',
-                        a.e ->> 'index', (a.o - 1)::text)),
+               coalesce(a.e ->> 'mount', a.e ->> 'sensor', a.e ->> 'dev', a.e ->> 'iface',
+                        a.e ->> 'name', a.e ->> 'index', (a.o - 1)::text)),
                CASE WHEN jsonb_typeof(a.e) = 'object'
-                    THEN a.e - ARRAY['mount', 'dev', 'iface', 'name', 'index'] ELSE a.e END) f
+                    THEN a.e - ARRAY['mount', 'sensor', 'dev', 'iface', 'name', 'index'] ELSE a.e END) f
 $$;
 
 -- The metrics of one agent sample: its numeric values, the load averages as load.1,
