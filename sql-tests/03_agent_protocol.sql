@@ -160,3 +160,23 @@ SELECT dispatch.agent_register('a1', '{"jobs": []}') IS NOT NULL AS ok;
 SELECT name, state, attempt, reason FROM dispatch.jobs WHERE joblist_id = :dl AND name = 'q';
 SELECT dispatch._housekeeping() > 0 AS housekept;
 SELECT state, reason FROM dispatch.joblist_status WHERE joblist_id = :dl;
+
+-- History: every attempt that ended and every finished joblist, kept when the joblists
+-- are deleted.
+SELECT j.name, h.attempt, h.joblist, h.node, h.state, h.exit_code, h.signal, h.reason
+  FROM dispatch.job_history h JOIN dispatch.jobs j USING (job_id)
+ WHERE h.joblist_id = :jl ORDER BY h.job_id, h.attempt;
+SELECT name, state, jobs, jobs_succeeded, reason FROM dispatch.joblist_history
+ ORDER BY joblist_id;
+DELETE FROM dispatch.joblists WHERE joblist_id IN (:jl, :ff);
+SELECT count(*) AS attempts, count(DISTINCT joblist_id) AS joblists FROM dispatch.job_history
+ WHERE joblist_id IN (:jl, :ff);
+
+-- Presence: one record a minute of which nodes are online, draining and offline.
+SELECT dispatch.agent_register('a2', '{}') IS NOT NULL AS ok;
+SELECT dispatch.agent_drain('a2');
+DELETE FROM dispatch.presence;	-- the monitor's first round recorded the minute the server started
+SELECT dispatch._record_presence();
+SELECT dispatch._record_presence();
+SELECT at = date_trunc('minute', now()) AS this_minute, online, draining, offline
+  FROM dispatch.presence;

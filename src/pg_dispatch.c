@@ -38,6 +38,7 @@ static int	dispatch_notify_max_attempts = 10;
 static int	dispatch_metrics_raw_retention = 2 * 86400;
 static int	dispatch_metrics_minute_retention = 30 * 86400;
 static int	dispatch_metrics_hour_retention = 400 * 86400;
+static int	dispatch_presence_retention = 30 * 86400;
 static int	dispatch_run_history_retention = 7 * 86400;
 static int	dispatch_node_timeout = 30;
 static int	dispatch_kill_grace = 10;
@@ -123,6 +124,10 @@ _PG_init(void)
 	DefineCustomIntVariable("dispatch.metrics_hour_retention",
 							"How long hour rollups of metrics are kept.",
 							NULL, &dispatch_metrics_hour_retention, 400 * 86400, 3600, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("dispatch.presence_retention",
+							"How long the once-a-minute record of online nodes is kept.",
+							NULL, &dispatch_presence_retention, 30 * 86400, 3600, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 

@@ -397,11 +397,12 @@ BEGIN
 END
 $$;
 
--- Monitor: one round of alert evaluation and metric upkeep.
+-- Monitor: one round of alert evaluation, metric upkeep and presence.
 CREATE FUNCTION dispatch._monitor_tick() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM dispatch._evaluate_alerts();
     PERFORM dispatch._metrics_maintain();
+    PERFORM dispatch._record_presence();
 END
 $$;

@@ -14,7 +14,8 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
                 dispatch.metric_samples, dispatch.metric_rollups_1m, dispatch.metric_rollups_1h,
                 dispatch.metric_latest, dispatch.node_overview, dispatch.alert_rules,
                 dispatch.alerts, dispatch.alert_events, dispatch.alert_status,
-                dispatch.notifications
+                dispatch.notifications, dispatch.job_history, dispatch.joblist_history,
+                dispatch.presence
     TO dispatch_user, dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.current_caller(), dispatch.scheduler_stats(),
                           dispatch.render_template(text, jsonb),
