@@ -12,6 +12,7 @@
  *   runner.c  the per-job supervisor (like slurmstepd) and its signals
  *   conn.c    libpq: connect with backoff, the dispatch.agent_* calls
  *   jobs.c    the agent's table of jobs: start, stream output, report, cancel
+ *   history.c the agent's own record of jobs and presence, one JSON line each
  *   collect*.c  host metrics: one sample of /proc and /sys as one JSON object
  *             (collect_read.c helpers, collect_cpu/mem/fs/disk/net/temp/proc.c
  *             parsers, collect_exec.c programs with a deadline, collect_gpu.c
@@ -211,6 +212,7 @@ int			conn_connect(Conn *c, char *err, size_t errlen);
 void		conn_close(Conn *c);
 int			conn_ok(const Conn *c);
 int			conn_socket(const Conn *c);
+void		conn_server(const Conn *c, char *buf, size_t len);
 int			conn_consume(Conn *c, int *notified, char *err, size_t errlen);
 int			conn_listen(Conn *c, const char *channel, char *err, size_t errlen);
 CallResult	conn_register(Conn *c, const char *node, const char *info, StrBuf *reply,
@@ -224,8 +226,16 @@ CallResult	conn_output(Conn *c, const char *node, int64_t job, int attempt, cons
 						int64_t offset, const char *data, int64_t *stored, char *err, size_t errlen);
 CallResult	conn_finish(Conn *c, const char *node, int64_t job, int attempt, const JobStatus *st,
 						StrBuf *state, char *err, size_t errlen);
+CallResult	conn_online_nodes(Conn *c, StrBuf *json, char *err, size_t errlen);
 CallResult	conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t errlen);
 CallResult	conn_node_call(Conn *c, const char *func, const char *node, char *err, size_t errlen);
+
+/* ---- history.c ---- */
+
+void		history_put_time(StrBuf *sb, int64_t unix_ms);
+int64_t		history_now_ms(void);
+void		history_begin(StrBuf *sb, const char *event, const char *node);
+int			history_append(const char *path, StrBuf *sb, char *err, size_t errlen);
 
 /* ---- jobs.c ---- */
 
@@ -235,6 +245,7 @@ typedef struct AgentConf
 	const char *workdir;		/* contains jobs/ */
 	int64_t		kill_grace_ms;
 	int			keep_workdirs;
+	const char *history_file;	/* the agent's own record; NULL: none */
 } AgentConf;
 
 int			jobs_init(const AgentConf *conf, char *err, size_t errlen);
@@ -247,6 +258,7 @@ void		jobs_info_json(StrBuf *sb);
 void		jobs_resume_all(Conn *c);
 void		jobs_on_poll_row(const PollRow *row, void *arg);
 void		jobs_pump(Conn *c, int all);
+void		jobs_record_ended(int connected);
 void		jobs_abandon_all(void);
 int			jobs_running(void);
 int			jobs_count(void);

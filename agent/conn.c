@@ -122,6 +122,16 @@ conn_socket(const Conn *c)
 	return conn_ok(c) ? PQsocket(c->pg) : -1;
 }
 
+/* Writes "host:port" of the server c is connected to into buf ("" when not connected). */
+void
+conn_server(const Conn *c, char *buf, size_t len)
+{
+	if (!conn_ok(c))
+		snprintf(buf, len, "%s", "");
+	else
+		snprintf(buf, len, "%s:%s", PQhost(c->pg), PQport(c->pg));
+}
+
 /* Moves pending notifications into c->notified. */
 static void
 drain_notifies(Conn *c)
@@ -298,6 +308,14 @@ conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t e
 	rc = call_text(c, "SELECT dispatch.agent_metrics($1, $2::jsonb)", 2, p, &stored, err, errlen);
 	sb_free(&stored);
 	return rc;
+}
+
+/* The names of the nodes the server counts online, as a JSON array, into json (initialised). */
+CallResult
+conn_online_nodes(Conn *c, StrBuf *json, char *err, size_t errlen)
+{
+	return call_text(c, "SELECT coalesce(json_agg(node ORDER BY node), '[]')::text"
+					 " FROM dispatch.nodes WHERE state = 'online'", 0, NULL, json, err, errlen);
 }
 
 /* dispatch.agent_poll(node): calls cb for each run/cancel row. */

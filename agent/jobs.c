@@ -55,6 +55,7 @@ typedef struct Job
 	int			output_stopped; /* the server truncated the output */
 	int			dirty;			/* output may have grown */
 	int			cancel_sent;
+	int			logged;			/* its end is in the history file ("logged" marker) */
 	int64_t		next_send;		/* earliest time for the next output of a running job */
 	struct Job *next;
 } Job;
@@ -78,6 +79,8 @@ static void start_job(const JobSpec *spec);
 static int send_stream(Conn *c, Job *j, int s, int final);
 static int finish_job(Conn *c, Job *j);
 static int pump_job(Conn *c, Job *j, int all, int64_t now);
+static void record_end(Job *j, int connected);
+static void put_file_size(StrBuf *sb, const char *dir, const char *name);
 
 /* Returns the job (job_id, attempt), or NULL. */
 static Job *
@@ -537,10 +540,82 @@ finish_job(Conn *c, Job *j)
 	return 0;
 }
 
+/* Appends ",\"<name>_bytes\":N" for file dir/name (0 when missing) to sb. */
+static void
+put_file_size(StrBuf *sb, const char *dir, const char *name)
+{
+	char		path[PATH_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	sb_printf(sb, ",\"%s_bytes\":%lld", name, stat(path, &st) == 0 ? (long long) st.st_size : 0LL);
+}
+
+/*
+ * Appends the end of j to the agent's history file, once: a "logged" marker in
+ * its spool dir remembers it across restarts (a crash between the two writes
+ * repeats the line).  A failure is logged and not retried.
+ */
+static void
+record_end(Job *j, int connected)
+{
+	char		err[AGENT_ERRLEN], path[PATH_MAX];
+	JobStatus	st;
+	JobMeta		m;
+	StrBuf		line;
+	struct stat sst;
+
+	if (!j->done || j->logged || conf->history_file == NULL)
+		return;
+	j->logged = 1;
+	if (spool_exists(j->dir, "logged"))
+		return;
+	sb_init(&line);
+	history_begin(&line, "job", conf->node);
+	sb_printf(&line, ",\"job_id\":%" PRId64 ",\"attempt\":%d", j->job_id, j->attempt);
+	if (spool_read_meta(j->dir, &m, err, sizeof(err)) == 0)
+	{
+		sb_puts(&line, ",\"started_at\":");
+		history_put_time(&line, m.started_at * 1000);
+	}
+	snprintf(path, sizeof(path), "%s/status", j->dir);
+	if (stat(path, &sst) == 0)
+	{
+		sb_puts(&line, ",\"finished_at\":");
+		history_put_time(&line, (int64_t) sst.st_mtim.tv_sec * 1000 + sst.st_mtim.tv_nsec / 1000000);
+	}
+	if (spool_read_status(j->dir, &st, err, sizeof(err)) == 0)
+	{
+		if (st.has_exit)
+			sb_printf(&line, ",\"exit_code\":%d", st.exit_code);
+		else
+			sb_puts(&line, ",\"exit_code\":null");
+		sb_printf(&line, ",\"signal\":%d,\"timed_out\":%s,\"cancelled\":%s,\"detail\":", st.signal,
+				  st.timed_out ? "true" : "false", st.cancelled ? "true" : "false");
+		json_put_str(&line, st.detail);
+	}
+	put_file_size(&line, j->dir, "stdout");
+	put_file_size(&line, j->dir, "stderr");
+	sb_printf(&line, ",\"connected\":%s", connected ? "true" : "false");
+	if (history_append(conf->history_file, &line, err, sizeof(err)) < 0 ||
+		spool_write_file(j->dir, "logged", "", 0, err, sizeof(err)) < 0)
+		log_warning("job %" PRId64 " attempt %d: %s", j->job_id, j->attempt, err);
+	sb_free(&line);
+}
+
+/* Appends every job that ended and is not in the history file yet to it. */
+void
+jobs_record_ended(int connected)
+{
+	for (Job *j = jobs; j != NULL; j = j->next)
+		record_end(j, connected);
+}
+
 /* Brings the server up to date on j (may free j); returns -1 when a call failed. */
 static int
 pump_job(Conn *c, Job *j, int all, int64_t now)
 {
+	record_end(j, 1);			/* before a report may remove its spool dir */
 	if (!j->stale && !j->resumed && resume_job(c, j) < 0)
 		return -1;
 	if (!j->stale && (all || j->done || (j->dirty && now >= j->next_send)))

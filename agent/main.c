@@ -33,6 +33,7 @@
 #define BACKOFF_MAX_MS 30000
 #define DRAIN_REPORT_MS 10000	/* how long a drained agent keeps trying to report results */
 #define METRICS_INTERVAL_MAX 86400	/* seconds: a day */
+#define PRESENCE_MS 60000			/* a presence line in the history file this often */
 #define METRICS_SPOOL_KB 65536		/* default bound of the metrics queue: 64 MB */
 #define METRICS_SPOOL_KB_MAX (64LL * 1024 * 1024)	/* 64 GB */
 
@@ -47,6 +48,7 @@ typedef struct Options
 	const char *dbname;
 	const char *node;
 	const char *workdir;
+	const char *history_file;	/* NULL: <workdir>/history.jsonl */
 	Resource   *res;
 	int			nres;
 	StrList		amounts;		/* "type=N" */
@@ -78,6 +80,7 @@ typedef struct Agent
 	int64_t		drain_deadline;
 	int			drain_cancelled;
 	int64_t		drain_exit_at;	/* all jobs ended: exit once reported or at this time */
+	int64_t		next_presence;
 	Metrics		metrics;		/* interval_ms 0: none */
 	int64_t		next_metrics;	/* check the sampler, send the queue */
 } Agent;
@@ -105,6 +108,7 @@ static void establish(Agent *a);
 static int64_t backoff_next(const Agent *a);
 static void tick(Agent *a);
 static void begin_drain(Agent *a);
+static void record_presence(Agent *a);
 static int handle_signals(Agent *a);
 static int setup_signals(char *err, size_t errlen);
 static int next_timeout(const Agent *a, int64_t now);
@@ -144,6 +148,8 @@ usage(FILE *out)
 			"  -w, --workdir=DIR         spool directory (default: $STATE_DIRECTORY, else\n"
 			"                            $XDG_STATE_HOME/dispatch-agent/NODE, else\n"
 			"                            $HOME/.local/state/dispatch-agent/NODE)\n"
+			"      --history-file=PATH   the agent's own record of its jobs and presence, one\n"
+			"                            JSON object per line (default: WORKDIR/history.jsonl)\n"
 			"      --heartbeat-ms=N      heartbeat interval (default: from the server)\n"
 			"      --kill-grace-ms=N     SIGTERM-to-SIGKILL grace (default: from the server)\n"
 			"      --keep-workdirs       keep job directories after reporting (marked 'reported')\n"
@@ -266,7 +272,7 @@ parse_options(int argc, char **argv, Options *o)
 	enum
 	{
 		OPT_ALLOW_ROOT = 256, OPT_HEARTBEAT, OPT_GRACE, OPT_KEEP, OPT_METRICS, OPT_SPOOL_MAX,
-		OPT_PLUGINS, OPT_PRINT_METRICS
+		OPT_PLUGINS, OPT_PRINT_METRICS, OPT_HISTORY
 	};
 	static const struct option longopts[] = {
 		{"dbname", required_argument, NULL, 'd'},
@@ -276,6 +282,7 @@ parse_options(int argc, char **argv, Options *o)
 		{"label", required_argument, NULL, 'l'},
 		{"workdir", required_argument, NULL, 'w'},
 		{"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
+		{"history-file", required_argument, NULL, OPT_HISTORY},
 		{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
 		{"kill-grace-ms", required_argument, NULL, OPT_GRACE},
 		{"keep-workdirs", no_argument, NULL, OPT_KEEP},
@@ -345,6 +352,11 @@ parse_options(int argc, char **argv, Options *o)
 				break;
 			case 'w':
 				o->workdir = optarg;
+				break;
+			case OPT_HISTORY:
+				if (optarg[0] == '\0')
+					die_usage("--history-file must not be empty");
+				o->history_file = optarg;
 				break;
 			case OPT_ALLOW_ROOT:
 				o->allow_root = 1;
@@ -678,6 +690,34 @@ tick(Agent *a)
 	jobs_pump(a->conn, 1);
 }
 
+/* Appends a presence line to the history file: connected where, jobs, the nodes online. */
+static void
+record_presence(Agent *a)
+{
+	char		err[AGENT_ERRLEN], server[512];
+	StrBuf		line, online;
+
+	sb_init(&line);
+	sb_init(&online);
+	conn_server(a->conn, server, sizeof(server));
+	history_begin(&line, "presence", a->opt->node);
+	sb_printf(&line, ",\"connected\":%s,\"server\":", a->connected ? "true" : "false");
+	if (a->connected)
+		json_put_str(&line, server);
+	else
+		sb_puts(&line, "null");
+	sb_printf(&line, ",\"jobs_running\":%d,\"jobs_unreported\":%d,\"nodes_online\":",
+			  jobs_running(), jobs_count() - jobs_running());
+	if (a->connected && conn_online_nodes(a->conn, &online, err, sizeof(err)) == CALL_OK)
+		sb_append(&line, online.data, online.len);
+	else
+		sb_puts(&line, "null");
+	if (history_append(a->conf.history_file, &line, err, sizeof(err)) < 0)
+		log_warning("%s", err);
+	sb_free(&online);
+	sb_free(&line);
+}
+
 /* Starts draining after the first SIGTERM/SIGINT. */
 static void
 begin_drain(Agent *a)
@@ -759,6 +799,8 @@ next_timeout(const Agent *a, int64_t now)
 		t = a->drain_exit_at;
 	if (a->metrics.interval_ms > 0 && a->next_metrics < t)
 		t = a->next_metrics;
+	if (a->next_presence < t)
+		t = a->next_presence;
 	if (a->connected && jobs_want_pump(&pump) && pump < t)
 		t = pump;
 	if (a->connected && (a->want_poll || a->need_register))
@@ -809,6 +851,12 @@ run(Agent *a)
 			if (conn_poll(a->conn, a->opt->node, jobs_on_poll_row, &a->draining, err, sizeof(err)) != CALL_OK)
 				log_warning("agent_poll failed: %s", err);
 		}
+		if (now >= a->next_presence)
+		{
+			a->next_presence = now + PRESENCE_MS;
+			record_presence(a);
+		}
+		jobs_record_ended(a->connected);
 		if (a->connected)
 			jobs_pump(a->conn, 0);
 		if (a->draining && !a->drain_cancelled && agent_now_ms() >= a->drain_deadline && jobs_running())
@@ -891,7 +939,7 @@ main(int argc, char **argv)
 {
 	Options		opt;
 	Agent		a;
-	char		err[AGENT_ERRLEN], workdir[PATH_MAX];
+	char		err[AGENT_ERRLEN], workdir[PATH_MAX], history[PATH_MAX + 32];
 	int			rc;
 
 	parse_options(argc, argv, &opt);
@@ -906,6 +954,7 @@ main(int argc, char **argv)
 	a.conf.node = opt.node;
 	a.conf.workdir = workdir;
 	a.conf.keep_workdirs = opt.keep_workdirs;
+	a.conf.history_file = history;
 	a.conf.kill_grace_ms = opt.kill_grace_ms ? opt.kill_grace_ms : 10000;
 	a.heartbeat_ms = opt.heartbeat_ms ? opt.heartbeat_ms : 10000;
 	a.backoff_ms = BACKOFF_MIN_MS;
@@ -920,6 +969,10 @@ main(int argc, char **argv)
 		log_error("%s", err);
 		return 1;
 	}
+	if (opt.history_file != NULL)
+		snprintf(history, sizeof(history), "%s", opt.history_file);
+	else
+		snprintf(history, sizeof(history), "%s/history.jsonl", workdir);
 	log_info("dispatch-agent %s starting: node \"%s\", spool \"%s\", %d job(s) in the spool",
 			 AGENT_VERSION, opt.node, workdir, jobs_count());
 	a.conn = conn_new(opt.dbname);

@@ -54,6 +54,7 @@ bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-inter
 bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval ''
 bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval 99999999999999999999
 bad "requires a value" "${ok[@]}" --metrics-interval
+bad "--history-file must not be empty" "${ok[@]}" --history-file ''
 bad "a number of kilobytes from 16 to 67108864 is required" "${ok[@]}" --metrics-spool-max 15
 bad "a number of kilobytes from 16 to 67108864 is required" "${ok[@]}" --metrics-spool-max 67108865
 bad "a number of kilobytes from 16 to 67108864 is required" "${ok[@]}" --metrics-spool-max 1MB
@@ -70,7 +71,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 for opt in --dbname --node --resource --amount --label --workdir --heartbeat-ms --kill-grace-ms \
-	--keep-workdirs --metrics-interval --metrics-spool-max --plugin-dir --print-metrics --allow-root --verbose --help --version; do
+	--keep-workdirs --history-file --metrics-interval --metrics-spool-max --plugin-dir --print-metrics --allow-root --verbose --help --version; do
 	if "$agent" --help | grep -q -- "$opt"; then pass=$((pass + 1)); else
 		fail=$((fail + 1)); echo "FAIL: --help does not document $opt"; fi
 done

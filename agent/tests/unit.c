@@ -85,6 +85,7 @@ main(void)
 	test_plugins();
 	test_sample();
 	test_metrics();
+	test_history();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

@@ -50,5 +50,6 @@ void		test_collect(void);
 void		test_plugins(void);
 void		test_sample(void);
 void		test_metrics(void);
+void		test_history(void);
 
 #endif
