@@ -93,6 +93,11 @@ sub _test_name
 sub start
 {
 	my ($self) = @_;
+	for my $prog (qw(etcd patroni))
+	{
+		die "$prog not found in PATH: scripts/setup.sh installs patroni and etcd-server\n"
+		  unless grep { -x "$_/$prog" } split(/:/, $ENV{PATH});
+	}
 	$self->_start_etcd;
 	for my $i (1 .. $self->{nmembers})
 	{
