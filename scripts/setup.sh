@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what pg_dispatch needs on Debian 12 (PostgreSQL 15, headers, test tools),
-# then builds and installs the extension and builds dispatch-agent.  Idempotent.
+# Installs what pg_dispatch needs on Debian 12 (PostgreSQL 15, headers, test tools,
+# Patroni and etcd for the HA tests), then builds and installs the extension and builds
+# dispatch-agent.  Idempotent.  The HA tests start etcd and Patroni themselves on free
+# loopback ports; no system service of either package is used.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -9,7 +11,8 @@ as_root() {
 }
 
 pkgs=(postgresql-15 postgresql-server-dev-15 libpq-dev libipc-run-perl gcc make perl
-      python3 python3-croniter tzdata libcurl4-openssl-dev python3-aiosmtpd)
+      python3 python3-croniter tzdata libcurl4-openssl-dev python3-aiosmtpd
+      patroni etcd-server etcd-client)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

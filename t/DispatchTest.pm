@@ -51,9 +51,13 @@ sub start_server
 
 # Starts an agent for node name with extra arguments; it logs in as its own role
 # (member of dispatch_agent) and works in its own directory.  Returns a handle.
+# An optional hash reference before the arguments may give {conninfo => STRING}, the
+# agent's connection string without the user (default: node's own connection string);
+# node is where the role is created and where the test waits for the agent.
 sub start_agent
 {
 	my ($node, $name, @args) = @_;
+	my $opt = ref $args[0] eq 'HASH' ? shift @args : {};
 	my $role = "agent_$name";
 	$role =~ s/\W/_/g;
 	$node->safe_psql('postgres', qq{
@@ -66,7 +70,7 @@ sub start_agent
 	my $workdir = "$PostgreSQL::Test::Utils::tmp_check/${test}_work_$name";
 	mkdir $workdir;
 	my $log = "$PostgreSQL::Test::Utils::log_path/${test}_agent_$name.log";
-	my $conninfo = $node->connstr('postgres') . " user=$role";
+	my $conninfo = ($opt->{conninfo} // $node->connstr('postgres')) . " user=$role";
 	my @cmd = (agent_binary(), '--dbname', $conninfo, '--node', $name,
 		'--workdir', $workdir, @args);
 	my $since = query($node, 'SELECT clock_timestamp()');
