@@ -52,8 +52,10 @@ sub start_server
 # Starts an agent for node name with extra arguments; it logs in as its own role
 # (member of dispatch_agent) and works in its own directory.  Returns a handle.
 # An optional hash reference before the arguments may give {conninfo => STRING}, the
-# agent's connection string without the user (default: node's own connection string);
-# node is where the role is created and where the test waits for the agent.
+# agent's connection string without the user (default: node's own connection string),
+# and {offline => 1} for an agent (re)started while the server is down: its role must
+# exist already, and nothing waits for it to come online.  node is where the role is
+# created and where the test waits for the agent.
 sub start_agent
 {
 	my ($node, $name, @args) = @_;
@@ -65,7 +67,7 @@ sub start_agent
 			IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$role') THEN
 				CREATE ROLE "$role" LOGIN IN ROLE dispatch_agent;
 			END IF;
-		END \$\$;});
+		END \$\$;}) unless $opt->{offline};
 	my $test = File::Basename::basename($0, '.pl');
 	my $workdir = "$PostgreSQL::Test::Utils::tmp_check/${test}_work_$name";
 	mkdir $workdir;
@@ -73,11 +75,12 @@ sub start_agent
 	my $conninfo = ($opt->{conninfo} // $node->connstr('postgres')) . " user=$role";
 	my @cmd = (agent_binary(), '--dbname', $conninfo, '--node', $name,
 		'--workdir', $workdir, @args);
-	my $since = query($node, 'SELECT clock_timestamp()');
+	my $since = $opt->{offline} ? undef : query($node, 'SELECT clock_timestamp()');
 	note "starting agent: @cmd";
 	my $h = IPC::Run::start(\@cmd, '<', \undef, '>>', $log, '2>>', $log);
 	wait_for($node, "SELECT state = 'online' AND registered_at >= '$since'
-	                   FROM dispatch.node_status WHERE node = '$name'", "agent $name online");
+	                   FROM dispatch.node_status WHERE node = '$name'", "agent $name online")
+	  unless $opt->{offline};
 	my $agent = { handle => $h, name => $name, log => $log, workdir => $workdir };
 	push @agents, $agent;
 	return $agent;
