@@ -186,5 +186,45 @@ is(query($node, "SELECT string_agg(node || ' ' || state, ',' ORDER BY node)
 # The surviving replica follows the new leader, synchronously again.
 is($ha->wait_healthy, $new, 'the remaining replica streams from the new leader');
 
+# --- status and history from any member ------------------------------------------
+my ($replica) = grep { $_ ne $old && $_ ne $new } $ha->names;
+my $rnode = $ha->node($replica);
+my ($snap, $lsn) = split /\|/, query($node, "SELECT now() || '|' || pg_current_wal_lsn()");
+wait_for($rnode, "SELECT pg_last_wal_replay_lsn() >= '$lsn'", "the replica $replica has replayed it all");
+is($ha->query($replica, 'SELECT pg_is_in_recovery()'), 't', "$replica is a read-only standby");
+for my $q ("SELECT count(*) FROM dispatch.joblist_status WHERE joblist_id IN ($load, $after)",
+	"SELECT string_agg(job_id || state || coalesce(exit_code, -1), ',' ORDER BY job_id) FROM dispatch.job_status",
+	"SELECT string_agg(node || state, ',' ORDER BY node) FROM dispatch.node_status",
+	"SELECT count(*) FROM dispatch.node_overview",
+	"SELECT count(*) FROM dispatch.resource_status",
+	"SELECT count(*) || ' ' || sum(jobs_succeeded) FROM dispatch.joblist_history",
+	"SELECT string_agg(job_id || ' ' || attempt || state, ',' ORDER BY job_id, attempt) FROM dispatch.job_history",
+	"SELECT count(*) FROM dispatch.presence
+	  WHERE 'w1' = ANY (online) AND 'w2' = ANY (online) AND at <= '$snap'")
+{
+	is($ha->query($replica, $q), query($node, $q), "the replica answers as the leader: $q");
+}
+is(query($node, "SELECT count(*) FROM dispatch.job_history WHERE job_id IN ($jobs) AND state = 'succeeded'"),
+	$njobs, 'job_history holds one success per job');
+cmp_ok(query($node, "SELECT count(*) FROM dispatch.presence WHERE 'w1' = ANY (online)"), '>', 0,
+	'presence records the agents online');
+
+# Submit and cancel from the replica's machine: a connection string that names the
+# replica first reaches the leader through target_session_attrs=read-write.
+my $anywhere = join(' ', 'host=127.0.0.1,127.0.0.1', 'port=' . join(',', $rnode->port, $node->port),
+	'target_session_attrs=read-write dbname=postgres');
+my ($rc, $out, $err) = $rnode->psql('postgres',
+	q{SELECT dispatch.submit_joblist('{"name": "anywhere", "stages": [{"jobs": [{"name": "x", "command": "sleep 300"}]}]}')},
+	connstr => $anywhere);
+is($rc, 0, 'a joblist submitted from the replica\'s side is accepted') or diag $err;
+wait_for($node, "SELECT state = 'running' FROM dispatch.job_status WHERE joblist_id = $out",
+	'and runs');
+($rc, undef, $err) = $rnode->psql('postgres', "SELECT dispatch.cancel_joblist($out)", connstr => $anywhere);
+is($rc, 0, 'and is cancelled the same way') or diag $err;
+wait_for($node, "SELECT state = 'cancelled' FROM dispatch.job_status WHERE joblist_id = $out",
+	'the cancelled job stops');
+($rc, undef, $err) = $rnode->psql('postgres', "SELECT dispatch.cancel_joblist($out)");
+like($err, qr/read-only transaction/, 'on the standby itself, a change is refused as read-only');
+
 is(stop_agent($_), 0, 'agent exits 0 on SIGTERM') for @agents;
 done_testing();
