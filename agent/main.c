@@ -30,7 +30,7 @@
 
 #define EXIT_USAGE 2
 #define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS 4000		/* back within seconds of a failover, whatever the heartbeat */
 #define DRAIN_REPORT_MS 10000	/* how long a drained agent keeps trying to report results */
 #define METRICS_INTERVAL_MAX 86400	/* seconds: a day */
 #define PRESENCE_MS 60000			/* a presence line in the history file this often */
@@ -651,7 +651,8 @@ establish(Agent *a)
 
 /*
  * Returns the next reconnection delay: doubling, but never longer than a heartbeat
- * interval, so a node is back before the server's node_timeout expires it.
+ * interval, so a node is back before the server's node_timeout expires it, nor than
+ * BACKOFF_MAX_MS, so it finds a new leader soon after a failover.
  */
 static int64_t
 backoff_next(const Agent *a)
