@@ -211,9 +211,11 @@ sampler_main(const Metrics *m, pid_t parent)
 	char		err[AGENT_ERRLEN];
 	int64_t		next;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* it must not outlive the agent: it holds the spool lock */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* a second agent would start a second sampler */
 	if (getppid() != parent)
 		_exit(0);
+	/* none of the agent's descriptors (database socket, spool lock, inotify, self-pipe) */
+	close_range(3, ~0U, 0);
 	runner_reset_signals();
 	runner_set_title("dispatch-metric", "metrics sampler");
 	remove_leftovers(m->dir);
