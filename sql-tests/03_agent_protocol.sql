@@ -167,7 +167,7 @@ SELECT j.name, h.attempt, h.joblist, h.node, h.state, h.exit_code, h.signal, h.r
   FROM dispatch.job_history h JOIN dispatch.jobs j USING (job_id)
  WHERE h.joblist_id = :jl ORDER BY h.job_id, h.attempt;
 SELECT name, state, jobs, jobs_succeeded, reason FROM dispatch.joblist_history
- ORDER BY joblist_id;
+ WHERE joblist_id IN (:jl, :ff, :dl) ORDER BY joblist_id;
 DELETE FROM dispatch.joblists WHERE joblist_id IN (:jl, :ff);
 SELECT count(*) AS attempts, count(DISTINCT joblist_id) AS joblists FROM dispatch.job_history
  WHERE joblist_id IN (:jl, :ff);
@@ -178,5 +178,7 @@ SELECT dispatch.agent_drain('a2');
 DELETE FROM dispatch.presence;	-- the monitor's first round recorded the minute the server started
 SELECT dispatch._record_presence();
 SELECT dispatch._record_presence();
-SELECT at = date_trunc('minute', now()) AS this_minute, online, draining, offline
+SELECT at = date_trunc('minute', now()) AS this_minute, 'a1' = ANY (online) AS a1_online,
+       'a2' = ANY (draining) AS a2_draining, cardinality(online || draining || offline) AS nodes,
+       (SELECT count(*) FROM dispatch.nodes) AS of
   FROM dispatch.presence;
