@@ -453,6 +453,7 @@ typedef struct Metrics
 int			metrics_init(Metrics *m, const char *workdir, int64_t interval_ms, int64_t spool_max,
 						 const char *plugin_dir, char *err, size_t errlen);
 void		metrics_check(Metrics *m);
+void		metrics_reap(Metrics *m);
 void		metrics_stop(Metrics *m);
 void		metrics_send(Metrics *m, Conn *c, const char *node);
 int			metrics_trim(const char *dir, int64_t max_bytes, char *err, size_t errlen);

@@ -742,7 +742,10 @@ handle_signals(Agent *a)
 		for (ssize_t i = 0; i < n; i++)
 		{
 			if (buf[i] == SIGCHLD)
+			{
+				metrics_reap(&a->metrics);
 				jobs_reap();
+			}
 			else if (buf[i] == SIGUSR1)
 				a->next_metrics = agent_now_ms();	/* the sampler queued a sample */
 			else if (buf[i] == SIGHUP)

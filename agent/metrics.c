@@ -6,7 +6,7 @@
  * crash-safe way (spool_write_file: temp file, fsync, rename).  Running apart
  * keeps nvidia-smi and slow plugins, which may take up to their deadline, from
  * stalling the event loop, and a crash in a parser from taking the agent down:
- * the loop starts a new sampler at its next metrics tick.  The queue is
+ * the loop reports it and starts a new sampler at its next metrics tick.  The queue is
  * bounded by --metrics-spool-max: after each write the sampler drops the
  * oldest samples until the queue fits.
  *
@@ -215,7 +215,7 @@ sampler_main(const Metrics *m, pid_t parent)
 	if (getppid() != parent)
 		_exit(0);
 	/* none of the agent's descriptors (database socket, spool lock, inotify, self-pipe) */
-	close_range(3, ~0U, 0);
+	closefrom(3);
 	runner_reset_signals();
 	runner_set_title("dispatch-metric", "metrics sampler");
 	remove_leftovers(m->dir);
@@ -255,27 +255,38 @@ sampler_main(const Metrics *m, pid_t parent)
 	}
 }
 
-/* Starts a sampler unless one runs; a sampler that died is reported and replaced. */
+/*
+ * Reaps the sampler if it has ended and says how (SIGCHLD calls this before the
+ * jobs reap their supervisors, which waits for any child); the next
+ * metrics_check() starts another.
+ */
+void
+metrics_reap(Metrics *m)
+{
+	int			wstatus;
+	pid_t		r;
+
+	if (m->pid <= 0 || (r = waitpid(m->pid, &wstatus, WNOHANG)) == 0)
+		return;
+	if (r == m->pid && WIFSIGNALED(wstatus))
+		log_warning("metrics sampler (pid %d) was killed by signal %d", (int) m->pid, WTERMSIG(wstatus));
+	else if (r == m->pid)
+		log_warning("metrics sampler (pid %d) exited with status %d", (int) m->pid, WEXITSTATUS(wstatus));
+	else
+		log_warning("metrics sampler (pid %d) is gone", (int) m->pid);
+	m->pid = 0;
+}
+
+/* Starts a sampler unless one runs. */
 void
 metrics_check(Metrics *m)
 {
-	int			wstatus;
 	pid_t		parent = getpid(),
 				pid;
 
+	metrics_reap(m);
 	if (m->pid > 0)
-	{
-		pid_t		r = waitpid(m->pid, &wstatus, WNOHANG);
-
-		if (r == 0)
-			return;
-		if (r == m->pid && WIFSIGNALED(wstatus))
-			log_warning("metrics sampler (pid %d) was killed by signal %d; starting another",
-						(int) m->pid, WTERMSIG(wstatus));
-		else
-			log_warning("metrics sampler (pid %d) exited; starting another", (int) m->pid);
-		m->pid = 0;
-	}
+		return;
 	fflush(NULL);
 	if ((pid = fork()) < 0)
 	{
@@ -285,7 +296,7 @@ metrics_check(Metrics *m)
 	if (pid == 0)
 		sampler_main(m, parent);
 	m->pid = pid;
-	log_debug("metrics sampler started (pid %d)", (int) pid);
+	log_info("metrics sampler started (pid %d)", (int) pid);
 }
 
 /* Stops the sampler and waits for it. */

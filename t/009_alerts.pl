@@ -81,6 +81,28 @@ is(query($node, "SELECT count(*) > 10 FROM dispatch.metric_latest WHERE node = '
 is(query($node, "SELECT cpu_pct IS NOT NULL AND mem_pct > 0 AND load1 IS NOT NULL
                    FROM dispatch.node_overview WHERE node = 'n1'"), 't', 'node_overview shows the node');
 
+# --- the queue's error paths -------------------------------------------------------
+# A damaged sample in the queue is refused by the server; the agent drops it alone
+# and delivers the rest.  A sampler that dies is replaced.
+my $queue = "$agent->{workdir}/metrics";
+PostgreSQL::Test::Utils::append_to_file("$queue/0000000000000001.json", '{"t": 1, "cpu": ');
+wait_until(sub { slurp_file($agent->{log}) =~ /dropping sample "0000000000000001\.json", which the server refuses/ },
+	'a sample the server refuses is dropped');
+ok(!-e "$queue/0000000000000001.json", 'and removed from the queue');
+my $agent_pid = $agent->{handle}->{KIDS}[0]{PID};
+my ($sampler) = grep { (split ' ', slurp_file("/proc/$_/stat"))[3] == $agent_pid
+	  && slurp_file("/proc/$_/cmdline") =~ /metrics sampler/ }
+  map { m{/proc/(\d+)$} ? $1 : () } glob('/proc/[0-9]*');
+ok($sampler, "the agent's sampler runs (pid $sampler)");
+kill 'KILL', $sampler;
+wait_until(sub { slurp_file($agent->{log}) =~ /metrics sampler \(pid $sampler\) was killed by signal 9/ },
+	'a killed sampler is reported');
+wait_until(sub { slurp_file($agent->{log}) =~ /metrics sampler started \(pid (?!$sampler\))\d+\)/ },
+	'and replaced');
+my $since = query($node, 'SELECT now()');
+wait_for($node, "SELECT count(*) >= 2 FROM dispatch.metric_samples WHERE at > '$since'",
+	'samples keep coming');
+
 # --- fire, repeat, resolve ----------------------------------------------------------
 query($node, qq{SELECT dispatch.create_alert_rule('deep-queue', '{"metric": "plugin.queue_depth",
   "op": ">", "threshold": 10, "for": "2 seconds", "severity": "critical", "repeat": "4 seconds",
