@@ -36,7 +36,7 @@ echo "== starting two agents: w1 (4 cpus, 2 gpus, zone=a) and w2 (2 cpus, zone=b
 start_agent() {
     local name=$1; shift
     as_user "cd '$demo' && nohup ./dispatch-agent --dbname 'host=$demo port=$port dbname=postgres user=worker' \
-        --node $name --workdir '$demo/work-$name' $* > '$demo/agent-$name.log' 2>&1 & echo \$! > '$demo/agent-$name.pid'"
+        --node $name --workdir '$demo/work-$name' --metrics-interval 2 $* > '$demo/agent-$name.log' 2>&1 & echo \$! > '$demo/agent-$name.pid'"
 }
 start_agent w1 --resource 'cpu=[0-3]' --resource 'gpu=[0-1]' --label zone=a
 start_agent w2 --resource 'cpu=[0-1]' --label zone=b
@@ -80,5 +80,9 @@ SELECT name, node, attempt, exit_code, rtrim(dispatch.job_log(job_id), E'\n') AS
   FROM dispatch.job_status ORDER BY job_id;
 SELECT type, ident, node, job_id FROM dispatch.resource_status ORDER BY node, type, ident;
 SELECT pid IS NOT NULL AS scheduler_running, cycles, jobs_assigned FROM dispatch.scheduler_stats();
+SELECT job_id, attempt, joblist, name, node, state, exit_code FROM dispatch.job_history ORDER BY job_id;
+-- host metrics the agents sent meanwhile (every 2 s here; 10 s by default)
+SELECT node, state, cpu_pct, mem_pct, disk_pct, load1, running_jobs, sampled_at IS NOT NULL AS sampled
+  FROM dispatch.node_overview ORDER BY node;
 SQL
 echo "== demo finished: joblist $state; cleaning up"
