@@ -7,7 +7,7 @@
 # node and interval with a real[] of values.  NODES defaults to 10, not the 100 of the
 # issue: the baselines hold 8 million rows per 10 nodes, and the run takes about
 # 3 minutes on a 2-core machine, 40 minutes at 100 nodes.  Bytes per sample barely
-# depend on the node count (within 3 %, see bench/README.md), so the totals are also
+# depend on the node count (within 2 %, see bench/README.md), so the totals are also
 # printed extrapolated linearly to 100 nodes; NODES=100 measures them.  The samples
 # have the shape of what dispatch-agent sends (see agent/README.md, "Metrics"): cpu,
 # load, memory, 4 filesystems, 2 disks, 2 network interfaces, 4 temperature sensors,
