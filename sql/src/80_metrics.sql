@@ -195,6 +195,8 @@ DECLARE
     vals real[];
     stored int := 0;
     rolled_up timestamptz;
+    latest jsonb;
+    latest_at timestamptz;
     oldest timestamptz := now() - current_setting('dispatch.metrics_raw_retention')::interval;
 BEGIN
     IF jsonb_typeof(samples) IS DISTINCT FROM 'array' THEN
@@ -222,16 +224,17 @@ BEGIN
             INSERT INTO dispatch.metric_rollup_redo VALUES (date_trunc('minute', sample_at))
             ON CONFLICT DO NOTHING;
         END IF;
-        UPDATE dispatch.metric_nodes m
-           SET last_sample_at = greatest(m.last_sample_at, sample_at),
-               top = CASE WHEN m.last_sample_at IS NULL OR sample_at >= m.last_sample_at
-                          THEN jsonb_build_object('cpu', s -> 'top_cpu', 'rss', s -> 'top_rss')
-                          ELSE m.top END,
-               problems = CASE WHEN m.last_sample_at IS NULL OR sample_at >= m.last_sample_at
-                               THEN s -> 'problems' ELSE m.problems END
-         WHERE m.node_id = id;
+        latest := s;			-- samples come in time order
+        latest_at := sample_at;
         stored := stored + 1;
     END LOOP;
+    -- One row version per batch, not per sample.
+    UPDATE dispatch.metric_nodes m
+       SET last_sample_at = latest_at,
+           top = jsonb_build_object('cpu', latest -> 'top_cpu', 'rss', latest -> 'top_rss'),
+           problems = latest -> 'problems'
+     WHERE m.node_id = id AND latest_at IS NOT NULL
+       AND (m.last_sample_at IS NULL OR latest_at >= m.last_sample_at);
     RETURN stored;
 END
 $$;
