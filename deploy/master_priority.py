@@ -23,6 +23,8 @@ that must never be master into those two levers:
   ranks above the leader, is the synchronous standby and has been healthy for
   `settle` seconds: after a failover that had to pick a lower member, and when a
   better member comes back, the list's first healthy member becomes master again.
+  A still better member that runs but is not ready holds the switchover back for
+  up to 3 * settle (at least 10 s), so that one switchover does, not two.
 
 Each program changes only the tags of its own member: it writes them to a file
 in Patroni's configuration directory (Patroni 3.0.2 merges every *.yml file of
@@ -41,7 +43,9 @@ The list lives in one place, Patroni's dynamic configuration (the /config key,
       settle: 30                  # seconds a member must stream, caught up, to count
       max_lag: 1048576            # bytes; default: maximum_lag_on_failover
 
-Patroni keeps keys it does not know in /config and ignores them.  Every decision
+Patroni keeps keys it does not know in /config and ignores them.  The list is
+refused (nothing is changed) unless synchronous_mode is on and
+synchronous_node_count is 1.  Every decision
 is taken from what the leader's Patroni reports (its /cluster and /patroni
 views), so every program beside every member comes to the same answer.  When
 there is no leader, or its REST API does not answer, nothing is changed: during
@@ -149,6 +153,13 @@ class Priority:
             raise ValueError('master_priority.settle and .max_lag must be numbers')
         if self.settle < 0 or self.max_lag < 0:
             raise ValueError('master_priority.settle and .max_lag cannot be negative')
+        # The order is enforced through the one synchronous standby.
+        if config.get('synchronous_mode') is not True:
+            raise ValueError('master_priority needs synchronous_mode: true')
+        if int(config.get('synchronous_node_count', 1)) != 1:
+            raise ValueError('master_priority needs synchronous_node_count: 1')
+        # How long a better member that runs but is not ready holds a switchover back.
+        self.hold = max(10.0, 3 * self.settle)
 
     def rank(self, name):
         """Returns a sort key: listed members by position, then unlisted by name,
@@ -200,6 +211,7 @@ class Controller:
         self.written = self.read_tags_file() if self.tags_file else None
         self.reload_asked = 0.0
         self.switchover_at = None
+        self.held_since = None       # (candidate, time) a switchover was first held back
         self.last_note = None
 
     def read_tags_file(self):
@@ -343,11 +355,25 @@ class Controller:
         if not candidates or prio.rank(candidates[0]) >= prio.rank(self.name):
             return
         best = candidates[0]
+        # A better member that runs but is not ready yet (it is catching up, or it
+        # has just come back) holds the switchover back, for a while: two
+        # switchovers in a row would cost two interruptions.
+        waiting = [n for n, m in view.members.items() if prio.eligible(n) and n != view.leader
+                   and prio.rank(n) < prio.rank(best) and m.get('state') == 'running']
+        if waiting:
+            if not self.held_since or self.held_since[0] != best:
+                self.held_since = (best, now)
+            if now - self.held_since[1] < prio.hold:
+                self.note('%s runs but is not ready; switchover to %s held back for up to %.0f s',
+                          waiting[0], best, prio.hold)
+                return
+        else:
+            self.held_since = None
         if best not in view.sync:
             self.note('%s ranks above the leader %s; waiting until it is the synchronous standby',
                       best, self.name)
             return
-        if self.switchover_at is not None and now - self.switchover_at < max(10.0, 3 * prio.settle):
+        if self.switchover_at is not None and now - self.switchover_at < prio.hold:
             return
         self.switchover_at = now
         log.info('switchover %s -> %s: %s ranks higher, is the synchronous standby and '

@@ -68,7 +68,7 @@ class Case(unittest.TestCase):
         args = argparse.Namespace(name=name, api='http://127.0.0.1:8000',
                                   tags_file=os.path.join(self.dir, name + '.yml'), cafile=None)
         c = mp.Controller(args)
-        config = {'maximum_lag_on_failover': 1000}
+        config = {'maximum_lag_on_failover': 1000, 'synchronous_mode': True}
         if prio is not False:
             config['master_priority'] = prio or self.prio
         cluster = {'members': members}
@@ -92,7 +92,8 @@ class Case(unittest.TestCase):
             return json.loads(''.join(line for line in f if not line.startswith('#')))['tags']
 
     def test_priority_parsing(self):
-        p = mp.Priority({'order': 'a, b,c', 'never': 'n'}, {})
+        sync = {'synchronous_mode': True}
+        p = mp.Priority({'order': 'a, b,c', 'never': 'n'}, sync)
         self.assertEqual(p.order, ['a', 'b', 'c'])
         self.assertEqual(sorted(['n', 'x', 'c', 'a', 'b'], key=p.rank), ['a', 'b', 'c', 'x', 'n'])
         self.assertEqual(p.max_lag, mp.DEFAULT_MAX_LAG)
@@ -101,9 +102,13 @@ class Case(unittest.TestCase):
                     {'order': [1]}, {'never': [None]}, {'preempt': 'no'},
                     {'settle': 'soon'}, {'settle': -1}, {'max_lag': None}):
             with self.assertRaises(ValueError):
-                mp.Priority(bad, {})
+                mp.Priority(bad, sync)
         with self.assertRaises(ValueError):
-            mp.Priority(['a'], {})
+            mp.Priority(['a'], sync)
+        for config in ({}, {'synchronous_mode': False},
+                       {'synchronous_mode': True, 'synchronous_node_count': 2}):
+            with self.assertRaises(ValueError):
+                mp.Priority({'order': ['a']}, config)
 
     def test_lower_member_gets_nosync_once_better_is_ready(self):
         members = [member('a', 'leader'), member('b', port=1), member('c', 'sync_standby', port=2),
@@ -200,10 +205,25 @@ class Case(unittest.TestCase):
         self.run_rounds(c, [5.0])
         self.assertIn(('switchover', {'leader': 'c', 'candidate': 'a'}), c.rest.posts)
         c.rest.posts = []
-        self.run_rounds(c, [6.0, 14.0])
-        self.assertEqual([p for p in c.rest.posts if p[0] == 'switchover'], [], 'cooldown')
-        self.run_rounds(c, [21.0])
+        self.run_rounds(c, [6.0, 19.5])
+        self.assertEqual([p for p in c.rest.posts if p[0] == 'switchover'], [], 'cooldown 15 s')
+        self.run_rounds(c, [20.5])
         self.assertEqual([p[1]['candidate'] for p in c.rest.posts if p[0] == 'switchover'], ['a'])
+
+    def test_running_better_member_holds_switchover_back(self):
+        members = [member('c', 'leader', port=2), member('a', lag=5000),
+                   member('b', 'sync_standby', port=1)]
+        c = self.controller('c', members, streaming('a', 'b'))
+        # b is ready at 5; a, running, holds the switchover back 3 * settle = 15 s.
+        self.run_rounds(c, [0.0, 5.0, 19.5])
+        self.assertEqual([p for p in c.rest.posts if p[0] == 'switchover'], [], 'a may catch up')
+        self.run_rounds(c, [20.5])
+        self.assertIn(('switchover', {'leader': 'c', 'candidate': 'b'}), c.rest.posts)
+        # A member that is down holds nothing back.
+        members[1]['state'] = 'stopped'
+        c = self.controller('c', members, streaming('b'))
+        self.run_rounds(c, [0.0, 5.0])
+        self.assertIn(('switchover', {'leader': 'c', 'candidate': 'b'}), c.rest.posts)
 
     def test_no_switchover_when_best_is_not_synchronous(self):
         members = [member('c', 'leader', port=2), member('a'), member('b', 'sync_standby', port=1)]
