@@ -1,5 +1,5 @@
 # Master priority (issue 5, R1-4): etcd and four Patroni 3.0.2 members in synchronous
-# mode, with deploy/master_priority.py run beside each.  The list in Patroni's
+# mode, with deploy/patroni/master_priority.py run beside each.  The list in Patroni's
 # dynamic configuration says A > B > C, and N is never master.  The names are
 # chosen against the grain: the cluster bootstraps on m1, which is C.
 #
@@ -78,7 +78,7 @@ END { eval { $poller->kill_kill } if $poller; }
 wait_until(sub { -s "$dir/n_role" }, 'N\'s role is polled');
 
 # The controller beside every member; it reads the list from /config.
-my $controller = "$FindBin::RealBin/../deploy/master_priority.py";
+my $controller = "$FindBin::RealBin/../deploy/patroni/master_priority.py";
 my %clog;
 for my $name ($ha->names)
 {

@@ -37,8 +37,8 @@ The list lives in one place, Patroni's dynamic configuration (the /config key,
 `patronictl edit-config` or PATCH /config), under the key master_priority:
 
     master_priority:
-      order: [pg-a, pg-b, pg-c]   # best first; unlisted members rank after these, by name
-      never: [pg-n]               # never master
+      order: [db1, db2, db3]      # best first; unlisted members rank after these, by name
+      never: [db4]                # never master
       preempt: true               # switch over to a better member once it is ready
       settle: 30                  # seconds a member must stream, caught up, to count
       max_lag: 1048576            # bytes; default: maximum_lag_on_failover
@@ -446,7 +446,7 @@ def main():
                    help="this member's Patroni REST API (default %(default)s)")
     p.add_argument('--name', required=True, help="this member's Patroni name")
     p.add_argument('--tags-file', help='file in the Patroni configuration directory this program '
-                   'owns, e.g. /etc/patroni/patroni.d/99-master-priority.yml')
+                   'owns, e.g. /etc/patroni/config.d/99-master-priority.yml')
     p.add_argument('--interval', type=float, default=2.0,
                    help='seconds between rounds (default %(default)s)')
     p.add_argument('--cafile', help='CA bundle for an https REST API')

@@ -1,8 +1,8 @@
-"""Unit tests of deploy/master_priority.py's decisions, against a fake Patroni.
+"""Unit tests of deploy/patroni/master_priority.py's decisions, against a fake Patroni.
 
 The TAP test t/011_master_priority.pl runs the program against real Patroni
 members; these cases cover what that run does not reach: bad lists, unlisted
-members, lag, settle, pause, cooldown.  Run: python3 -m unittest discover -s deploy/tests
+members, lag, settle, pause, cooldown.  Run: python3 -m unittest discover -s deploy/patroni/tests
 """
 
 import argparse
