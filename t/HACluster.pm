@@ -1,6 +1,8 @@
 # HACluster: a real high-availability cluster for the TAP tests in t/: one etcd (v3
 # API) and three PostgreSQL 15 members managed by Patroni, all on 127.0.0.1 and free
-# ports, with pg_dispatch preloaded on every member and synchronous_mode on.
+# ports, with pg_dispatch preloaded on every member and synchronous_mode on.  The
+# number of members, Patroni tags per member and more dynamic configuration can be
+# given; programs can run beside a member (start_sidecar) and die with it.
 #
 # Each member is a PostgreSQL::Test::Cluster object that is never init()ed or
 # start()ed by the test framework: Patroni creates its data directory (initdb on the
