@@ -143,12 +143,14 @@ sub wait_until
 {
 	my ($cond, $what) = @_;
 	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
-	until ($cond->())
+	my $ok;
+	# Judge by the look that ended the wait: a second look may catch a transient.
+	until ($ok = $cond->())
 	{
 		last if time() > $deadline;
 		Time::HiRes::sleep(0.1);
 	}
-	return ok($cond->(), "waited for: $what");
+	return ok($ok, "waited for: $what");
 }
 
 # Submits a joblist given as a JSON string; returns its id.

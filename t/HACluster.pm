@@ -1,6 +1,8 @@
 # HACluster: a real high-availability cluster for the TAP tests in t/: one etcd (v3
 # API) and three PostgreSQL 15 members managed by Patroni, all on 127.0.0.1 and free
-# ports, with pg_dispatch preloaded on every member and synchronous_mode on.
+# ports, with pg_dispatch preloaded on every member and synchronous_mode on.  The
+# number of members, Patroni tags per member and more dynamic configuration can be
+# given; programs can run beside a member (start_sidecar) and die with it.
 #
 # Each member is a PostgreSQL::Test::Cluster object that is never init()ed or
 # start()ed by the test framework: Patroni creates its data directory (initdb on the
@@ -37,7 +39,9 @@ $SIG{$_} = sub { die "caught SIG$_[0]\n" } for qw(INT TERM HUP);
 
 # Returns a new, not yet started cluster description.  Named settings (all
 # optional): ttl, loop_wait, retry_timeout (Patroni, seconds), node_timeout and
-# kill_grace (pg_dispatch), members (default 3).
+# kill_grace (pg_dispatch), members (default 3), tags (member name => Patroni
+# tags of that member, e.g. { m4 => { nofailover => JSON::PP::true } }) and dcs
+# (more keys for Patroni's bootstrap dynamic configuration).
 sub new
 {
 	my ($class, %opt) = @_;
@@ -48,6 +52,8 @@ sub new
 		node_timeout  => $opt{node_timeout} // '6s',
 		kill_grace    => $opt{kill_grace} // '2s',
 		nmembers      => $opt{members} // 3,
+		tags          => $opt{tags} // {},
+		dcs           => $opt{dcs} // {},
 		members       => {},
 		names         => [],
 		http          => HTTP::Tiny->new(timeout => 2),
@@ -152,7 +158,10 @@ sub _start_etcd
 	return;
 }
 
-# Writes member name's Patroni configuration and starts Patroni for it.
+# Writes member name's Patroni configuration and starts Patroni for it.  Patroni is
+# given a directory: it merges every *.yml file there in name order, so programs run
+# beside the member (start_sidecar) can add files of their own, such as tags, and
+# have Patroni reread them (POST /reload).  The configuration is 00-patroni.yml.
 sub _start_member
 {
 	my ($self, $name) = @_;
@@ -186,6 +195,7 @@ sub _start_member
 					use_pg_rewind => JSON::PP::true,
 					use_slots     => JSON::PP::true,
 				},
+				%{ $self->{dcs} },
 			},
 			initdb => [ { encoding => 'UTF8' }, { locale => 'C' } ],
 		},
@@ -224,22 +234,62 @@ sub _start_member
 			},
 		},
 	};
-	my $file = $node->basedir . '/patroni.yml';
+	$config->{tags} = $self->{tags}{$name} if $self->{tags}{$name};
+	my $dir = $node->basedir . '/patroni.d';
+	make_path($dir);
+	my $file = "$dir/00-patroni.yml";
 	open(my $fh, '>', $file) or die "could not write $file: $!";
 	print $fh JSON::PP->new->canonical->pretty->encode($config);
 	close $fh or die "could not write $file: $!";
 
 	my $log = "$PostgreSQL::Test::Utils::log_path/${test}_${name}_patroni.log";
 	note "starting patroni for $name: PostgreSQL port $port, REST port $rest";
-	my $h = IPC::Run::start([ 'patroni', $file ], '<', \undef, '>>', $log, '2>>', $log);
+	my $h = IPC::Run::start([ 'patroni', $dir ], '<', \undef, '>>', $log, '2>>', $log);
 	$self->{members}{$name} = {
-		node    => $node,
-		rest    => $rest,
-		patroni => $h,
-		log     => $log,
-		alive   => 1,
+		node     => $node,
+		rest     => $rest,
+		patroni  => $h,
+		log      => $log,
+		confdir  => $dir,
+		sidecars => [],
+		alive    => 1,
 	};
 	return;
+}
+
+# Returns the base URL of member name's Patroni REST API.
+sub rest_url
+{
+	my ($self, $name) = @_;
+	return "http://127.0.0.1:$self->{members}{$name}{rest}";
+}
+
+# Returns the directory Patroni reads member name's configuration from.
+sub config_dir
+{
+	my ($self, $name) = @_;
+	return $self->{members}{$name}{confdir};
+}
+
+# Returns the file member name's Patroni logs to.
+sub patroni_log
+{
+	my ($self, $name) = @_;
+	return $self->{members}{$name}{log};
+}
+
+# Starts cmd (a list) beside member name, as a program that lives on the member's
+# machine would: kill_member kills it with the member.  Its output goes to
+# tmp_check/log/<test>_<name>_<label>.log; returns that file's name.
+sub start_sidecar
+{
+	my ($self, $name, $label, @cmd) = @_;
+	my $m = $self->{members}{$name} // die "no member $name";
+	my $log = "$PostgreSQL::Test::Utils::log_path/" . _test_name() . "_${name}_$label.log";
+	note "starting $label beside $name: @cmd";
+	push @{ $m->{sidecars} },
+	  IPC::Run::start(\@cmd, '<', \undef, '>>', $log, '2>>', $log);
+	return $log;
 }
 
 # Returns the decoded JSON of GET path on member name's REST API, or undef.
@@ -312,6 +362,20 @@ sub wait_healthy
 		return $rc == 0 && $out eq "$want 1";
 	}, "$want replica(s) stream from $leader, one synchronously");
 	return $leader;
+}
+
+# Returns Patroni's timeline history (GET /history: [timeline, lsn, reason, time,
+# new leader] per promotion) from the first live member that answers, or undef.
+sub history
+{
+	my ($self) = @_;
+	for my $name ($self->names)
+	{
+		next unless $self->{members}{$name}{alive};
+		my $h = $self->rest($name, '/history');
+		return $h if ref $h eq 'ARRAY';
+	}
+	return undef;
 }
 
 # Returns member name's Patroni role as /cluster reports it ('' when unknown).
@@ -389,21 +453,34 @@ sub _descendants
 	return @out;
 }
 
-# kill -9 of member name: its Patroni, its postmaster and every process under
-# either, in one kill(2) sweep.  Returns the time of the kill (Time::HiRes::time).
+# Returns the pids of the sidecars of member name that still run.
+sub _sidecar_pids
+{
+	my ($self, $name) = @_;
+	return grep { defined && kill(0, $_) }
+	  map { $_->{KIDS}[0]{PID} } @{ $self->{members}{$name}{sidecars} };
+}
+
+# kill -9 of member name: its Patroni, its postmaster, its sidecars and every
+# process under them, in one kill(2) sweep.  Returns the time of the kill
+# (Time::HiRes::time).
 sub kill_member
 {
 	my ($self, $name) = @_;
 	my $m = $self->{members}{$name};
 	my $patroni = $m->{patroni}{KIDS}[0]{PID};
 	my $pm = $self->postmaster_pid($name);
-	my @top = grep { defined } ($patroni, $pm);
+	my @side = $self->_sidecar_pids($name);
+	my @top = grep { defined } ($patroni, $pm, @side);
 	my @pids = (@top, map { _descendants($_) } @top);
 	my $at = Time::HiRes::time();
 	kill('KILL', @pids);
 	note "kill -9 of member $name: patroni $patroni, postmaster " . ($pm // '-')
+	  . (@side ? ', ' . scalar(@side) . ' sidecar(s)' : '')
 	  . ' and ' . (@pids - @top) . ' processes under them';
 	eval { $m->{patroni}->finish };
+	eval { $_->finish } for @{ $m->{sidecars} };
+	$m->{sidecars} = [];
 	$m->{alive} = 0;
 	return $at;
 }
@@ -415,7 +492,7 @@ sub _reap_member
 {
 	my ($self, $name) = @_;
 	my $m = $self->{members}{$name};
-	my @pids;
+	my @pids = $self->_sidecar_pids($name);
 	push @pids, $m->{patroni}{KIDS}[0]{PID} if $m->{alive};
 	my $pm = $self->postmaster_pid($name);
 	if ($pm && open(my $fh, '<', "/proc/$pm/cmdline"))
@@ -426,6 +503,7 @@ sub _reap_member
 	}
 	@pids = (@pids, map { _descendants($_) } @pids);
 	kill('KILL', @pids) if @pids;
+	eval { $_->finish } for @{ $m->{sidecars} // [] };
 	eval { $m->{patroni}->finish } if $m->{alive};
 	$m->{alive} = 0;
 	return;
