@@ -172,13 +172,18 @@ DELETE FROM dispatch.joblists WHERE joblist_id IN (:jl, :ff);
 SELECT count(*) AS attempts, count(DISTINCT joblist_id) AS joblists FROM dispatch.job_history
  WHERE joblist_id IN (:jl, :ff);
 
--- Presence: one record a minute of which nodes are online, draining and offline.
+-- Presence: one record a minute of which nodes are online, draining and offline; a
+-- node that changes state within the minute is in both arrays.
 SELECT dispatch.agent_register('a2', '{}') IS NOT NULL AS ok;
 SELECT dispatch.agent_drain('a2');
 DELETE FROM dispatch.presence;	-- the monitor's first round recorded the minute the server started
+BEGIN;	-- one now(), so one minute
 SELECT dispatch._record_presence();
+SELECT dispatch.agent_offline('a2');
 SELECT dispatch._record_presence();
-SELECT at = date_trunc('minute', now()) AS this_minute, 'a1' = ANY (online) AS a1_online,
-       'a2' = ANY (draining) AS a2_draining, cardinality(online || draining || offline) AS nodes,
-       (SELECT count(*) FROM dispatch.nodes) AS of
+COMMIT;
+SELECT 'a1' = ANY (online) AS a1_online,
+       'a2' = ANY (draining) AND 'a2' = ANY (offline) AS a2_draining_then_offline,
+       cardinality(online) + cardinality(draining) + cardinality(offline) AS entries,
+       (SELECT count(*) FROM dispatch.nodes) + 1 AS nodes_plus_one_change
   FROM dispatch.presence;

@@ -4,7 +4,7 @@
 --
 -- Every job attempt that ends and every joblist that finishes is copied, when it
 -- ends, into a history table without foreign keys, so deleting old joblists keeps
--- their record.  Once a minute the monitor records which nodes are online.  These
+-- their record.  The monitor records which nodes are online during each minute.  These
 -- are ordinary tables of the primary, so streaming replication gives every member
 -- of the cluster the same history and can answer for it (read-only) on a standby.
 
@@ -53,7 +53,7 @@ CREATE TABLE dispatch.presence (
     offline         text[] NOT NULL
 );
 COMMENT ON TABLE dispatch.presence IS
-    'Which nodes were online, draining and offline, once a minute (kept for dispatch.presence_retention)';
+    'Which nodes were online, draining and offline during each minute (kept for dispatch.presence_retention)';
 
 -- Copies a job attempt that just ended into job_history.
 CREATE FUNCTION dispatch._job_history() RETURNS trigger
@@ -87,19 +87,29 @@ CREATE TRIGGER joblists_history AFTER UPDATE OF finished_at ON dispatch.joblists
     FOR EACH ROW WHEN (OLD.finished_at IS NULL AND NEW.finished_at IS NOT NULL)
     EXECUTE FUNCTION dispatch._joblist_history();
 
--- Monitor: records the nodes' states once a minute and forgets old records.
+-- The sorted union of two arrays of node names.
+CREATE FUNCTION dispatch._node_union(a text[], b text[]) RETURNS text[]
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(array_agg(DISTINCT x ORDER BY x), '{}') FROM unnest(a || b) x
+$$;
+
+-- Monitor: adds the nodes' states now to this minute's record (a node that changed
+-- state within the minute is in both arrays) and forgets old records.
 CREATE FUNCTION dispatch._record_presence() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     minute timestamptz := date_trunc('minute', now());
 BEGIN
-    INSERT INTO dispatch.presence
+    INSERT INTO dispatch.presence AS p
     SELECT minute,
            coalesce(array_agg(node ORDER BY node) FILTER (WHERE state = 'online'), '{}'),
            coalesce(array_agg(node ORDER BY node) FILTER (WHERE state = 'draining'), '{}'),
            coalesce(array_agg(node ORDER BY node) FILTER (WHERE state = 'offline'), '{}')
       FROM dispatch.nodes
-    ON CONFLICT (at) DO NOTHING;
+    ON CONFLICT (at) DO UPDATE
+       SET online = dispatch._node_union(p.online, excluded.online),
+           draining = dispatch._node_union(p.draining, excluded.draining),
+           offline = dispatch._node_union(p.offline, excluded.offline);
     DELETE FROM dispatch.presence
      WHERE at < now() - current_setting('dispatch.presence_retention')::interval;
 END
