@@ -35,7 +35,7 @@ psql_demo <<<"CREATE ROLE worker LOGIN IN ROLE dispatch_agent;"
 echo "== starting two agents: w1 (4 cpus, 2 gpus, zone=a) and w2 (2 cpus, zone=b)"
 start_agent() {
     local name=$1; shift
-    as_user "cd '$demo' && nohup ./dispatch-agent --dbname 'host=$demo port=$port dbname=postgres user=worker' \
+    as_user "cd '$demo' || exit 1; nohup ./dispatch-agent --dbname 'host=$demo port=$port dbname=postgres user=worker' \
         --node $name --workdir '$demo/work-$name' --metrics-interval 2 $* > '$demo/agent-$name.log' 2>&1 & echo \$! > '$demo/agent-$name.pid'"
 }
 start_agent w1 --resource 'cpu=[0-3]' --resource 'gpu=[0-1]' --label zone=a
