@@ -102,5 +102,12 @@ is(query($node, "SELECT count(*) >= 3 FROM dispatch.metric_samples WHERE at > '$
 	'samples from the time alone are stored');
 is(scalar(grep { $_->{event} eq 'job' } history()), 2, 'the history file has each job once, across the kill -9');
 wait_until(sub { count_files("$agent->{workdir}/jobs/*") == 0 }, 'the spool is empty once everything is delivered');
+
+# (An error path of the monitor, on this server without dispatch.smtp_url: a mail it
+# cannot send stays in the outbox with the reason.)
+query($node, "INSERT INTO dispatch.notifications (target, subject, body)
+              VALUES ('mailto:ops\@example.com', 'test', '{}')");
+wait_for($node, "SELECT attempts >= 1 AND last_error = 'dispatch.smtp_url is not set' AND sent_at IS NULL
+                   FROM dispatch.notifications", 'a mail without dispatch.smtp_url fails visibly');
 stop_agent($agent);
 done_testing();
