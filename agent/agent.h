@@ -169,6 +169,7 @@ void		spool_fault_inject(int op, int nth);
 
 int			spool_write_file(const char *dir, const char *name, const char *data, size_t len,
 							 char *err, size_t errlen);
+int			spool_append_file(const char *path, const char *data, size_t len, char *err, size_t errlen);
 int			spool_read_file(const char *path, StrBuf *out, char *err, size_t errlen);
 int			spool_read_text(const char *path, StrBuf *out, char *err, size_t errlen);
 int			spool_write_status(const char *jobdir, const JobStatus *st, char *err, size_t errlen);

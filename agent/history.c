@@ -12,14 +12,9 @@
  */
 #include "agent.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Appends "ISO 8601 UTC time with milliseconds" for unix_ms, quoted, to sb. */
 void
@@ -60,40 +55,6 @@ history_begin(StrBuf *sb, const char *event, const char *node)
 int
 history_append(const char *path, StrBuf *sb, char *err, size_t errlen)
 {
-	int			fd;
-	size_t		done = 0;
-
 	sb_puts(sb, "}\n");
-	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
-	{
-		agent_seterr(err, errlen, "could not open history file \"%s\": %s", path, strerror(errno));
-		return -1;
-	}
-	while (done < sb->len)
-	{
-		ssize_t		n = write(fd, sb->data + done, sb->len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-		{
-			agent_seterr(err, errlen, "could not write history file \"%s\": %s", path,
-						 n < 0 ? strerror(errno) : "no space written");
-			close(fd);
-			return -1;
-		}
-		done += (size_t) n;
-	}
-	if (fsync(fd) < 0)
-	{
-		agent_seterr(err, errlen, "could not fsync history file \"%s\": %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (close(fd) < 0)
-	{
-		agent_seterr(err, errlen, "could not close history file \"%s\": %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return spool_append_file(path, sb->data, sb->len, err, errlen);
 }

@@ -182,6 +182,37 @@ spool_write_file(const char *dir, const char *name, const char *data, size_t len
 	return -1;
 }
 
+/*
+ * Appends data to the file at path (created 0600 when missing) and fsyncs it:
+ * a crash loses at most this append and never tears an earlier one.
+ */
+int
+spool_append_file(const char *path, const char *data, size_t len, char *err, size_t errlen)
+{
+	int			fd = io_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	const char *what;
+
+	if (fd < 0)
+	{
+		agent_seterr(err, errlen, "could not open file \"%s\": %s", path, strerror(errno));
+		return -1;
+	}
+	if (io_write_all(fd, data, len) < 0)
+		what = "write";
+	else if (io_fsync(fd) < 0)
+		what = "fsync";
+	else if (io_close(fd) < 0)
+	{
+		agent_seterr(err, errlen, "could not close file \"%s\": %s", path, strerror(errno));
+		return -1;
+	}
+	else
+		return 0;
+	agent_seterr(err, errlen, "could not %s file \"%s\": %s", what, path, strerror(errno));
+	close(fd);
+	return -1;
+}
+
 /* Reads the whole (small) file at path into out (initialised). */
 int
 spool_read_file(const char *path, StrBuf *out, char *err, size_t errlen)

@@ -43,6 +43,23 @@ test_history(void)
 	sb_init(&sb);
 	history_begin(&sb, "presence", "n1");
 	CHECK(history_append("/nonexistent/dir/history.jsonl", &sb, err, sizeof(err)) == -1);
-	CHECK(strstr(err, "could not open history file \"/nonexistent/dir/history.jsonl\"") != NULL);
+	CHECK(strstr(err, "could not open file \"/nonexistent/dir/history.jsonl\"") != NULL);
 	sb_free(&sb);
+
+	/* a failing write, fsync or close is reported, and the lines before stay whole */
+	for (int op = SPOOL_FAULT_OPEN; op <= SPOOL_FAULT_CLOSE; op++)
+	{
+		static const char *const ops[] = {"open", "write", "fsync", "close"};
+		char		want[64];
+
+		sb_init(&sb);
+		history_begin(&sb, "presence", "n1");
+		spool_fault_inject(op, 1);
+		CHECK(history_append(path, &sb, err, sizeof(err)) == -1);
+		spool_fault_inject(op, 0);
+		snprintf(want, sizeof(want), "could not %s file", ops[op]);
+		CHECK(strstr(err, want) != NULL && strstr(err, "Input/output error") != NULL);
+		sb_free(&sb);
+	}
+	CHECK(strstr(unit_read(dir, "history.jsonl"), ",\"i\":1}\n") != NULL);
 }
