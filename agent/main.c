@@ -6,7 +6,8 @@
  * output and status files) and a self-pipe that the signal handlers write
  * (SIGCHLD, SIGTERM, SIGINT, SIGHUP, and SIGUSR1 from the metrics sampler;
  * handlers do nothing else).  Timers for the heartbeat, reconnection backoff,
- * the metrics queue and the drain deadline bound the sleep.  Jobs run in detached supervisors (runner.c), so the loop may lose
+ * the metrics queue, the presence line and the drain deadline bound the
+ * sleep.  Jobs run in detached supervisors (runner.c), so the loop may lose
  * its database, crash or restart without disturbing them; whatever could not
  * be reported waits in the spool (jobs.c) until the next connection.
  */
