@@ -13,8 +13,9 @@
  * in bounded time.  A call classifies failures: SQLSTATE 55000 means the
  * server refused a report for a stale (job, attempt) (CALL_STALE: drop the
  * job), class 22 that the data sent is bad (CALL_REJECTED: retrying the
- * same data cannot help); anything else is CALL_ERROR (retry later).  When libpq says the
- * connection is gone, it is closed here and the loop reconnects with backoff.
+ * same data cannot help); anything else is CALL_ERROR (retry later).  When
+ * libpq says the connection is gone, it is closed here and the loop
+ * reconnects with backoff.
  */
 #include "agent.h"
 
@@ -126,10 +127,10 @@ conn_socket(const Conn *c)
 void
 conn_server(const Conn *c, char *buf, size_t len)
 {
-	if (!conn_ok(c))
-		snprintf(buf, len, "%s", "");
-	else
+	if (conn_ok(c))
 		snprintf(buf, len, "%s:%s", PQhost(c->pg), PQport(c->pg));
+	else if (len > 0)
+		buf[0] = '\0';
 }
 
 /* Moves pending notifications into c->notified. */
