@@ -206,41 +206,36 @@ CREATE INDEX ON plain_ids (node_id, metric_id, at);
 CREATE TABLE plain_names (node text NOT NULL, at timestamptz NOT NULL,
                           metric text NOT NULL, value double precision NOT NULL);
 CREATE INDEX ON plain_names (node, metric, at);
-SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
-DO $$
+-- Runs insert once per hour of the day, with $1 and $2 the hour's bounds, so that
+-- every table is filled in time order as a live system fills it.
+CREATE FUNCTION pg_temp.fill_by_hour(insert text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     h timestamptz;
 BEGIN
     FOR h IN SELECT generate_series(current_setting('bench.t_start')::timestamptz,
                                     current_setting('bench.t_end')::timestamptz - interval '1 s',
                                     interval '1 hour') LOOP
-        INSERT INTO plain_ids
-        SELECT s.node_id, l.series[u.i], s.at, u.v
-          FROM dispatch.metric_samples s JOIN dispatch.metric_layouts l USING (layout_id),
-               unnest(s.vals) WITH ORDINALITY u(v, i)
-         WHERE s.at >= h AND s.at < h + interval '1 hour'
-         ORDER BY s.at, s.node_id, u.i;
+        EXECUTE insert USING h, h + interval '1 hour';
     END LOOP;
 END
 $$;
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT pg_temp.fill_by_hour($q$
+    INSERT INTO plain_ids
+    SELECT s.node_id, l.series[u.i], s.at, u.v
+      FROM dispatch.metric_samples s JOIN dispatch.metric_layouts l USING (layout_id),
+           unnest(s.vals) WITH ORDINALITY u(v, i)
+     WHERE s.at >= $1 AND s.at < $2
+     ORDER BY s.at, s.node_id, u.i$q$);
 SELECT extract(epoch FROM clock_timestamp()) - :t0 AS plain_ids_s \gset
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
-DO $$
-DECLARE
-    h timestamptz;
-BEGIN
-    FOR h IN SELECT generate_series(current_setting('bench.t_start')::timestamptz,
-                                    current_setting('bench.t_end')::timestamptz - interval '1 s',
-                                    interval '1 hour') LOOP
-        INSERT INTO plain_names
-        SELECT m.node, p.at, s.name, p.value
-          FROM plain_ids p JOIN dispatch.metric_nodes m USING (node_id)
-               JOIN dispatch.metric_series s ON s.series_id = p.metric_id
-         WHERE p.at >= h AND p.at < h + interval '1 hour'
-         ORDER BY p.at, p.node_id, s.name;
-    END LOOP;
-END
-$$;
+SELECT pg_temp.fill_by_hour($q$
+    INSERT INTO plain_names
+    SELECT m.node, p.at, s.name, p.value
+      FROM plain_ids p JOIN dispatch.metric_nodes m USING (node_id)
+           JOIN dispatch.metric_series s ON s.series_id = p.metric_id
+     WHERE p.at >= $1 AND p.at < $2
+     ORDER BY p.at, p.node_id, s.name$q$);
 SELECT extract(epoch FROM clock_timestamp()) - :t0 AS plain_names_s \gset
 VACUUM ANALYZE plain_ids;
 VACUUM ANALYZE plain_names;
