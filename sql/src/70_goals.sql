@@ -471,6 +471,9 @@ BEGIN
     SELECT backend_start INTO since FROM pg_stat_activity WHERE pid = pg_backend_pid();
 
     -- SQL runs: a worker that died left its run running; finished runs end their goal run.
+    -- pg_stat_activity is a snapshot kept for the whole transaction, taken when the cycle
+    -- first read it: a worker that claimed its run since then would look dead.
+    PERFORM pg_stat_clear_snapshot();
     UPDATE dispatch.job_run_details d
        SET status = 'failed', end_time = now(),
            return_message = 'the run''s process ended without a result (server restart or termination)'
