@@ -17,7 +17,7 @@
  * libpq says the connection is gone, it is closed here and the loop
  * reconnects with backoff.
  */
-#include "agent.h"
+#include "conn.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,6 +25,9 @@
 #include <string.h>
 
 #include <libpq-fe.h>
+
+#define SQLSTATE_STALE "55000"	/* object_not_in_prerequisite_state: a stale (job, attempt) */
+#define SQLSTATE_DATA_CLASS "22"	/* data_exception and its subclasses */
 
 struct Conn
 {
@@ -191,9 +194,9 @@ call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult 
 		return CALL_OK;
 	}
 	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	if (state != NULL && strcmp(state, "55000") == 0)
+	if (state != NULL && strcmp(state, SQLSTATE_STALE) == 0)
 		rc = CALL_STALE;
-	else if (state != NULL && strncmp(state, "22", 2) == 0)
+	else if (state != NULL && strncmp(state, SQLSTATE_DATA_CLASS, 2) == 0)
 		rc = CALL_REJECTED;
 	else
 		rc = CALL_ERROR;
@@ -311,12 +314,13 @@ conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t e
 	return rc;
 }
 
-/* The names of the nodes the server counts online, as a JSON array, into json (initialised). */
+/* dispatch.agent_online_nodes(node): the names of the nodes online, as a JSON array, into json (initialised). */
 CallResult
-conn_online_nodes(Conn *c, StrBuf *json, char *err, size_t errlen)
+conn_online_nodes(Conn *c, const char *node, StrBuf *json, char *err, size_t errlen)
 {
-	return call_text(c, "SELECT coalesce(json_agg(node ORDER BY node), '[]')::text"
-					 " FROM dispatch.nodes WHERE state = 'online'", 0, NULL, json, err, errlen);
+	const char *p[] = {node};
+
+	return call_text(c, "SELECT dispatch.agent_online_nodes($1)::text", 1, p, json, err, errlen);
 }
 
 /* dispatch.agent_poll(node): calls cb for each run/cancel row. */

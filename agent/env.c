@@ -5,7 +5,7 @@
  *   1. the agent's own environment minus every variable whose name starts
  *      with "PG" (PGPASSWORD, PGHOST, PGSERVICEFILE, PGSSLKEY, ...): the
  *      agent's database credentials never reach a job;
- *   2. the job's "env" map from its spec;
+ *   2. the job's "env" map from its assignment (assign.c);
  *   3. DISPATCH_JOB_ID, DISPATCH_JOBLIST_ID, DISPATCH_ATTEMPT, DISPATCH_NODE,
  *      DISPATCH_WORKDIR and, per allocated resource type T, DISPATCH_RES_<T>
  *      (identified types: comma-joined idents; amounts: the number), plus
@@ -20,9 +20,9 @@
 
 static void env_set(StrList *env, const char *name, const char *value);
 static int env_name_ok(const char *s);
-static int parse_object(const char *json, const char *what, JsonValue **root, char *err, size_t errlen);
-static int add_job_env(StrList *env, const char *json, char *err, size_t errlen);
-static int add_resources(StrList *env, const char *json, char *err, size_t errlen);
+static int check_object(const JsonValue *root, const char *what, char *err, size_t errlen);
+static int add_job_env(StrList *env, const JsonValue *root, char *err, size_t errlen);
+static int add_resources(StrList *env, const JsonValue *root, char *err, size_t errlen);
 
 /* Sets name=value in env, replacing an earlier definition of name. */
 static void
@@ -55,19 +55,12 @@ env_name_ok(const char *s)
 	return 1;
 }
 
-/* Parses json (NULL or JSON null: no members) into *root, which must be an object ("job <what>"). */
+/* Returns 0 when root is absent, JSON null (no members) or an object; else -1 with err saying "job <what> must be...". */
 static int
-parse_object(const char *json, const char *what, JsonValue **root, char *err, size_t errlen)
+check_object(const JsonValue *root, const char *what, char *err, size_t errlen)
 {
-	*root = NULL;
-	if (json == NULL)
-		return 0;
-	if (json_parse(json, root, err, errlen) < 0)
-		return -1;
-	if ((*root)->type != JSON_OBJECT && (*root)->type != JSON_NULL)
+	if (root != NULL && root->type != JSON_OBJECT && root->type != JSON_NULL)
 	{
-		json_free(*root);
-		*root = NULL;
 		agent_seterr(err, errlen, "job %s must be a JSON object", what);
 		return -1;
 	}
@@ -76,12 +69,11 @@ parse_object(const char *json, const char *what, JsonValue **root, char *err, si
 
 /* Adds the job's "env" map (an object of strings) to env. */
 static int
-add_job_env(StrList *env, const char *json, char *err, size_t errlen)
+add_job_env(StrList *env, const JsonValue *root, char *err, size_t errlen)
 {
-	JsonValue  *root;
 	int			rc = 0;
 
-	if (parse_object(json, "env", &root, err, errlen) < 0)
+	if (check_object(root, "env", err, errlen) < 0)
 		return -1;
 	for (const JsonValue *m = root ? root->child : NULL; m != NULL && rc == 0; m = m->next)
 	{
@@ -96,24 +88,22 @@ add_job_env(StrList *env, const char *json, char *err, size_t errlen)
 		}
 		rc = -1;
 	}
-	json_free(root);
 	return rc;
 }
 
 /* Adds DISPATCH_RES_<TYPE> (and CUDA_VISIBLE_DEVICES) for every allocated resource type. */
 static int
-add_resources(StrList *env, const char *json, char *err, size_t errlen)
+add_resources(StrList *env, const JsonValue *root, char *err, size_t errlen)
 {
-	JsonValue  *root;
 	int			rc = 0;
 
-	if (parse_object(json, "resources", &root, err, errlen) < 0)
+	if (check_object(root, "resources", err, errlen) < 0)
 		return -1;
 	for (const JsonValue *m = root ? root->child : NULL; m != NULL && rc == 0; m = m->next)
 	{
 		StrBuf		name, value;
 
-		if (!agent_type_name_ok(m->key))
+		if (!names_type_ok(m->key))
 		{
 			agent_seterr(err, errlen, "invalid resource type \"%s\" in job resources", m->key);
 			rc = -1;
@@ -155,28 +145,19 @@ add_resources(StrList *env, const char *json, char *err, size_t errlen)
 		sb_free(&name);
 		sb_free(&value);
 	}
-	json_free(root);
 	return rc;
 }
 
-/* Adds to out the definitions of base except those whose name starts with "PG" (libpq's). */
-void
-env_without_pg(char *const *base, StrList *out)
-{
-	for (; base != NULL && *base != NULL; base++)
-		if (strncmp(*base, "PG", 2) != 0 && strchr(*base, '=') != NULL)
-			strlist_add(out, *base);
-}
-
-/* Fills out (initialised, empty) with the job's environment built from base; -1 on a bad env or resources map. */
+/* Fills out (initialised, empty) with the environment of assignment a built from base; -1 on a bad env or resources map. */
 int
-env_build(char *const *base, const JobSpec *job, const char *node,
+env_build(char *const *base, const Assignment *a, const char *node,
 		  const char *workdir, StrList *out, char *err, size_t errlen)
 {
+	const JobSpec *job = &a->spec;
 	char		num[32];
 
-	env_without_pg(base, out);
-	if (add_job_env(out, job->env_json, err, errlen) < 0)
+	proc_env_without_pg(base, out);
+	if (add_job_env(out, a->env, err, errlen) < 0)
 		return -1;
 	snprintf(num, sizeof(num), "%lld", (long long) job->job_id);
 	env_set(out, "DISPATCH_JOB_ID", num);
@@ -186,5 +167,5 @@ env_build(char *const *base, const JobSpec *job, const char *node,
 	env_set(out, "DISPATCH_ATTEMPT", num);
 	env_set(out, "DISPATCH_NODE", node);
 	env_set(out, "DISPATCH_WORKDIR", workdir);
-	return add_resources(out, job->resources_json, err, errlen);
+	return add_resources(out, a->resources, err, errlen);
 }

@@ -2,7 +2,8 @@
  * files.c -- writes a job's configuration files into its work directory.
  *
  * The server hands the files out already rendered, as the agent_poll column
- * "files": a JSON array of {"path", "mode", "content"}.  The server has checked
+ * "files": a JSON array of {"path", "mode", "content"}, parsed once into the
+ * job's Assignment (assign.c).  The server has checked
  * the paths at submit time; the agent checks them again (relative, no "." or
  * ".." or empty components), because it writes with its own rights.  Parent
  * directories are created as needed; files are created exclusively and never
@@ -140,17 +141,15 @@ write_one(const char *workdir, const char *path, mode_t mode, const char *conten
 	return 0;
 }
 
-/* Writes the files described by json (NULL: none) into workdir; returns 0, or -1 with err set. */
+/* Writes the files of assignment a (none: nothing) into workdir; returns 0, or -1 with err set. */
 int
-files_write(const char *workdir, const char *json, char *err, size_t errlen)
+files_write(const char *workdir, const Assignment *a, char *err, size_t errlen)
 {
-	JsonValue  *root;
+	const JsonValue *root = a->files;
 	int			rc = 0;
 
-	if (json == NULL)
+	if (root == NULL)
 		return 0;
-	if (json_parse(json, &root, err, errlen) < 0)
-		return -1;
 	if (root->type != JSON_ARRAY)
 	{
 		agent_seterr(err, errlen, "job files must be a JSON array");
@@ -177,6 +176,5 @@ files_write(const char *workdir, const char *json, char *err, size_t errlen)
 		else
 			rc = write_one(workdir, path->text, m, content->text, err, errlen);
 	}
-	json_free(root);
 	return rc;
 }

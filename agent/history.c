@@ -29,22 +29,12 @@ history_put_time(StrBuf *sb, int64_t unix_ms)
 	sb_printf(sb, "\"%s.%03dZ\"", buf, (int) (unix_ms % 1000));
 }
 
-/* Returns the wall clock in Unix milliseconds. */
-int64_t
-history_now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 /* Starts a line in sb (initialised): {"t":<now>,"event":<event>,"node":<node> */
 void
 history_begin(StrBuf *sb, const char *event, const char *node)
 {
 	sb_puts(sb, "{\"t\":");
-	history_put_time(sb, history_now_ms());
+	history_put_time(sb, proc_unix_ms());
 	sb_puts(sb, ",\"event\":");
 	json_put_str(sb, event);
 	sb_puts(sb, ",\"node\":");

@@ -12,7 +12,7 @@
  * The writer is json_put_str(), which appends a quoted, escaped string to a
  * StrBuf; callers write the punctuation themselves.
  */
-#include "agent.h"
+#include "util.h"
 
 #include <errno.h>
 #include <math.h>

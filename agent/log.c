@@ -5,10 +5,9 @@
  * agent's pid, so that journald, a terminal and a test harness all read the
  * same format.  Debug lines appear only with --verbose.
  */
-#include "agent.h"
+#include "proc.h"
 
 #include <stdio.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,17 +20,17 @@ agent_log(int level, const char *fmt,...)
 	static const char *const names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 	char		line[2048];
 	char		stamp[32];
-	struct timeval tv;
+	int64_t		now = proc_unix_ms();
+	time_t		secs = (time_t) (now / 1000);
 	struct tm	tm;
 	va_list		ap;
 	int			n;
 
 	if (level == LOG_DEBUG_ && !agent_log_verbose)
 		return;
-	gettimeofday(&tv, NULL);
-	localtime_r(&tv.tv_sec, &tm);
+	localtime_r(&secs, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M:%S", &tm);
-	n = snprintf(line, sizeof(line), "%s.%03d [%d] %s: ", stamp, (int) (tv.tv_usec / 1000),
+	n = snprintf(line, sizeof(line), "%s.%03d [%d] %s: ", stamp, (int) (now % 1000),
 				 (int) getpid(), names[level]);
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t) n - 1, fmt, ap);

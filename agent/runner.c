@@ -34,48 +34,12 @@
 
 #define SUPERVISOR_FAILED 1
 
-static char *title_area;		/* the agent's argv strings, reused for the supervisor's title */
-static size_t title_len;
-
 static void supervise(const char *jobdir, const JobSpec *job, char *const *envp,
 					  int64_t kill_grace_ms) __attribute__((noreturn));
 static sigset_t supervisor_signals(void);
-static void default_handlers(void);
 static void exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd) __attribute__((noreturn));
 static struct timespec until(int64_t deadline);
-static pid_t proc_session(pid_t pid);
-
-/* Remembers argv's memory so that supervisors can retitle themselves (as PostgreSQL's ps_status.c does). */
-void
-runner_set_title_area(int argc, char **argv)
-{
-	if (argc < 1)
-		return;
-	title_area = argv[0];
-	title_len = (size_t) (argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]);
-}
-
-/*
- * Makes ps and pkill -f show this process as "dispatch-agent: <what>", not as the
- * agent's command line, and names its thread comm (at most 15 bytes).
- */
-void
-runner_set_title(const char *comm, const char *fmt,...)
-{
-	va_list		ap;
-	int			n;
-
-	prctl(PR_SET_NAME, comm, 0, 0, 0);
-	if (title_area == NULL || title_len < 2)
-		return;
-	memset(title_area, 0, title_len + 1);
-	n = snprintf(title_area, title_len, "dispatch-agent: ");
-	if (n < 0 || (size_t) n >= title_len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(title_area + n, title_len - (size_t) n, fmt, ap);
-	va_end(ap);
-}
+static pid_t session_of(pid_t pid);
 
 /* Returns the set of signals the supervisor waits for. */
 static sigset_t
@@ -89,26 +53,6 @@ supervisor_signals(void)
 	return set;
 }
 
-/* Puts every signal back to its default disposition (the agent's handlers must not run here). */
-static void
-default_handlers(void)
-{
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			signal(s, SIG_DFL);
-}
-
-/* Puts every signal back to its default disposition and unblocks them all (in a child about to exec). */
-void
-runner_reset_signals(void)
-{
-	sigset_t	none;
-
-	default_handlers();
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
 /* In the job child: redirects output, enters the work dir and execs the shell; reports failure on pipe fd. */
 static void
 exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
@@ -118,7 +62,7 @@ exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
 	int			in, out, errf;
 
 	setpgid(0, 0);
-	runner_reset_signals();
+	proc_reset_signals();
 	in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "%s/stdout", jobdir);
 	out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -156,7 +100,7 @@ exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
 static struct timespec
 until(int64_t deadline)
 {
-	int64_t		left = deadline - agent_now_ms();
+	int64_t		left = deadline - proc_now_ms();
 	struct timespec ts;
 
 	if (left < 0)
@@ -177,19 +121,19 @@ supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kil
 	int			pfd[2];
 	pid_t		child;
 	int			wstatus = 0;
-	int64_t		term_deadline = job->timeout_ms > 0 ? agent_now_ms() + job->timeout_ms : -1;
+	int64_t		term_deadline = job->timeout_ms > 0 ? proc_now_ms() + job->timeout_ms : -1;
 	int64_t		kill_deadline = -1;
 	ssize_t		n;
 
-	runner_set_title("dispatch-sup", "supervisor of job %lld.%d", (long long) job->job_id,
+	proc_set_title("dispatch-sup", "supervisor of job %lld.%d", (long long) job->job_id,
 					 job->attempt);
 	memset(&st, 0, sizeof(st));
 	memset(&meta, 0, sizeof(meta));
 	meta.job_id = job->job_id;
 	meta.attempt = job->attempt;
 	meta.pid = getpid();
-	meta.started_at = (int64_t) time(NULL);
-	if (spool_proc_starttime(meta.pid, &meta.starttime) < 0 ||
+	meta.started_at = proc_unix_ms() / 1000;
+	if (proc_starttime(meta.pid, &meta.starttime) < 0 ||
 		spool_write_meta(jobdir, &meta, err, sizeof(err)) < 0)
 		_exit(SUPERVISOR_FAILED);	/* the agent reports "supervisor vanished" */
 
@@ -226,7 +170,7 @@ supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kil
 		{
 			st.cancelled = 1;
 			kill(-child, SIGTERM);
-			kill_deadline = agent_now_ms() + kill_grace_ms;
+			kill_deadline = proc_now_ms() + kill_grace_ms;
 		}
 		else if (sig < 0 && errno == EAGAIN)
 		{
@@ -240,7 +184,7 @@ supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kil
 			{
 				st.timed_out = 1;
 				kill(-child, SIGTERM);
-				kill_deadline = agent_now_ms() + kill_grace_ms;
+				kill_deadline = proc_now_ms() + kill_grace_ms;
 			}
 		}
 	}
@@ -265,7 +209,7 @@ done:
 
 /* Returns the session id of process pid from /proc, or -1. */
 static pid_t
-proc_session(pid_t pid)
+session_of(pid_t pid)
 {
 	char		path[64], buf[1024];
 	const char *p;
@@ -310,7 +254,7 @@ runner_kill_session(pid_t sid)
 	{
 		pid_t		pid = (pid_t) atol(e->d_name);
 
-		if (pid > 0 && proc_session(pid) == sid && kill(pid, SIGKILL) == 0)
+		if (pid > 0 && session_of(pid) == sid && kill(pid, SIGKILL) == 0)
 			n++;
 	}
 	closedir(d);
@@ -318,11 +262,11 @@ runner_kill_session(pid_t sid)
 }
 
 /*
- * Forks the detached supervisor of job (its spool dir jobdir must exist) and
+ * Forks the detached supervisor of assignment a (its spool dir jobdir must exist) and
  * stores its pid; the caller is the supervisor's parent until it restarts.
  */
 int
-runner_spawn(const char *jobdir, const JobSpec *job, char *const *envp,
+runner_spawn(const char *jobdir, const Assignment *a, char *const *envp,
 			 int64_t kill_grace_ms, pid_t *pid, char *err, size_t errlen)
 {
 	sigset_t	set = supervisor_signals();
@@ -339,11 +283,11 @@ runner_spawn(const char *jobdir, const JobSpec *job, char *const *envp,
 		int			null = open("/dev/null", O_RDWR);
 
 		setsid();
-		default_handlers();
+		proc_default_signals();
 		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 			_exit(SUPERVISOR_FAILED);
 		closefrom(3);
-		supervise(jobdir, job, envp, kill_grace_ms);
+		supervise(jobdir, &a->spec, envp, kill_grace_ms);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (p < 0)

@@ -13,7 +13,7 @@
  * open/write/fsync/close/rename goes through a wrapper that a test build
  * (-DSPOOL_FAULTS) can make fail on its Nth call, like SQLite's *fault.test.
  */
-#include "agent.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -437,40 +437,4 @@ spool_remove_tree(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
-}
-
-/* Stores the start time (clock ticks after boot) of process pid in *out; -1 when it does not exist. */
-int
-spool_proc_starttime(pid_t pid, unsigned long long *out)
-{
-	char		path[64];
-	StrBuf		sb;
-	const char *p;
-	int			field = 2;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
-	sb_init(&sb);
-	if (spool_read_file(path, &sb, NULL, 0) < 0 || (p = strrchr(sb.data, ')')) == NULL)
-	{
-		sb_free(&sb);
-		return -1;
-	}
-	/* fields after "(comm)" are space separated; starttime is field 22 */
-	while (*p && field < 22)
-		if (*p++ == ' ')
-			field++;
-	*out = strtoull(p, NULL, 10);
-	sb_free(&sb);
-	return 0;
-}
-
-/* Returns 1 when process pid still exists and is the one that started at starttime. */
-int
-spool_alive(pid_t pid, unsigned long long starttime)
-{
-	unsigned long long now;
-
-	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
-		return 0;
-	return spool_proc_starttime(pid, &now) == 0 && now == starttime;
 }

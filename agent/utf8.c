@@ -9,7 +9,7 @@
  * A multi-byte character cut by the end of a read is held back until the rest
  * arrives, unless this is the final read of a finished job.
  */
-#include "agent.h"
+#include "util.h"
 
 static int seq_len(const unsigned char *s, size_t len);
 

@@ -7,13 +7,11 @@
  * NUL-terminated string; StrList a growable array of owned strings that stays
  * NULL-terminated so it can be handed to execve() as argv or envp.
  */
-#include "agent.h"
+#include "util.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static void sb_reserve(StrBuf *sb, size_t n);
 
@@ -157,16 +155,6 @@ strlist_find(const StrList *l, const char *s)
 	return -1;
 }
 
-/* Returns CLOCK_MONOTONIC in milliseconds. */
-int64_t
-agent_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Formats a message into the error buffer err (if any). */
 void
 agent_seterr(char *err, size_t errlen, const char *fmt,...)
@@ -178,18 +166,4 @@ agent_seterr(char *err, size_t errlen, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
-}
-
-/* Returns 1 when s is a valid resource type name: ^[a-z][a-z0-9_]{0,62}$. */
-int
-agent_type_name_ok(const char *s)
-{
-	size_t		n = strlen(s);
-
-	if (n == 0 || n > 63 || !islower((unsigned char) s[0]))
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if (!islower((unsigned char) s[i]) && !isdigit((unsigned char) s[i]) && s[i] != '_')
-			return 0;
-	return 1;
 }

@@ -34,9 +34,14 @@ build(const char *env_json, const char *res_json, StrList *env, char *err)
 	char	   *base[] = {"PATH=/usr/bin:/bin", "PGPASSWORD=secret", "PGHOST=db", "PGSSLKEY=/k",
 		"PGSERVICEFILE=/s", "HOME=/home/w", "DISPATCH_NODE=spoofed", "LANG=C", "PG=x", NULL};
 	JobSpec		job = {42, 3, 7, "true", env_json, res_json, 0, NULL};
+	Assignment	a;
+	int			rc;
 
 	strlist_init(env);
-	return env_build(base, &job, "w1", "/spool/jobs/42.3/work", env, err, AGENT_ERRLEN);
+	rc = assign_parse(&job, &a, err, AGENT_ERRLEN) < 0 ? -1 :
+		env_build(base, &a, "w1", "/spool/jobs/42.3/work", env, err, AGENT_ERRLEN);
+	assign_free(&a);
+	return rc;
 }
 
 void

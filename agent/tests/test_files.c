@@ -18,6 +18,18 @@ mode_of(const char *dir, const char *name)
 	return lstat(path, &st) < 0 ? -1 : (int) (st.st_mode & 07777);
 }
 
+/* Parses json as an assignment's files (NULL: none) and writes them into dir; returns files_write's result. */
+static int
+write_files(const char *dir, const char *json, char *err, size_t errlen)
+{
+	JobSpec		spec = {.files_json = json};
+	Assignment	a;
+	int			rc = assign_parse(&spec, &a, err, errlen) < 0 ? -1 : files_write(dir, &a, err, errlen);
+
+	assign_free(&a);
+	return rc;
+}
+
 /* Expects files_write(json) into a fresh directory to fail with a message containing want. */
 static void
 expect_refused(const char *name, const char *json, const char *want)
@@ -25,7 +37,7 @@ expect_refused(const char *name, const char *json, const char *want)
 	const char *dir = unit_tmpdir(name);
 	char		err[AGENT_ERRLEN] = "";
 
-	CHECK(files_write(dir, json, err, sizeof(err)) == -1);
+	CHECK(write_files(dir, json, err, sizeof(err)) == -1);
 	CHECK(strstr(err, want) != NULL);
 	if (strstr(err, want) == NULL)
 		fprintf(stderr, "  %s: got \"%s\", want \"%s\"\n", name, err, want);
@@ -38,9 +50,9 @@ test_files(void)
 	char		err[AGENT_ERRLEN];
 	mode_t		old = umask(077);	/* the mode asked for wins over the umask */
 
-	CHECK(files_write(dir, NULL, err, sizeof(err)) == 0);
-	CHECK(files_write(dir, "[]", err, sizeof(err)) == 0);
-	CHECK(files_write(dir,
+	CHECK(write_files(dir, NULL, err, sizeof(err)) == 0);
+	CHECK(write_files(dir, "[]", err, sizeof(err)) == 0);
+	CHECK(write_files(dir,
 					  "[{\"path\": \"conf/deep/app.ini\", \"mode\": \"0640\", \"content\": \"port=8081\\n\"},"
 					  " {\"path\": \"run.sh\", \"mode\": \"755\", \"content\": \"#!/bin/sh\\necho \\u00e9\\n\"},"
 					  " {\"path\": \"conf/empty\", \"mode\": \"0600\", \"content\": \"\"}]",
@@ -55,12 +67,12 @@ test_files(void)
 	umask(old);
 
 	/* a second write of the same file is refused: files are created exclusively */
-	CHECK(files_write(dir, "[{\"path\": \"run.sh\", \"mode\": \"0644\", \"content\": \"x\"}]",
+	CHECK(write_files(dir, "[{\"path\": \"run.sh\", \"mode\": \"0644\", \"content\": \"x\"}]",
 					  err, sizeof(err)) == -1);
 	CHECK(strstr(err, "could not create file") != NULL);
 	CHECK_STR(unit_read(dir, "run.sh"), "#!/bin/sh\necho \xc3\xa9\n");
 	/* a file where a directory is needed */
-	CHECK(files_write(dir, "[{\"path\": \"run.sh/x\", \"mode\": \"0644\", \"content\": \"x\"}]",
+	CHECK(write_files(dir, "[{\"path\": \"run.sh/x\", \"mode\": \"0644\", \"content\": \"x\"}]",
 					  err, sizeof(err)) == -1);
 	CHECK(strstr(err, "a file of that name exists") != NULL);
 	/* never through a symbolic link */
@@ -69,9 +81,9 @@ test_files(void)
 
 		snprintf(link, sizeof(link), "%s/evil", dir);
 		CHECK(symlink("/tmp", link) == 0);
-		CHECK(files_write(dir, "[{\"path\": \"evil\", \"mode\": \"0644\", \"content\": \"x\"}]",
+		CHECK(write_files(dir, "[{\"path\": \"evil\", \"mode\": \"0644\", \"content\": \"x\"}]",
 						  err, sizeof(err)) == -1);
-		CHECK(files_write(dir, "[{\"path\": \"evil/x\", \"mode\": \"0644\", \"content\": \"x\"}]",
+		CHECK(write_files(dir, "[{\"path\": \"evil/x\", \"mode\": \"0644\", \"content\": \"x\"}]",
 						  err, sizeof(err)) == -1);
 	}
 

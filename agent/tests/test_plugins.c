@@ -46,7 +46,7 @@ problem(const StrList *problems, const char *source)
 	return "";
 }
 
-/* Runs plugin_parse on one text and checks the metrics JSON and the error (NULL: none). */
+/* Runs plugins_parse on one text and checks the metrics JSON and the error (NULL: none). */
 static void
 expect_parse(const char *text, const char *json, const char *error)
 {
@@ -55,7 +55,7 @@ expect_parse(const char *text, const char *json, const char *error)
 	int			rc;
 
 	sb_init(&m);
-	rc = plugin_parse("p", text, &m, err, sizeof(err));
+	rc = plugins_parse("p", text, &m, err, sizeof(err));
 	CHECK(rc == (error != NULL ? -1 : 0));
 	CHECK_STR(m.data, json);
 	if (strcmp(m.data, json) != 0)
@@ -127,7 +127,7 @@ test_format(void)
 		sb_init(&m);
 		for (int i = 0; i < 1001; i++)
 			sb_printf(&text, "m%d %d\n", i, i);
-		CHECK(plugin_parse("p", text.data, &m, err, sizeof(err)) == -1);
+		CHECK(plugins_parse("p", text.data, &m, err, sizeof(err)) == -1);
 		CHECK_STR(err, "more than 1000 metrics; the rest were ignored");
 		CHECK(strstr(m.data, "\"m999\"") != NULL && strstr(m.data, "\"m1000\"") == NULL);
 		sb_free(&text);
@@ -187,9 +187,9 @@ test_run(void)
 		argv[2 * i + 1] = NULL;
 		runs[i].argv = &argv[2 * i];
 	}
-	t0 = agent_now_ms();
-	exec_run_all(runs, paths.n, TIMEOUT_MS);
-	CHECK(agent_now_ms() - t0 < TIMEOUT_MS + 1000);	/* side by side: one timeout in all */
+	t0 = proc_now_ms();
+	collect_exec_all(runs, paths.n, TIMEOUT_MS);
+	CHECK(proc_now_ms() - t0 < TIMEOUT_MS + 1000);	/* side by side: one timeout in all */
 	for (int i = 0; i < paths.n; i++)
 	{
 		plugins_report(&runs[i], TIMEOUT_MS, &metrics, &problems);
@@ -240,7 +240,7 @@ test_run(void)
 		long		child = atol(unit_read(dir, "hang.child"));
 		struct timespec ts = {0, 10000000};
 
-		for (t0 = agent_now_ms(); child > 0 && kill((pid_t) child, 0) == 0 && agent_now_ms() - t0 < 3000;)
+		for (t0 = proc_now_ms(); child > 0 && kill((pid_t) child, 0) == 0 && proc_now_ms() - t0 < 3000;)
 			nanosleep(&ts, NULL);
 		CHECK(child > 0 && kill((pid_t) child, 0) < 0);
 	}
@@ -273,7 +273,7 @@ test_example(void)
 	sb_init(&metrics);
 	strlist_init(&problems);
 	r.argv = argv;
-	exec_run_all(&r, 1, 5000);
+	collect_exec_all(&r, 1, 5000);
 	plugins_report(&r, 5000, &metrics, &problems);
 	CHECK(problems.n == 0);
 	CHECK(strstr(metrics.data, "\"name\":\"users_logged_in\"") != NULL &&
@@ -291,12 +291,12 @@ test_gpu(void)
 	char		path[4096], err[AGENT_ERRLEN];
 	CollectList l = {0};
 
-	CHECK(gpu_find("/nonexistent:tests/fixtures/gpu/noexec::tests/fixtures/gpu/bin", path, sizeof(path)) == 1);
+	CHECK(collect_gpu_find("/nonexistent:tests/fixtures/gpu/noexec::tests/fixtures/gpu/bin", path, sizeof(path)) == 1);
 	CHECK_STR(path, "tests/fixtures/gpu/bin/nvidia-smi");
-	CHECK(gpu_find("tests/fixtures/gpu/noexec:", path, sizeof(path)) == 0);
-	CHECK(gpu_find("", path, sizeof(path)) == 0);
+	CHECK(collect_gpu_find("tests/fixtures/gpu/noexec:", path, sizeof(path)) == 0);
+	CHECK(collect_gpu_find("", path, sizeof(path)) == 0);
 
-	CHECK(gpu_parse("0, 37, 1234, 16384, 45\n1, [N/A], 0, 81920, [Not Supported]\n\n", &l, err, sizeof(err)) == 0);
+	CHECK(collect_gpu_parse("0, 37, 1234, 16384, 45\n1, [N/A], 0, 81920, [Not Supported]\n\n", &l, err, sizeof(err)) == 0);
 	CHECK(l.n == 2);
 	if (l.n == 2)
 	{
@@ -308,13 +308,13 @@ test_gpu(void)
 			  g[1].mem_total_mib == 81920 && g[1].celsius == -1);
 	}
 	collect_list_free(&l);
-	CHECK(gpu_parse("", &l, err, sizeof(err)) == 0 && l.n == 0);
-	CHECK(gpu_parse("No devices were found\n", &l, err, sizeof(err)) == -1);
+	CHECK(collect_gpu_parse("", &l, err, sizeof(err)) == 0 && l.n == 0);
+	CHECK(collect_gpu_parse("No devices were found\n", &l, err, sizeof(err)) == -1);
 	CHECK_STR(err, "nvidia-smi printed an unexpected line: \"No devices were found\"");
-	CHECK(gpu_parse("0, 1, 2, 3\n", &l, err, sizeof(err)) == -1);
-	CHECK(gpu_parse("0, 1, 2, 3, 4, 5\n", &l, err, sizeof(err)) == -1);
-	CHECK(gpu_parse("0, 1x, 2, 3, 4\n", &l, err, sizeof(err)) == -1);
-	CHECK(gpu_parse("[N/A], 1, 2, 3, 4\n", &l, err, sizeof(err)) == -1);
+	CHECK(collect_gpu_parse("0, 1, 2, 3\n", &l, err, sizeof(err)) == -1);
+	CHECK(collect_gpu_parse("0, 1, 2, 3, 4, 5\n", &l, err, sizeof(err)) == -1);
+	CHECK(collect_gpu_parse("0, 1x, 2, 3, 4\n", &l, err, sizeof(err)) == -1);
+	CHECK(collect_gpu_parse("[N/A], 1, 2, 3, 4\n", &l, err, sizeof(err)) == -1);
 	collect_list_free(&l);
 }
 

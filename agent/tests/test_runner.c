@@ -24,7 +24,7 @@ run_job(const char *name, const char *command, int64_t timeout_ms, int64_t grace
 	const char *dir = unit_tmpdir(name);
 	char		work[4096], err[AGENT_ERRLEN];
 	char	   *envp[] = {"PATH=/usr/bin:/bin", "DISPATCH_TEST=1", NULL};
-	JobSpec		job = {1, 1, 1, command, NULL, NULL, timeout_ms, NULL};
+	Assignment	job = {.spec = {1, 1, 1, command, NULL, NULL, timeout_ms, NULL}};
 	JobStatus	st;
 	pid_t		pid;
 	int			ws;
@@ -114,30 +114,30 @@ test_runner(void)
 	}
 	CHECK(spool_read_meta(dir, &m, err, sizeof(err)) == 0 && m.job_id == 1 && m.attempt == 1 &&
 		  m.pid > 0 && m.starttime > 0 && m.started_at > 0);
-	CHECK(!spool_alive(m.pid, m.starttime));
+	CHECK(!proc_alive(m.pid, m.starttime));
 
 	st = run_job("exit0", "true", 0, 1000, 0, dir);
 	CHECK(st.has_exit && st.exit_code == 0 && st.signal == 0);
 	CHECK_STR(st.detail, "");
 
 	/* timeout: SIGTERM to the group ends it */
-	t0 = agent_now_ms();
+	t0 = proc_now_ms();
 	st = run_job("timeout", "sleep 10", 200, 5000, 0, dir);
 	CHECK(!st.has_exit && st.signal == SIGTERM && st.timed_out && !st.cancelled);
 	CHECK_STR(st.detail, "timed out after 200 ms");
-	CHECK(agent_now_ms() - t0 < 3000);
+	CHECK(proc_now_ms() - t0 < 3000);
 
 	/* a job ignoring SIGTERM is killed after the grace, its children too */
-	t0 = agent_now_ms();
+	t0 = proc_now_ms();
 	st = run_job("kill", "trap '' TERM; sleep 30 & echo $! > child; wait; wait", 100, 300, 0, dir);
 	CHECK(!st.has_exit && st.signal == SIGKILL && st.timed_out);
-	CHECK(agent_now_ms() - t0 < 5000);
+	CHECK(proc_now_ms() - t0 < 5000);
 	{
 		long		child = atol(first_line(dir, "work/child"));
 		struct timespec ts = {0, 10000000};
 
 		/* the orphan is reaped by init a moment after the kill */
-		for (t0 = agent_now_ms(); child > 0 && kill((pid_t) child, 0) == 0 && agent_now_ms() - t0 < 3000;)
+		for (t0 = proc_now_ms(); child > 0 && kill((pid_t) child, 0) == 0 && proc_now_ms() - t0 < 3000;)
 			nanosleep(&ts, NULL);
 		CHECK(child > 0 && kill((pid_t) child, 0) < 0);
 	}
@@ -151,7 +151,7 @@ test_runner(void)
 	{
 		const char *d = unit_tmpdir("vanish");
 		char	   *envp[] = {"PATH=/usr/bin:/bin", NULL};
-		JobSpec		job = {3, 1, 1, "echo $$ > ../pid; exec sleep 30", NULL, NULL, 0, NULL};
+		Assignment	job = {.spec = {3, 1, 1, "echo $$ > ../pid; exec sleep 30", NULL, NULL, 0, NULL}};
 		char		work[4096];
 		pid_t		p;
 		long		jobpid = 0;
@@ -160,7 +160,7 @@ test_runner(void)
 		snprintf(work, sizeof(work), "%s/work", d);
 		mkdir(work, 0755);
 		CHECK(runner_spawn(d, &job, envp, 100, &p, err, sizeof(err)) == 0);
-		for (t0 = agent_now_ms(); jobpid <= 0 && agent_now_ms() - t0 < 3000; nanosleep(&ts, NULL))
+		for (t0 = proc_now_ms(); jobpid <= 0 && proc_now_ms() - t0 < 3000; nanosleep(&ts, NULL))
 			jobpid = atol(first_line(d, "pid"));
 		CHECK(jobpid > 0);
 		CHECK(runner_kill_session(p) == 0);		/* the supervisor still lives: hands off */
@@ -168,7 +168,7 @@ test_runner(void)
 		waitpid(p, NULL, 0);
 		CHECK(kill((pid_t) jobpid, 0) == 0);	/* the orphaned job runs on */
 		CHECK(runner_kill_session(p) == 1);
-		for (t0 = agent_now_ms(); kill((pid_t) jobpid, 0) == 0 && agent_now_ms() - t0 < 3000;)
+		for (t0 = proc_now_ms(); kill((pid_t) jobpid, 0) == 0 && proc_now_ms() - t0 < 3000;)
 			nanosleep(&ts, NULL);
 		CHECK(kill((pid_t) jobpid, 0) < 0);
 		CHECK(!spool_exists(d, "status"));
@@ -178,7 +178,7 @@ test_runner(void)
 	{
 		const char *d = unit_tmpdir("nowork");
 		char	   *envp[] = {NULL};
-		JobSpec		job = {2, 1, 1, "true", NULL, NULL, 0, NULL};
+		Assignment	job = {.spec = {2, 1, 1, "true", NULL, NULL, 0, NULL}};
 		pid_t		p;
 		int			ws;
 

@@ -96,10 +96,10 @@ test_spool(void)
 		  mr.started_at == 1700000000);
 
 	/* process identity: ourselves alive, a wrong start time or pid 0 is not */
-	CHECK(spool_proc_starttime(getpid(), &start) == 0 && start > 0);
-	CHECK(spool_alive(getpid(), start));
-	CHECK(!spool_alive(getpid(), start + 1));
-	CHECK(!spool_alive(0, 0));
+	CHECK(proc_starttime(getpid(), &start) == 0 && start > 0);
+	CHECK(proc_alive(getpid(), start));
+	CHECK(!proc_alive(getpid(), start + 1));
+	CHECK(!proc_alive(0, 0));
 
 	/* tree removal */
 	snprintf(path, sizeof(path), "%s/a/b/c", dir);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "metrics/collect.h"
 
 extern int	unit_passed;
 extern int	unit_failed;

@@ -16,7 +16,7 @@
  * committed them.  The server skips a sample it already holds (same node, same
  * time), so a crash between its commit and the removal stores nothing twice.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -195,7 +195,7 @@ sleep_until(int64_t when)
 {
 	int64_t		left;
 
-	while ((left = when - agent_now_ms()) > 0)
+	while ((left = when - proc_now_ms()) > 0)
 	{
 		struct timespec ts = {left / 1000, (left % 1000) * 1000000};
 
@@ -216,29 +216,26 @@ sampler_main(const Metrics *m, pid_t parent)
 		_exit(0);
 	/* none of the agent's descriptors (database socket, spool lock, inotify, self-pipe) */
 	closefrom(3);
-	runner_reset_signals();
-	runner_set_title("dispatch-metric", "metrics sampler");
+	proc_reset_signals();
+	proc_set_title("dispatch-metric", "metrics sampler");
 	remove_leftovers(m->dir);
 	collect_init(&c);
 	c.plugin_dir = m->plugin_dir;
 	if (collect_prime(&c, err, sizeof(err)) < 0)
 		log_warning("metrics: %s", err);
-	next = agent_now_ms() + m->interval_ms;
+	next = proc_now_ms() + m->interval_ms;
 	for (;;)
 	{
 		StrBuf		json;
-		struct timespec now;
 		char		name[64];
 		int			dropped;
 
 		sleep_until(next);
 		next += m->interval_ms;
-		if (next <= agent_now_ms())	/* suspended or stalled: no burst to catch up */
-			next = agent_now_ms() + m->interval_ms;
+		if (next <= proc_now_ms())	/* suspended or stalled: no burst to catch up */
+			next = proc_now_ms() + m->interval_ms;
 		sb_init(&json);
-		clock_gettime(CLOCK_REALTIME, &now);
-		snprintf(name, sizeof(name), "%016" PRId64 ".json",
-				 (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000);
+		snprintf(name, sizeof(name), "%016" PRId64 ".json", proc_unix_ms());
 		if (collect_sample(&c, &json, err, sizeof(err)) < 0 ||
 			spool_write_file(m->dir, name, json.data, json.len, err, sizeof(err)) < 0)
 			log_warning("metrics: %s", err);

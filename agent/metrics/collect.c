@@ -1,5 +1,5 @@
 /*
- * collect.c -- one sample of the host: what the event loop calls.
+ * collect.c -- one sample of the host: what the sampler and --print-metrics call.
  *
  * collect_sample() reads every source into a Sample (the parsers of
  * collect_*.c), runs nvidia-smi and the plugins side by side under one
@@ -11,7 +11,10 @@
  * Collector's root, and the statvfs() and nvidia-smi lookups can be pointed
  * elsewhere, so the unit tests take whole samples of committed fixtures.
  */
-#include "agent.h"
+#include "collect.h"
+
+#include <errno.h>
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +100,7 @@ run_programs(Collector *c, Sample *s)
 	int			n = 0;
 
 	strlist_init(&paths);
-	s->has_gpu = gpu_find(c->path, smi, sizeof(smi));
+	s->has_gpu = collect_gpu_find(c->path, smi, sizeof(smi));
 	s->has_plugins = c->plugin_dir != NULL;
 	if (s->has_plugins)
 		plugins_list(c->plugin_dir, &paths, &s->problems);
@@ -111,14 +114,14 @@ run_programs(Collector *c, Sample *s)
 		argv[2 * i + 1] = NULL;
 		runs[n++].argv = &argv[2 * i];
 	}
-	exec_run_all(runs, n, c->timeout_ms);
+	collect_exec_all(runs, n, c->timeout_ms);
 	for (int i = 0; i < n; i++)
 	{
 		if (runs[i].argv != smi_argv)
 			plugins_report(&runs[i], c->timeout_ms, &s->plugins, &s->problems);
-		else if (exec_outcome(&runs[i], c->timeout_ms, msg, sizeof(msg)) < 0)
+		else if (collect_exec_outcome(&runs[i], c->timeout_ms, msg, sizeof(msg)) < 0)
 			collect_problem(&s->problems, "gpu", "nvidia-smi %s", msg);
-		else if (gpu_parse(runs[i].out.data, &s->gpu, msg, sizeof(msg)) < 0)
+		else if (collect_gpu_parse(runs[i].out.data, &s->gpu, msg, sizeof(msg)) < 0)
 			collect_problem(&s->problems, "gpu", "%s", msg);
 		sb_free(&runs[i].out);
 	}
@@ -168,16 +171,41 @@ collect_sample_at(Collector *c, int64_t mono_ms, int64_t unix_ms, int programs,
 int
 collect_sample(Collector *c, StrBuf *json, char *err, size_t errlen)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return collect_sample_at(c, agent_now_ms(), (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-							 1, json, err, errlen);
+	return collect_sample_at(c, proc_now_ms(), proc_unix_ms(), 1, json, err, errlen);
 }
 
 /* Takes a reading of the counters only (no programs, no JSON) so that the next sample has rates. */
 int
 collect_prime(Collector *c, char *err, size_t errlen)
 {
-	return collect_sample_at(c, agent_now_ms(), 0, 0, NULL, err, errlen);
+	return collect_sample_at(c, proc_now_ms(), 0, 0, NULL, err, errlen);
+}
+
+/* --print-metrics: a reading, 1 s, then a sample with rates (and plugin_dir's metrics) printed on stdout; returns the exit status. */
+int
+collect_print(const char *plugin_dir)
+{
+	struct timespec second = {1, 0};
+	Collector	c;
+	StrBuf		json;
+	char		err[AGENT_ERRLEN];
+	int			rc = 0;
+
+	collect_init(&c);
+	c.plugin_dir = plugin_dir;
+	sb_init(&json);
+	if (collect_prime(&c, err, sizeof(err)) < 0 || nanosleep(&second, NULL) < 0 ||
+		collect_sample(&c, &json, err, sizeof(err)) < 0)
+	{
+		log_error("%s", err);
+		rc = 1;
+	}
+	else if (printf("%s\n", json.data) < 0 || fflush(stdout) != 0)
+	{
+		log_error("could not write to standard output: %s", strerror(errno));
+		rc = 1;
+	}
+	sb_free(&json);
+	collect_free(&c);
+	return rc;
 }

@@ -14,7 +14,7 @@
  * milliseconds during which I/O was in flight (busy time, "io_ticks").  Lines
  * with fewer than the 14 columns of Linux 2.6 are ignored.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
  * percentages come from two readings (collect.c).  The "cpuN" lines are only
  * counted, which gives the number of online CPUs.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stddef.h>
 #include <stdlib.h>

@@ -15,7 +15,7 @@
  * Directory listings come sorted in version order (thermal_zone2 before
  * thermal_zone10, pid 9 before pid 10) so that samples are deterministic.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
  * Buffers + Cached, the estimate free(1) used then.  A machine without swap
  * has SwapTotal 0 (or no Swap lines at all): both read as zero.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stddef.h>
 #include <string.h>

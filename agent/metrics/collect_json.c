@@ -13,7 +13,7 @@
  * sensor labels, process names) are made valid UTF-8 first, so the object
  * is always acceptable as jsonb.  The layout is in README.md ("Metrics").
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stddef.h>
 #include <stdio.h>

@@ -16,7 +16,7 @@
  * sample knows no %cpu.  A process that vanishes while being read is simply
  * not counted.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
  * that is their normal state.  Directories are listed in version order so
  * that the sensors come in the same order every time.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stdio.h>
 #include <stdlib.h>

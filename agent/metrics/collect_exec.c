@@ -17,12 +17,12 @@
  * left the group (setsid); it gets EXEC_LINGER_MS to finish writing, then
  * the pipe is closed and the run marked held_open, so that a daemonizing
  * plugin does not stall every sample until the deadline.  At the deadline
- * what still runs is SIGKILLed with its group.  Every child is reaped before exec_run_all() returns, so the
+ * what still runs is SIGKILLed with its group.  Every child is reaped before collect_exec_all() returns, so the
  * event loop's waitpid(-1) never meets one; the exception is a process stuck
  * in the kernel (a hung GPU driver) that SIGKILL cannot end within a second:
  * it is left to that waitpid(-1).
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,7 +57,7 @@ child(char *const *argv, char *const *envp, int out, int errfd)
 	int			null = open("/dev/null", O_RDWR);
 
 	setpgid(0, 0);
-	runner_reset_signals();
+	proc_reset_signals();
 	/* errfd moves to 3, close-on-exec, and every descriptor above it is closed */
 	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(null, 2) < 0 ||
 		dup2(errfd, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
@@ -201,35 +201,35 @@ reap_if_ended(ExecRun *r)
 	if (waitpid(r->pid, &status, 0) == r->pid)
 		set_status(r, status);
 	r->pid = -1;
-	r->ended_ms = agent_now_ms();
+	r->ended_ms = proc_now_ms();
 }
 
 /* Deadline: SIGKILLs r's process group and waits a moment for the process. */
 static void
 kill_and_reap(ExecRun *r)
 {
-	int64_t		until = agent_now_ms() + EXEC_REAP_MS;
+	int64_t		until = proc_now_ms() + EXEC_REAP_MS;
 	struct timespec ts = {0, 5000000};
 	int			status;
 
 	r->state = EXEC_TIMED_OUT;
 	kill(-r->pid, SIGKILL);
-	while (waitpid(r->pid, &status, WNOHANG) == 0 && agent_now_ms() < until)
+	while (waitpid(r->pid, &status, WNOHANG) == 0 && proc_now_ms() < until)
 		nanosleep(&ts, NULL);
 	r->pid = -1;				/* reaped, or left to the agent's waitpid(-1) */
 }
 
 /* Runs runs[0..n) at the same time for at most timeout_ms; each ends EXITED, SIGNALED, TIMED_OUT or FAILED. */
 void
-exec_run_all(ExecRun *runs, int n, int64_t timeout_ms)
+collect_exec_all(ExecRun *runs, int n, int64_t timeout_ms)
 {
-	int64_t		deadline = agent_now_ms() + timeout_ms;
+	int64_t		deadline = proc_now_ms() + timeout_ms;
 	struct pollfd *fds = xmalloc(sizeof(struct pollfd) * (size_t) (n + 1));
 	int		   *which = xmalloc(sizeof(int) * (size_t) (n + 1));
 	StrList		env;
 
 	strlist_init(&env);
-	env_without_pg(environ, &env);
+	proc_env_without_pg(environ, &env);
 	for (int i = 0; i < n; i++)
 		start(&runs[i], env.items);
 	strlist_free(&env);
@@ -237,13 +237,13 @@ exec_run_all(ExecRun *runs, int n, int64_t timeout_ms)
 	{
 		int			nfds = 0,
 					busy = 0;
-		int64_t		left = deadline - agent_now_ms();
+		int64_t		left = deadline - proc_now_ms();
 
 		for (int i = 0; i < n; i++)
 		{
 			if (runs[i].pid > 0)
 				reap_if_ended(&runs[i]);
-			if (runs[i].pid <= 0 && runs[i].fd >= 0 && agent_now_ms() - runs[i].ended_ms > EXEC_LINGER_MS)
+			if (runs[i].pid <= 0 && runs[i].fd >= 0 && proc_now_ms() - runs[i].ended_ms > EXEC_LINGER_MS)
 			{
 				drain(&runs[i]);
 				if (runs[i].fd >= 0)
@@ -286,7 +286,7 @@ exec_run_all(ExecRun *runs, int n, int64_t timeout_ms)
 
 /* Returns 0 when r exited with status 0 and its whole output was read and kept; else -1 with what went wrong in msg. */
 int
-exec_outcome(const ExecRun *r, int64_t timeout_ms, char *msg, size_t msglen)
+collect_exec_outcome(const ExecRun *r, int64_t timeout_ms, char *msg, size_t msglen)
 {
 	switch (r->state)
 	{

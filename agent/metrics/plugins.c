@@ -24,7 +24,7 @@
  * everyone may write is reported and not run, since anyone could then make
  * the agent run anything.  Other files are ignored without a word.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -191,7 +191,7 @@ parse_line(char *line, const char *plugin, StrBuf *m)
  * what was wrong with the first, or that there were too many metrics.
  */
 int
-plugin_parse(const char *plugin, const char *output, StrBuf *metrics, char *err, size_t errlen)
+plugins_parse(const char *plugin, const char *output, StrBuf *metrics, char *err, size_t errlen)
 {
 	char	   *copy = xstrdup(output);
 	char	   *pos = copy, *line;
@@ -245,7 +245,7 @@ plugins_report(const ExecRun *r, int64_t timeout_ms, StrBuf *metrics, StrList *p
 	StrBuf		text;
 
 	snprintf(source, sizeof(source), "plugin:%s", name);
-	if (exec_outcome(r, timeout_ms, msg, sizeof(msg)) < 0)
+	if (collect_exec_outcome(r, timeout_ms, msg, sizeof(msg)) < 0)
 		collect_problem(problems, source, "%s", msg);
 	sb_init(&text);
 	sb_append(&text, r->out.data, r->out.len);
@@ -257,7 +257,7 @@ plugins_report(const ExecRun *r, int64_t timeout_ms, StrBuf *metrics, StrList *p
 		text.len = nl != NULL ? (size_t) (nl - text.data) : 0;	/* drop an unfinished last line */
 		text.data[text.len] = '\0';
 	}
-	if (plugin_parse(name, text.data, metrics, msg, sizeof(msg)) < 0)
+	if (plugins_parse(name, text.data, metrics, msg, sizeof(msg)) < 0)
 		collect_problem(problems, source, "%s", msg);
 	sb_free(&text);
 }

@@ -10,7 +10,7 @@
  * Counters are 64-bit on 64-bit kernels and read exactly up to 2^64-1; one
  * that does not fit makes the line invalid, and the interface is left out.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stddef.h>
 #include <stdio.h>

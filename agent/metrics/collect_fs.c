@@ -19,7 +19,7 @@
  * FsStat.  The numbers come from a function pointer so that the unit tests
  * can give fixed ones; collect_fs_usage() is the real one.
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -14,7 +14,7 @@
  * Celsius).  A field the GPU cannot report reads "[N/A]" or
  * "[Not Supported]" and becomes -1 here (null in the JSON).
  */
-#include "agent.h"
+#include "collect.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +26,7 @@ static int gpu_field(char *s, int64_t *out);
 
 /* Looks for an executable nvidia-smi in the ':'-separated directories path (NULL: $PATH); 1 and its path in out when found. */
 int
-gpu_find(const char *path, char *out, size_t outlen)
+collect_gpu_find(const char *path, char *out, size_t outlen)
 {
 	const char *p = path != NULL ? path : getenv("PATH");
 
@@ -68,7 +68,7 @@ gpu_field(char *s, int64_t *out)
 
 /* Fills out (GpuStat) from nvidia-smi's CSV output; -1 with the first bad line in err. */
 int
-gpu_parse(const char *csv, CollectList *out, char *err, size_t errlen)
+collect_gpu_parse(const char *csv, CollectList *out, char *err, size_t errlen)
 {
 	char	   *copy = xstrdup(csv);
 	char	   *pos = copy, *line;

@@ -1,0 +1,69 @@
+/*
+ * conn.h -- the connection to the database (conn.c): connecting with libpq,
+ * LISTEN/NOTIFY, and one C function per dispatch.agent_* call.  The agent
+ * reaches the server through these calls only.  Used by the agent's loop and
+ * jobs and by the delivery of the metrics queue.
+ */
+#ifndef AGENT_CONN_H
+#define AGENT_CONN_H
+
+#include "spool.h"
+
+/*
+ * What a dispatch.agent_* call came to.  Negative values are failures; only
+ * CALL_ERROR may work when retried on a new connection.
+ */
+typedef enum CallResult
+{
+	CALL_OK = 0,
+	CALL_ERROR = -1,			/* no connection, or the call failed: try again later */
+	CALL_STALE = -2,			/* SQLSTATE 55000: drop the job */
+	CALL_REJECTED = -3			/* SQLSTATE class 22: the data itself is bad */
+} CallResult;
+
+/* The job as the server hands it out (an agent_poll 'run' row); strings live as long as the row. */
+typedef struct JobSpec
+{
+	int64_t		job_id;
+	int			attempt;
+	int64_t		joblist_id;
+	const char *command;
+	const char *env_json;		/* may be NULL */
+	const char *resources_json; /* may be NULL */
+	int64_t		timeout_ms;		/* <= 0: none */
+	const char *files_json;		/* rendered files to write first; may be NULL */
+} JobSpec;
+
+typedef struct PollRow
+{
+	int			cancel;			/* 1: 'cancel' row, 0: 'run' row */
+	JobSpec		spec;
+} PollRow;
+
+typedef struct Conn Conn;
+
+Conn	   *conn_new(const char *conninfo);
+void		conn_free(Conn *c);
+int			conn_connect(Conn *c, char *err, size_t errlen);
+void		conn_close(Conn *c);
+int			conn_ok(const Conn *c);
+int			conn_socket(const Conn *c);
+void		conn_server(const Conn *c, char *buf, size_t len);
+int			conn_consume(Conn *c, int *notified, char *err, size_t errlen);
+int			conn_listen(Conn *c, const char *channel, char *err, size_t errlen);
+CallResult	conn_register(Conn *c, const char *node, const char *info, StrBuf *reply,
+						  char *err, size_t errlen);
+CallResult	conn_heartbeat(Conn *c, const char *node, StrBuf *state, char *err, size_t errlen);
+CallResult	conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void *arg,
+					  char *err, size_t errlen);
+CallResult	conn_resume(Conn *c, const char *node, int64_t job, int attempt, int64_t *out_bytes,
+						int64_t *err_bytes, int *cancel, char *err, size_t errlen);
+CallResult	conn_output(Conn *c, const char *node, int64_t job, int attempt, const char *stream,
+						int64_t offset, const char *data, int64_t *stored, char *err, size_t errlen);
+CallResult	conn_finish(Conn *c, const char *node, int64_t job, int attempt, const JobStatus *st,
+						StrBuf *state, char *err, size_t errlen);
+CallResult	conn_online_nodes(Conn *c, const char *node, StrBuf *json, char *err, size_t errlen);
+CallResult	conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t errlen);
+CallResult	conn_node_call(Conn *c, const char *func, const char *node, char *err, size_t errlen);
+
+#endif							/* AGENT_CONN_H */

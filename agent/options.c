@@ -1,0 +1,338 @@
+/*
+ * options.c -- the agent's command line.
+ *
+ * Every option is checked here, before anything touches the disk or the
+ * network: a bad value ends the agent with exit status 2 and a message that
+ * names the option, the way PostgreSQL's own programs answer a bad switch.
+ * Resource types, node names and label keys are checked against the one
+ * definition of each pattern (names.c), the same patterns the server enforces,
+ * so that the server never has to refuse a registration for its shape.
+ * The defaults the server cannot know (one cpu per online CPU, the machine's
+ * memory) are added by options_add_defaults() once the options are valid.
+ */
+#include "agent.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+#define METRICS_INTERVAL_DEFAULT_S 10
+#define METRICS_INTERVAL_MAX_S 86400	/* a day */
+#define METRICS_SPOOL_KB_DEFAULT 65536	/* 64 MB */
+#define METRICS_SPOOL_KB_MIN 16
+#define METRICS_SPOOL_KB_MAX (64LL * 1024 * 1024)	/* 64 GB */
+
+static void usage(FILE *out);
+static int64_t ranged(const char *opt, const char *s, long long min, long long max, const char *required);
+static int64_t positive(const char *opt, const char *s);
+static void check_dir(const char *opt, const char *dir);
+static char *split_eq(const char *opt, const char *arg, char **name);
+static int type_taken(const Options *o, const char *type);
+static void check_type(const Options *o, const char *opt, const char *type);
+
+/* Prints the usage text. */
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+			"dispatch-agent runs pg_dispatch jobs on this machine.\n\n"
+			"Usage:\n"
+			"  dispatch-agent --dbname CONNINFO --node NAME [OPTION]...\n\n"
+			"Options:\n"
+			"  -d, --dbname=CONNINFO     libpq connection string or URI (required)\n"
+			"  -n, --node=NAME           node name: 1-48 letters, digits, '.', '_', '-' (required)\n"
+			"  -r, --resource=TYPE=IDS   offer identified instances; IDS is a comma list with\n"
+			"                            Slurm ranges: gpu=[0-1], cpu=cpu[0-7], lic=a,b,n[01-03]\n"
+			"                            (default: cpu=0..N-1, one per online CPU)\n"
+			"  -a, --amount=TYPE=N       offer an amount resource (default: mem_mb=<RAM in MB>)\n"
+			"  -l, --label=KEY=VALUE     node label that jobs can select on\n"
+			"  -w, --workdir=DIR         spool directory (default: $STATE_DIRECTORY, else\n"
+			"                            $XDG_STATE_HOME/dispatch-agent/NODE, else\n"
+			"                            $HOME/.local/state/dispatch-agent/NODE)\n"
+			"      --history-file=PATH   the agent's own record of its jobs and presence, one\n"
+			"                            JSON object per line (default: WORKDIR/history.jsonl)\n"
+			"      --heartbeat-ms=N      heartbeat interval (default: from the server)\n"
+			"      --kill-grace-ms=N     SIGTERM-to-SIGKILL grace (default: from the server)\n"
+			"      --keep-workdirs       keep job directories after reporting (marked 'reported')\n"
+			"      --metrics-interval=N  seconds between host metric samples (default 10, 0: none)\n"
+			"      --metrics-spool-max=KB  most disk the queue of unsent samples may take; the\n"
+			"                            oldest are dropped first (default 65536: 64 MB)\n"
+			"      --plugin-dir=DIR      run the executables in DIR for site metrics every sample\n"
+			"      --print-metrics       print one metrics sample as JSON (after 1 s) and exit;\n"
+			"                            needs no --dbname or --node\n"
+			"      --allow-root          run even with effective uid 0\n"
+			"  -v, --verbose             log debug lines too\n"
+			"  -h, --help                show this help and exit\n"
+			"  -V, --version             show the version and exit\n\n"
+			"Signals: SIGTERM/SIGINT drain (a second one exits at once, jobs keep running),\n"
+			"SIGHUP polls and reconnects now.  Exit status: 0 clean, 1 runtime failure, 2 usage.\n");
+}
+
+/* Reports a usage error and exits with status 2. */
+void
+options_die_usage(const char *fmt,...)
+{
+	va_list		ap;
+
+	fprintf(stderr, "dispatch-agent: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry \"dispatch-agent --help\" for more information.\n");
+	exit(EXIT_USAGE);
+}
+
+/* Parses a decimal option value from min to max or exits with a usage error saying what is required. */
+static int64_t
+ranged(const char *opt, const char *s, long long min, long long max, const char *required)
+{
+	char	   *end;
+	long long	v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		options_die_usage("invalid value \"%s\" for %s: %s is required", s, opt, required);
+	return v;
+}
+
+/* Parses a positive decimal option value or exits with a usage error. */
+static int64_t
+positive(const char *opt, const char *s)
+{
+	return ranged(opt, s, 1, LLONG_MAX, "a positive integer");
+}
+
+/* Exits with a usage error unless dir is a directory. */
+static void
+check_dir(const char *opt, const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		options_die_usage("invalid value \"%s\" for %s: %s", dir, opt, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		options_die_usage("invalid value \"%s\" for %s: not a directory", dir, opt);
+}
+
+/* Splits a copy of "NAME=VALUE" (argv stays intact for ps) into *name and the returned value. */
+static char *
+split_eq(const char *opt, const char *arg, char **name)
+{
+	char	   *eq;
+
+	*name = xstrdup(arg);
+	eq = strchr(*name, '=');
+	if (eq == NULL || eq == *name)
+		options_die_usage("invalid value \"%s\" for %s: expected NAME=VALUE", arg, opt);
+	*eq = '\0';
+	return eq + 1;
+}
+
+/* Returns 1 when type is already offered as an identified or amount resource. */
+static int
+type_taken(const Options *o, const char *type)
+{
+	size_t		n = strlen(type);
+
+	for (int i = 0; i < o->nres; i++)
+		if (strcmp(o->res[i].type, type) == 0)
+			return 1;
+	for (int i = 0; i < o->amounts.n; i++)
+		if (strncmp(o->amounts.items[i], type, n) == 0 && o->amounts.items[i][n] == '=')
+			return 1;
+	return 0;
+}
+
+/* Checks a resource type from option opt; exits with a usage error when invalid or repeated. */
+static void
+check_type(const Options *o, const char *opt, const char *type)
+{
+	if (!names_type_ok(type))
+		options_die_usage("invalid resource type \"%s\" for %s: a type is a lower-case letter followed by lower-case letters, digits or underscores",
+				  type, opt);
+	if (type_taken(o, type))
+		options_die_usage("resource type \"%s\" is given more than once", type);
+}
+
+/* Fills o from argv, exiting with status 2 on any bad option. */
+void
+options_parse(int argc, char **argv, Options *o)
+{
+	enum
+	{
+		OPT_ALLOW_ROOT = 256, OPT_HEARTBEAT, OPT_GRACE, OPT_KEEP, OPT_METRICS, OPT_SPOOL_MAX,
+		OPT_PLUGINS, OPT_PRINT_METRICS, OPT_HISTORY
+	};
+	static const struct option longopts[] = {
+		{"dbname", required_argument, NULL, 'd'},
+		{"node", required_argument, NULL, 'n'},
+		{"resource", required_argument, NULL, 'r'},
+		{"amount", required_argument, NULL, 'a'},
+		{"label", required_argument, NULL, 'l'},
+		{"workdir", required_argument, NULL, 'w'},
+		{"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
+		{"history-file", required_argument, NULL, OPT_HISTORY},
+		{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
+		{"kill-grace-ms", required_argument, NULL, OPT_GRACE},
+		{"keep-workdirs", no_argument, NULL, OPT_KEEP},
+		{"metrics-interval", required_argument, NULL, OPT_METRICS},
+		{"metrics-spool-max", required_argument, NULL, OPT_SPOOL_MAX},
+		{"plugin-dir", required_argument, NULL, OPT_PLUGINS},
+		{"print-metrics", no_argument, NULL, OPT_PRINT_METRICS},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}
+	};
+	char		err[AGENT_ERRLEN];
+	int			c;
+
+	memset(o, 0, sizeof(*o));
+	o->metrics_interval_s = METRICS_INTERVAL_DEFAULT_S;
+	o->metrics_spool_kb = METRICS_SPOOL_KB_DEFAULT;
+	strlist_init(&o->amounts);
+	strlist_init(&o->labels);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":d:n:r:a:l:w:vhV", longopts, NULL)) != -1)
+	{
+		char	   *name,
+				   *value;
+
+		switch (c)
+		{
+			case 'd':
+				o->dbname = optarg;
+				break;
+			case 'n':
+				if (!names_node_ok(optarg))
+					options_die_usage("invalid node name \"%s\": a node name is 1 to 48 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit",
+							  optarg);
+				o->node = optarg;
+				break;
+			case 'r':
+				value = split_eq("--resource", optarg, &name);
+				check_type(o, "--resource", name);
+				o->res = xrealloc(o->res, sizeof(Resource) * (size_t) (o->nres + 1));
+				o->res[o->nres].type = name;
+				strlist_init(&o->res[o->nres].ids);
+				if (idlist_parse(value, &o->res[o->nres].ids, err, sizeof(err)) < 0)
+					options_die_usage("invalid id list \"%s\" for resource \"%s\": %s", value, name, err);
+				o->nres++;
+				break;
+			case 'a':
+				value = split_eq("--amount", optarg, &name);
+				check_type(o, "--amount", name);
+				positive("--amount", value);
+				strlist_add(&o->amounts, optarg);
+				free(name);
+				break;
+			case 'l':
+				value = split_eq("--label", optarg, &name);
+				if (!names_label_key_ok(name) || strcmp(name, "arch") == 0 || strcmp(name, "os") == 0 ||
+					strcmp(name, "hostname") == 0 || strcmp(name, "node") == 0)
+					options_die_usage("invalid label key \"%s\": a label key is 1 to 63 letters, digits, \"_\", \".\" or \"-\"; arch, os, hostname and node are reserved",
+							  name);
+				for (int i = 0; i < o->labels.n; i += 2)
+					if (strcmp(o->labels.items[i], name) == 0)
+						options_die_usage("label \"%s\" is given more than once", name);
+				strlist_add(&o->labels, name);
+				strlist_add(&o->labels, value);
+				free(name);
+				break;
+			case 'w':
+				o->workdir = optarg;
+				break;
+			case OPT_HISTORY:
+				if (optarg[0] == '\0')
+					options_die_usage("--history-file must not be empty");
+				o->history_file = optarg;
+				break;
+			case OPT_ALLOW_ROOT:
+				o->allow_root = 1;
+				break;
+			case OPT_HEARTBEAT:
+				o->heartbeat_ms = positive("--heartbeat-ms", optarg);
+				break;
+			case OPT_GRACE:
+				o->kill_grace_ms = positive("--kill-grace-ms", optarg);
+				break;
+			case OPT_KEEP:
+				o->keep_workdirs = 1;
+				break;
+			case OPT_METRICS:
+				o->metrics_interval_s = ranged("--metrics-interval", optarg, 0, METRICS_INTERVAL_MAX_S,
+											   "a number of seconds from 0 to 86400");
+				break;
+			case OPT_SPOOL_MAX:
+				o->metrics_spool_kb = ranged("--metrics-spool-max", optarg, METRICS_SPOOL_KB_MIN, METRICS_SPOOL_KB_MAX,
+											 "a number of kilobytes from 16 to 67108864");
+				break;
+			case OPT_PLUGINS:
+				check_dir("--plugin-dir", optarg);
+				o->plugin_dir = optarg;
+				break;
+			case OPT_PRINT_METRICS:
+				o->print_metrics = 1;
+				break;
+			case 'v':
+				agent_log_verbose = 1;
+				break;
+			case 'h':
+				usage(stdout);
+				exit(0);
+			case 'V':
+				printf("dispatch-agent %s\n", AGENT_VERSION);
+				exit(0);
+			case ':':
+				options_die_usage("option %s requires a value", argv[optind - 1]);
+			default:
+				options_die_usage("unrecognized option \"%s\"", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		options_die_usage("unexpected argument \"%s\"", argv[optind]);
+	if (o->plugin_dir != NULL && o->metrics_interval_s == 0)
+		options_die_usage("--plugin-dir cannot be used with --metrics-interval 0: plugins run with the metrics");
+	if (o->print_metrics)
+		return;
+	if (o->dbname == NULL)
+		options_die_usage("--dbname is required");
+	if (o->node == NULL)
+		options_die_usage("--node is required");
+}
+
+/* Adds the defaults: one cpu per online CPU, mem_mb = physical memory. */
+void
+options_add_defaults(Options *o)
+{
+	if (!type_taken(o, "cpu"))
+	{
+		long		n = sysconf(_SC_NPROCESSORS_ONLN);
+		char		id[16];
+
+		o->res = xrealloc(o->res, sizeof(Resource) * (size_t) (o->nres + 1));
+		o->res[o->nres].type = "cpu";
+		strlist_init(&o->res[o->nres].ids);
+		for (long i = 0; i < (n > 0 ? n : 1); i++)
+		{
+			snprintf(id, sizeof(id), "%ld", i);
+			strlist_add(&o->res[o->nres].ids, id);
+		}
+		o->nres++;
+	}
+	if (!type_taken(o, "mem_mb"))
+	{
+		char		def[64];
+
+		snprintf(def, sizeof(def), "mem_mb=%lld",
+				 (long long) sysconf(_SC_PHYS_PAGES) * sysconf(_SC_PAGESIZE) / (1024 * 1024));
+		strlist_add(&o->amounts, def);
+	}
+}
