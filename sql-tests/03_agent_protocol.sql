@@ -44,6 +44,9 @@ SELECT labels FROM dispatch.nodes WHERE node = 'a1';
 SELECT dispatch.agent_heartbeat('ghost');
 SELECT * FROM dispatch.agent_poll('ghost');
 SELECT dispatch.agent_heartbeat('a1');
+-- The nodes the server counts online, for the agent's presence history.
+SELECT dispatch.agent_online_nodes('ghost');
+SELECT dispatch.agent_online_nodes('a1');
 
 -- A joblist of two stages; assign its first job by hand and claim it.
 SELECT dispatch.submit_joblist('{"name": "proto", "stages": [

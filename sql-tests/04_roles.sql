@@ -58,6 +58,7 @@ SELECT * FROM dispatch.agent_poll('node-a');
 SELECT dispatch.agent_output('node-a', :awjob, 1, 'stdout', 0, 'x');
 SELECT dispatch.agent_finish('node-a', :awjob, 1, 0, NULL, false);
 SELECT dispatch.agent_drain('node-a');
+SELECT dispatch.agent_online_nodes('node-a');
 SELECT dispatch.agent_offline('node-a');
 RESET ROLE;
 

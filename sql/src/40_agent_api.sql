@@ -171,6 +171,17 @@ $$;
 COMMENT ON FUNCTION dispatch.agent_heartbeat(text) IS
     'Agent: keep the node alive; returns its state (offline: register again)';
 
+CREATE FUNCTION dispatch.agent_online_nodes(node text) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM dispatch._agent_node(node);
+    RETURN (SELECT coalesce(jsonb_agg(n.node ORDER BY n.node), '[]')
+              FROM dispatch.nodes n WHERE n.state = 'online');
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_online_nodes(text) IS
+    'Agent: the names of the nodes the server counts online, as a JSON array in name order';
+
 CREATE FUNCTION dispatch.agent_poll(node text)
 RETURNS TABLE (action text, job_id bigint, attempt int, joblist_id bigint, name text,
                command text, env jsonb, resources jsonb, timeout_ms bigint, files jsonb)

@@ -39,7 +39,7 @@ GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_h
                           dispatch.agent_output(text, bigint, int, text, bigint, text),
                           dispatch.agent_finish(text, bigint, int, int, int, boolean, text),
                           dispatch.agent_drain(text), dispatch.agent_offline(text),
-                          dispatch.agent_metrics(text, jsonb)
+                          dispatch.agent_metrics(text, jsonb), dispatch.agent_online_nodes(text)
     TO dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.add_resource(text, text, text),
                           dispatch.remove_resource(text, text, text)
