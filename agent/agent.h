@@ -6,7 +6,7 @@
  *   util.h    util.c, log.c, json.c, utf8.c: strings, the log, JSON, UTF-8
  *   proc.h    proc.c: process titles, signal reset, liveness, clocks
  *   spool.h   spool.c: crash-safe files, the job's meta and status files
- *   conn.h    conn.c: libpq, connect with backoff, the dispatch.agent_* calls
+ *   conn.h    conn.c: libpq, LISTEN/NOTIFY, the dispatch.agent_* calls
  * The agent's own (declared below):
  *   main.c      the poll() event loop
  *   options.c   the command line
@@ -21,8 +21,7 @@
  *   jobs.c      the agent's table of jobs: adopt, start, cancel, reap
  *   jobs_report.c  the jobs' way back: output, results, the history lines
  *   history.c   the agent's own record of jobs and presence, one JSON line each
- * Functions that can fail fill an error buffer (char *err, size_t errlen);
- * those that return int return 0 on success and -1 on failure.
+ * Errors follow util.h: -1 and a filled error buffer, or a CallResult.
  */
 #ifndef AGENT_H
 #define AGENT_H

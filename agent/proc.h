@@ -8,6 +8,8 @@
 
 #include "util.h"
 
+#define PROC_EXIT_EXEC_FAILED 127	/* a child that could not exec, as the shell says it */
+
 void		proc_title_init(int argc, char **argv);
 void		proc_set_title(const char *comm, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 void		proc_default_signals(void);

@@ -91,9 +91,9 @@ exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
 		int			n = snprintf(msg, sizeof(msg), "could not %s: %s", step, strerror(errno));
 
 		if (write(fd, msg, (size_t) n) < 0)
-			_exit(127);			/* nothing more to tell anyone */
+			_exit(PROC_EXIT_EXEC_FAILED);	/* nothing more to tell anyone */
 	}
-	_exit(127);
+	_exit(PROC_EXIT_EXEC_FAILED);
 }
 
 /* Returns the milliseconds left until deadline (0 when none), as a timespec. */

@@ -8,9 +8,11 @@
  *   log.c     one timestamped line per event on stderr
  *   json.c    a small JSON reader (replies, job assignments) and an escaping writer
  *   utf8.c    turning raw bytes into text PostgreSQL accepts
- * Functions that can fail fill an error buffer (char *err, size_t errlen) with
- * a message in PostgreSQL style; most return 0 on success and -1 on failure,
- * and the database calls return a CallResult (conn.h).
+ * Functions that can fail take an error buffer (char *err, size_t errlen):
+ * on failure they fill it with a message in PostgreSQL style and return -1;
+ * on success they return 0 or, where their comment says so, a count.  The
+ * dispatch.agent_* calls (conn.h) return a CallResult instead, whose four
+ * values tell apart success, a retryable failure, a stale job and bad data.
  */
 #ifndef AGENT_UTIL_H
 #define AGENT_UTIL_H

@@ -21,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define DISK_SECTOR_BYTES 512	/* /proc/diskstats counts 512-byte sectors, whatever the device */
+
 static int layered_or_virtual(const char *name);
 
 /* Returns 1 when disk name is virtual or stacked on other disks. */
@@ -72,8 +74,8 @@ collect_disk(const char *root, CollectList *out, char *err, size_t errlen)
 		if (have_sys && access(path, F_OK) != 0)
 			continue;			/* a partition */
 		snprintf(d.name, sizeof(d.name), "%s", f[2]);
-		d.read_bytes *= 512;	/* sectors; wraps like any counter, and gives no rate then */
-		d.write_bytes *= 512;
+		d.read_bytes *= DISK_SECTOR_BYTES;	/* wraps like any counter, and gives no rate then */
+		d.write_bytes *= DISK_SECTOR_BYTES;
 		*(DiskStat *) collect_list_add(out, sizeof(DiskStat)) = d;
 	}
 	collect_close(&cf);

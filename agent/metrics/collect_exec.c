@@ -38,6 +38,7 @@
 #define EXEC_POLL_MS 20			/* how often ended programs are looked for */
 #define EXEC_REAP_MS 1000		/* how long a SIGKILLed program is waited for */
 #define EXEC_LINGER_MS 200		/* how long output is read after the program ended */
+#define EXEC_REAP_STEP_MS 5		/* pause between two looks for a SIGKILLed program */
 
 extern char **environ;
 
@@ -74,8 +75,8 @@ child_failed(int fd)
 	int			e = errno;
 
 	if (write(fd, &e, sizeof(e)) < 0)
-		_exit(127);				/* nobody left to tell */
-	_exit(127);
+		_exit(PROC_EXIT_EXEC_FAILED);	/* nobody left to tell */
+	_exit(PROC_EXIT_EXEC_FAILED);
 }
 
 /* Forks and execs r->argv, leaving r running with its output pipe, or EXEC_FAILED with r->err. */
@@ -209,7 +210,7 @@ static void
 kill_and_reap(ExecRun *r)
 {
 	int64_t		until = proc_now_ms() + EXEC_REAP_MS;
-	struct timespec ts = {0, 5000000};
+	struct timespec ts = {0, EXEC_REAP_STEP_MS * 1000000};
 	int			status;
 
 	r->state = EXEC_TIMED_OUT;

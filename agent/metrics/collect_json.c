@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MIB (1024 * 1024)		/* nvidia-smi reports memory in MiB */
+
 /* A counter of a DiskStat or NetStat, and how it shows in the JSON. */
 typedef struct Field
 {
@@ -283,7 +285,7 @@ put_gpu(StrBuf *sb, const void *elem)
 		if (v[k] < 0)
 			sb_printf(sb, ",\"%s\":null", keys[k]);
 		else
-			sb_printf(sb, ",\"%s\":%lld", keys[k], (long long) (k == 1 || k == 2 ? v[k] * 1048576 : v[k]));
+			sb_printf(sb, ",\"%s\":%lld", keys[k], (long long) (k == 1 || k == 2 ? v[k] * MIB : v[k]));
 	sb_puts(sb, "}");
 }
 

@@ -36,6 +36,8 @@
 #define PLUGINS_MAX 64			/* plugins run per sample */
 #define PLUGIN_MAX_METRICS 1000
 #define PLUGIN_MAX_LABELS 16
+#define PLUGIN_NAME_MAX 128		/* bytes of a metric name */
+#define PLUGIN_LABEL_NAME_MAX 64	/* bytes of a label name */
 
 static const char *word(char **p, const char *extra, size_t max);
 static const char *parse_labels(char **p, StrBuf *m);
@@ -99,7 +101,7 @@ parse_labels(char **p, StrBuf *m)
 		char	   *name = *p;
 		StrBuf		v;
 
-		if (word(p, "", 64) == NULL)
+		if (word(p, "", PLUGIN_LABEL_NAME_MAX) == NULL)
 			return "invalid label name";
 		if (**p != '=' || (*p)[1] != '"')
 			return "expected =\"...\" after a label name";
@@ -154,7 +156,7 @@ parse_line(char *line, const char *plugin, StrBuf *m)
 	JsonValue  *num;
 	char		c;
 
-	if (word(&p, ".:", 128) == NULL)
+	if (word(&p, ".:", PLUGIN_NAME_MAX) == NULL)
 		return "invalid metric name";
 	c = *p;
 	*p = '\0';

@@ -75,6 +75,7 @@ int
 main(void)
 {
 	test_idlist();
+	test_names();
 	test_json();
 	test_utf8();
 	test_env();

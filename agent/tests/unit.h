@@ -41,6 +41,7 @@ const char *unit_tmpdir(const char *name);
 const char *unit_read(const char *dir, const char *name);
 
 void		test_idlist(void);
+void		test_names(void);
 void		test_json(void);
 void		test_utf8(void);
 void		test_env(void);
