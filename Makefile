@@ -6,8 +6,8 @@ OBJS = \
 	src/wake.o \
 	src/launcher.o \
 	src/scheduler.o \
-	src/render.o \
-	src/schedule.o \
+	src/template.o \
+	src/cron.o \
 	src/sqlrun.o \
 	src/monitor.o \
 	src/core/alloc.o \

@@ -26,7 +26,7 @@ static void dispatch_shmem_startup(void);
 
 /*
  * GUC variables.  The SQL functions read them with current_setting(); the C side
- * needs the database, and the time zone for schedules (schedule.c).
+ * needs the database, and the time zone for schedules (cron.c).
  */
 char	   *dispatch_database = NULL;
 char	   *dispatch_timezone = NULL;

@@ -1,5 +1,5 @@
 /*
- * schedule.c: the SQL face of the cron core (core/cron.c).
+ * cron.c: the SQL face of the cron core (core/cron.c).
  *
  * dispatch.next_runs(schedule, from, n, tz) lists fire times so users can check a
  * schedule; dispatch._cron_next(schedule, after, tz) is what the goal evaluator

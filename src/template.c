@@ -1,5 +1,5 @@
 /*
- * render.c: dispatch.render_template(template, replacements), the SQL face of the
+ * template.c: dispatch.render_template(template, replacements), the SQL face of the
  * template renderer in core/template.c.
  *
  * The replacement map is a JSON object whose keys are the patterns and whose
