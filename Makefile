@@ -4,8 +4,11 @@ MODULE_big = pg_dispatch
 OBJS = \
 	src/pg_dispatch.o \
 	src/wake.o \
+	src/caller.o \
+	src/worker.o \
 	src/launcher.o \
 	src/scheduler.o \
+	src/alloc.o \
 	src/template.o \
 	src/cron.o \
 	src/sqlrun.o \

@@ -1,8 +1,15 @@
 /*
- * pg_dispatch.c: module entry point.  Defines the GUCs, reserves the small piece
- * of shared memory through which backends wake the scheduler, and registers the
- * launcher background worker.  The module must be in shared_preload_libraries:
- * background workers and shared memory can only be set up by the postmaster.
+ * pg_dispatch.c: module entry point.  _PG_init defines the dispatch.* GUCs and
+ * reserves the prefix, hooks the scheduler's shared memory (scheduler.c) and
+ * registers the launcher background worker (launcher.c).  The module must be in
+ * shared_preload_libraries: background workers and shared memory can only be
+ * set up by the postmaster.
+ *
+ * Every setting is defined here, in one place.  The SQL functions read theirs
+ * with current_setting(); six are also read from C (declared in pg_dispatch.h):
+ * dispatch.database (where the workers connect), dispatch.timezone (schedules,
+ * cron.c), and dispatch.smtp_url, mail_from, notify_timeout and
+ * monitor_interval (the monitor, monitor.c).
  */
 #include "pg_dispatch.h"
 
@@ -10,10 +17,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
 #include "pgtime.h"
-#include "storage/shmem.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -21,12 +25,10 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 static bool check_timezone(char **newval, void **extra, GucSource source);
-static void dispatch_shmem_request(void);
-static void dispatch_shmem_startup(void);
 
 /*
- * GUC variables.  The SQL functions read them with current_setting(); the C side
- * needs the database, and the time zone for schedules (cron.c).
+ * GUC variables.  The first six are read from C (pg_dispatch.h); the others only
+ * by SQL, through current_setting(), and live here so that they are defined.
  */
 char	   *dispatch_database = NULL;
 char	   *dispatch_timezone = NULL;
@@ -46,12 +48,7 @@ static int	dispatch_max_output_bytes = 1024 * 1024;
 static int	dispatch_max_file_size = 1024 * 1024;
 static int	dispatch_max_job_files_size = 16 * 1024 * 1024;
 
-DispatchShared *dispatch_shared = NULL;
-
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-/* Defines the GUCs, hooks shared memory and registers the launcher. */
+/* Defines the GUCs, hooks the shared memory and registers the launcher. */
 void
 _PG_init(void)
 {
@@ -131,12 +128,8 @@ _PG_init(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = dispatch_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = dispatch_shmem_startup;
-
-	dispatch_launcher_register();
+	scheduler_shmem_init();
+	launcher_register();
 }
 
 /* Accepts a time zone name that PostgreSQL knows. */
@@ -147,31 +140,4 @@ check_timezone(char **newval, void **extra, GucSource source)
 		return true;
 	GUC_check_errdetail("Time zone \"%s\" is not recognized.", *newval);
 	return false;
-}
-
-/* Asks the postmaster for our shared memory. */
-static void
-dispatch_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(DispatchShared)));
-}
-
-/* Attaches to (and on first use initialises) our shared memory. */
-static void
-dispatch_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	dispatch_shared = ShmemInitStruct("pg_dispatch", sizeof(DispatchShared), &found);
-	if (!found)
-	{
-		memset(dispatch_shared, 0, sizeof(DispatchShared));
-		SpinLockInit(&dispatch_shared->mutex);
-	}
-	LWLockRelease(AddinShmemInitLock);
 }
