@@ -29,6 +29,7 @@ static bool check_timezone(char **newval, void **extra, GucSource source);
 /*
  * GUC variables.  The first six are read from C (pg_dispatch.h); the others only
  * by SQL, through current_setting(), and live here so that they are defined.
+ * The tables below give each its name, description, default and range.
  */
 char	   *dispatch_database = NULL;
 char	   *dispatch_timezone = NULL;
@@ -48,6 +49,70 @@ static int	dispatch_max_output_bytes = 1024 * 1024;
 static int	dispatch_max_file_size = 1024 * 1024;
 static int	dispatch_max_job_files_size = 16 * 1024 * 1024;
 
+/* A text setting: its GUC, its variable and its check hook (or NULL). */
+typedef struct TextSetting
+{
+	const char *name;
+	const char *description;
+	char	  **value;
+	const char *boot;
+	GucContext	context;
+	GucStringCheckHook check;
+} TextSetting;
+
+/* An integer setting: its GUC, its variable, its range and unit (GUC flags). */
+typedef struct IntSetting
+{
+	const char *name;
+	const char *description;
+	int		   *value;
+	int			boot,
+				min,
+				max;
+	GucContext	context;
+	int			flags;
+} IntSetting;
+
+static const TextSetting text_settings[] = {
+	{"dispatch.database", "Database in which the pg_dispatch scheduler runs.",
+	&dispatch_database, "postgres", PGC_POSTMASTER, NULL},
+	{"dispatch.timezone", "Time zone of goal schedules that name none.",
+	&dispatch_timezone, "UTC", PGC_SIGHUP, check_timezone},
+	{"dispatch.smtp_url", "SMTP server for mailto: notifications, e.g. smtp://mail.example.com:25.",
+	&dispatch_smtp_url, "", PGC_SIGHUP, NULL},
+	{"dispatch.mail_from", "Sender address of notification mails.",
+	&dispatch_mail_from, "pg-dispatch@localhost", PGC_SIGHUP, NULL},
+};
+
+static const IntSetting int_settings[] = {
+	{"dispatch.node_timeout", "Silence after which a node goes offline and its jobs are lost.",
+	&dispatch_node_timeout, 30, 1, 86400, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.kill_grace", "Time agents wait between SIGTERM and SIGKILL when stopping a job.",
+	&dispatch_kill_grace, 10, 0, 3600, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.max_output_bytes", "Output stored per job attempt; the rest is cut off, visibly.",
+	&dispatch_max_output_bytes, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.max_file_size", "Largest job file or command, before and after rendering.",
+	&dispatch_max_file_size, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.max_job_files_size", "Largest total of one job's rendered files.",
+	&dispatch_max_job_files_size, 16 * 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.run_history_retention", "How long finished goal runs and SQL job runs are kept.",
+	&dispatch_run_history_retention, 7 * 86400, 60, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.monitor_interval", "How often the monitor evaluates alert rules and sends notifications.",
+	&dispatch_monitor_interval, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.notify_timeout", "Time allowed for sending one notification.",
+	&dispatch_notify_timeout, 10, 1, 600, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.notify_max_attempts", "Attempts to send a notification before it is given up.",
+	&dispatch_notify_max_attempts, 10, 1, 1000, PGC_SIGHUP, 0},
+	{"dispatch.metrics_raw_retention", "How long raw metric samples are kept.",
+	&dispatch_metrics_raw_retention, 2 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.metrics_minute_retention", "How long minute rollups of metrics are kept.",
+	&dispatch_metrics_minute_retention, 30 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.metrics_hour_retention", "How long hour rollups of metrics are kept.",
+	&dispatch_metrics_hour_retention, 400 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.presence_retention", "How long the once-a-minute record of online nodes is kept.",
+	&dispatch_presence_retention, 30 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+};
+
 /* Defines the GUCs, hooks the shared memory and registers the launcher. */
 void
 _PG_init(void)
@@ -58,74 +123,20 @@ _PG_init(void)
 				 errmsg("pg_dispatch must be loaded via shared_preload_libraries"),
 				 errhint("Add pg_dispatch to shared_preload_libraries in postgresql.conf and restart the server.")));
 
-	DefineCustomStringVariable("dispatch.database",
-							   "Database in which the pg_dispatch scheduler runs.",
-							   NULL, &dispatch_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.node_timeout",
-							"Silence after which a node goes offline and its jobs are lost.",
-							NULL, &dispatch_node_timeout, 30, 1, 86400,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.kill_grace",
-							"Time agents wait between SIGTERM and SIGKILL when stopping a job.",
-							NULL, &dispatch_kill_grace, 10, 0, 3600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.max_output_bytes",
-							"Output stored per job attempt; the rest is cut off, visibly.",
-							NULL, &dispatch_max_output_bytes, 1024 * 1024, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.max_file_size",
-							"Largest job file or command, before and after rendering.",
-							NULL, &dispatch_max_file_size, 1024 * 1024, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.max_job_files_size",
-							"Largest total of one job's rendered files.",
-							NULL, &dispatch_max_job_files_size, 16 * 1024 * 1024, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
-	DefineCustomStringVariable("dispatch.timezone",
-							   "Time zone of goal schedules that name none.",
-							   NULL, &dispatch_timezone, "UTC",
-							   PGC_SIGHUP, 0, check_timezone, NULL, NULL);
-	DefineCustomIntVariable("dispatch.run_history_retention",
-							"How long finished goal runs and SQL job runs are kept.",
-							NULL, &dispatch_run_history_retention, 7 * 86400, 60, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.monitor_interval",
-							"How often the monitor evaluates alert rules and sends notifications.",
-							NULL, &dispatch_monitor_interval, 10, 1, 3600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomStringVariable("dispatch.smtp_url",
-							   "SMTP server for mailto: notifications, e.g. smtp://mail.example.com:25.",
-							   NULL, &dispatch_smtp_url, "",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("dispatch.mail_from",
-							   "Sender address of notification mails.",
-							   NULL, &dispatch_mail_from, "pg-dispatch@localhost",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.notify_timeout",
-							"Time allowed for sending one notification.",
-							NULL, &dispatch_notify_timeout, 10, 1, 600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.notify_max_attempts",
-							"Attempts to send a notification before it is given up.",
-							NULL, &dispatch_notify_max_attempts, 10, 1, 1000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.metrics_raw_retention",
-							"How long raw metric samples are kept.",
-							NULL, &dispatch_metrics_raw_retention, 2 * 86400, 3600, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.metrics_minute_retention",
-							"How long minute rollups of metrics are kept.",
-							NULL, &dispatch_metrics_minute_retention, 30 * 86400, 3600, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.metrics_hour_retention",
-							"How long hour rollups of metrics are kept.",
-							NULL, &dispatch_metrics_hour_retention, 400 * 86400, 3600, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.presence_retention",
-							"How long the once-a-minute record of online nodes is kept.",
-							NULL, &dispatch_presence_retention, 30 * 86400, 3600, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	for (size_t i = 0; i < lengthof(text_settings); i++)
+	{
+		const TextSetting *t = &text_settings[i];
+
+		DefineCustomStringVariable(t->name, t->description, NULL, t->value, t->boot,
+								   t->context, 0, t->check, NULL, NULL);
+	}
+	for (size_t i = 0; i < lengthof(int_settings); i++)
+	{
+		const IntSetting *g = &int_settings[i];
+
+		DefineCustomIntVariable(g->name, g->description, NULL, g->value, g->boot, g->min,
+								g->max, g->context, g->flags, NULL, NULL, NULL);
+	}
 	MarkGUCPrefixReserved("dispatch");
 
 	scheduler_shmem_init();
