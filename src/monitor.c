@@ -19,8 +19,8 @@
 
 #include <curl/curl.h>
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
-#include "miscadmin.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "utils/builtins.h"

@@ -22,7 +22,7 @@
 #include "worker.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"

@@ -14,7 +14,6 @@
  * worker_end(), which returns to the caller's context.  A result SPI cannot
  * return by design is a can't-happen and raises elog(ERROR).
  */
-#include "pg_dispatch.h"
 #include "worker.h"
 
 #include "access/xact.h"
