@@ -40,7 +40,6 @@ claim(int64 run)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(run)};
 	char	   *command = NULL;
-
 	SPITupleTable *t;
 
 	worker_begin(NULL);
