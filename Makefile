@@ -4,10 +4,13 @@ MODULE_big = pg_dispatch
 OBJS = \
 	src/pg_dispatch.o \
 	src/wake.o \
+	src/caller.o \
+	src/worker.o \
 	src/launcher.o \
 	src/scheduler.o \
-	src/render.o \
-	src/schedule.o \
+	src/alloc.o \
+	src/template.o \
+	src/cron.o \
 	src/sqlrun.o \
 	src/monitor.o \
 	src/core/alloc.o \

@@ -13,28 +13,18 @@
  * mail), "http://" and "https://" get a POST of the JSON body.
  */
 #include "pg_dispatch.h"
+#include "worker.h"
 
 #include <time.h>
 
 #include <curl/curl.h>
 
-#include "access/xact.h"
-#include "catalog/namespace.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
-#include "executor/spi.h"
-#include "miscadmin.h"
-#include "pgstat.h"
-#include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
-#include "storage/latch.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
-#include "utils/timestamp.h"
-#include "utils/wait_event.h"
 
 #define BATCH 20
 
@@ -64,29 +54,20 @@ static bool send_webhook(CURL *curl, const Outgoing *o, char *err);
 static void deliver(void);
 
 /*
- * Runs sql in its own transaction; returns false when the extension is not
- * installed (nothing is run then).  A SELECT's result stays in SPI_tuptable
- * only until the function returns, so callers that need rows use claim().
+ * Runs the SELECT sql in its own transaction; returns false when the extension
+ * is not installed (nothing is run then).  Its rows are gone when it returns, so
+ * callers that need rows use claim().
  */
 static bool
 run_sql(const char *sql, int nargs, Oid *types, Datum *values)
 {
 	bool		ready;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, sql);
-	ready = OidIsValid(get_namespace_oid("dispatch", true)) &&
-		OidIsValid(get_extension_oid("pg_dispatch", true));
-	if (ready && SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) < 0)
-		elog(ERROR, "could not run %s", sql);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	worker_begin(sql);
+	ready = worker_extension_ready();
+	if (ready)
+		(void) worker_select(sql, nargs, types, values);
+	worker_end();
 	return ready;
 }
 
@@ -96,29 +77,21 @@ claim(Outgoing *out)
 {
 	int			n = 0;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (OidIsValid(get_extension_oid("pg_dispatch", true)) &&
-		SPI_execute("SELECT * FROM dispatch._notifications_due(" CppAsString2(BATCH) ")",
-					false, 0) == SPI_OK_SELECT)
+	worker_begin(NULL);
+	if (worker_extension_ready())
 	{
-		for (uint64 i = 0; i < SPI_processed && n < BATCH; i++, n++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+		SPITupleTable *t = worker_select("SELECT * FROM dispatch._notifications_due("
+										 CppAsString2(BATCH) ")", 0, NULL, NULL);
 
-			out[n].id = pg_strtoint64(SPI_getvalue(tup, desc, 1));
-			out[n].target = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(tup, desc, 2));
-			out[n].subject = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(tup, desc, 3));
-			out[n].body = MemoryContextStrdup(TopMemoryContext, SPI_getvalue(tup, desc, 4));
+		for (uint64 i = 0; i < t->numvals && n < BATCH; i++, n++)
+		{
+			out[n].id = worker_int8_at(t, i, 1);
+			out[n].target = MemoryContextStrdup(TopMemoryContext, worker_text_at(t, i, 2));
+			out[n].subject = MemoryContextStrdup(TopMemoryContext, worker_text_at(t, i, 3));
+			out[n].body = MemoryContextStrdup(TopMemoryContext, worker_text_at(t, i, 4));
 		}
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_end();
 	return n;
 }
 
@@ -265,29 +238,19 @@ deliver(void)
 
 /* Main loop of the monitor worker. */
 void
-dispatch_monitor_main(Datum arg)
+monitor_main(Datum arg)
 {
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(dispatch_database, NULL, 0);
-	pgstat_report_appname("pg_dispatch monitor");
+	worker_start();
+	worker_connect(dispatch_database, NULL, "pg_dispatch monitor");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
 		ereport(ERROR, (errmsg("could not initialise libcurl")));
 
 	while (!ShutdownRequestPending)
 	{
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		worker_reload_if_requested();
 		if (!RecoveryInProgress() && run_sql("SELECT dispatch._monitor_tick()", 0, NULL, NULL))
 			deliver();
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 dispatch_monitor_interval * 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		worker_wait(dispatch_monitor_interval * 1000L);
 	}
 	curl_global_cleanup();
 	proc_exit(0);

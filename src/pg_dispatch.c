@@ -1,8 +1,15 @@
 /*
- * pg_dispatch.c: module entry point.  Defines the GUCs, reserves the small piece
- * of shared memory through which backends wake the scheduler, and registers the
- * launcher background worker.  The module must be in shared_preload_libraries:
- * background workers and shared memory can only be set up by the postmaster.
+ * pg_dispatch.c: module entry point.  _PG_init defines the dispatch.* GUCs and
+ * reserves the prefix, hooks the scheduler's shared memory (scheduler.c) and
+ * registers the launcher background worker (launcher.c).  The module must be in
+ * shared_preload_libraries: background workers and shared memory can only be
+ * set up by the postmaster.
+ *
+ * Every setting is defined here, in one place.  The SQL functions read theirs
+ * with current_setting(); six are also read from C (declared in pg_dispatch.h):
+ * dispatch.database (where the workers connect), dispatch.timezone (schedules,
+ * cron.c), and dispatch.smtp_url, mail_from, notify_timeout and
+ * monitor_interval (the monitor, monitor.c).
  */
 #include "pg_dispatch.h"
 
@@ -10,10 +17,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
 #include "pgtime.h"
-#include "storage/shmem.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -21,12 +25,11 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 static bool check_timezone(char **newval, void **extra, GucSource source);
-static void dispatch_shmem_request(void);
-static void dispatch_shmem_startup(void);
 
 /*
- * GUC variables.  The SQL functions read them with current_setting(); the C side
- * needs the database, and the time zone for schedules (schedule.c).
+ * GUC variables.  The first six are read from C (pg_dispatch.h); the others only
+ * by SQL, through current_setting(), and live here so that they are defined.
+ * The tables below give each its name, description, default and range.
  */
 char	   *dispatch_database = NULL;
 char	   *dispatch_timezone = NULL;
@@ -46,12 +49,71 @@ static int	dispatch_max_output_bytes = 1024 * 1024;
 static int	dispatch_max_file_size = 1024 * 1024;
 static int	dispatch_max_job_files_size = 16 * 1024 * 1024;
 
-DispatchShared *dispatch_shared = NULL;
+/* A text setting: its GUC, its variable and its check hook (or NULL). */
+typedef struct TextSetting
+{
+	const char *name;
+	const char *description;
+	char	  **value;
+	const char *boot;
+	GucContext	context;
+	GucStringCheckHook check;
+} TextSetting;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+/* An integer setting: its GUC, its variable, its range and unit (GUC flags). */
+typedef struct IntSetting
+{
+	const char *name;
+	const char *description;
+	int		   *value;
+	int			boot,
+				min,
+				max;
+	GucContext	context;
+	int			flags;
+} IntSetting;
 
-/* Defines the GUCs, hooks shared memory and registers the launcher. */
+static const TextSetting text_settings[] = {
+	{"dispatch.database", "Database in which the pg_dispatch scheduler runs.",
+	&dispatch_database, "postgres", PGC_POSTMASTER, NULL},
+	{"dispatch.timezone", "Time zone of goal schedules that name none.",
+	&dispatch_timezone, "UTC", PGC_SIGHUP, check_timezone},
+	{"dispatch.smtp_url", "SMTP server for mailto: notifications, e.g. smtp://mail.example.com:25.",
+	&dispatch_smtp_url, "", PGC_SIGHUP, NULL},
+	{"dispatch.mail_from", "Sender address of notification mails.",
+	&dispatch_mail_from, "pg-dispatch@localhost", PGC_SIGHUP, NULL},
+};
+
+static const IntSetting int_settings[] = {
+	{"dispatch.node_timeout", "Silence after which a node goes offline and its jobs are lost.",
+	&dispatch_node_timeout, 30, 1, 86400, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.kill_grace", "Time agents wait between SIGTERM and SIGKILL when stopping a job.",
+	&dispatch_kill_grace, 10, 0, 3600, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.max_output_bytes", "Output stored per job attempt; the rest is cut off, visibly.",
+	&dispatch_max_output_bytes, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.max_file_size", "Largest job file or command, before and after rendering.",
+	&dispatch_max_file_size, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.max_job_files_size", "Largest total of one job's rendered files.",
+	&dispatch_max_job_files_size, 16 * 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.run_history_retention", "How long finished goal runs and SQL job runs are kept.",
+	&dispatch_run_history_retention, 7 * 86400, 60, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.monitor_interval", "How often the monitor evaluates alert rules and sends notifications.",
+	&dispatch_monitor_interval, 10, 1, 3600, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.notify_timeout", "Time allowed for sending one notification.",
+	&dispatch_notify_timeout, 10, 1, 600, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.notify_max_attempts", "Attempts to send a notification before it is given up.",
+	&dispatch_notify_max_attempts, 10, 1, 1000, PGC_SIGHUP, 0},
+	{"dispatch.metrics_raw_retention", "How long raw metric samples are kept.",
+	&dispatch_metrics_raw_retention, 2 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.metrics_minute_retention", "How long minute rollups of metrics are kept.",
+	&dispatch_metrics_minute_retention, 30 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.metrics_hour_retention", "How long hour rollups of metrics are kept.",
+	&dispatch_metrics_hour_retention, 400 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	{"dispatch.presence_retention", "How long the once-a-minute record of online nodes is kept.",
+	&dispatch_presence_retention, 30 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+};
+
+/* Defines the GUCs, hooks the shared memory and registers the launcher. */
 void
 _PG_init(void)
 {
@@ -61,82 +123,24 @@ _PG_init(void)
 				 errmsg("pg_dispatch must be loaded via shared_preload_libraries"),
 				 errhint("Add pg_dispatch to shared_preload_libraries in postgresql.conf and restart the server.")));
 
-	DefineCustomStringVariable("dispatch.database",
-							   "Database in which the pg_dispatch scheduler runs.",
-							   NULL, &dispatch_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.node_timeout",
-							"Silence after which a node goes offline and its jobs are lost.",
-							NULL, &dispatch_node_timeout, 30, 1, 86400,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.kill_grace",
-							"Time agents wait between SIGTERM and SIGKILL when stopping a job.",
-							NULL, &dispatch_kill_grace, 10, 0, 3600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.max_output_bytes",
-							"Output stored per job attempt; the rest is cut off, visibly.",
-							NULL, &dispatch_max_output_bytes, 1024 * 1024, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.max_file_size",
-							"Largest job file or command, before and after rendering.",
-							NULL, &dispatch_max_file_size, 1024 * 1024, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.max_job_files_size",
-							"Largest total of one job's rendered files.",
-							NULL, &dispatch_max_job_files_size, 16 * 1024 * 1024, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
-	DefineCustomStringVariable("dispatch.timezone",
-							   "Time zone of goal schedules that name none.",
-							   NULL, &dispatch_timezone, "UTC",
-							   PGC_SIGHUP, 0, check_timezone, NULL, NULL);
-	DefineCustomIntVariable("dispatch.run_history_retention",
-							"How long finished goal runs and SQL job runs are kept.",
-							NULL, &dispatch_run_history_retention, 7 * 86400, 60, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.monitor_interval",
-							"How often the monitor evaluates alert rules and sends notifications.",
-							NULL, &dispatch_monitor_interval, 10, 1, 3600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomStringVariable("dispatch.smtp_url",
-							   "SMTP server for mailto: notifications, e.g. smtp://mail.example.com:25.",
-							   NULL, &dispatch_smtp_url, "",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("dispatch.mail_from",
-							   "Sender address of notification mails.",
-							   NULL, &dispatch_mail_from, "pg-dispatch@localhost",
-							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.notify_timeout",
-							"Time allowed for sending one notification.",
-							NULL, &dispatch_notify_timeout, 10, 1, 600,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.notify_max_attempts",
-							"Attempts to send a notification before it is given up.",
-							NULL, &dispatch_notify_max_attempts, 10, 1, 1000,
-							PGC_SIGHUP, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.metrics_raw_retention",
-							"How long raw metric samples are kept.",
-							NULL, &dispatch_metrics_raw_retention, 2 * 86400, 3600, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.metrics_minute_retention",
-							"How long minute rollups of metrics are kept.",
-							NULL, &dispatch_metrics_minute_retention, 30 * 86400, 3600, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.metrics_hour_retention",
-							"How long hour rollups of metrics are kept.",
-							NULL, &dispatch_metrics_hour_retention, 400 * 86400, 3600, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("dispatch.presence_retention",
-							"How long the once-a-minute record of online nodes is kept.",
-							NULL, &dispatch_presence_retention, 30 * 86400, 3600, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	for (size_t i = 0; i < lengthof(text_settings); i++)
+	{
+		const TextSetting *t = &text_settings[i];
+
+		DefineCustomStringVariable(t->name, t->description, NULL, t->value, t->boot,
+								   t->context, 0, t->check, NULL, NULL);
+	}
+	for (size_t i = 0; i < lengthof(int_settings); i++)
+	{
+		const IntSetting *g = &int_settings[i];
+
+		DefineCustomIntVariable(g->name, g->description, NULL, g->value, g->boot, g->min,
+								g->max, g->context, g->flags, NULL, NULL, NULL);
+	}
 	MarkGUCPrefixReserved("dispatch");
 
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = dispatch_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = dispatch_shmem_startup;
-
-	dispatch_launcher_register();
+	scheduler_shmem_init();
+	launcher_register();
 }
 
 /* Accepts a time zone name that PostgreSQL knows. */
@@ -147,31 +151,4 @@ check_timezone(char **newval, void **extra, GucSource source)
 		return true;
 	GUC_check_errdetail("Time zone \"%s\" is not recognized.", *newval);
 	return false;
-}
-
-/* Asks the postmaster for our shared memory. */
-static void
-dispatch_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(DispatchShared)));
-}
-
-/* Attaches to (and on first use initialises) our shared memory. */
-static void
-dispatch_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	dispatch_shared = ShmemInitStruct("pg_dispatch", sizeof(DispatchShared), &found);
-	if (!found)
-	{
-		memset(dispatch_shared, 0, sizeof(DispatchShared));
-		SpinLockInit(&dispatch_shared->mutex);
-	}
-	LWLockRelease(AddinShmemInitLock);
 }

@@ -1,7 +1,8 @@
 /*
  * pg_dispatch.h: what the extension's PostgreSQL glue files share: the GUCs, the
- * shared-memory state that lets any backend wake the scheduler, and the entry
- * points of the background workers.
+ * scheduler's shared memory through which any backend wakes it, and the entry
+ * points of the background workers.  The workers' common boilerplate is in
+ * worker.h; the algorithms behind the glue are in src/core/.
  */
 #ifndef PG_DISPATCH_H
 #define PG_DISPATCH_H
@@ -11,8 +12,8 @@
 #include "datatype/timestamp.h"
 #include "storage/spin.h"
 
-/* Shared state of this server's scheduler, guarded by mutex. */
-typedef struct DispatchShared
+/* This server's scheduler (scheduler.c), guarded by mutex. */
+typedef struct SchedulerShared
 {
 	slock_t		mutex;
 	pid_t		scheduler_pid;	/* 0 when no scheduler runs */
@@ -21,11 +22,9 @@ typedef struct DispatchShared
 	uint64		jobs_assigned;
 	TimestampTz last_cycle_at;
 	int64		last_cycle_us;
-} DispatchShared;
+} SchedulerShared;
 
-extern DispatchShared *dispatch_shared;
-
-/* GUCs (pg_dispatch.c) */
+/* GUCs the C code reads (pg_dispatch.c) */
 extern char *dispatch_database;
 extern char *dispatch_timezone;
 extern char *dispatch_smtp_url;
@@ -34,17 +33,22 @@ extern int	dispatch_notify_timeout;
 extern int	dispatch_monitor_interval;
 
 /* launcher.c */
-extern void dispatch_launcher_register(void);
-extern PGDLLEXPORT void dispatch_launcher_main(Datum arg);
+extern void launcher_register(void);
+extern PGDLLEXPORT void launcher_main(Datum arg);
 
 /* scheduler.c */
-extern PGDLLEXPORT void dispatch_scheduler_main(Datum arg);
+extern SchedulerShared *scheduler_shared;
+extern void scheduler_shmem_init(void);
+extern PGDLLEXPORT void scheduler_main(Datum arg);
+
+/* alloc.c */
+extern int	alloc_assign(void);
 
 /* monitor.c */
-extern PGDLLEXPORT void dispatch_monitor_main(Datum arg);
+extern PGDLLEXPORT void monitor_main(Datum arg);
 
 /* sqlrun.c */
-extern PGDLLEXPORT void dispatch_sqlrun_main(Datum arg);
-extern bool dispatch_launch_sql_run(int64 run, const char *database, const char *user);
+extern PGDLLEXPORT void sqlrun_main(Datum arg);
+extern bool sqlrun_launch(int64 run, const char *database, const char *user);
 
 #endif							/* PG_DISPATCH_H */

@@ -11,14 +11,13 @@
  * statement's command tag, or the error message.
  */
 #include "pg_dispatch.h"
+#include "worker.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "parser/analyze.h"
 #include "pgstat.h"
-#include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "tcop/cmdtag.h"
 #include "tcop/pquery.h"
@@ -41,25 +40,18 @@ claim(int64 run)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(run)};
 	char	   *command = NULL;
+	SPITupleTable *t;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute_with_args("SELECT dispatch._sql_run_claim($1)", 1, types, values, NULL,
-							  false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not claim SQL job run " INT64_FORMAT, run);
-	if (SPI_processed == 1)
+	worker_begin(NULL);
+	t = worker_select("SELECT dispatch._sql_run_claim($1)", 1, types, values);
+	if (t->numvals == 1)
 	{
-		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *value = worker_text_at(t, 0, 1);
 
 		if (value != NULL)
 			command = MemoryContextStrdup(TopMemoryContext, value);
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_end();
 	return command;
 }
 
@@ -140,22 +132,14 @@ finish(int64 run, bool ok, const char *message)
 	Oid			types[3] = {INT8OID, BOOLOID, TEXTOID};
 	Datum		values[3] = {Int64GetDatum(run), BoolGetDatum(ok), CStringGetTextDatum(message)};
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_execute_with_args("SELECT dispatch._sql_run_finish($1, $2, $3)", 3, types, values,
-							  NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not record the end of SQL job run " INT64_FORMAT, run);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	worker_begin(NULL);
+	(void) worker_select("SELECT dispatch._sql_run_finish($1, $2, $3)", 3, types, values);
+	worker_end();
 }
 
 /* Main of the SQL job worker: the run id is the argument; database and user in bgw_extra. */
 void
-dispatch_sqlrun_main(Datum arg)
+sqlrun_main(Datum arg)
 {
 	int64		run = DatumGetInt64(arg);
 	char		database[NAMEDATALEN],
@@ -168,10 +152,10 @@ dispatch_sqlrun_main(Datum arg)
 	memcpy(database, MyBgworkerEntry->bgw_extra, NAMEDATALEN);
 	memcpy(user, MyBgworkerEntry->bgw_extra + NAMEDATALEN, NAMEDATALEN);
 	database[NAMEDATALEN - 1] = user[NAMEDATALEN - 1] = '\0';
+	/* not worker_start(): one command, so SIGTERM cancels it at once, as in a backend */
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(database, user, 0);
-	pgstat_report_appname("pg_dispatch SQL job");
+	worker_connect(database, user, "pg_dispatch SQL job");
 
 	if ((command = claim(run)) == NULL)
 		proc_exit(0);			/* another worker took it, or it is gone */
@@ -204,18 +188,13 @@ dispatch_sqlrun_main(Datum arg)
 
 /* Starts a worker for SQL job run in database as user; false when no worker slot is free. */
 bool
-dispatch_launch_sql_run(int64 run, const char *database, const char *user)
+sqlrun_launch(int64 run, const char *database, const char *user)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker_define(&worker, "sqlrun_main", "pg_dispatch SQL job");
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "pg_dispatch", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "dispatch_sqlrun_main", BGW_MAXLEN);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_dispatch SQL job run " INT64_FORMAT, run);
-	strlcpy(worker.bgw_type, "pg_dispatch SQL job", BGW_MAXLEN);
 	worker.bgw_main_arg = Int64GetDatum(run);
 	strlcpy(worker.bgw_extra, database, NAMEDATALEN);
 	strlcpy(worker.bgw_extra + NAMEDATALEN, user, NAMEDATALEN);

@@ -1,12 +1,13 @@
 /*
- * schedule.c: the SQL face of the cron core (core/cron.c).
+ * cron.c: the SQL face of the cron core (core/cron.c).
  *
  * dispatch.next_runs(schedule, from, n, tz) lists fire times so users can check a
  * schedule; dispatch._cron_next(schedule, after, tz) is what the goal evaluator
  * calls.  Time zones are PostgreSQL's own (pg_tzset/pg_localtime), handed to the
- * core as its wall-clock callback, so a schedule means the same on every member
- * whatever the operating system's zone files say.  dispatch.timezone is the zone
- * used when none is given.
+ * core as its wall-clock callback, so a schedule reads its zone exactly as
+ * timestamptz does (the same zone names and rules, whatever the process's TZ or
+ * libc), not through the C library.  dispatch.timezone is the zone used when
+ * none is given.
  */
 #include "pg_dispatch.h"
 

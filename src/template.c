@@ -1,13 +1,14 @@
 /*
- * render.c: dispatch.render_template(template, replacements), the SQL face of the
+ * template.c: dispatch.render_template(template, replacements), the SQL face of the
  * template renderer in core/template.c.
  *
  * The replacement map is a JSON object whose keys are the patterns and whose
  * string values replace them.  The map is checked here (an object, no empty
- * pattern, only string values) with errors that name the JSON path, so
- * submit_joblist can check a job's maps by rendering an empty template with the
- * path of the map in the spec.  Memory comes from the current memory context, so
- * an error anywhere releases it.
+ * pattern, only string values) with errors that name the JSON path.
+ * dispatch._render_template(template, replacements, path) is the same C
+ * function with the map's path in the spec, so spec validation checks a job's
+ * maps by rendering an empty template.  Memory comes from the current memory
+ * context, so an error anywhere releases it.
  */
 #include "pg_dispatch.h"
 
