@@ -47,7 +47,7 @@ typedef struct Field
 	const char *const *names;	/* three-letter names of min, min + 1..., or NULL */
 } Field;
 
-/* A macro and the five fields it stands for (NULL: @reboot). */
+/* A macro and the five fields it stands for (NULL: @reboot and its alias @restart). */
 typedef struct Macro
 {
 	const char *name;
@@ -75,6 +75,7 @@ static const Macro macros[] = {
 	{"@midnight", "0 0 * * *"},
 	{"@hourly", "0 * * * *"},
 	{"@reboot", NULL},
+	{"@restart", NULL},		/* pg_cron's alias of @reboot */
 };
 
 static const int month_days[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
