@@ -56,3 +56,20 @@ COMMENT ON FUNCTION dispatch.render_template(text, jsonb) IS
 CREATE FUNCTION dispatch._render_template(template text, replacements jsonb, path text)
     RETURNS text
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';
+
+CREATE FUNCTION dispatch.next_runs(schedule text, "from" timestamptz, n int,
+                                   tz text DEFAULT NULL)
+    RETURNS SETOF timestamptz
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'next_runs';
+COMMENT ON FUNCTION dispatch.next_runs(text, timestamptz, int, text) IS
+    'The next n fire times of a schedule after "from" (time zone tz, default dispatch.timezone)';
+
+CREATE FUNCTION dispatch._cron_next(schedule text, after timestamptz, tz text)
+    RETURNS timestamptz
+    LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_next';
+
+-- True when the caller may act for everything (member of dispatch_admin).
+CREATE FUNCTION dispatch._caller_is_admin() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_has_role(dispatch.current_caller(), 'dispatch_admin', 'MEMBER')
+$$;

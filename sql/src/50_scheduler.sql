@@ -1,48 +1,10 @@
 ------------------------------------------------------------------------------
--- Scheduler helpers (called by the background worker only)
+-- Scheduler interface: what the scheduler worker reads and writes (src/scheduler.c)
 ------------------------------------------------------------------------------
-
--- Advances, finishes or fails one active joblist whose current stage changed.
-CREATE FUNCTION dispatch._advance_joblist(jl dispatch.joblists) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    active bigint;
-    bad text;
-BEGIN
-    SELECT count(*) FILTER (WHERE state IN ('pending', 'assigned', 'running')),
-           min(format('job "%s" %s', name,
-                      CASE state WHEN 'failed' THEN coalesce(reason, 'failed')
-                                 ELSE state END) ORDER BY job_id)
-               FILTER (WHERE state IN ('failed', 'lost', 'cancelled'))
-      INTO active, bad
-      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND stage = jl.current_stage;
-
-    IF bad IS NOT NULL AND jl.fail_fast THEN
-        UPDATE dispatch.joblists SET state = 'failed', finished_at = now(), reason = bad
-         WHERE joblist_id = jl.joblist_id;
-        PERFORM dispatch._cancel_jobs_of(jl.joblist_id, format('joblist failed: %s', bad));
-        RETURN;
-    END IF;
-    IF active > 0 THEN
-        RETURN;
-    END IF;
-    IF jl.current_stage + 1 < jl.stage_count THEN
-        UPDATE dispatch.joblists SET current_stage = current_stage + 1
-         WHERE joblist_id = jl.joblist_id;
-        UPDATE dispatch.jobs
-           SET reason = CASE WHEN stage = jl.current_stage + 1 THEN 'waiting for the scheduler'
-                             ELSE dispatch._stage_reason(jl.joblist_id, jl.current_stage + 1) END
-         WHERE joblist_id = jl.joblist_id AND stage > jl.current_stage AND state = 'pending';
-        RETURN;
-    END IF;
-    SELECT min(format('job "%s" %s', name, state) ORDER BY job_id) INTO bad
-      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND state <> 'succeeded';
-    UPDATE dispatch.joblists
-       SET state = CASE WHEN bad IS NULL THEN 'succeeded' ELSE 'failed' END,
-           finished_at = now(), reason = bad
-     WHERE joblist_id = jl.joblist_id;
-END
-$$;
+--
+-- Each cycle the worker calls _housekeeping() (expire silent nodes, advance stages),
+-- reads the _sched_* views, places jobs with its C allocator, and writes the whole
+-- cycle back with one _assign_many() and one _set_reasons() call.
 
 CREATE FUNCTION dispatch._housekeeping() RETURNS double precision
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

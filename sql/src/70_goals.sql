@@ -11,17 +11,6 @@
 -- jobs, 75_cron.sql) run a command in a background worker instead.  Everything
 -- is evaluated by _goal_tick(), called by the scheduler on the primary.
 
-CREATE FUNCTION dispatch.next_runs(schedule text, "from" timestamptz, n int,
-                                   tz text DEFAULT NULL)
-    RETURNS SETOF timestamptz
-    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'next_runs';
-COMMENT ON FUNCTION dispatch.next_runs(text, timestamptz, int, text) IS
-    'The next n fire times of a schedule after "from" (time zone tz, default dispatch.timezone)';
-
-CREATE FUNCTION dispatch._cron_next(schedule text, after timestamptz, tz text)
-    RETURNS timestamptz
-    LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_next';
-
 CREATE TABLE dispatch.goals (
     goal_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name            text UNIQUE,
