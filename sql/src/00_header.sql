@@ -51,25 +51,32 @@ COMMENT ON FUNCTION dispatch.scheduler_stats() IS
 CREATE FUNCTION dispatch.render_template(template text, replacements jsonb) RETURNS text
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';
 COMMENT ON FUNCTION dispatch.render_template(text, jsonb) IS
-    'Replace every pattern (key) of replacements by its value in one left-to-right pass; the longest pattern wins';
+    'Replace every pattern (key) of replacements by its value in one left-to-right pass; '
+    'the longest pattern wins';
 
 CREATE FUNCTION dispatch._render_template(template text, replacements jsonb, path text)
     RETURNS text
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';
+COMMENT ON FUNCTION dispatch._render_template(text, jsonb, text) IS
+    'render_template with the JSON path of the map, for spec errors';
 
 CREATE FUNCTION dispatch.next_runs(schedule text, "from" timestamptz, n int,
                                    tz text DEFAULT NULL)
     RETURNS SETOF timestamptz
     LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'next_runs';
 COMMENT ON FUNCTION dispatch.next_runs(text, timestamptz, int, text) IS
-    'The next n fire times of a schedule after "from" (time zone tz, default dispatch.timezone)';
+    'The next n fire times of a schedule after "from" (time zone tz, default '
+    'dispatch.timezone)';
 
 CREATE FUNCTION dispatch._cron_next(schedule text, after timestamptz, tz text)
     RETURNS timestamptz
     LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_next';
+COMMENT ON FUNCTION dispatch._cron_next(text, timestamptz, text) IS
+    'The next fire of schedule after a time in time zone tz, or NULL when none';
 
--- True when the caller may act for everything (member of dispatch_admin).
 CREATE FUNCTION dispatch._caller_is_admin() RETURNS boolean
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_has_role(dispatch.current_caller(), 'dispatch_admin', 'MEMBER')
 $$;
+COMMENT ON FUNCTION dispatch._caller_is_admin() IS
+    'True when the caller may act for everything (member of dispatch_admin)';

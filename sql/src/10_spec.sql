@@ -10,13 +10,6 @@
 -- _path() is the one SQL quoting of JSON keys (src/render.c key_path() is the C one;
 -- sql-tests/05_templates checks that they agree).
 
--- Raises the standard spec error: message plus the JSON path in the detail.
-CREATE FUNCTION dispatch._spec_error(path text, message text, hint text DEFAULT NULL)
-RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT dispatch._raise_invalid(message, format('The error is at %s.', path), hint)
-$$;
-
--- Raises invalid_parameter_value with message, detail and hint (NULL or '': none).
 CREATE FUNCTION dispatch._raise_invalid(message text, detail text, hint text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -28,16 +21,25 @@ BEGIN
         DETAIL = detail, HINT = hint;
 END
 $$;
+COMMENT ON FUNCTION dispatch._raise_invalid(text, text, text) IS
+    'Raises invalid_parameter_value with message, detail and hint (NULL or empty: none)';
 
--- Appends a key to a JSON path, quoting keys that are not plain identifiers.
+CREATE FUNCTION dispatch._spec_error(path text, message text, hint text DEFAULT NULL)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._raise_invalid(message, format('The error is at %s.', path), hint)
+$$;
+COMMENT ON FUNCTION dispatch._spec_error(text, text, text) IS
+    'Raises the standard spec error: message plus the JSON path in the detail';
+
 CREATE FUNCTION dispatch._path(path text, key text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN key ~ '^[A-Za-z_][A-Za-z0-9_]*$'
                 THEN concat_ws('.', nullif(path, ''), key)
                 ELSE concat(path, '.', to_jsonb(key)::text) END
 $$;
+COMMENT ON FUNCTION dispatch._path(text, text) IS
+    'Appends a key to a JSON path, quoting keys that are not plain identifiers';
 
--- Fails unless every key of obj is in allowed.
 CREATE FUNCTION dispatch._check_keys(obj jsonb, allowed text[], path text, what text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -52,8 +54,9 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_keys(jsonb, text[], text, text) IS
+    'Fails unless every key of obj is in allowed';
 
--- Returns v as a bigint when it is a JSON integer in [lo, hi], else raises.
 CREATE FUNCTION dispatch._json_int(v jsonb, lo bigint, hi bigint, path text, what text)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -70,8 +73,9 @@ BEGIN
     RETURN v::text::bigint;
 END
 $$;
+COMMENT ON FUNCTION dispatch._json_int(jsonb, bigint, bigint, text, text) IS
+    'Returns v as a bigint when it is a JSON integer in [lo, hi], else raises';
 
--- Returns v as text when it is a non-empty JSON string, else raises.
 CREATE FUNCTION dispatch._json_text(v jsonb, path text, what text, max_len int DEFAULT 200)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -88,8 +92,9 @@ BEGIN
     RETURN v #>> '{}';
 END
 $$;
+COMMENT ON FUNCTION dispatch._json_text(jsonb, text, text, int) IS
+    'Returns v as text when it is a non-empty JSON string, else raises';
 
--- Fails unless v is a JSON object whose values are all strings.
 CREATE FUNCTION dispatch._json_string_map(v jsonb, key_re text, path text, what text,
                                           key_hint text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -111,8 +116,9 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._json_string_map(jsonb, text, text, text, text) IS
+    'Fails unless v is a JSON object whose values are all strings';
 
--- Parses a duration (interval string or seconds) called what and returns it, or raises.
 CREATE FUNCTION dispatch._json_interval(v jsonb, path text, what text) RETURNS interval
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -144,14 +150,16 @@ BEGIN
     RETURN t;
 END
 $$;
+COMMENT ON FUNCTION dispatch._json_interval(jsonb, text, text) IS
+    'Parses a duration (interval string or seconds) called what and returns it, or raises';
 
--- A size setting in bytes (SHOW prints units such as 10B or 1MB).
 CREATE FUNCTION dispatch._setting_bytes(guc text) RETURNS bigint
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_size_bytes(regexp_replace(current_setting(guc), '([0-9])B$', '\1 bytes'))
 $$;
+COMMENT ON FUNCTION dispatch._setting_bytes(text) IS
+    'A size setting in bytes (SHOW prints units such as 10B or 1MB)';
 
--- Fails when content is larger than the size setting guc allows.
 CREATE FUNCTION dispatch._check_size(content text, guc text, path text, what text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -163,3 +171,5 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_size(text, text, text, text) IS
+    'Fails when content is larger than the size setting guc allows';

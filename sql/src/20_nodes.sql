@@ -44,7 +44,6 @@ CREATE TABLE dispatch.resources (
 COMMENT ON TABLE dispatch.resources IS
     'Resource instances: node-local (node set) or cluster-wide pools (node NULL); amount resources have a capacity';
 
--- Fails unless node is a valid node name.
 CREATE FUNCTION dispatch._check_node_name(node text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -55,8 +54,9 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_node_name(text) IS
+    'Fails unless node is a valid node name';
 
--- Fails unless type and ident are valid resource names.
 CREATE FUNCTION dispatch._check_resource_name(type text, ident text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -72,13 +72,16 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_resource_name(text, text) IS
+    'Fails unless type and ident are valid resource names';
 
--- Describes where a resource lives, for messages.
 CREATE FUNCTION dispatch._resource_place(node text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN node IS NULL THEN 'in the cluster-wide pool'
                 ELSE format('on node "%s"', node) END
 $$;
+COMMENT ON FUNCTION dispatch._resource_place(text) IS
+    'Describes where a resource lives, for messages';
 
 CREATE FUNCTION dispatch.add_resource(type text, ident text, node text DEFAULT NULL)
 RETURNS bigint

@@ -85,7 +85,6 @@ CREATE TABLE dispatch.allocations (
 CREATE INDEX allocations_job_idx ON dispatch.allocations (job_id);
 COMMENT ON TABLE dispatch.allocations IS 'Resources held by assigned and running jobs';
 
--- Validates a whole joblist spec; raises the first error found, returns nothing.
 CREATE FUNCTION dispatch._validate_spec(spec jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -204,8 +203,9 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._validate_spec(jsonb) IS
+    'Validates a whole joblist spec; raises the first error found, returns nothing';
 
--- Validates spec and queues it as a joblist of submitter; returns its id.
 CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -260,6 +260,8 @@ BEGIN
     RETURN jl;
 END
 $$;
+COMMENT ON FUNCTION dispatch._submit(jsonb, name) IS
+    'Validates spec and queues it as a joblist of submitter; returns its id';
 CREATE FUNCTION dispatch.submit_joblist(spec jsonb) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT dispatch._submit(spec, dispatch.current_caller())

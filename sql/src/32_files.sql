@@ -20,7 +20,6 @@ CREATE TABLE dispatch.job_files (
 COMMENT ON TABLE dispatch.job_files IS
     'Files of each job as rendered at submit time; the agent writes them into the work directory';
 
--- Fails unless path is a safe relative file path.
 CREATE FUNCTION dispatch._check_file_path(path text, at text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -40,8 +39,9 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_file_path(text, text) IS
+    'Fails unless path is a safe relative file path';
 
--- Validates the files, replacements and template keys of job j (at path jp).
 CREATE FUNCTION dispatch._validate_files(j jsonb, jp text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -126,8 +126,9 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._validate_files(jsonb, text) IS
+    'Validates the files, replacements and template keys of job j (at path jp)';
 
--- Renders and stores the files of job j (its spec at path jp); returns their total size.
 CREATE FUNCTION dispatch._store_files(job bigint, j jsonb, jp text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -163,3 +164,5 @@ BEGIN
     RETURN total;
 END
 $$;
+COMMENT ON FUNCTION dispatch._store_files(bigint, jsonb, text) IS
+    'Renders and stores the files of job j (its spec at path jp); returns their total size';

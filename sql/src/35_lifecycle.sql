@@ -20,13 +20,13 @@ CREATE TABLE dispatch.job_events (
 CREATE INDEX job_events_job_idx ON dispatch.job_events (job_id);
 COMMENT ON TABLE dispatch.job_events IS 'History of every job state change';
 
--- Releases whatever job holds.
 CREATE FUNCTION dispatch._release(job bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     DELETE FROM dispatch.allocations WHERE job_id = job
 $$;
+COMMENT ON FUNCTION dispatch._release(bigint) IS
+    'Releases whatever job holds';
 
--- Ends a job in a final state with a reason and frees its resources.
 CREATE FUNCTION dispatch._finish_job(job bigint, final text, why text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -35,8 +35,9 @@ BEGIN
     PERFORM dispatch._release(job);
 END
 $$;
+COMMENT ON FUNCTION dispatch._finish_job(bigint, text, text) IS
+    'Ends a job in a final state with a reason and frees its resources';
 
--- Puts a job back in the queue; a new attempt when it had started.
 CREATE FUNCTION dispatch._requeue_job(job bigint, new_attempt boolean, why text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -50,8 +51,9 @@ BEGIN
      WHERE job_id = job;
 END
 $$;
+COMMENT ON FUNCTION dispatch._requeue_job(bigint, boolean, text) IS
+    'Puts a job back in the queue; a new attempt when it had started';
 
--- Ends an attempt that did not succeed: retried while retries remain, else final.
 CREATE FUNCTION dispatch._end_attempt(job bigint, final text, why text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -67,8 +69,9 @@ BEGIN
     RETURN final;
 END
 $$;
+COMMENT ON FUNCTION dispatch._end_attempt(bigint, text, text) IS
+    'Ends an attempt that did not succeed: retried while retries remain, else final';
 
--- Handles the active jobs of a node that went away, except those listed in keep.
 CREATE FUNCTION dispatch._lose_jobs(p_node text, keep bigint[] DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -91,8 +94,9 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._lose_jobs(text, bigint[]) IS
+    'Handles the active jobs of a node that went away, except those listed in keep';
 
--- Records every job state change in job_events.
 CREATE FUNCTION dispatch._job_event() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -102,20 +106,22 @@ BEGIN
     RETURN NULL;
 END
 $$;
+COMMENT ON FUNCTION dispatch._job_event() IS
+    'Records every job state change in job_events';
 CREATE TRIGGER jobs_event_ins AFTER INSERT ON dispatch.jobs
     FOR EACH ROW EXECUTE FUNCTION dispatch._job_event();
 CREATE TRIGGER jobs_event_upd AFTER UPDATE OF state, attempt ON dispatch.jobs
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.attempt <> NEW.attempt)
     EXECUTE FUNCTION dispatch._job_event();
 
--- The "waiting for stage" reason of a joblist's later stages.
 CREATE FUNCTION dispatch._stage_reason(jl bigint, stage int) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT format('waiting for stage "%s" to finish', s.name)
       FROM dispatch.stages s WHERE s.joblist_id = jl AND s.stage = _stage_reason.stage
 $$;
+COMMENT ON FUNCTION dispatch._stage_reason(bigint, int) IS
+    'The "waiting for stage" reason of a joblist''s later stages';
 
--- Advances, finishes or fails one active joblist whose current stage changed.
 CREATE FUNCTION dispatch._advance_joblist(jl dispatch.joblists) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -156,3 +162,5 @@ BEGIN
      WHERE joblist_id = jl.joblist_id;
 END
 $$;
+COMMENT ON FUNCTION dispatch._advance_joblist(dispatch.joblists) IS
+    'Advances, finishes or fails one active joblist whose current stage changed';

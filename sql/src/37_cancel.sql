@@ -6,7 +6,6 @@
 -- cancel_requested and its agent is told on the node's channel; the agent's report
 -- then ends it as cancelled.
 
--- Fails unless the caller submitted joblist jl or is an admin.
 CREATE FUNCTION dispatch._check_may_cancel(jl dispatch.joblists) RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -19,8 +18,9 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_may_cancel(dispatch.joblists) IS
+    'Fails unless the caller submitted joblist jl or is an admin';
 
--- Cancels every job of joblist jl that has not finished; running ones are signalled.
 CREATE FUNCTION dispatch._cancel_jobs_of(jl bigint, why text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -33,8 +33,9 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._cancel_jobs_of(bigint, text) IS
+    'Cancels every job of joblist jl that has not finished; running ones are signalled';
 
--- Cancels one unfinished job: at once unless it runs, then asks its agent.
 CREATE FUNCTION dispatch._cancel_one(j dispatch.jobs, why text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -47,6 +48,8 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._cancel_one(dispatch.jobs, text) IS
+    'Cancels one unfinished job: at once unless it runs, then asks its agent';
 
 CREATE FUNCTION dispatch.cancel_joblist(joblist bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

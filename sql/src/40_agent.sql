@@ -8,7 +8,6 @@
 -- and is refused for a stale attempt, so a result is recorded exactly once.  Output
 -- and metrics have their own files (45_output.sql, 80_metrics.sql).
 
--- Locks and returns the node row after checking that the caller acts for it.
 CREATE FUNCTION dispatch._agent_node(p_node text) RETURNS dispatch.nodes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -30,8 +29,9 @@ BEGIN
     RETURN n;
 END
 $$;
+COMMENT ON FUNCTION dispatch._agent_node(text) IS
+    'Locks and returns the node row after checking that the caller acts for it';
 
--- Locks and returns a job after checking that (job, attempt) is active on node.
 CREATE FUNCTION dispatch._agent_job(p_node text, p_job bigint, p_attempt int)
 RETURNS dispatch.jobs
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -52,8 +52,9 @@ BEGIN
     RETURN j;
 END
 $$;
+COMMENT ON FUNCTION dispatch._agent_job(text, bigint, int) IS
+    'Locks and returns a job after checking that (job, attempt) is active on node';
 
--- The resource instances and amounts an agent's registration offers.
 CREATE FUNCTION dispatch._offer(info jsonb)
 RETURNS TABLE (type text, ident text, capacity bigint, is_amount boolean)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -63,6 +64,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT key, key, value::text::bigint, true
       FROM jsonb_each(coalesce(info -> 'amounts', '{}'))
 $$;
+COMMENT ON FUNCTION dispatch._offer(jsonb) IS
+    'The resource instances and amounts an agent''s registration offers';
 
 CREATE FUNCTION dispatch.agent_register(node text, info jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

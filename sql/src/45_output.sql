@@ -19,7 +19,6 @@ CREATE TABLE dispatch.job_output (
 COMMENT ON TABLE dispatch.job_output IS
     'Job output in chunks at byte offsets, stored while the job runs';
 
--- Fails unless stream names a job output stream.
 CREATE FUNCTION dispatch._check_stream(stream text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -30,6 +29,8 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_stream(text) IS
+    'Fails unless stream names a job output stream';
 
 CREATE FUNCTION dispatch.job_log(job bigint, stream text DEFAULT 'stdout',
                                  attempt int DEFAULT NULL)
@@ -59,7 +60,6 @@ $$;
 COMMENT ON FUNCTION dispatch.job_log(bigint, text, int) IS
     'Output of a job stored so far (current attempt unless one is given)';
 
--- Returns the longest prefix of s that fits in max_bytes bytes.
 CREATE FUNCTION dispatch._utf8_prefix(s text, max_bytes bigint) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -71,6 +71,8 @@ BEGIN
     RETURN r;
 END
 $$;
+COMMENT ON FUNCTION dispatch._utf8_prefix(text, bigint) IS
+    'Returns the longest prefix of s that fits in max_bytes bytes';
 
 CREATE FUNCTION dispatch.agent_output(node text, job bigint, attempt int, stream text,
                                       "offset" bigint, data text)

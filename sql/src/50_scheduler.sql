@@ -57,10 +57,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._housekeeping() IS
-    'Scheduler: expire silent nodes, advance stages, finish joblists; returns seconds to the next deadline';
+    'Scheduler: expire silent nodes, advance stages, finish joblists; returns seconds to '
+    'the next deadline';
 
 CREATE VIEW dispatch._sched_nodes AS
     SELECT node FROM dispatch.nodes WHERE state = 'online' ORDER BY node;
+COMMENT ON VIEW dispatch._sched_nodes IS 'Scheduler input: online nodes';
 
 CREATE VIEW dispatch._sched_node_labels AS
     SELECT n.node, l.key, l.value
@@ -72,6 +74,7 @@ CREATE VIEW dispatch._sched_node_labels AS
                                      ('node', n.node)) l(key, value)
      WHERE n.state = 'online' AND l.value IS NOT NULL
      ORDER BY n.node, l.key;
+COMMENT ON VIEW dispatch._sched_node_labels IS 'Scheduler input: node labels and pseudo-labels';
 
 CREATE VIEW dispatch._sched_free AS
     SELECT r.resource_id, r.type, r.ident, r.node,
@@ -84,6 +87,7 @@ CREATE VIEW dispatch._sched_free AS
      ORDER BY r.type, r.node NULLS LAST,
               regexp_replace(r.ident, '[0-9]+$', ''),
               substring(r.ident FROM '[0-9]+$')::numeric NULLS FIRST, r.ident;
+COMMENT ON VIEW dispatch._sched_free IS 'Scheduler input: resource units with their free amount';
 
 CREATE VIEW dispatch._sched_jobs AS
     SELECT j.job_id, j.joblist_id
@@ -91,18 +95,21 @@ CREATE VIEW dispatch._sched_jobs AS
      WHERE l.state IN ('queued', 'running') AND j.stage = l.current_stage
        AND j.state = 'pending'
      ORDER BY j.joblist_id, j.job_id;
+COMMENT ON VIEW dispatch._sched_jobs IS 'Scheduler input: runnable pending jobs in FIFO order';
 
 CREATE VIEW dispatch._sched_job_needs AS
     SELECT j.job_id, n.key AS type, n.value::text::bigint AS count
       FROM dispatch._sched_jobs s JOIN dispatch.jobs j USING (job_id),
            jsonb_each(j.needs) n
      ORDER BY j.job_id, n.key;
+COMMENT ON VIEW dispatch._sched_job_needs IS 'Scheduler input: needs of runnable jobs';
 
 CREATE VIEW dispatch._sched_job_constraints AS
     SELECT j.job_id, c.key, c.value
       FROM dispatch._sched_jobs s JOIN dispatch.jobs j USING (job_id),
            jsonb_each_text(j.constraints) c
      ORDER BY j.job_id, c.key;
+COMMENT ON VIEW dispatch._sched_job_constraints IS 'Scheduler input: constraints of runnable jobs';
 
 CREATE FUNCTION dispatch._assign_many(job_ids bigint[], nodes text[], take_jobs bigint[],
                                       take_units bigint[], take_amounts bigint[])
@@ -158,7 +165,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._assign_many(bigint[], text[], bigint[], bigint[], bigint[]) IS
-    'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s units); returns how many';
+    'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s'
+    ' units); returns how many';
 
 CREATE FUNCTION dispatch._assign(job bigint, p_node text, resource_ids bigint[],
                                  amounts bigint[])
