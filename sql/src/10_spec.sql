@@ -13,16 +13,21 @@
 CREATE FUNCTION dispatch._raise_invalid(message text, detail text, hint text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF coalesce(hint, '') = '' THEN
+    IF coalesce(detail, '') = '' AND coalesce(hint, '') = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message;
+    ELSIF coalesce(hint, '') = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
             DETAIL = detail;
+    ELSIF coalesce(detail, '') = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
+            HINT = hint;
     END IF;
     RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
         DETAIL = detail, HINT = hint;
 END
 $$;
 COMMENT ON FUNCTION dispatch._raise_invalid(text, text, text) IS
-    'Raises invalid_parameter_value with message, detail and hint (NULL or empty: none)';
+    'Raises invalid_parameter_value with message, detail and hint (each NULL or empty: none)';
 
 CREATE FUNCTION dispatch._spec_error(path text, message text, hint text DEFAULT NULL)
 RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$

@@ -7,9 +7,21 @@
 -- amount resources (mem_mb) have a capacity.  Admins add and remove resources here;
 -- agents offer theirs at registration.
 
+CREATE FUNCTION dispatch._name_pattern(kind text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE kind
+        WHEN 'node' THEN '^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$'
+        WHEN 'resource type' THEN '^[a-z][a-z0-9_]{0,62}$'
+        WHEN 'resource ident' THEN '^[^\s,]{1,200}$' END
+$$;
+COMMENT ON FUNCTION dispatch._name_pattern(text) IS
+    'The one definition of each naming rule, as a regular expression: of a node, a resource '
+    'type or a resource ident (kind); the table CHECKs and the checks that raise the API''s '
+    'errors all use it';
+
 CREATE TABLE dispatch.nodes (
     node            text PRIMARY KEY
-                    CHECK (node ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$'),
+                    CHECK (node ~ dispatch._name_pattern('node')),
     state           text NOT NULL DEFAULT 'online'
                     CHECK (state IN ('online', 'offline', 'draining')),
     owner           name NOT NULL,
@@ -30,9 +42,9 @@ COMMENT ON TABLE dispatch.nodes IS 'Worker machines, registered by their agents'
 
 CREATE TABLE dispatch.resources (
     resource_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    type            text NOT NULL CHECK (type ~ '^[a-z][a-z0-9_]{0,62}$'),
+    type            text NOT NULL CHECK (type ~ dispatch._name_pattern('resource type')),
     ident           text NOT NULL
-                    CHECK (ident ~ '^[^\s,]{1,200}$'),
+                    CHECK (ident ~ dispatch._name_pattern('resource ident')),
     node            text REFERENCES dispatch.nodes ON DELETE CASCADE,
     capacity        bigint NOT NULL DEFAULT 1 CHECK (capacity > 0),
     is_amount       boolean NOT NULL DEFAULT false,
@@ -47,7 +59,7 @@ COMMENT ON TABLE dispatch.resources IS
 CREATE FUNCTION dispatch._check_node_name(node text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF node IS NULL OR node !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$' THEN
+    IF node IS NULL OR node !~ dispatch._name_pattern('node') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('invalid node name "%s"', node),
             HINT = 'A node name is 1 to 48 letters, digits, ".", "_" or "-", starting with a letter or digit.';
@@ -57,15 +69,24 @@ $$;
 COMMENT ON FUNCTION dispatch._check_node_name(text) IS
     'Fails unless node is a valid node name';
 
+CREATE FUNCTION dispatch._check_resource_type(type text, path text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF type IS NULL OR type !~ dispatch._name_pattern('resource type') THEN
+        PERFORM dispatch._raise_invalid(format('invalid resource type "%s"', type),
+            'The error is at ' || path || '.',
+            'A resource type is a lower-case letter followed by lower-case letters, digits or underscores.');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_resource_type(text, text) IS
+    'Fails unless type is a valid resource type; the error names JSON path path unless it is NULL';
+
 CREATE FUNCTION dispatch._check_resource_name(type text, ident text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF type IS NULL OR type !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid resource type "%s"', type),
-            HINT = 'A resource type is a lower-case letter followed by lower-case letters, digits or underscores.';
-    END IF;
-    IF ident IS NULL OR ident !~ '^[^\s,]{1,200}$' THEN
+    PERFORM dispatch._check_resource_type(type, NULL);
+    IF ident IS NULL OR ident !~ dispatch._name_pattern('resource ident') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('invalid resource ident "%s"', ident),
             HINT = 'A resource ident is 1 to 200 characters without white space or commas.';

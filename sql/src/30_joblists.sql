@@ -172,11 +172,8 @@ BEGIN
                     PERFORM dispatch._spec_error(jp || '.needs', 'needs must be a JSON object');
                 END IF;
                 FOR n IN SELECT * FROM jsonb_each(j -> 'needs') LOOP
-                    IF n.key !~ '^[a-z][a-z0-9_]{0,62}$' THEN
-                        PERFORM dispatch._spec_error(dispatch._path(jp || '.needs', n.key),
-                            format('invalid resource type "%s"', n.key),
-                            'A resource type is a lower-case letter followed by lower-case letters, digits or underscores.');
-                    END IF;
+                    PERFORM dispatch._check_resource_type(n.key,
+                        dispatch._path(jp || '.needs', n.key));
                     PERFORM dispatch._json_int(n.value, 1, 1000000000,
                         dispatch._path(jp || '.needs', n.key),
                         format('count of "%s"', n.key));

@@ -72,24 +72,24 @@ $$;
 COMMENT ON FUNCTION dispatch._end_attempt(bigint, text, text) IS
     'Ends an attempt that did not succeed: retried while retries remain, else final';
 
-CREATE FUNCTION dispatch._lose_jobs(p_node text, keep bigint[] DEFAULT '{}') RETURNS void
+CREATE FUNCTION dispatch._lose_jobs(node text, keep bigint[] DEFAULT '{}') RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j dispatch.jobs;
 BEGIN
     FOR j IN SELECT * FROM dispatch.jobs
-              WHERE node = p_node AND state IN ('assigned', 'running')
+              WHERE jobs.node = _lose_jobs.node AND state IN ('assigned', 'running')
                 AND NOT job_id = ANY (keep)
               ORDER BY job_id FOR UPDATE LOOP
         IF j.cancel_requested THEN
             PERFORM dispatch._finish_job(j.job_id, 'cancelled',
-                format('cancelled; node "%s" was lost', p_node));
+                format('cancelled; node "%s" was lost', node));
         ELSIF j.state = 'assigned' THEN
             PERFORM dispatch._requeue_job(j.job_id, false,
-                format('node "%s" was lost before the job started', p_node));
+                format('node "%s" was lost before the job started', node));
         ELSE
             PERFORM dispatch._end_attempt(j.job_id, 'lost',
-                format('node "%s" was lost while the job ran', p_node));
+                format('node "%s" was lost while the job ran', node));
         END IF;
     END LOOP;
 END

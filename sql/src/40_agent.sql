@@ -8,22 +8,22 @@
 -- and is refused for a stale attempt, so a result is recorded exactly once.  Output
 -- and metrics have their own files (45_output.sql, 80_metrics.sql).
 
-CREATE FUNCTION dispatch._agent_node(p_node text) RETURNS dispatch.nodes
+CREATE FUNCTION dispatch._agent_node(node text) RETURNS dispatch.nodes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n dispatch.nodes;
 BEGIN
-    PERFORM dispatch._check_node_name(p_node);
-    SELECT * INTO n FROM dispatch.nodes WHERE node = p_node FOR UPDATE;
+    PERFORM dispatch._check_node_name(node);
+    SELECT * INTO n FROM dispatch.nodes x WHERE x.node = _agent_node.node FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('node "%s" is not registered', p_node),
+            MESSAGE = format('node "%s" is not registered', node),
             HINT = 'The agent registers its node with dispatch.agent_register().';
     END IF;
     IF n.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('permission denied for node "%s"', p_node),
-            DETAIL = format('Node "%s" belongs to role "%s".', p_node, n.owner),
+            MESSAGE = format('permission denied for node "%s"', node),
+            DETAIL = format('Node "%s" belongs to role "%s".', node, n.owner),
             HINT = 'An agent may act only for the nodes its role registered.';
     END IF;
     RETURN n;
@@ -32,20 +32,20 @@ $$;
 COMMENT ON FUNCTION dispatch._agent_node(text) IS
     'Locks and returns the node row after checking that the caller acts for it';
 
-CREATE FUNCTION dispatch._agent_job(p_node text, p_job bigint, p_attempt int)
+CREATE FUNCTION dispatch._agent_job(node text, job bigint, attempt int)
 RETURNS dispatch.jobs
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j dispatch.jobs;
 BEGIN
-    PERFORM dispatch._agent_node(p_node);
-    SELECT * INTO j FROM dispatch.jobs WHERE job_id = p_job FOR UPDATE;
-    IF NOT FOUND OR j.node IS DISTINCT FROM p_node OR j.attempt <> p_attempt
+    PERFORM dispatch._agent_node(node);
+    SELECT * INTO j FROM dispatch.jobs x WHERE x.job_id = job FOR UPDATE;
+    IF NOT FOUND OR j.node IS DISTINCT FROM node OR j.attempt <> attempt
        OR j.state NOT IN ('assigned', 'running') THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('report for job %s attempt %s from node "%s" refused',
-                             p_job, p_attempt, p_node),
-            DETAIL = CASE WHEN j.job_id IS NULL THEN format('Job %s does not exist.', p_job)
+                             job, attempt, node),
+            DETAIL = CASE WHEN j.job_id IS NULL THEN format('Job %s does not exist.', job)
                           ELSE format('The job is at attempt %s, %s, on node %s.', j.attempt,
                                       j.state, coalesce('"' || j.node || '"', 'none')) END;
     END IF;

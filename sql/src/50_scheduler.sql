@@ -168,11 +168,11 @@ COMMENT ON FUNCTION dispatch._assign_many(bigint[], text[], bigint[], bigint[], 
     'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s'
     ' units); returns how many';
 
-CREATE FUNCTION dispatch._assign(job bigint, p_node text, resource_ids bigint[],
+CREATE FUNCTION dispatch._assign(job bigint, node text, resource_ids bigint[],
                                  amounts bigint[])
 RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT dispatch._assign_many(ARRAY[job], ARRAY[p_node],
+    SELECT dispatch._assign_many(ARRAY[job], ARRAY[node],
                                  array_fill(job, ARRAY[cardinality(resource_ids)]),
                                  resource_ids, amounts) = 1
 $$;
