@@ -44,6 +44,8 @@ RESET ROLE;
 SET ROLE agent_a;
 SELECT dispatch.agent_register('node-a', '{}') IS NOT NULL AS registered;
 SELECT dispatch.submit_joblist('{"name": "x", "stages": [{"jobs": [{"name": "a", "command": "c"}]}]}');
+-- An agent reads nothing directly: it acts and learns only through the agent_* calls.
+SELECT count(*) FROM dispatch.jobs;
 RESET ROLE;
 SELECT owner FROM dispatch.nodes WHERE node = 'node-a';
 SELECT dispatch.submit_joblist('{"name": "agentwork", "stages": [{"jobs": [

@@ -149,3 +149,23 @@ SELECT dispatch._assign(job_id, 'tpl1', '{}', '{}') FROM dispatch.jobs WHERE job
 SELECT action, command, jsonb_pretty(files) FROM dispatch.agent_poll('tpl1');
 SELECT dispatch.cancel_joblist(:jl::bigint);
 SELECT dispatch.agent_offline('tpl1');
+-- JSON paths are quoted alike in C (render_template's errors, src/render.c) and in SQL
+-- (dispatch._path): a plain identifier as it is, any other key as a JSON string.
+CREATE FUNCTION pg_temp.c_path(path text, key text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    detail text;
+BEGIN
+    PERFORM dispatch._render_template('', jsonb_build_object(key, 1), path);
+    RETURN NULL;
+EXCEPTION WHEN invalid_parameter_value THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RETURN substring(detail FROM '^The error is at (.*)\.$');
+END
+$$;
+SELECT k AS key, dispatch._path('replacements', k) AS sql_path,
+       pg_temp.c_path('replacements', k) = dispatch._path('replacements', k) AS agree,
+       pg_temp.c_path('stages[0].jobs[1].files[2].replacements', k)
+           = dispatch._path('stages[0].jobs[1].files[2].replacements', k) AS agree_nested
+  FROM unnest(ARRAY['plain', '_x9', 'Key_2', 'with space', 'a.b', 'quo"te', 'back\slash',
+                    'été', '東京', '', '9lives', 'x-y', '$1', 'a[0]']) WITH ORDINALITY AS x(k, o)
+ ORDER BY o;

@@ -1,12 +1,24 @@
 /*
- * pg_dispatch 0.1: schema, SQL API, agent protocol and scheduler helpers.
+ * pg_dispatch 0.1: schema, SQL API, agent protocol and scheduler interface.
  *
  * The database is the single source of truth.  Users call submit/cancel functions,
  * agents call the agent_* functions for their own node, and the scheduler background
  * worker runs _housekeeping(), reads the _sched_* views, places jobs with its C
- * allocator and writes the result back with _assign()/_set_reasons().  Every function
- * that changes what the scheduler should look at calls wake_scheduler(), which sets
- * the worker's latch when the transaction commits.  See docs/internals.md.
+ * allocator and writes the whole cycle back with one _assign_many() and one
+ * _set_reasons() call (50_scheduler.sql).  Every function that changes what the
+ * scheduler should look at calls wake_scheduler(), which sets the worker's latch
+ * when the transaction commits.  See docs/internals.md.
+ *
+ * The install script is built from the files of sql/src in name order, one feature per
+ * file: this header (roles, the C functions, the caller), spec validation, nodes
+ * and resources, joblists and jobs, job files, the job state machine,
+ * cancellation, the agent API, job output, the scheduler interface, views,
+ * history, goals, the goal API, the pg_cron API, metrics, alerts, privileges.
+ * Each file says what it owns; each function carries its contract as a COMMENT.
+ *
+ * Parameter names: plain (job, node, spec); where one is also a column name in the
+ * function's queries it is qualified with the function's name (add_resource.node),
+ * never prefixed.
  */
 
 \echo Use "CREATE EXTENSION pg_dispatch" to load this file. \quit
@@ -28,7 +40,7 @@ END
 $roles$;
 
 ------------------------------------------------------------------------------
--- C functions
+-- C functions, and who the caller is
 ------------------------------------------------------------------------------
 
 CREATE FUNCTION dispatch.wake_scheduler() RETURNS void
@@ -41,6 +53,13 @@ CREATE FUNCTION dispatch.current_caller() RETURNS name
 COMMENT ON FUNCTION dispatch.current_caller() IS
     'The role that called into pg_dispatch (outside any SECURITY DEFINER function)';
 
+CREATE FUNCTION dispatch._caller_is_admin() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_has_role(dispatch.current_caller(), 'dispatch_admin', 'MEMBER')
+$$;
+COMMENT ON FUNCTION dispatch._caller_is_admin() IS
+    'True when the caller may act for everything (member of dispatch_admin)';
+
 CREATE FUNCTION dispatch.scheduler_stats(OUT pid int, OUT cycles bigint,
         OUT jobs_assigned bigint, OUT last_cycle_at timestamptz,
         OUT last_cycle_ms double precision)
@@ -51,8 +70,25 @@ COMMENT ON FUNCTION dispatch.scheduler_stats() IS
 CREATE FUNCTION dispatch.render_template(template text, replacements jsonb) RETURNS text
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';
 COMMENT ON FUNCTION dispatch.render_template(text, jsonb) IS
-    'Replace every pattern (key) of replacements by its value in one left-to-right pass; the longest pattern wins';
+    'Replace every pattern (key) of replacements by its value in one left-to-right pass; '
+    'the longest pattern wins';
 
 CREATE FUNCTION dispatch._render_template(template text, replacements jsonb, path text)
     RETURNS text
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';
+COMMENT ON FUNCTION dispatch._render_template(text, jsonb, text) IS
+    'render_template with the JSON path of the map, for spec errors';
+
+CREATE FUNCTION dispatch.next_runs(schedule text, "from" timestamptz, n int,
+                                   tz text DEFAULT NULL)
+    RETURNS SETOF timestamptz
+    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'next_runs';
+COMMENT ON FUNCTION dispatch.next_runs(text, timestamptz, int, text) IS
+    'The next n fire times of a schedule after "from" (time zone tz, default '
+    'dispatch.timezone)';
+
+CREATE FUNCTION dispatch._cron_next(schedule text, after timestamptz, tz text)
+    RETURNS timestamptz
+    LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_next';
+COMMENT ON FUNCTION dispatch._cron_next(text, timestamptz, text) IS
+    'The next fire of schedule after a time in time zone tz, or NULL when none';

@@ -1,48 +1,10 @@
 ------------------------------------------------------------------------------
--- Scheduler helpers (called by the background worker only)
+-- Scheduler interface: what the scheduler worker reads and writes (src/scheduler.c)
 ------------------------------------------------------------------------------
-
--- Advances, finishes or fails one active joblist whose current stage changed.
-CREATE FUNCTION dispatch._advance_joblist(jl dispatch.joblists) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    active bigint;
-    bad text;
-BEGIN
-    SELECT count(*) FILTER (WHERE state IN ('pending', 'assigned', 'running')),
-           min(format('job "%s" %s', name,
-                      CASE state WHEN 'failed' THEN coalesce(reason, 'failed')
-                                 ELSE state END) ORDER BY job_id)
-               FILTER (WHERE state IN ('failed', 'lost', 'cancelled'))
-      INTO active, bad
-      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND stage = jl.current_stage;
-
-    IF bad IS NOT NULL AND jl.fail_fast THEN
-        UPDATE dispatch.joblists SET state = 'failed', finished_at = now(), reason = bad
-         WHERE joblist_id = jl.joblist_id;
-        PERFORM dispatch._cancel_jobs_of(jl.joblist_id, format('joblist failed: %s', bad));
-        RETURN;
-    END IF;
-    IF active > 0 THEN
-        RETURN;
-    END IF;
-    IF jl.current_stage + 1 < jl.stage_count THEN
-        UPDATE dispatch.joblists SET current_stage = current_stage + 1
-         WHERE joblist_id = jl.joblist_id;
-        UPDATE dispatch.jobs
-           SET reason = CASE WHEN stage = jl.current_stage + 1 THEN 'waiting for the scheduler'
-                             ELSE dispatch._stage_reason(jl.joblist_id, jl.current_stage + 1) END
-         WHERE joblist_id = jl.joblist_id AND stage > jl.current_stage AND state = 'pending';
-        RETURN;
-    END IF;
-    SELECT min(format('job "%s" %s', name, state) ORDER BY job_id) INTO bad
-      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND state <> 'succeeded';
-    UPDATE dispatch.joblists
-       SET state = CASE WHEN bad IS NULL THEN 'succeeded' ELSE 'failed' END,
-           finished_at = now(), reason = bad
-     WHERE joblist_id = jl.joblist_id;
-END
-$$;
+--
+-- Each cycle the worker calls _housekeeping() (expire silent nodes, advance stages),
+-- reads the _sched_* views, places jobs with its C allocator, and writes the whole
+-- cycle back with one _assign_many() and one _set_reasons() call.
 
 CREATE FUNCTION dispatch._housekeeping() RETURNS double precision
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -95,10 +57,12 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._housekeeping() IS
-    'Scheduler: expire silent nodes, advance stages, finish joblists; returns seconds to the next deadline';
+    'Scheduler: expire silent nodes, advance stages, finish joblists; returns seconds to '
+    'the next deadline';
 
 CREATE VIEW dispatch._sched_nodes AS
     SELECT node FROM dispatch.nodes WHERE state = 'online' ORDER BY node;
+COMMENT ON VIEW dispatch._sched_nodes IS 'Scheduler input: online nodes';
 
 CREATE VIEW dispatch._sched_node_labels AS
     SELECT n.node, l.key, l.value
@@ -110,6 +74,7 @@ CREATE VIEW dispatch._sched_node_labels AS
                                      ('node', n.node)) l(key, value)
      WHERE n.state = 'online' AND l.value IS NOT NULL
      ORDER BY n.node, l.key;
+COMMENT ON VIEW dispatch._sched_node_labels IS 'Scheduler input: node labels and pseudo-labels';
 
 CREATE VIEW dispatch._sched_free AS
     SELECT r.resource_id, r.type, r.ident, r.node,
@@ -122,6 +87,7 @@ CREATE VIEW dispatch._sched_free AS
      ORDER BY r.type, r.node NULLS LAST,
               regexp_replace(r.ident, '[0-9]+$', ''),
               substring(r.ident FROM '[0-9]+$')::numeric NULLS FIRST, r.ident;
+COMMENT ON VIEW dispatch._sched_free IS 'Scheduler input: resource units with their free amount';
 
 CREATE VIEW dispatch._sched_jobs AS
     SELECT j.job_id, j.joblist_id
@@ -129,18 +95,21 @@ CREATE VIEW dispatch._sched_jobs AS
      WHERE l.state IN ('queued', 'running') AND j.stage = l.current_stage
        AND j.state = 'pending'
      ORDER BY j.joblist_id, j.job_id;
+COMMENT ON VIEW dispatch._sched_jobs IS 'Scheduler input: runnable pending jobs in FIFO order';
 
 CREATE VIEW dispatch._sched_job_needs AS
     SELECT j.job_id, n.key AS type, n.value::text::bigint AS count
       FROM dispatch._sched_jobs s JOIN dispatch.jobs j USING (job_id),
            jsonb_each(j.needs) n
      ORDER BY j.job_id, n.key;
+COMMENT ON VIEW dispatch._sched_job_needs IS 'Scheduler input: needs of runnable jobs';
 
 CREATE VIEW dispatch._sched_job_constraints AS
     SELECT j.job_id, c.key, c.value
       FROM dispatch._sched_jobs s JOIN dispatch.jobs j USING (job_id),
            jsonb_each_text(j.constraints) c
      ORDER BY j.job_id, c.key;
+COMMENT ON VIEW dispatch._sched_job_constraints IS 'Scheduler input: constraints of runnable jobs';
 
 CREATE FUNCTION dispatch._assign_many(job_ids bigint[], nodes text[], take_jobs bigint[],
                                       take_units bigint[], take_amounts bigint[])
@@ -196,13 +165,14 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._assign_many(bigint[], text[], bigint[], bigint[], bigint[]) IS
-    'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s units); returns how many';
+    'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s'
+    ' units); returns how many';
 
-CREATE FUNCTION dispatch._assign(job bigint, p_node text, resource_ids bigint[],
+CREATE FUNCTION dispatch._assign(job bigint, node text, resource_ids bigint[],
                                  amounts bigint[])
 RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT dispatch._assign_many(ARRAY[job], ARRAY[p_node],
+    SELECT dispatch._assign_many(ARRAY[job], ARRAY[node],
                                  array_fill(job, ARRAY[cardinality(resource_ids)]),
                                  resource_ids, amounts) = 1
 $$;

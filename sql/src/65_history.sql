@@ -55,7 +55,6 @@ CREATE TABLE dispatch.presence (
 COMMENT ON TABLE dispatch.presence IS
     'Which nodes were online, draining and offline during each minute (kept for dispatch.presence_retention)';
 
--- Copies a job attempt that just ended into job_history.
 CREATE FUNCTION dispatch._job_history() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -67,11 +66,12 @@ BEGIN
     RETURN NULL;
 END
 $$;
+COMMENT ON FUNCTION dispatch._job_history() IS
+    'Trigger: copies a job attempt that just ended into job_history';
 CREATE TRIGGER jobs_history AFTER UPDATE OF finished_at ON dispatch.jobs
     FOR EACH ROW WHEN (OLD.finished_at IS NULL AND NEW.finished_at IS NOT NULL)
     EXECUTE FUNCTION dispatch._job_history();
 
--- Copies a joblist that just finished into joblist_history.
 CREATE FUNCTION dispatch._joblist_history() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -83,18 +83,19 @@ BEGIN
     RETURN NULL;
 END
 $$;
+COMMENT ON FUNCTION dispatch._joblist_history() IS
+    'Trigger: copies a joblist that just finished into joblist_history';
 CREATE TRIGGER joblists_history AFTER UPDATE OF finished_at ON dispatch.joblists
     FOR EACH ROW WHEN (OLD.finished_at IS NULL AND NEW.finished_at IS NOT NULL)
     EXECUTE FUNCTION dispatch._joblist_history();
 
--- The sorted union of two arrays of node names.
 CREATE FUNCTION dispatch._node_union(a text[], b text[]) RETURNS text[]
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(array_agg(DISTINCT x ORDER BY x), '{}') FROM unnest(a || b) x
 $$;
+COMMENT ON FUNCTION dispatch._node_union(text[], text[]) IS
+    'The sorted union of two arrays of node names';
 
--- Monitor: adds the nodes' states now to this minute's record (a node that changed
--- state within the minute is in both arrays) and forgets old records.
 CREATE FUNCTION dispatch._record_presence() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -114,3 +115,6 @@ BEGIN
      WHERE at < now() - current_setting('dispatch.presence_retention')::interval;
 END
 $$;
+COMMENT ON FUNCTION dispatch._record_presence() IS
+    'Monitor: adds the nodes'' states now to this minute''s record (a node that changed '
+    'state within the minute is in both arrays) and forgets old records';

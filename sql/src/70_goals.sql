@@ -11,17 +11,6 @@
 -- jobs, 75_cron.sql) run a command in a background worker instead.  Everything
 -- is evaluated by _goal_tick(), called by the scheduler on the primary.
 
-CREATE FUNCTION dispatch.next_runs(schedule text, "from" timestamptz, n int,
-                                   tz text DEFAULT NULL)
-    RETURNS SETOF timestamptz
-    LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'next_runs';
-COMMENT ON FUNCTION dispatch.next_runs(text, timestamptz, int, text) IS
-    'The next n fire times of a schedule after "from" (time zone tz, default dispatch.timezone)';
-
-CREATE FUNCTION dispatch._cron_next(schedule text, after timestamptz, tz text)
-    RETURNS timestamptz
-    LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_next';
-
 CREATE TABLE dispatch.goals (
     goal_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name            text UNIQUE,
@@ -80,13 +69,13 @@ CREATE TABLE dispatch.goal_instances (
 CREATE INDEX goal_instances_run_idx ON dispatch.goal_instances (run_id);
 COMMENT ON TABLE dispatch.goal_instances IS 'The joblists started for each goal run';
 
--- The time zone of goal g: its own, else dispatch.timezone.
 CREATE FUNCTION dispatch._goal_tz(g dispatch.goals) RETURNS text
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT coalesce(g.timezone, current_setting('dispatch.timezone'))
 $$;
+COMMENT ON FUNCTION dispatch._goal_tz(dispatch.goals) IS
+    'The time zone of goal g: its own, else dispatch.timezone';
 
--- Checks a schedule and time zone (at JSON paths sp and tp); raises like a spec error.
 CREATE FUNCTION dispatch._check_schedule(schedule text, tz text, sp text, tp text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -117,8 +106,9 @@ BEGIN
     END;
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_schedule(text, text, text, text) IS
+    'Checks a schedule and time zone (at JSON paths sp and tp); raises like a spec error';
 
--- Validates a goal spec; returns the joblist each instance submits.
 CREATE FUNCTION dispatch._validate_goal(name text, spec jsonb) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -201,9 +191,9 @@ BEGIN
     RETURN jl;
 END
 $$;
+COMMENT ON FUNCTION dispatch._validate_goal(text, jsonb) IS
+    'Validates a goal spec; returns the joblist each instance submits';
 
--- Returns goal g (what: its name in messages) when found and the caller owns it or is
--- an admin; raises otherwise.
 CREATE FUNCTION dispatch._goal_changeable(g dispatch.goals, what text) RETURNS dispatch.goals
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -219,22 +209,26 @@ BEGIN
     RETURN g;
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_changeable(dispatch.goals, text) IS
+    'Returns goal g (what: its name in messages) when found and the caller owns it or is '
+    'an admin; raises otherwise';
 
--- Locks and returns goal name for a change by the caller (its owner or an admin).
 CREATE FUNCTION dispatch._goal_for_change(name text) RETURNS dispatch.goals
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT dispatch._goal_changeable(
         (SELECT x FROM dispatch.goals x WHERE x.name = _goal_for_change.name FOR UPDATE),
         format('goal "%s"', name))
 $$;
+COMMENT ON FUNCTION dispatch._goal_for_change(text) IS
+    'Locks and returns goal name for a change by the caller (its owner or an admin)';
 
--- The next fire of goal g after t (NULL: never, or @reboot).
 CREATE FUNCTION dispatch._goal_next(g dispatch.goals, t timestamptz) RETURNS timestamptz
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT dispatch._cron_next(g.schedule, t, dispatch._goal_tz(g))
 $$;
+COMMENT ON FUNCTION dispatch._goal_next(dispatch.goals, timestamptz) IS
+    'The next fire of goal g after t (NULL: never, or @reboot)';
 
--- Stops the live instances of run r and ends it with outcome.
 CREATE FUNCTION dispatch._goal_end_run(r dispatch.goal_runs, outcome text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -253,8 +247,9 @@ BEGIN
      WHERE x.run_id = r.run_id;
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_end_run(dispatch.goal_runs, text) IS
+    'Stops the live instances of run r and ends it with outcome';
 
--- Starts one more instance of goal g in run r; returns false when spread finds no node.
 CREATE FUNCTION dispatch._goal_start_instance(g dispatch.goals, r dispatch.goal_runs)
 RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -295,8 +290,9 @@ BEGIN
     RETURN true;
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_start_instance(dispatch.goals, dispatch.goal_runs) IS
+    'Starts one more instance of goal g in run r; returns false when spread finds no node';
 
--- Starts run r of goal g now: its SQL command, or (through _goal_keep) its instances.
 CREATE FUNCTION dispatch._goal_start_run(g dispatch.goals, r dispatch.goal_runs) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -308,8 +304,9 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_start_run(dispatch.goals, dispatch.goal_runs) IS
+    'Starts run r of goal g now: its SQL command, or (through _goal_keep) its instances';
 
--- Fires goal g for fire time at: starts a run, queues it, or skips it (overlap).
 CREATE FUNCTION dispatch._goal_fire(g dispatch.goals, at timestamptz, cause text)
 RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -344,8 +341,9 @@ BEGIN
     RETURN r.run_id;
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_fire(dispatch.goals, timestamptz, text) IS
+    'Fires goal g for fire time at: starts a run, queues it, or skips it (overlap)';
 
--- Keeps run r of goal g true: counts ended instances, replaces them, ends the run.
 CREATE FUNCTION dispatch._goal_keep(g dispatch.goals, r dispatch.goal_runs) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -417,15 +415,17 @@ BEGIN
     END IF;
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_keep(dispatch.goals, dispatch.goal_runs) IS
+    'Keeps run r of goal g true: counts ended instances, replaces them, ends the run';
 
--- The latest fire of goal g in (after, now()], or NULL.
 CREATE FUNCTION dispatch._goal_latest_fire(g dispatch.goals, after timestamptz)
 RETURNS timestamptz LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT max(t) FROM dispatch.next_runs(g.schedule, after, 100000, dispatch._goal_tz(g)) t
      WHERE t <= now()
 $$;
+COMMENT ON FUNCTION dispatch._goal_latest_fire(dispatch.goals, timestamptz) IS
+    'The latest fire of goal g in (after, now()], or NULL';
 
--- Fires goal g when due and keeps its open runs true.  since: when this scheduler started.
 CREATE FUNCTION dispatch._goal_evaluate(g dispatch.goals, since timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -457,8 +457,9 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_evaluate(dispatch.goals, timestamptz) IS
+    'Fires goal g when due and keeps its open runs true; since: when this scheduler started';
 
--- Scheduler: evaluates every goal; returns seconds to the next goal deadline.
 CREATE FUNCTION dispatch._goal_tick() RETURNS double precision
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -520,3 +521,5 @@ BEGIN
     RETURN greatest(extract(epoch FROM deadline - now()), 0.01);
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_tick() IS
+    'Scheduler: evaluates every goal; returns seconds to the next goal deadline';

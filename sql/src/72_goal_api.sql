@@ -2,7 +2,6 @@
 -- Goal API
 ------------------------------------------------------------------------------
 
--- Stores a validated goal spec into goal g's row (a new one when g is NULL); returns its id.
 CREATE FUNCTION dispatch._goal_store(name text, spec jsonb, g bigint) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -41,13 +40,17 @@ BEGIN
     RETURN id;
 END
 $$;
+COMMENT ON FUNCTION dispatch._goal_store(text, jsonb, bigint) IS
+    'Stores a validated goal spec into goal g''s row (a new one when g is NULL); returns '
+    'its id';
 
 CREATE FUNCTION dispatch.create_goal(name text, spec jsonb) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT dispatch._goal_store(name, spec, NULL)
 $$;
 COMMENT ON FUNCTION dispatch.create_goal(text, jsonb) IS
-    'Create a recurring goal (schedule, window, instances, a job or a joblist); returns its id';
+    'Create a recurring goal (schedule, window, instances, a job or a joblist); returns '
+    'its id';
 
 CREATE FUNCTION dispatch.alter_goal(name text, spec jsonb) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -66,7 +69,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.pause_goal(text) IS
-    'Stop firing a goal and replacing its instances; running instances go on to their window end';
+    'Stop firing a goal and replacing its instances; running instances go on to their '
+    'window end';
 
 CREATE FUNCTION dispatch.resume_goal(name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

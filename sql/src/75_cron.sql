@@ -36,15 +36,15 @@ CREATE VIEW dispatch.job AS
       FROM dispatch.goals g WHERE g.kind = 'sql';
 COMMENT ON VIEW dispatch.job IS 'SQL jobs with the columns of pg_cron''s cron.job';
 
--- Returns the SQL job jobid after checking that the caller may change it.
 CREATE FUNCTION dispatch._sql_job_for_change(jobid bigint, label text) RETURNS dispatch.goals
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT dispatch._goal_changeable(
         (SELECT x FROM dispatch.goals x WHERE x.goal_id = jobid AND x.kind = 'sql' FOR UPDATE),
         format('job %s', label))
 $$;
+COMMENT ON FUNCTION dispatch._sql_job_for_change(bigint, text) IS
+    'Returns the SQL job jobid after checking that the caller may change it';
 
--- Fails unless command is a non-empty SQL string and schedule a schedule that fires.
 CREATE FUNCTION dispatch._check_sql_job(schedule text, command text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -60,6 +60,8 @@ BEGIN
                                      'schedule', 'dispatch.timezone');
 END
 $$;
+COMMENT ON FUNCTION dispatch._check_sql_job(text, text) IS
+    'Fails unless command is a non-empty SQL string and schedule a schedule that fires';
 
 CREATE FUNCTION dispatch.schedule(job_name text, schedule text, command text) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -165,8 +167,6 @@ $$;
 COMMENT ON FUNCTION dispatch.alter_job(bigint, text, text, text, text, boolean) IS
     'pg_cron: change the schedule, command, user or active flag of a SQL job';
 
--- Scheduler: the SQL runs to start a worker for (new ones, and those a previous
--- scheduler asked for but may not have started).
 CREATE FUNCTION dispatch._sql_runs_to_launch()
 RETURNS TABLE (runid bigint, database text, username text)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -177,8 +177,10 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                                   WHERE pid = pg_backend_pid()))
     RETURNING d.runid, d.database, d.username
 $$;
+COMMENT ON FUNCTION dispatch._sql_runs_to_launch() IS
+    'Scheduler: the SQL runs to start a worker for (new ones, and those a previous '
+    'scheduler asked for but may not have started)';
 
--- SQL run worker: claims run runid; returns its command, or NULL when another took it.
 CREATE FUNCTION dispatch._sql_run_claim(run bigint) RETURNS text
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     UPDATE dispatch.job_run_details
@@ -186,8 +188,9 @@ LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
      WHERE runid = run AND status = 'starting' AND username = session_user
     RETURNING command
 $$;
+COMMENT ON FUNCTION dispatch._sql_run_claim(bigint) IS
+    'SQL run worker: claims a run; returns its command, or NULL when another took it';
 
--- SQL run worker: records the end of run runid, from the worker that claimed it.
 CREATE FUNCTION dispatch._sql_run_finish(run bigint, ok boolean, message text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -198,8 +201,9 @@ BEGIN
     PERFORM dispatch.wake_scheduler();
 END
 $$;
+COMMENT ON FUNCTION dispatch._sql_run_finish(bigint, boolean, text) IS
+    'SQL run worker: records the end of a run, from the worker that claimed it';
 
--- The scheduler could not start a worker for run runid.
 CREATE FUNCTION dispatch._sql_run_unstarted(run bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     UPDATE dispatch.job_run_details
@@ -207,3 +211,5 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
            return_message = 'could not start a background worker (raise max_worker_processes)'
      WHERE runid = run AND status = 'starting'
 $$;
+COMMENT ON FUNCTION dispatch._sql_run_unstarted(bigint) IS
+    'The scheduler could not start a worker for a run';

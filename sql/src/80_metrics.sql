@@ -69,8 +69,6 @@ CREATE TABLE dispatch.metric_rollup_redo (
 COMMENT ON TABLE dispatch.metric_rollup_redo IS
     'Minutes that received samples after they were rolled up (a replayed agent queue): rolled up again';
 
--- The partition of table tbl holding instant at (days for samples and minute
--- rollups, months for hour rollups), created when missing; returns its name.
 CREATE FUNCTION dispatch._metric_partition(tbl text, at timestamptz) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -91,8 +89,10 @@ BEGIN
     RETURN part;
 END
 $$;
+COMMENT ON FUNCTION dispatch._metric_partition(text, timestamptz) IS
+    'The partition of table tbl holding instant at (days for samples and minute rollups, '
+    'months for hour rollups), created when missing; returns its name';
 
--- The id of metric name, numbered on first sight.
 CREATE FUNCTION dispatch._series_id(name text) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -109,8 +109,9 @@ BEGIN
     RETURN id;
 END
 $$;
+COMMENT ON FUNCTION dispatch._series_id(text) IS
+    'The id of metric name, numbered on first sight';
 
--- The id of the layout with these series, created on first sight.
 CREATE FUNCTION dispatch._layout_id(series int[]) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -128,8 +129,9 @@ BEGIN
     RETURN id;
 END
 $$;
+COMMENT ON FUNCTION dispatch._layout_id(int[]) IS
+    'The id of the layout with these series, created on first sight';
 
--- Stores one sample of node_id at instant at: metric names and values in the same order.
 CREATE FUNCTION dispatch._store_sample(node_id int, at timestamptz, names text[], vals real[])
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -140,10 +142,9 @@ BEGIN
     INSERT INTO dispatch.metric_samples VALUES (node_id, at, layout, vals);
 END
 $$;
+COMMENT ON FUNCTION dispatch._store_sample(int, timestamptz, text[], real[]) IS
+    'Stores one sample of node_id at instant at: metric names and values in the same order';
 
--- The numeric leaves of v as (name, value): object keys and array elements join the
--- name with "." (an array element is named by its mount, sensor, dev, iface, name or
--- index: temperature sensors of one chip share a name but not a sensor id).
 CREATE FUNCTION dispatch._flatten(prefix text, v jsonb)
 RETURNS TABLE (name text, value real)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -162,9 +163,11 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
                CASE WHEN jsonb_typeof(a.e) = 'object'
                     THEN a.e - ARRAY['mount', 'sensor', 'dev', 'iface', 'name', 'index'] ELSE a.e END) f
 $$;
+COMMENT ON FUNCTION dispatch._flatten(text, jsonb) IS
+    'The numeric leaves of v as (name, value): object keys and array elements join the '
+    'name with "." (an array element is named by its mount, sensor, dev, iface, name or '
+    'index: temperature sensors of one chip share a name but not a sensor id)';
 
--- The metrics of one agent sample: its numeric values, the load averages as load.1,
--- load.5 and load.15, plugins as name{labels}.
 CREATE FUNCTION dispatch._sample_metrics(sample jsonb)
 RETURNS TABLE (name text, value real)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -183,6 +186,9 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
       FROM jsonb_array_elements(coalesce(sample -> 'plugins', '[]')) p
      WHERE jsonb_typeof(p -> 'value') = 'number'
 $$;
+COMMENT ON FUNCTION dispatch._sample_metrics(jsonb) IS
+    'The metrics of one agent sample: its numeric values, the load averages as load.1, '
+    'load.5 and load.15, plugins as name{labels}';
 
 CREATE FUNCTION dispatch.agent_metrics(node text, samples jsonb) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -239,7 +245,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.agent_metrics(text, jsonb) IS
-    'Agent: store a batch of metric samples (a replayed sample is stored once, one older than the raw retention not at all); returns how many were new';
+    'Agent: store a batch of metric samples (a replayed sample is stored once, one older '
+    'than the raw retention not at all); returns how many were new';
 
 CREATE VIEW dispatch.metric_latest AS
     SELECT m.node, s.name AS metric, v.value::numeric::double precision AS value, x.at
@@ -308,8 +315,6 @@ $$;
 COMMENT ON FUNCTION dispatch.metric_history(text, text, timestamptz, timestamptz) IS
     'A metric of a node over time, from raw samples or the rollups that cover the interval';
 
--- Rolls samples (or minute rollups) of [since, upto) of table src up into table dst,
--- replacing what dst held for that span.
 CREATE FUNCTION dispatch._rollup(src text, dst text, unit text, since timestamptz,
                                  upto timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -338,8 +343,10 @@ BEGIN
     USING since, upto;
 END
 $$;
+COMMENT ON FUNCTION dispatch._rollup(text, text, text, timestamptz, timestamptz) IS
+    'Rolls samples (or minute rollups) of [since, upto) of table src up into table dst, '
+    'replacing what dst held for that span';
 
--- Monitor: rollups of complete minutes and hours, partitions ahead, expired partitions dropped.
 CREATE FUNCTION dispatch._metrics_maintain() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -399,8 +406,10 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._metrics_maintain() IS
+    'Monitor: rollups of complete minutes and hours, partitions ahead, expired partitions'
+    ' dropped';
 
--- Monitor: one round of alert evaluation, metric upkeep and presence.
 CREATE FUNCTION dispatch._monitor_tick() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -409,3 +418,5 @@ BEGIN
     PERFORM dispatch._record_presence();
 END
 $$;
+COMMENT ON FUNCTION dispatch._monitor_tick() IS
+    'Monitor: one round of alert evaluation, metric upkeep and presence';

@@ -70,14 +70,14 @@ CREATE INDEX notifications_due_idx ON dispatch.notifications (next_attempt_at)
 COMMENT ON TABLE dispatch.notifications IS
     'Outbox of alert notifications (mail and webhooks): sent once, retried with backoff';
 
--- How long the condition of rule spec must hold before it fires ("for", 0 when absent).
 CREATE FUNCTION dispatch._rule_hold(spec jsonb) RETURNS interval
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN NOT spec ? 'for' OR spec -> 'for' IN ('0', '"0"') THEN interval '0'
                 ELSE dispatch._json_interval(spec -> 'for', 'for', '"for"') END
 $$;
+COMMENT ON FUNCTION dispatch._rule_hold(jsonb) IS
+    'How long the condition of rule spec must hold before it fires ("for", 0 when absent)';
 
--- Validates an alert rule spec; raises like a spec error.
 CREATE FUNCTION dispatch._validate_alert_rule(name text, spec jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -133,6 +133,8 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._validate_alert_rule(text, jsonb) IS
+    'Validates an alert rule spec; raises like a spec error';
 
 CREATE FUNCTION dispatch.create_alert_rule(name text, spec jsonb) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -158,7 +160,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.create_alert_rule(text, jsonb) IS
-    'Create a threshold rule on a metric (node selector, for, severity, repeat, mailto:/http targets)';
+    'Create a threshold rule on a metric (node selector, for, severity, repeat, '
+    'mailto:/http targets)';
 
 CREATE FUNCTION dispatch.drop_alert_rule(name text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -179,7 +182,6 @@ END
 $$;
 COMMENT ON FUNCTION dispatch.drop_alert_rule(text) IS 'Drop an alert rule and its alerts';
 
--- The latest value of metric on every node (node.up: 1 online, 0 not), fresh samples only.
 CREATE FUNCTION dispatch._metric_now(metric text)
 RETURNS TABLE (node text, value double precision)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -191,8 +193,9 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
        AND l.at > now() - 3 * current_setting('dispatch.monitor_interval')::interval
                         - interval '30 seconds'
 $$;
+COMMENT ON FUNCTION dispatch._metric_now(text) IS
+    'The latest value of metric on every node (node.up: 1 online, 0 not), fresh samples only';
 
--- Queues the notifications of alert event ev of rule r.
 CREATE FUNCTION dispatch._notify(r dispatch.alert_rules, ev dispatch.alert_events) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO dispatch.notifications (event_id, target, subject, body)
@@ -205,8 +208,9 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                               'event_id', ev.event_id)
       FROM unnest(r.notify) t
 $$;
+COMMENT ON FUNCTION dispatch._notify(dispatch.alert_rules, dispatch.alert_events) IS
+    'Queues the notifications of alert event ev of rule r';
 
--- Records event of rule r on node (with value) and queues its notifications.
 CREATE FUNCTION dispatch._alert_event(r dispatch.alert_rules, node text, event text,
                                       value double precision) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -218,8 +222,9 @@ BEGIN
     PERFORM dispatch._notify(r, ev);
 END
 $$;
+COMMENT ON FUNCTION dispatch._alert_event(dispatch.alert_rules, text, text, double precision) IS
+    'Records event of rule r on node (with value) and queues its notifications';
 
--- Monitor: evaluates every alert rule once.
 CREATE FUNCTION dispatch._evaluate_alerts() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -272,8 +277,9 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dispatch._evaluate_alerts() IS
+    'Monitor: evaluates every alert rule once';
 
--- Monitor: claims up to n notifications that are due (one more attempt, next try pushed back).
 CREATE FUNCTION dispatch._notifications_due(n int)
 RETURNS TABLE (notification_id bigint, target text, subject text, body text)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -286,8 +292,10 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                                   ORDER BY y.notification_id LIMIT n FOR UPDATE SKIP LOCKED)
     RETURNING x.notification_id, x.target, x.subject, x.body::text
 $$;
+COMMENT ON FUNCTION dispatch._notifications_due(int) IS
+    'Monitor: claims up to n notifications that are due (one more attempt, next try '
+    'pushed back)';
 
--- Monitor: records the outcome of sending notification id.
 CREATE FUNCTION dispatch._notification_done(id bigint, ok boolean, error text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     UPDATE dispatch.notifications
@@ -297,6 +305,8 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
                             THEN now() END
      WHERE notification_id = id
 $$;
+COMMENT ON FUNCTION dispatch._notification_done(bigint, boolean, text) IS
+    'Monitor: records the outcome of sending notification id';
 
 CREATE VIEW dispatch.alert_status AS
     SELECT r.name AS rule, a.node, a.state, r.severity, r.metric, r.op, r.threshold, a.value,

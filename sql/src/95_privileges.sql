@@ -1,6 +1,11 @@
 ------------------------------------------------------------------------------
--- Privileges
+-- Privileges: who may call and read what
 ------------------------------------------------------------------------------
+--
+-- Nothing is granted to PUBLIC but the harmless C functions.  Users read every
+-- table and view and act through the user API; agents act only through the agent_*
+-- functions (SECURITY DEFINER, each checking that the caller owns the node) and
+-- read nothing directly; admins are both, and manage resources.
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dispatch FROM PUBLIC;
 GRANT USAGE ON SCHEMA dispatch TO dispatch_user, dispatch_agent, dispatch_admin;
@@ -16,7 +21,7 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
                 dispatch.alerts, dispatch.alert_events, dispatch.alert_status,
                 dispatch.notifications, dispatch.job_history, dispatch.joblist_history,
                 dispatch.presence
-    TO dispatch_user, dispatch_agent;
+    TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.current_caller(), dispatch.scheduler_stats(),
                           dispatch.render_template(text, jsonb),
                           dispatch.next_runs(text, timestamptz, int, text)

@@ -1,65 +1,60 @@
 ------------------------------------------------------------------------------
--- Agent protocol (docs/internals.md)
+-- Agent API: the protocol between dispatch-agent and the server (docs/internals.md)
 ------------------------------------------------------------------------------
+--
+-- An agent acts only for the nodes its role registered, through these SECURITY
+-- DEFINER functions: it registers, heartbeats, claims assigned jobs (agent_poll),
+-- reports their end, drains and goes offline.  Every report carries (job, attempt)
+-- and is refused for a stale attempt, so a result is recorded exactly once.  Output
+-- and metrics have their own files (45_output.sql, 80_metrics.sql).
 
--- Fails unless node is a valid node name.
-CREATE FUNCTION dispatch._check_node_name(node text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF node IS NULL OR node !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid node name "%s"', node),
-            HINT = 'A node name is 1 to 48 letters, digits, ".", "_" or "-", starting with a letter or digit.';
-    END IF;
-END
-$$;
-
--- Locks and returns the node row after checking that the caller acts for it.
-CREATE FUNCTION dispatch._agent_node(p_node text) RETURNS dispatch.nodes
+CREATE FUNCTION dispatch._agent_node(node text) RETURNS dispatch.nodes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n dispatch.nodes;
 BEGIN
-    PERFORM dispatch._check_node_name(p_node);
-    SELECT * INTO n FROM dispatch.nodes WHERE node = p_node FOR UPDATE;
+    PERFORM dispatch._check_node_name(node);
+    SELECT * INTO n FROM dispatch.nodes x WHERE x.node = _agent_node.node FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('node "%s" is not registered', p_node),
+            MESSAGE = format('node "%s" is not registered', node),
             HINT = 'The agent registers its node with dispatch.agent_register().';
     END IF;
     IF n.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('permission denied for node "%s"', p_node),
-            DETAIL = format('Node "%s" belongs to role "%s".', p_node, n.owner),
+            MESSAGE = format('permission denied for node "%s"', node),
+            DETAIL = format('Node "%s" belongs to role "%s".', node, n.owner),
             HINT = 'An agent may act only for the nodes its role registered.';
     END IF;
     RETURN n;
 END
 $$;
+COMMENT ON FUNCTION dispatch._agent_node(text) IS
+    'Locks and returns the node row after checking that the caller acts for it';
 
--- Locks and returns a job after checking that (job, attempt) is active on node.
-CREATE FUNCTION dispatch._agent_job(p_node text, p_job bigint, p_attempt int)
+CREATE FUNCTION dispatch._agent_job(node text, job bigint, attempt int)
 RETURNS dispatch.jobs
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j dispatch.jobs;
 BEGIN
-    PERFORM dispatch._agent_node(p_node);
-    SELECT * INTO j FROM dispatch.jobs WHERE job_id = p_job FOR UPDATE;
-    IF NOT FOUND OR j.node IS DISTINCT FROM p_node OR j.attempt <> p_attempt
+    PERFORM dispatch._agent_node(node);
+    SELECT * INTO j FROM dispatch.jobs x WHERE x.job_id = job FOR UPDATE;
+    IF NOT FOUND OR j.node IS DISTINCT FROM node OR j.attempt <> attempt
        OR j.state NOT IN ('assigned', 'running') THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('report for job %s attempt %s from node "%s" refused',
-                             p_job, p_attempt, p_node),
-            DETAIL = CASE WHEN j.job_id IS NULL THEN format('Job %s does not exist.', p_job)
+                             job, attempt, node),
+            DETAIL = CASE WHEN j.job_id IS NULL THEN format('Job %s does not exist.', job)
                           ELSE format('The job is at attempt %s, %s, on node %s.', j.attempt,
                                       j.state, coalesce('"' || j.node || '"', 'none')) END;
     END IF;
     RETURN j;
 END
 $$;
+COMMENT ON FUNCTION dispatch._agent_job(text, bigint, int) IS
+    'Locks and returns a job after checking that (job, attempt) is active on node';
 
--- The resource instances and amounts an agent's registration offers.
 CREATE FUNCTION dispatch._offer(info jsonb)
 RETURNS TABLE (type text, ident text, capacity bigint, is_amount boolean)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -69,6 +64,8 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT key, key, value::text::bigint, true
       FROM jsonb_each(coalesce(info -> 'amounts', '{}'))
 $$;
+COMMENT ON FUNCTION dispatch._offer(jsonb) IS
+    'The resource instances and amounts an agent''s registration offers';
 
 CREATE FUNCTION dispatch.agent_register(node text, info jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -231,67 +228,6 @@ END
 $$;
 COMMENT ON FUNCTION dispatch.agent_resume(text, bigint, int) IS
     'Agent: how much output of a running job the server holds (after a reconnect)';
-
-
--- Returns the longest prefix of s that fits in max_bytes bytes.
-CREATE FUNCTION dispatch._utf8_prefix(s text, max_bytes bigint) RETURNS text
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    r text := left(s, max_bytes::int);
-BEGIN
-    WHILE octet_length(r) > max_bytes LOOP
-        r := left(r, length(r) - greatest(1, ((octet_length(r) - max_bytes) / 4)::int));
-    END LOOP;
-    RETURN r;
-END
-$$;
-
-CREATE FUNCTION dispatch.agent_output(node text, job bigint, attempt int, stream text,
-                                      "offset" bigint, data text)
-RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    j dispatch.jobs := dispatch._agent_job(node, job, attempt);
-    stored bigint;
-    room bigint;
-    chunk text := data;
-BEGIN
-    PERFORM dispatch._check_stream(stream);
-    IF j.output_truncated THEN
-        RETURN -1;
-    END IF;
-    SELECT coalesce(max(o."offset" + octet_length(o.data)), 0) INTO stored
-      FROM dispatch.job_output o
-     WHERE o.job_id = job AND o.attempt = j.attempt AND o.stream = agent_output.stream;
-    IF "offset" + octet_length(chunk) <= stored THEN
-        RETURN stored;                  -- a chunk sent again after a reconnect
-    END IF;
-    IF "offset" <> stored THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('output chunk of job %s starts at byte %s of %s, but %s bytes are stored',
-                             job, "offset", stream, stored),
-            HINT = 'Send output from the stored length returned by dispatch.agent_resume().';
-    END IF;
-    room := dispatch._setting_bytes('dispatch.max_output_bytes') - j.output_bytes;
-    IF octet_length(chunk) > room THEN
-        chunk := dispatch._utf8_prefix(chunk, greatest(room, 0));
-    END IF;
-    IF chunk <> '' THEN
-        INSERT INTO dispatch.job_output (job_id, attempt, stream, "offset", data)
-        VALUES (job, j.attempt, stream, "offset", chunk);
-    END IF;
-    UPDATE dispatch.jobs x
-       SET output_bytes = output_bytes + octet_length(chunk),
-           output_truncated = chunk IS DISTINCT FROM data
-     WHERE x.job_id = job;
-    IF chunk IS DISTINCT FROM data THEN
-        RETURN -1;
-    END IF;
-    RETURN stored + octet_length(chunk);
-END
-$$;
-COMMENT ON FUNCTION dispatch.agent_output(text, bigint, int, text, bigint, text) IS
-    'Agent: store a chunk of job output; returns the stored length, -1 once truncated';
 
 CREATE FUNCTION dispatch.agent_finish(node text, job bigint, attempt int, exit_code int,
                                       signal int, timed_out boolean, detail text DEFAULT NULL)

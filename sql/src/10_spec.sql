@@ -1,0 +1,180 @@
+------------------------------------------------------------------------------
+-- Spec validation: the JSON toolkit every validator is built from
+------------------------------------------------------------------------------
+--
+-- Specs (joblists, goals, alert rules, agent registrations) are checked by small
+-- functions that each test one value and raise the one standard error: errcode
+-- invalid_parameter_value, a message in PostgreSQL's style and a detail naming the
+-- JSON path ("The error is at stages[0].jobs[1].needs.gpu.").  A validator passes
+-- the path of the value down to them, so the first error found names its place.
+-- _path() is the one SQL quoting of JSON keys (src/render.c key_path() is the C one;
+-- sql-tests/05_templates checks that they agree).
+
+CREATE FUNCTION dispatch._raise_invalid(message text, detail text, hint text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce(detail, '') = '' AND coalesce(hint, '') = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message;
+    ELSIF coalesce(hint, '') = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
+            DETAIL = detail;
+    ELSIF coalesce(detail, '') = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
+            HINT = hint;
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = message,
+        DETAIL = detail, HINT = hint;
+END
+$$;
+COMMENT ON FUNCTION dispatch._raise_invalid(text, text, text) IS
+    'Raises invalid_parameter_value with message, detail and hint (each NULL or empty: none)';
+
+CREATE FUNCTION dispatch._spec_error(path text, message text, hint text DEFAULT NULL)
+RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._raise_invalid(message, format('The error is at %s.', path), hint)
+$$;
+COMMENT ON FUNCTION dispatch._spec_error(text, text, text) IS
+    'Raises the standard spec error: message plus the JSON path in the detail';
+
+CREATE FUNCTION dispatch._path(path text, key text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN key ~ '^[A-Za-z_][A-Za-z0-9_]*$'
+                THEN concat_ws('.', nullif(path, ''), key)
+                ELSE concat(path, '.', to_jsonb(key)::text) END
+$$;
+COMMENT ON FUNCTION dispatch._path(text, text) IS
+    'Appends a key to a JSON path, quoting keys that are not plain identifiers';
+
+CREATE FUNCTION dispatch._check_keys(obj jsonb, allowed text[], path text, what text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    k text;
+BEGIN
+    FOR k IN SELECT jsonb_object_keys(obj) LOOP
+        IF NOT k = ANY (allowed) THEN
+            PERFORM dispatch._spec_error(dispatch._path(path, k),
+                format('unknown key "%s" in %s', k, what),
+                format('Valid keys are: %s.', array_to_string(allowed, ', ')));
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_keys(jsonb, text[], text, text) IS
+    'Fails unless every key of obj is in allowed';
+
+CREATE FUNCTION dispatch._json_int(v jsonb, lo bigint, hi bigint, path text, what text)
+RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jsonb_typeof(v) <> 'number' THEN
+        PERFORM dispatch._spec_error(path, format('%s must be an integer', what));
+    END IF;
+    IF v::text::numeric <> trunc(v::text::numeric) THEN
+        PERFORM dispatch._spec_error(path, format('%s must be an integer', what));
+    END IF;
+    IF v::text::numeric < lo OR v::text::numeric > hi THEN
+        PERFORM dispatch._spec_error(path,
+            format('%s must be between %s and %s', what, lo, hi));
+    END IF;
+    RETURN v::text::bigint;
+END
+$$;
+COMMENT ON FUNCTION dispatch._json_int(jsonb, bigint, bigint, text, text) IS
+    'Returns v as a bigint when it is a JSON integer in [lo, hi], else raises';
+
+CREATE FUNCTION dispatch._json_text(v jsonb, path text, what text, max_len int DEFAULT 200)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF v IS NULL OR jsonb_typeof(v) <> 'string' THEN
+        PERFORM dispatch._spec_error(path, format('%s must be a string', what));
+    END IF;
+    IF v #>> '{}' = '' THEN
+        PERFORM dispatch._spec_error(path, format('%s must not be empty', what));
+    END IF;
+    IF length(v #>> '{}') > max_len THEN
+        PERFORM dispatch._spec_error(path,
+            format('%s is longer than %s characters', what, max_len));
+    END IF;
+    RETURN v #>> '{}';
+END
+$$;
+COMMENT ON FUNCTION dispatch._json_text(jsonb, text, text, int) IS
+    'Returns v as text when it is a non-empty JSON string, else raises';
+
+CREATE FUNCTION dispatch._json_string_map(v jsonb, key_re text, path text, what text,
+                                          key_hint text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+BEGIN
+    IF jsonb_typeof(v) <> 'object' THEN
+        PERFORM dispatch._spec_error(path, format('%s must be a JSON object', what));
+    END IF;
+    FOR e IN SELECT * FROM jsonb_each(v) LOOP
+        IF e.key !~ key_re THEN
+            PERFORM dispatch._spec_error(dispatch._path(path, e.key),
+                format('invalid key "%s" in %s', e.key, what), key_hint);
+        END IF;
+        IF jsonb_typeof(e.value) <> 'string' THEN
+            PERFORM dispatch._spec_error(dispatch._path(path, e.key),
+                format('value of "%s" in %s must be a string', e.key, what));
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dispatch._json_string_map(jsonb, text, text, text, text) IS
+    'Fails unless v is a JSON object whose values are all strings';
+
+CREATE FUNCTION dispatch._json_interval(v jsonb, path text, what text) RETURNS interval
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    t interval;
+BEGIN
+    IF jsonb_typeof(v) NOT IN ('number', 'string') THEN
+        PERFORM dispatch._spec_error(path, format('%s must be a string or a number', what));
+    END IF;
+    IF jsonb_typeof(v) = 'number' AND v::text::numeric > 315360000 THEN
+        PERFORM dispatch._spec_error(path, format('%s is longer than 10 years', what));
+    END IF;
+    BEGIN
+        IF jsonb_typeof(v) = 'number' THEN
+            t := make_interval(secs => v::text::numeric);
+        ELSE
+            t := (v #>> '{}')::interval;
+        END IF;
+    EXCEPTION WHEN data_exception THEN
+        PERFORM dispatch._spec_error(path,
+            format('invalid %s %s', what, v::text),
+            'Write an interval such as "10 minutes" or a number of seconds.');
+    END;
+    IF t <= interval '0' THEN
+        PERFORM dispatch._spec_error(path, format('%s must be positive', what));
+    END IF;
+    IF t > interval '10 years' THEN
+        PERFORM dispatch._spec_error(path, format('%s is longer than 10 years', what));
+    END IF;
+    RETURN t;
+END
+$$;
+COMMENT ON FUNCTION dispatch._json_interval(jsonb, text, text) IS
+    'Parses a duration (interval string or seconds) called what and returns it, or raises';
+
+CREATE FUNCTION dispatch._setting_bytes(guc text) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_size_bytes(regexp_replace(current_setting(guc), '([0-9])B$', '\1 bytes'))
+$$;
+COMMENT ON FUNCTION dispatch._setting_bytes(text) IS
+    'A size setting in bytes (SHOW prints units such as 10B or 1MB)';
+
+CREATE FUNCTION dispatch._check_size(content text, guc text, path text, what text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF octet_length(content) > dispatch._setting_bytes(guc) THEN
+        PERFORM dispatch._spec_error(path,
+            format('%s is %s bytes, more than %s = %s allows', what, octet_length(content),
+                   guc, current_setting(guc)),
+            format('Make it smaller, or raise %s.', guc));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_size(text, text, text, text) IS
+    'Fails when content is larger than the size setting guc allows';

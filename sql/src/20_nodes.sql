@@ -1,0 +1,161 @@
+------------------------------------------------------------------------------
+-- Nodes and resources: the machines and the typed instances they offer
+------------------------------------------------------------------------------
+--
+-- Nodes are registered by their agents (40_agent.sql); resources are node-local
+-- instances (gpu 1, cpu 3) or cluster-wide pools (node NULL, e.g. licences), and
+-- amount resources (mem_mb) have a capacity.  Admins add and remove resources here;
+-- agents offer theirs at registration.
+
+CREATE FUNCTION dispatch._name_pattern(kind text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE kind
+        WHEN 'node' THEN '^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$'
+        WHEN 'resource type' THEN '^[a-z][a-z0-9_]{0,62}$'
+        WHEN 'resource ident' THEN '^[^\s,]{1,200}$' END
+$$;
+COMMENT ON FUNCTION dispatch._name_pattern(text) IS
+    'The one definition of each naming rule, as a regular expression: of a node, a resource '
+    'type or a resource ident (kind); the table CHECKs and the checks that raise the API''s '
+    'errors all use it';
+
+CREATE TABLE dispatch.nodes (
+    node            text PRIMARY KEY
+                    CHECK (node ~ dispatch._name_pattern('node')),
+    state           text NOT NULL DEFAULT 'online'
+                    CHECK (state IN ('online', 'offline', 'draining')),
+    owner           name NOT NULL,
+    hostname        text,
+    arch            text,
+    os              text,
+    cpus            int,
+    memory_mb       bigint,
+    labels          jsonb NOT NULL DEFAULT '{}'
+                    CHECK (pg_catalog.jsonb_typeof(labels) = 'object'),
+    agent_version   text,
+    agent_pid       int,
+    registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    last_heartbeat  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    state_changed_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE dispatch.nodes IS 'Worker machines, registered by their agents';
+
+CREATE TABLE dispatch.resources (
+    resource_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type            text NOT NULL CHECK (type ~ dispatch._name_pattern('resource type')),
+    ident           text NOT NULL
+                    CHECK (ident ~ dispatch._name_pattern('resource ident')),
+    node            text REFERENCES dispatch.nodes ON DELETE CASCADE,
+    capacity        bigint NOT NULL DEFAULT 1 CHECK (capacity > 0),
+    is_amount       boolean NOT NULL DEFAULT false,
+    from_agent      boolean NOT NULL DEFAULT false,
+    added_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE NULLS NOT DISTINCT (type, ident, node),
+    CHECK (is_amount OR capacity = 1)
+);
+COMMENT ON TABLE dispatch.resources IS
+    'Resource instances: node-local (node set) or cluster-wide pools (node NULL); amount resources have a capacity';
+
+CREATE FUNCTION dispatch._check_node_name(node text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF node IS NULL OR node !~ dispatch._name_pattern('node') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid node name "%s"', node),
+            HINT = 'A node name is 1 to 48 letters, digits, ".", "_" or "-", starting with a letter or digit.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_node_name(text) IS
+    'Fails unless node is a valid node name';
+
+CREATE FUNCTION dispatch._check_resource_type(type text, path text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF type IS NULL OR type !~ dispatch._name_pattern('resource type') THEN
+        PERFORM dispatch._raise_invalid(format('invalid resource type "%s"', type),
+            'The error is at ' || path || '.',
+            'A resource type is a lower-case letter followed by lower-case letters, digits or underscores.');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_resource_type(text, text) IS
+    'Fails unless type is a valid resource type; the error names JSON path path unless it is NULL';
+
+CREATE FUNCTION dispatch._check_resource_name(type text, ident text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM dispatch._check_resource_type(type, NULL);
+    IF ident IS NULL OR ident !~ dispatch._name_pattern('resource ident') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid resource ident "%s"', ident),
+            HINT = 'A resource ident is 1 to 200 characters without white space or commas.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_resource_name(text, text) IS
+    'Fails unless type and ident are valid resource names';
+
+CREATE FUNCTION dispatch._resource_place(node text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN node IS NULL THEN 'in the cluster-wide pool'
+                ELSE format('on node "%s"', node) END
+$$;
+COMMENT ON FUNCTION dispatch._resource_place(text) IS
+    'Describes where a resource lives, for messages';
+
+CREATE FUNCTION dispatch.add_resource(type text, ident text, node text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    id bigint;
+BEGIN
+    PERFORM dispatch._check_resource_name(type, ident);
+    IF node IS NOT NULL AND NOT EXISTS (SELECT 1 FROM dispatch.nodes n WHERE n.node = add_resource.node) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('node "%s" is not registered', node);
+    END IF;
+    INSERT INTO dispatch.resources (type, ident, node)
+    VALUES (type, ident, node)
+    ON CONFLICT DO NOTHING
+    RETURNING resource_id INTO id;
+    IF id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('resource %s "%s" already exists %s', type, ident,
+                             dispatch._resource_place(node));
+    END IF;
+    PERFORM dispatch.wake_scheduler();
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION dispatch.add_resource(text, text, text) IS
+    'Add a resource instance: cluster-wide when node is NULL (licences), else on that node';
+
+CREATE FUNCTION dispatch.remove_resource(type text, ident text, node text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r dispatch.resources;
+    holder bigint;
+BEGIN
+    SELECT * INTO r FROM dispatch.resources x
+     WHERE x.type = remove_resource.type AND x.ident = remove_resource.ident
+       AND x.node IS NOT DISTINCT FROM remove_resource.node
+     FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('resource %s "%s" does not exist %s', type, ident,
+                             dispatch._resource_place(node));
+    END IF;
+    SELECT min(job_id) INTO holder FROM dispatch.allocations WHERE resource_id = r.resource_id;
+    IF holder IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_in_use',
+            MESSAGE = format('resource %s "%s" is in use by job %s', type, ident, holder),
+            HINT = 'Wait for the job to finish or cancel it.';
+    END IF;
+    DELETE FROM dispatch.resources WHERE resource_id = r.resource_id;
+    PERFORM dispatch.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION dispatch.remove_resource(text, text, text) IS
+    'Remove an idle resource instance';

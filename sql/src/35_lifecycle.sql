@@ -1,0 +1,166 @@
+------------------------------------------------------------------------------
+-- The job state machine: how jobs and joblists move between states
+------------------------------------------------------------------------------
+--
+-- pending -> assigned (scheduler) -> running (agent claims) -> succeeded | failed |
+-- cancelled | lost; a failed or lost attempt with retries left goes back to pending
+-- as a new attempt.  Every change of state or attempt is recorded in job_events by
+-- a trigger.  _advance_joblist() moves a joblist to its next stage, or finishes or
+-- fails it, when the scheduler's housekeeping sees its current stage change.
+
+CREATE TABLE dispatch.job_events (
+    event_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,
+    attempt         int NOT NULL,
+    state           text NOT NULL,
+    node            text,
+    detail          text,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+CREATE INDEX job_events_job_idx ON dispatch.job_events (job_id);
+COMMENT ON TABLE dispatch.job_events IS 'History of every job state change';
+
+CREATE FUNCTION dispatch._release(job bigint) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    DELETE FROM dispatch.allocations WHERE job_id = job
+$$;
+COMMENT ON FUNCTION dispatch._release(bigint) IS
+    'Releases whatever job holds';
+
+CREATE FUNCTION dispatch._finish_job(job bigint, final text, why text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    UPDATE dispatch.jobs SET state = final, reason = why, finished_at = now()
+     WHERE job_id = job;
+    PERFORM dispatch._release(job);
+END
+$$;
+COMMENT ON FUNCTION dispatch._finish_job(bigint, text, text) IS
+    'Ends a job in a final state with a reason and frees its resources';
+
+CREATE FUNCTION dispatch._requeue_job(job bigint, new_attempt boolean, why text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM dispatch._release(job);
+    UPDATE dispatch.jobs
+       SET state = 'pending', node = NULL, resources = NULL, reason = why,
+           attempt = attempt + new_attempt::int, assigned_at = NULL, started_at = NULL,
+           finished_at = NULL, exit_code = NULL, signal = NULL, timed_out = false,
+           output_bytes = CASE WHEN new_attempt THEN 0 ELSE output_bytes END,
+           output_truncated = output_truncated AND NOT new_attempt
+     WHERE job_id = job;
+END
+$$;
+COMMENT ON FUNCTION dispatch._requeue_job(bigint, boolean, text) IS
+    'Puts a job back in the queue; a new attempt when it had started';
+
+CREATE FUNCTION dispatch._end_attempt(job bigint, final text, why text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs;
+BEGIN
+    SELECT * INTO j FROM dispatch.jobs WHERE job_id = job;
+    PERFORM dispatch._finish_job(job, final, why);
+    IF j.attempt <= j.retries AND NOT j.cancel_requested THEN
+        PERFORM dispatch._requeue_job(job, true,
+            format('retrying after attempt %s: %s', j.attempt, why));
+        RETURN 'pending';
+    END IF;
+    RETURN final;
+END
+$$;
+COMMENT ON FUNCTION dispatch._end_attempt(bigint, text, text) IS
+    'Ends an attempt that did not succeed: retried while retries remain, else final';
+
+CREATE FUNCTION dispatch._lose_jobs(node text, keep bigint[] DEFAULT '{}') RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs;
+BEGIN
+    FOR j IN SELECT * FROM dispatch.jobs
+              WHERE jobs.node = _lose_jobs.node AND state IN ('assigned', 'running')
+                AND NOT job_id = ANY (keep)
+              ORDER BY job_id FOR UPDATE LOOP
+        IF j.cancel_requested THEN
+            PERFORM dispatch._finish_job(j.job_id, 'cancelled',
+                format('cancelled; node "%s" was lost', node));
+        ELSIF j.state = 'assigned' THEN
+            PERFORM dispatch._requeue_job(j.job_id, false,
+                format('node "%s" was lost before the job started', node));
+        ELSE
+            PERFORM dispatch._end_attempt(j.job_id, 'lost',
+                format('node "%s" was lost while the job ran', node));
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dispatch._lose_jobs(text, bigint[]) IS
+    'Handles the active jobs of a node that went away, except those listed in keep';
+
+CREATE FUNCTION dispatch._job_event() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO dispatch.job_events (job_id, attempt, state, node, detail)
+    VALUES (NEW.job_id, NEW.attempt, NEW.state, NEW.node,
+            CASE WHEN NEW.state IN ('assigned', 'running') THEN NULL ELSE NEW.reason END);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION dispatch._job_event() IS
+    'Records every job state change in job_events';
+CREATE TRIGGER jobs_event_ins AFTER INSERT ON dispatch.jobs
+    FOR EACH ROW EXECUTE FUNCTION dispatch._job_event();
+CREATE TRIGGER jobs_event_upd AFTER UPDATE OF state, attempt ON dispatch.jobs
+    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.attempt <> NEW.attempt)
+    EXECUTE FUNCTION dispatch._job_event();
+
+CREATE FUNCTION dispatch._stage_reason(jl bigint, stage int) RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('waiting for stage "%s" to finish', s.name)
+      FROM dispatch.stages s WHERE s.joblist_id = jl AND s.stage = _stage_reason.stage
+$$;
+COMMENT ON FUNCTION dispatch._stage_reason(bigint, int) IS
+    'The "waiting for stage" reason of a joblist''s later stages';
+
+CREATE FUNCTION dispatch._advance_joblist(jl dispatch.joblists) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    active bigint;
+    bad text;
+BEGIN
+    SELECT count(*) FILTER (WHERE state IN ('pending', 'assigned', 'running')),
+           min(format('job "%s" %s', name,
+                      CASE state WHEN 'failed' THEN coalesce(reason, 'failed')
+                                 ELSE state END) ORDER BY job_id)
+               FILTER (WHERE state IN ('failed', 'lost', 'cancelled'))
+      INTO active, bad
+      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND stage = jl.current_stage;
+
+    IF bad IS NOT NULL AND jl.fail_fast THEN
+        UPDATE dispatch.joblists SET state = 'failed', finished_at = now(), reason = bad
+         WHERE joblist_id = jl.joblist_id;
+        PERFORM dispatch._cancel_jobs_of(jl.joblist_id, format('joblist failed: %s', bad));
+        RETURN;
+    END IF;
+    IF active > 0 THEN
+        RETURN;
+    END IF;
+    IF jl.current_stage + 1 < jl.stage_count THEN
+        UPDATE dispatch.joblists SET current_stage = current_stage + 1
+         WHERE joblist_id = jl.joblist_id;
+        UPDATE dispatch.jobs
+           SET reason = CASE WHEN stage = jl.current_stage + 1 THEN 'waiting for the scheduler'
+                             ELSE dispatch._stage_reason(jl.joblist_id, jl.current_stage + 1) END
+         WHERE joblist_id = jl.joblist_id AND stage > jl.current_stage AND state = 'pending';
+        RETURN;
+    END IF;
+    SELECT min(format('job "%s" %s', name, state) ORDER BY job_id) INTO bad
+      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND state <> 'succeeded';
+    UPDATE dispatch.joblists
+       SET state = CASE WHEN bad IS NULL THEN 'succeeded' ELSE 'failed' END,
+           finished_at = now(), reason = bad
+     WHERE joblist_id = jl.joblist_id;
+END
+$$;
+COMMENT ON FUNCTION dispatch._advance_joblist(dispatch.joblists) IS
+    'Advances, finishes or fails one active joblist whose current stage changed';

@@ -1,0 +1,126 @@
+------------------------------------------------------------------------------
+-- Cancellation: of joblists and jobs, by their submitter or an admin
+------------------------------------------------------------------------------
+--
+-- A job that has not started is cancelled at once; a running one is marked
+-- cancel_requested and its agent is told on the node's channel; the agent's report
+-- then ends it as cancelled.
+
+CREATE FUNCTION dispatch._check_may_cancel(jl dispatch.joblists) RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jl.submitted_by <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied to cancel joblist %s', jl.joblist_id),
+            DETAIL = format('Joblist %s was submitted by role "%s".', jl.joblist_id,
+                            jl.submitted_by),
+            HINT = 'Only the submitting role or a member of dispatch_admin can cancel it.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_may_cancel(dispatch.joblists) IS
+    'Fails unless the caller submitted joblist jl or is an admin';
+
+CREATE FUNCTION dispatch._cancel_jobs_of(jl bigint, why text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs;
+BEGIN
+    FOR j IN SELECT * FROM dispatch.jobs
+              WHERE joblist_id = jl AND state IN ('pending', 'assigned', 'running')
+              ORDER BY job_id FOR UPDATE LOOP
+        PERFORM dispatch._cancel_one(j, why);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dispatch._cancel_jobs_of(bigint, text) IS
+    'Cancels every job of joblist jl that has not finished; running ones are signalled';
+
+CREATE FUNCTION dispatch._cancel_one(j dispatch.jobs, why text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF j.state = 'running' THEN
+        UPDATE dispatch.jobs SET cancel_requested = true, reason = why
+         WHERE job_id = j.job_id;
+        PERFORM pg_notify('dispatch_node_' || j.node, 'cancel');
+    ELSE
+        PERFORM dispatch._finish_job(j.job_id, 'cancelled', why);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._cancel_one(dispatch.jobs, text) IS
+    'Cancels one unfinished job: at once unless it runs, then asks its agent';
+
+CREATE FUNCTION dispatch.cancel_joblist(joblist bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    jl dispatch.joblists;
+BEGIN
+    SELECT * INTO jl FROM dispatch.joblists WHERE joblist_id = joblist FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('joblist %s does not exist', joblist);
+    END IF;
+    PERFORM dispatch._check_may_cancel(jl);
+    IF jl.state NOT IN ('queued', 'running') THEN
+        RAISE NOTICE 'joblist % has already finished (%)', joblist, jl.state;
+        RETURN false;
+    END IF;
+    UPDATE dispatch.joblists
+       SET state = 'cancelled', finished_at = now(),
+           reason = format('cancelled by %s', dispatch.current_caller())
+     WHERE joblist_id = joblist;
+    PERFORM dispatch._cancel_jobs_of(joblist, format('cancelled by %s', dispatch.current_caller()));
+    PERFORM dispatch.wake_scheduler();
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION dispatch.cancel_joblist(bigint) IS
+    'Cancel a joblist: waiting jobs at once, running jobs are signalled on their agents';
+
+CREATE FUNCTION dispatch.cancel_joblist(name text) RETURNS int
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ids bigint[];
+    id bigint;
+BEGIN
+    SELECT array_agg(joblist_id ORDER BY joblist_id) INTO ids
+      FROM dispatch.joblists WHERE joblists.name = cancel_joblist.name
+       AND state IN ('queued', 'running');
+    IF ids IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('no queued or running joblist is named "%s"', name);
+    END IF;
+    FOREACH id IN ARRAY ids LOOP
+        PERFORM dispatch.cancel_joblist(id);
+    END LOOP;
+    RETURN cardinality(ids);
+END
+$$;
+COMMENT ON FUNCTION dispatch.cancel_joblist(text) IS
+    'Cancel every queued or running joblist with this name; returns how many';
+
+CREATE FUNCTION dispatch.cancel_job(job bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs;
+    jl dispatch.joblists;
+BEGIN
+    SELECT * INTO j FROM dispatch.jobs WHERE job_id = job FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('job %s does not exist', job);
+    END IF;
+    SELECT * INTO jl FROM dispatch.joblists WHERE joblist_id = j.joblist_id;
+    PERFORM dispatch._check_may_cancel(jl);
+    IF j.state NOT IN ('pending', 'assigned', 'running') THEN
+        RAISE NOTICE 'job % has already finished (%)', job, j.state;
+        RETURN false;
+    END IF;
+    PERFORM dispatch._cancel_one(j, format('cancelled by %s', dispatch.current_caller()));
+    PERFORM dispatch.wake_scheduler();
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION dispatch.cancel_job(bigint) IS
+    'Cancel one job; under fail_fast its joblist then fails';
