@@ -11,6 +11,7 @@ OBJS = \
 	src/alloc.o \
 	src/template.o \
 	src/cron.o \
+	src/sqlslot.o \
 	src/sqlrun.o \
 	src/monitor.o \
 	src/core/alloc.o \

@@ -104,6 +104,7 @@ SELECT dispatch.alter_job(:named, username => 'no_such_role');
 SELECT dispatch.alter_job(:named, schedule => '* * *');
 SELECT dispatch.alter_job(:named, command => ' ');
 SELECT dispatch.alter_job(-5);
+SELECT dispatch.alter_job(-5, active => true);
 SET ROLE goal_dave;
 SELECT dispatch.alter_job(:named, username => 'goal_dave');
 SELECT dispatch.unschedule(:named);

@@ -64,7 +64,7 @@ run_sql(const char *sql, int nargs, Oid *types, Datum *values)
 	bool		ready;
 
 	worker_begin(sql);
-	ready = worker_extension_ready();
+	ready = OidIsValid(worker_extension_lock());
 	if (ready)
 		(void) worker_select(sql, nargs, types, values);
 	worker_end();
@@ -78,7 +78,7 @@ claim(Outgoing *out)
 	int			n = 0;
 
 	worker_begin(NULL);
-	if (worker_extension_ready())
+	if (OidIsValid(worker_extension_lock()))
 	{
 		SPITupleTable *t = worker_select("SELECT * FROM dispatch._notifications_due("
 										 CppAsString2(BATCH) ")", 0, NULL, NULL);

@@ -6,10 +6,11 @@
  * set up by the postmaster.
  *
  * Every setting is defined here, in one place.  The SQL functions read theirs
- * with current_setting(); six are also read from C (declared in pg_dispatch.h):
+ * with current_setting(); seven are also read from C (declared in pg_dispatch.h):
  * dispatch.database (where the workers connect), dispatch.timezone (schedules,
- * cron.c), and dispatch.smtp_url, mail_from, notify_timeout and
- * monitor_interval (the monitor, monitor.c).
+ * cron.c), dispatch.smtp_url, mail_from, notify_timeout and monitor_interval
+ * (the monitor, monitor.c), and dispatch.max_sql_command_size (the size of the
+ * SQL run slots in shared memory, sqlslot.c).
  */
 #include "pg_dispatch.h"
 
@@ -27,7 +28,7 @@ void		_PG_init(void);
 static bool check_timezone(char **newval, void **extra, GucSource source);
 
 /*
- * GUC variables.  The first six are read from C (pg_dispatch.h); the others only
+ * GUC variables.  The first seven are read from C (pg_dispatch.h); the others only
  * by SQL, through current_setting(), and live here so that they are defined.
  * The tables below give each its name, description, default and range.
  */
@@ -37,6 +38,7 @@ char	   *dispatch_smtp_url = NULL;
 char	   *dispatch_mail_from = NULL;
 int			dispatch_notify_timeout = 10;
 int			dispatch_monitor_interval = 10;
+int			dispatch_max_sql_command_size = 64 * 1024;
 static int	dispatch_notify_max_attempts = 10;
 static int	dispatch_metrics_raw_retention = 2 * 86400;
 static int	dispatch_metrics_minute_retention = 30 * 86400;
@@ -85,6 +87,8 @@ static const TextSetting text_settings[] = {
 };
 
 static const IntSetting int_settings[] = {
+	{"dispatch.max_sql_command_size", "Largest command of a SQL job (shared memory for each background worker).",
+	&dispatch_max_sql_command_size, 64 * 1024, 1024, 1024 * 1024, PGC_POSTMASTER, GUC_UNIT_BYTE},
 	{"dispatch.node_timeout", "Silence after which a node goes offline and its jobs are lost.",
 	&dispatch_node_timeout, 30, 1, 86400, PGC_SIGHUP, GUC_UNIT_S},
 	{"dispatch.kill_grace", "Time agents wait between SIGTERM and SIGKILL when stopping a job.",

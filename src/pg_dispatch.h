@@ -31,6 +31,7 @@ extern char *dispatch_smtp_url;
 extern char *dispatch_mail_from;
 extern int	dispatch_notify_timeout;
 extern int	dispatch_monitor_interval;
+extern int	dispatch_max_sql_command_size;
 
 /* launcher.c */
 extern void launcher_register(void);
@@ -47,8 +48,36 @@ extern int	alloc_assign(void);
 /* monitor.c */
 extern PGDLLEXPORT void monitor_main(Datum arg);
 
+/* A SQL job run claimed by a cycle, to be started once the cycle has committed. */
+typedef struct SqlRunClaim
+{
+	int64		run;
+	char	   *database;
+	char	   *user;
+	char	   *command;
+} SqlRunClaim;
+
+/* What one scheduling cycle does with the SQL run slots (sqlslot.c). */
+typedef struct SqlRunCycle
+{
+	MemoryContext cxt;			/* where the arrays live: the cycle's context */
+	int		   *ended;			/* slots whose run ended: freed after the commit */
+	int			nended;
+	SqlRunClaim *claimed;		/* runs claimed: started after the commit */
+	int			nclaimed;
+} SqlRunCycle;
+
+/* sqlslot.c */
+extern Size sqlslot_shmem_size(void);
+extern void sqlslot_shmem_startup(void);
+extern void sqlslot_sync(SqlRunCycle *c, Oid extension);
+extern void sqlslot_claim(SqlRunCycle *c);
+extern void sqlslot_after_commit(SqlRunCycle *c, Oid extension);
+
 /* sqlrun.c */
 extern PGDLLEXPORT void sqlrun_main(Datum arg);
-extern bool sqlrun_launch(int64 run, const char *database, const char *user);
+
+/* wake.c */
+extern void wake_scheduler_now(void);
 
 #endif							/* PG_DISPATCH_H */

@@ -7,12 +7,20 @@
  * ends), then the goals are evaluated (_goal_tick(): fires, instances, windows),
  * then the pending jobs are placed by alloc_assign() (alloc.c), which reads the
  * problem from the _sched_* views, solves it with core/alloc.c and writes the
- * answer back, NOTIFYing the nodes.  After the commit, SQL job runs created by the
- * cycle get their background workers (sqlrun.c).  The only timers are the next
- * liveness deadline and the next goal deadline.
+ * answer back, NOTIFYing the nodes.  SQL job runs go through slots in shared
+ * memory (sqlslot.c): the cycle first records the outcomes that workers left
+ * there, and claims the runs the goals created; after the commit the slots it
+ * recorded are freed and the claimed runs get their background workers
+ * (sqlrun.c).  The only timers are the next liveness deadline and the next goal
+ * deadline.
+ *
+ * The cycle's transaction first takes pg_dispatch's extension lock
+ * (worker_extension_lock()), so DROP EXTENSION waits for a cycle in flight and
+ * a cycle never meets a half-dropped schema.
  *
  * The shared memory is this server's scheduler: its pid and PGPROC number, so
- * any backend can set its latch, and the counters scheduler_stats() shows.
+ * any backend can set its latch, and the counters scheduler_stats() shows; and
+ * the SQL run slots.
  *
  * Errors: the worker has no error handler of its own, so an ERROR in a cycle ends
  * the process (after rolling back) and the launcher starts a fresh scheduler after
@@ -38,14 +46,6 @@
 #define MAX_SLEEP_MS 60000L
 #define MIN_SLEEP_MS 100L
 
-/* A SQL job run to start a worker for once the cycle has committed. */
-typedef struct SqlRun
-{
-	int64		run;
-	char	   *database;
-	char	   *user;
-} SqlRun;
-
 PG_FUNCTION_INFO_V1(scheduler_stats);
 
 static void shmem_request(void);
@@ -53,8 +53,6 @@ static void shmem_startup(void);
 static void publish(bool running);
 static void unpublish(int code, Datum arg);
 static long seconds_to_ms(SPITupleTable *t);
-static int	sql_runs_to_launch(MemoryContext cxt, SqlRun **runs);
-static void launch_sql_runs(const SqlRun *runs, int n);
 static long run_cycle(void);
 
 SchedulerShared *scheduler_shared = NULL;
@@ -79,6 +77,7 @@ shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(SchedulerShared)));
+	RequestAddinShmemSpace(sqlslot_shmem_size());
 }
 
 /* Attaches to (and on first use initialises) our shared memory. */
@@ -96,6 +95,7 @@ shmem_startup(void)
 		memset(scheduler_shared, 0, sizeof(SchedulerShared));
 		SpinLockInit(&scheduler_shared->mutex);
 	}
+	sqlslot_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -126,44 +126,6 @@ seconds_to_ms(SPITupleTable *t)
 	return isnull ? MAX_SLEEP_MS : Min(MAX_SLEEP_MS, (long) (DatumGetFloat8(d) * 1000.0) + 1);
 }
 
-/* Reads the SQL job runs that need a worker into *runs (allocated in cxt); returns how many. */
-static int
-sql_runs_to_launch(MemoryContext cxt, SqlRun **runs)
-{
-	SPITupleTable *t = worker_select("SELECT runid, database, username"
-									 "  FROM dispatch._sql_runs_to_launch()", 0, NULL, NULL);
-
-	*runs = MemoryContextAlloc(cxt, sizeof(SqlRun) * (t->numvals + 1));
-	for (uint64 i = 0; i < t->numvals; i++)
-	{
-		(*runs)[i].run = worker_int8_at(t, i, 1);
-		(*runs)[i].database = MemoryContextStrdup(cxt, worker_text_at(t, i, 2));
-		(*runs)[i].user = MemoryContextStrdup(cxt, worker_text_at(t, i, 3));
-	}
-	return (int) t->numvals;
-}
-
-/*
- * Starts a worker for each run (after the commit that made them visible); a run
- * without a free worker slot fails with a message saying so.
- */
-static void
-launch_sql_runs(const SqlRun *runs, int n)
-{
-	for (int i = 0; i < n; i++)
-	{
-		Oid			types[1] = {INT8OID};
-		Datum		values[1];
-
-		if (sqlrun_launch(runs[i].run, runs[i].database, runs[i].user))
-			continue;
-		values[0] = Int64GetDatum(runs[i].run);
-		worker_begin(NULL);
-		(void) worker_select("SELECT dispatch._sql_run_unstarted($1)", 1, types, values);
-		worker_end();
-	}
-}
-
 /* Runs one scheduling cycle in its own transaction; returns how long to sleep (ms). */
 static long
 run_cycle(void)
@@ -172,22 +134,24 @@ run_cycle(void)
 	MemoryContext cycle_cxt = CurrentMemoryContext;
 	long		sleep_ms = MAX_SLEEP_MS;
 	int			assigned = 0;
-	SqlRun	   *runs = NULL;
-	int			nruns = 0;
+	SqlRunCycle sql = {.cxt = cycle_cxt};
+	Oid			extension;
 	long		secs;
 	int			usecs;
 
 	worker_begin("pg_dispatch scheduling cycle");
-	if (worker_extension_ready())
+	extension = worker_extension_lock();
+	sqlslot_sync(&sql, extension);
+	if (OidIsValid(extension))
 	{
 		sleep_ms = seconds_to_ms(worker_select("SELECT dispatch._housekeeping()", 0, NULL, NULL));
 		sleep_ms = Min(sleep_ms,
 					   seconds_to_ms(worker_select("SELECT dispatch._goal_tick()", 0, NULL, NULL)));
-		nruns = sql_runs_to_launch(cycle_cxt, &runs);
+		sqlslot_claim(&sql);
 		assigned = alloc_assign();
 	}
 	worker_end();
-	launch_sql_runs(runs, nruns);
+	sqlslot_after_commit(&sql, extension);
 
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
 	SpinLockAcquire(&scheduler_shared->mutex);

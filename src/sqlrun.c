@@ -1,20 +1,28 @@
 /*
  * sqlrun.c: the background worker that runs one SQL job run (pg_cron's jobs).
  *
- * The scheduler starts one worker per job_run_details row in state 'starting',
- * after the cycle that created the row has committed, passing the run id as the
- * argument and the database and user names in bgw_extra.  The worker logs in as
- * the job's user, claims the row (so a worker started twice runs it once), runs
- * the command the way the simple query protocol would (each statement a
- * top-level statement, several statements in one implicit transaction, so
- * VACUUM and procedures that COMMIT work) and records the outcome: the last
- * statement's command tag, or the error message.
+ * The scheduler claims the run, puts it into a slot in shared memory (sqlrun.h,
+ * sqlslot.c) and starts this worker with the slot number as its argument and
+ * the run id in bgw_extra.  The worker takes the slot (so a worker started for a
+ * slot that was given to another run does nothing), logs in to the job's
+ * database as the job's user, runs the command the way the simple query
+ * protocol would (each statement a top-level statement, several statements in
+ * one implicit transaction, so VACUUM and procedures that COMMIT work) and
+ * leaves the outcome in the slot: the last statement's command tag, or the
+ * error as psql shows it ("ERROR:  division by zero", then DETAIL, HINT and
+ * CONTEXT lines).  It never touches a dispatch table, so it works in a
+ * database without pg_dispatch.  A FATAL error (the user may not log in, the
+ * database is gone, the run was terminated) is caught by emit_log_hook and
+ * left in the slot the same way; the scheduler's latch is set when the slot is
+ * taken and when the outcome is in.
  */
 #include "pg_dispatch.h"
+#include "sqlrun.h"
 #include "worker.h"
 
 #include "access/xact.h"
-#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "parser/analyze.h"
 #include "pgstat.h"
@@ -28,31 +36,37 @@
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
 
-static char *claim(int64 run);
+static void take(int i, int64 run);
 static void completion_tag(const QueryCompletion *qc, char *tag);
-static void execute(const char *command, char *tag);
-static void finish(int64 run, bool ok, const char *message);
+static void execute(const char *text, int encoding, char *tag);
+static void append_field(StringInfo buf, const char *label, const char *value);
+static void publish(bool ok, const ErrorData *edata, const char *tag);
+static void publish_fatal(ErrorData *edata);
 
-/* Claims run in its own transaction; returns its command, or NULL when not ours to run. */
-static char *
-claim(int64 run)
+/* This worker's slot, once taken, until its outcome is published. */
+static SqlRunSlot *my_slot = NULL;
+
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/* Takes slot i for run (ASSIGNED -> RUNNING, our pid), or exits when it holds another run. */
+static void
+take(int i, int64 run)
 {
-	Oid			types[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(run)};
-	char	   *command = NULL;
-	SPITupleTable *t;
+	SqlRunSlot *s = sqlslot_get(i);
+	bool		ours;
 
-	worker_begin(NULL);
-	t = worker_select("SELECT dispatch._sql_run_claim($1)", 1, types, values);
-	if (t->numvals == 1)
+	SpinLockAcquire(&s->mutex);
+	ours = s->state == SQLRUN_ASSIGNED && s->run == run;
+	if (ours)
 	{
-		char	   *value = worker_text_at(t, 0, 1);
-
-		if (value != NULL)
-			command = MemoryContextStrdup(TopMemoryContext, value);
+		s->state = SQLRUN_RUNNING;
+		s->pid = MyProcPid;
 	}
-	worker_end();
-	return command;
+	SpinLockRelease(&s->mutex);
+	if (!ours)
+		proc_exit(0);
+	my_slot = s;
+	wake_scheduler_now();		/* so that job_pid is recorded while the run goes on */
 }
 
 /* Writes the command tag psql would show for qc ("INSERT 0 3", "VACUUM") into tag. */
@@ -70,21 +84,26 @@ completion_tag(const QueryCompletion *qc, char *tag)
 }
 
 /*
- * Runs command like a simple query: one statement in its own transaction, several
- * in one implicit transaction.  Leaves the last statement's command tag in tag
- * (COMPLETION_TAG_BUFSIZE bytes).  Errors propagate.
+ * Runs text (in encoding) like a simple query: one statement in its own
+ * transaction, several in one implicit transaction.  Leaves the last statement's
+ * command tag in tag (COMPLETION_TAG_BUFSIZE bytes).  Errors propagate.
  */
 static void
-execute(const char *command, char *tag)
+execute(const char *text, int encoding, char *tag)
 {
 	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "pg_dispatch SQL job",
 											  ALLOCSET_DEFAULT_SIZES);
+	char	   *command;
 	List	   *statements;
 	ListCell   *lc;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	MemoryContextSwitchTo(cxt);
+	/* converted in a transaction: a conversion between two encodings looks up its function */
+	command = pg_any_to_server(text, strlen(text), encoding);
+	debug_query_string = command;
+	pgstat_report_activity(STATE_RUNNING, command);
 	statements = pg_parse_query(command);
 	if (list_length(statements) > 1)
 		BeginImplicitTransactionBlock();
@@ -121,50 +140,82 @@ execute(const char *command, char *tag)
 	if (list_length(statements) > 1)
 		EndImplicitTransactionBlock();
 	CommitTransactionCommand();
+	debug_query_string = NULL;
 	MemoryContextSwitchTo(TopMemoryContext);
 	MemoryContextDelete(cxt);
 }
 
-/* Records the end of run in its own transaction. */
+/* Appends "\nLABEL:  value" to buf when there is a value. */
 static void
-finish(int64 run, bool ok, const char *message)
+append_field(StringInfo buf, const char *label, const char *value)
 {
-	Oid			types[3] = {INT8OID, BOOLOID, TEXTOID};
-	Datum		values[3] = {Int64GetDatum(run), BoolGetDatum(ok), CStringGetTextDatum(message)};
-
-	worker_begin(NULL);
-	(void) worker_select("SELECT dispatch._sql_run_finish($1, $2, $3)", 3, types, values);
-	worker_end();
+	if (value != NULL)
+		appendStringInfo(buf, "\n%s:  %s", label, value);
 }
 
-/* Main of the SQL job worker: the run id is the argument; database and user in bgw_extra. */
+/*
+ * Leaves the outcome in our slot: ok with the command tag, or the error edata
+ * formatted as psql shows it, cut to SQLRUN_MESSAGE_SIZE; then wakes the scheduler.
+ */
+static void
+publish(bool ok, const ErrorData *edata, const char *tag)
+{
+	SqlRunSlot *s = my_slot;
+
+	if (s == NULL)
+		return;
+	my_slot = NULL;				/* once: a FATAL while publishing must not come back here */
+	s->ok = ok;
+	if (ok)
+		strlcpy(s->message, tag, SQLRUN_MESSAGE_SIZE);
+	else
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfo(&buf, "%s:  %s", edata->elevel >= FATAL ? "FATAL" : "ERROR",
+						 edata->message ? edata->message : "(no message)");
+		append_field(&buf, "DETAIL", edata->detail);
+		append_field(&buf, "HINT", edata->hint);
+		append_field(&buf, "CONTEXT", edata->context);
+		strlcpy(s->message, buf.data, SQLRUN_MESSAGE_SIZE);
+	}
+	SpinLockAcquire(&s->mutex);
+	s->state = SQLRUN_DONE;
+	SpinLockRelease(&s->mutex);
+	wake_scheduler_now();
+}
+
+/* emit_log_hook: a FATAL error ends the run; leave it in the slot before the process exits. */
+static void
+publish_fatal(ErrorData *edata)
+{
+	if (edata->elevel >= FATAL)
+		publish(false, edata, NULL);
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/* Main of the SQL job worker: the slot number is the argument, the run id in bgw_extra. */
 void
 sqlrun_main(Datum arg)
 {
-	int64		run = DatumGetInt64(arg);
-	char		database[NAMEDATALEN],
-				user[NAMEDATALEN],
-				tag[COMPLETION_TAG_BUFSIZE];
-	char	   *command;
-	char	   *volatile message = tag;
-	volatile bool ok = true;
+	int64		run;
+	char		tag[COMPLETION_TAG_BUFSIZE];
 
-	memcpy(database, MyBgworkerEntry->bgw_extra, NAMEDATALEN);
-	memcpy(user, MyBgworkerEntry->bgw_extra + NAMEDATALEN, NAMEDATALEN);
-	database[NAMEDATALEN - 1] = user[NAMEDATALEN - 1] = '\0';
+	memcpy(&run, MyBgworkerEntry->bgw_extra, sizeof(run));
 	/* not worker_start(): one command, so SIGTERM cancels it at once, as in a backend */
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	worker_connect(database, user, "pg_dispatch SQL job");
+	take(DatumGetInt32(arg), run);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = publish_fatal;
+	worker_connect(my_slot->database, my_slot->user, "pg_dispatch SQL job");
 
-	if ((command = claim(run)) == NULL)
-		proc_exit(0);			/* another worker took it, or it is gone */
-
-	debug_query_string = command;
-	pgstat_report_activity(STATE_RUNNING, command);
 	PG_TRY();
 	{
-		execute(command, tag);
+		execute(my_slot->command, my_slot->encoding, tag);
+		publish(true, NULL, tag);
 	}
 	PG_CATCH();
 	{
@@ -173,30 +224,13 @@ sqlrun_main(Datum arg)
 		MemoryContextSwitchTo(TopMemoryContext);
 		edata = CopyErrorData();
 		FlushErrorState();
+		debug_query_string = NULL;
 		AbortOutOfAnyTransaction();
-		ok = false;
-		message = edata->message;
 		ereport(LOG,
-				(errmsg("pg_dispatch SQL job run " INT64_FORMAT " failed: %s", run, message)));
+				(errmsg("pg_dispatch SQL job run " INT64_FORMAT " failed: %s", run, edata->message)));
+		publish(false, edata, NULL);
 	}
 	PG_END_TRY();
-	debug_query_string = NULL;
 	pgstat_report_activity(STATE_IDLE, NULL);
-	finish(run, ok, message);
 	proc_exit(0);
-}
-
-/* Starts a worker for SQL job run in database as user; false when no worker slot is free. */
-bool
-sqlrun_launch(int64 run, const char *database, const char *user)
-{
-	BackgroundWorker worker;
-
-	worker_define(&worker, "sqlrun_main", "pg_dispatch SQL job");
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_name, BGW_MAXLEN, "pg_dispatch SQL job run " INT64_FORMAT, run);
-	worker.bgw_main_arg = Int64GetDatum(run);
-	strlcpy(worker.bgw_extra, database, NAMEDATALEN);
-	strlcpy(worker.bgw_extra + NAMEDATALEN, user, NAMEDATALEN);
-	return RegisterDynamicBackgroundWorker(&worker, NULL);
 }

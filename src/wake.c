@@ -6,7 +6,9 @@
  * once the transaction has committed, so the scheduler never wakes to data it cannot
  * see yet, and a rolled back change wakes nobody.  The scheduler publishes
  * where its latch is in shared memory (scheduler.c); a latch set many times
- * before the scheduler waits wakes it once.
+ * before the scheduler waits wakes it once.  wake_scheduler_now() sets it at
+ * once, for SQL job workers, which have no transaction in the scheduler's
+ * database to commit.
  */
 #include "pg_dispatch.h"
 
@@ -23,13 +25,25 @@ static void wake_at_commit(XactEvent event, void *arg);
 static bool wake_pending = false;
 static bool callback_registered = false;
 
-/* Sets the scheduler's latch when a marked transaction commits; forgets on abort. */
-static void
-wake_at_commit(XactEvent event, void *arg)
+/* Sets the scheduler's latch now (when a scheduler runs). */
+void
+wake_scheduler_now(void)
 {
 	pid_t		pid;
 	int			procno;
 
+	SpinLockAcquire(&scheduler_shared->mutex);
+	pid = scheduler_shared->scheduler_pid;
+	procno = scheduler_shared->scheduler_procno;
+	SpinLockRelease(&scheduler_shared->mutex);
+	if (pid != 0)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/* Sets the scheduler's latch when a marked transaction commits; forgets on abort. */
+static void
+wake_at_commit(XactEvent event, void *arg)
+{
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_PARALLEL_COMMIT)
 	{
 		if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
@@ -40,12 +54,7 @@ wake_at_commit(XactEvent event, void *arg)
 	if (!wake_pending)
 		return;
 	wake_pending = false;
-	SpinLockAcquire(&scheduler_shared->mutex);
-	pid = scheduler_shared->scheduler_pid;
-	procno = scheduler_shared->scheduler_procno;
-	SpinLockRelease(&scheduler_shared->mutex);
-	if (pid != 0)
-		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	wake_scheduler_now();
 }
 
 /* Marks the current transaction so that its commit wakes the scheduler. */

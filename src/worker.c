@@ -12,14 +12,17 @@
  * worker_begin() / worker_end() bracket one transaction with SPI connected and
  * a snapshot pushed; between them CurrentMemoryContext is SPI's, freed by
  * worker_end(), which returns to the caller's context.  A result SPI cannot
- * return by design is a can't-happen and raises elog(ERROR).
+ * return by design is a can't-happen and raises elog(ERROR).  Every worker
+ * transaction that touches dispatch tables first calls worker_extension_lock().
  */
 #include "worker.h"
 
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
@@ -109,11 +112,27 @@ worker_end(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* Returns true when pg_dispatch is installed in this database; inside worker_begin(). */
-bool
-worker_extension_ready(void)
+/*
+ * Returns pg_dispatch's oid after taking its extension lock in share mode (held to
+ * the end of the transaction), or InvalidOid when it is not installed; inside
+ * worker_begin(), before any dispatch table is touched.  DROP EXTENSION takes
+ * the same lock exclusively before it drops anything, so it waits for a worker
+ * transaction in flight, and a worker transaction that begins meanwhile waits
+ * for the drop and then finds the extension gone: no deadlock, no half-dropped
+ * schema.
+ */
+Oid
+worker_extension_lock(void)
 {
-	return OidIsValid(get_extension_oid("pg_dispatch", true));
+	Oid			extension = get_extension_oid("pg_dispatch", true);
+
+	if (!OidIsValid(extension))
+		return InvalidOid;
+	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessShareLock);
+	InvalidateCatalogSnapshot();	/* look again: the drop may have committed as we waited */
+	if (get_extension_oid("pg_dispatch", true) != extension)
+		return InvalidOid;
+	return extension;
 }
 
 /* Runs a SELECT with nargs arguments through SPI and returns its rows. */

@@ -77,7 +77,7 @@ is(query($node, "SELECT DISTINCT return_message FROM dispatch.job_run_details d 
 	'the command tag is recorded');
 is(query($node, "SELECT DISTINCT status || ': ' || return_message FROM dispatch.job_run_details d
                   JOIN dispatch.job j USING (jobid) WHERE j.jobname = 'denied'"),
-	'failed: permission denied for table locked', 'a failing command is recorded with its error');
+	'failed: ERROR:  permission denied for table locked', 'a failing command is recorded with its error');
 $node->safe_psql('postgres', q{SET ROLE cronuser; SELECT dispatch.unschedule('tick'); SELECT dispatch.unschedule('denied');});
 query($node, q{SELECT dispatch.unschedule('vacuum')});
 wait_for($node, "SELECT count(*) = 0 FROM dispatch.job_run_details WHERE status IN ('starting', 'running')",

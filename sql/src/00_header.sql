@@ -23,6 +23,10 @@
 
 \echo Use "CREATE EXTENSION pg_dispatch" to load this file. \quit
 
+-- The schema is the extension's own (the control file names pg_catalog): DROP
+-- EXTENSION drops it, and every grant on it, with everything else.
+CREATE SCHEMA dispatch;
+
 -- Roles are cluster-wide: create them only when a previous database has not.
 DO $roles$
 DECLARE

@@ -76,6 +76,13 @@ $$;
 COMMENT ON FUNCTION dispatch._goal_tz(dispatch.goals) IS
     'The time zone of goal g: its own, else dispatch.timezone';
 
+CREATE FUNCTION dispatch._is_reboot(schedule text) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT lower(btrim(schedule)) IN ('@reboot', '@restart')
+$$;
+COMMENT ON FUNCTION dispatch._is_reboot(text) IS
+    'True for @reboot and its pg_cron alias @restart: fires when a scheduler starts';
+
 CREATE FUNCTION dispatch._check_schedule(schedule text, tz text, sp text, tp text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -91,7 +98,7 @@ BEGIN
     END;
     BEGIN
         IF NOT EXISTS (SELECT FROM dispatch.next_runs(schedule, now(), 1, tz))
-           AND lower(btrim(schedule)) <> '@reboot' THEN
+           AND NOT dispatch._is_reboot(schedule) THEN
             PERFORM dispatch._spec_error(sp, format('schedule "%s" never fires', schedule),
                 'Check the day of month against the month, e.g. "0 0 30 2 *" asks for February 30th.');
         END IF;
@@ -432,7 +439,7 @@ DECLARE
     latest timestamptz;
     r dispatch.goal_runs;
 BEGIN
-    IF g.active AND lower(btrim(g.schedule)) = '@reboot' THEN
+    IF g.active AND dispatch._is_reboot(g.schedule) THEN
         -- once per scheduler start (a server start or a failover)
         IF NOT EXISTS (SELECT FROM dispatch.goal_runs
                         WHERE goal_id = g.goal_id AND fire_at >= since) THEN
@@ -471,19 +478,7 @@ DECLARE
 BEGIN
     SELECT backend_start INTO since FROM pg_stat_activity WHERE pid = pg_backend_pid();
 
-    -- SQL runs: a worker that died left its run running; finished runs end their goal run.
-    -- pg_stat_activity is a snapshot kept for the whole transaction, taken when the cycle
-    -- first read it: a worker that claimed its run since then would look dead.
-    PERFORM pg_stat_clear_snapshot();
-    UPDATE dispatch.job_run_details d
-       SET status = 'failed', end_time = now(),
-           return_message = 'the run''s process ended without a result (server restart or termination)'
-     WHERE d.status = 'running'
-       AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = d.job_pid);
-    UPDATE dispatch.job_run_details d
-       SET status = 'failed', end_time = now(),
-           return_message = 'no worker started the run within a minute (see the server log)'
-     WHERE d.status = 'starting' AND d.requested_at < now() - interval '1 minute';
+    -- SQL runs that ended (recorded by _sql_runs_sync earlier in the cycle) end their goal run.
     UPDATE dispatch.goal_runs r SET state = 'ended', ended_at = d.end_time, outcome = d.status
       FROM dispatch.job_run_details d
      WHERE d.runid = r.run_id AND r.state = 'active' AND d.status IN ('succeeded', 'failed');

@@ -2,8 +2,10 @@
 -- Privileges: who may call and read what
 ------------------------------------------------------------------------------
 --
--- Nothing is granted to PUBLIC but the harmless C functions.  Users read every
--- table and view and act through the user API; agents act only through the agent_*
+-- PUBLIC gets the harmless C functions and, as in pg_cron, the pg_cron API: a role
+-- with USAGE on the schema schedules, changes and removes its own SQL jobs and reads
+-- their rows of job and job_run_details (row-level security), and nothing else.
+-- Users read every table and view and act through the user API; agents act only through the agent_*
 -- functions (SECURITY DEFINER, each checking that the caller owns the node) and
 -- read nothing directly; admins are both, and manage resources.
 
@@ -14,7 +16,7 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
                 dispatch.nodes, dispatch.resources, dispatch.allocations,
                 dispatch.job_events, dispatch.job_output, dispatch.job_files,
                 dispatch.goals, dispatch.goal_runs, dispatch.goal_instances,
-                dispatch.goal_status, dispatch.job, dispatch.job_run_details,
+                dispatch.goal_status,
                 dispatch.metric_series, dispatch.metric_layouts, dispatch.metric_nodes,
                 dispatch.metric_samples, dispatch.metric_rollups_1m, dispatch.metric_rollups_1h,
                 dispatch.metric_latest, dispatch.node_overview, dispatch.alert_rules,
@@ -24,18 +26,20 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
     TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.current_caller(), dispatch.scheduler_stats(),
                           dispatch.render_template(text, jsonb),
-                          dispatch.next_runs(text, timestamptz, int, text)
+                          dispatch.next_runs(text, timestamptz, int, text),
+                          dispatch.schedule(text, text, text), dispatch.schedule(text, text),
+                          dispatch.schedule_in_database(text, text, text, text, text, boolean),
+                          dispatch.unschedule(bigint), dispatch.unschedule(text),
+                          dispatch.alter_job(bigint, text, text, text, text, boolean)
     TO PUBLIC;
+GRANT SELECT ON dispatch.job TO PUBLIC;
+GRANT SELECT, DELETE ON dispatch.job_run_details TO PUBLIC;
 GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblist(bigint),
                           dispatch.cancel_joblist(text), dispatch.cancel_job(bigint),
                           dispatch.job_log(bigint, text, int),
                           dispatch.create_goal(text, jsonb), dispatch.alter_goal(text, jsonb),
                           dispatch.pause_goal(text), dispatch.resume_goal(text),
                           dispatch.drop_goal(text), dispatch.run_goal_now(text),
-                          dispatch.schedule(text, text, text), dispatch.schedule(text, text),
-                          dispatch.unschedule(bigint), dispatch.unschedule(text),
-                          dispatch.alter_job(bigint, text, text, text, text, boolean),
-                          dispatch._sql_run_claim(bigint), dispatch._sql_run_finish(bigint, boolean, text),
                           dispatch.metric_history(text, text, timestamptz, timestamptz),
                           dispatch.create_alert_rule(text, jsonb), dispatch.drop_alert_rule(text)
     TO dispatch_user;
