@@ -91,7 +91,9 @@ SELECT dispatch.schedule('0 0 1 1 *', NULL);
 SELECT dispatch.schedule(NULL, 'SELECT 1');
 SELECT dispatch.schedule('0 0 31 2 *', 'SELECT 1');
 SELECT dispatch.schedule('every day', 'SELECT 1');
-SELECT dispatch.schedule('nightly', '@yearly', 'SELECT 1');
+-- SQL job names are apart from goal names (and per user), as in pg_cron.
+SELECT dispatch.schedule('nightly', '@yearly', 'SELECT 1') > 0 AS scheduled;
+SELECT dispatch.unschedule('nightly');
 SELECT dispatch.schedule('0 0 1 1 *', 'SELECT 1') AS unnamed \gset
 SELECT dispatch.schedule('vacuum-t', '0 0 1 1 *', 'VACUUM') AS named \gset
 SELECT dispatch.schedule('vacuum-t', '0 1 1 1 *', 'VACUUM ANALYZE') = :named AS same_job;

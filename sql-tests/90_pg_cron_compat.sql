@@ -199,8 +199,15 @@ SELECT dispatch.alter_job(:ann_job, active => false);
 RESET SESSION AUTHORIZATION;
 SELECT dispatch.unschedule('ann-job');
 SELECT jobname, username FROM dispatch.job ORDER BY jobid;
--- A difference (docs/goals.md): job names are shared between users and with goals.
-SELECT dispatch.schedule('ann-job', '0 0 1 1 *', 'SELECT 2');
+-- Names are per user: the superuser's own job of that name is the one it changes
+-- and removes; a goal may have the same name, and goal functions refuse a SQL job.
+SELECT dispatch.schedule('ann-job', '0 0 1 1 *', 'SELECT 2') <> :ann_job AS another_job;
+SELECT jobname, username, command FROM dispatch.job ORDER BY jobid;
+SELECT dispatch.create_goal('ann-job', '{"schedule": "@yearly", "command": "true"}') > 0 AS goal;
+SELECT dispatch.pause_goal('idle');
+SELECT dispatch.unschedule('ann-job');
+SELECT dispatch.drop_goal('ann-job');
+SELECT jobname, username, command FROM dispatch.job ORDER BY jobid;
 SELECT dispatch.unschedule(NULL::text);
 SELECT dispatch.unschedule(NULL::bigint);
 

@@ -13,7 +13,7 @@
 
 CREATE TABLE dispatch.goals (
     goal_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    name            text UNIQUE,
+    name            text,
     kind            text NOT NULL CHECK (kind IN ('jobs', 'sql')),
     spec            jsonb NOT NULL,
     joblist         jsonb,
@@ -39,6 +39,9 @@ CREATE TABLE dispatch.goals (
     CHECK ((kind = 'jobs') = (joblist IS NOT NULL)),
     CHECK ((kind = 'sql') = (command IS NOT NULL AND database IS NOT NULL AND username IS NOT NULL))
 );
+-- Goals are named uniquely; SQL jobs, as in pg_cron, per user (and apart from goals).
+CREATE UNIQUE INDEX goals_name_idx ON dispatch.goals (name) WHERE kind = 'jobs';
+CREATE UNIQUE INDEX goals_sql_name_idx ON dispatch.goals (name, username) WHERE kind = 'sql';
 COMMENT ON TABLE dispatch.goals IS
     'Recurring goals: a schedule, an optional window, n instances of a joblist, or a SQL command';
 
@@ -221,13 +224,24 @@ COMMENT ON FUNCTION dispatch._goal_changeable(dispatch.goals, text) IS
     'an admin; raises otherwise';
 
 CREATE FUNCTION dispatch._goal_for_change(name text) RETURNS dispatch.goals
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT dispatch._goal_changeable(
-        (SELECT x FROM dispatch.goals x WHERE x.name = _goal_for_change.name FOR UPDATE),
-        format('goal "%s"', name))
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    g dispatch.goals;
+BEGIN
+    SELECT * INTO g FROM dispatch.goals x
+     WHERE x.name = _goal_for_change.name AND x.kind = 'jobs' FOR UPDATE;
+    IF NOT FOUND AND EXISTS (SELECT FROM dispatch.goals x
+                              WHERE x.name = _goal_for_change.name AND x.kind = 'sql') THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('goal "%s" is a SQL job', name),
+            HINT = 'Change it with dispatch.alter_job().';
+    END IF;
+    RETURN dispatch._goal_changeable(g, format('goal "%s"', name));
+END
 $$;
 COMMENT ON FUNCTION dispatch._goal_for_change(text) IS
-    'Locks and returns goal name for a change by the caller (its owner or an admin)';
+    'Locks and returns goal name (not a SQL job) for a change by the caller (its owner or an '
+    'admin)';
 
 CREATE FUNCTION dispatch._goal_next(g dispatch.goals, t timestamptz) RETURNS timestamptz
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$

@@ -10,7 +10,7 @@ DECLARE
     id bigint;
 BEGIN
     IF g IS NULL THEN
-        IF EXISTS (SELECT FROM dispatch.goals x WHERE x.name = _goal_store.name) THEN
+        IF EXISTS (SELECT FROM dispatch.goals x WHERE x.name = _goal_store.name AND x.kind = 'jobs') THEN
             RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
                 MESSAGE = format('goal "%s" already exists', name),
                 HINT = 'Use dispatch.alter_goal() to change it.';
@@ -18,10 +18,6 @@ BEGIN
         INSERT INTO dispatch.goals (name, kind, spec, joblist, schedule, owner)
         VALUES (name, 'jobs', s, jl, s ->> 'schedule', dispatch.current_caller())
         RETURNING goal_id INTO id;
-    ELSIF (SELECT kind FROM dispatch.goals WHERE goal_id = g) = 'sql' THEN
-        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
-            MESSAGE = format('goal "%s" is a SQL job', name),
-            HINT = 'Change it with dispatch.alter_job().';
     ELSE
         id := g;
     END IF;

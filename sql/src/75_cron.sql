@@ -167,14 +167,9 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'active must not be null';
     END IF;
-    IF job_name IS NOT NULL THEN
-        SELECT * INTO g FROM dispatch.goals x WHERE x.name = job_name FOR UPDATE;
-        IF FOUND AND (g.kind <> 'sql' OR g.owner <> run_as) THEN
-            RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-                MESSAGE = format('a goal named "%s" already exists', job_name),
-                HINT = 'Job names are shared with goals and other users'' jobs; choose another name.';
-        END IF;
-    END IF;
+    -- as in pg_cron, a name is unique per user: the job of that name and user changes
+    SELECT * INTO g FROM dispatch.goals x
+     WHERE x.name = job_name AND x.kind = 'sql' AND x.username = run_as FOR UPDATE;
     IF g.goal_id IS NULL THEN
         INSERT INTO dispatch.goals (name, kind, spec, command, database, username, schedule,
                                     overlap, owner, active)
