@@ -3,7 +3,8 @@
 # USAGE on the schema, as in pg_cron, and records its runs in job_run_details with
 # pg_cron's texts (the command tag, "ERROR:  division by zero").  A run never stays
 # 'running': a worker that is terminated, a scheduler restarted mid-run and a server
-# restarted mid-run each end it.  Finally DROP EXTENSION and CREATE EXTENSION, 20
+# restarted mid-run each end it; a run that gets no worker, or whose command no longer
+# fits, fails at once.  Finally DROP EXTENSION and CREATE EXTENSION, 20
 # times while the scheduler, the monitor and SQL job workers are busy, always work
 # and leave nothing behind (no schema, no grant: DROP ROLE of a user succeeds).
 use strict;
@@ -112,6 +113,27 @@ $node->stop('immediate');
 $node->start;
 wait_for($node, "SELECT status = 'failed' AND return_message LIKE '%lost%' FROM dispatch.job_run_details WHERE runid = $run",
 	'a run cut off by a server restart fails');
+
+# --- limits: no free worker, a command longer than the slots ---------------------------
+# With five worker processes, four are taken (pg_dispatch's launcher, scheduler and
+# monitor, the logical replication launcher): a second SQL run at once gets none.  A
+# command scheduled before dispatch.max_sql_command_size was lowered no longer fits.
+as_user('cronner', 'postgres', q{SELECT dispatch.schedule_in_database('long', '1 second',
+  'SELECT 1 ' || repeat('-', 2000) || chr(10) || ';', 'otherdb')});
+$node->append_conf('postgresql.conf', "max_worker_processes = 5\ndispatch.max_sql_command_size = '1kB'\n");
+$node->restart;
+wait_for($node, q{SELECT count(*) > 0 FROM dispatch.job_run_details
+                   WHERE return_message = 'the command is longer than dispatch.max_sql_command_size (1024 bytes)'},
+	'a command longer than the slots fails at once');
+as_user('cronner', 'postgres', q{SELECT dispatch.unschedule('long');
+  SELECT dispatch.schedule_in_database('busy' || i, '1 second', 'SELECT pg_sleep(3)', 'otherdb')
+    FROM generate_series(1, 3) i;});
+wait_for($node, q{SELECT count(*) > 0 FROM dispatch.job_run_details
+                   WHERE return_message = 'could not start a background worker (raise max_worker_processes)'},
+	'a run that finds no free worker fails with a message saying so');
+as_user('cronner', 'postgres', q{SELECT dispatch.unschedule('busy' || i) FROM generate_series(1, 3) i});
+$node->append_conf('postgresql.conf', "max_worker_processes = 8\ndispatch.max_sql_command_size = '64kB'\n");
+$node->restart;
 
 # --- DROP EXTENSION / CREATE EXTENSION under load, 20 times --------------------------------
 query($node, q{CREATE ROLE loader LOGIN});
