@@ -16,7 +16,8 @@ OBJS = \
 	src/monitor.o \
 	src/core/alloc.o \
 	src/core/template.o \
-	src/core/cron.o
+	src/core/cron.o \
+	src/core/cron_next.o
 
 # The install script is built from sql/src/*.sql, one concern per file, in name order.
 DATA_built = sql/pg_dispatch--0.1.sql

@@ -143,7 +143,9 @@ BEGIN
     upd AS (
         UPDATE dispatch.jobs j
            SET state = 'assigned', node = p.node, resources = p.held, reason = NULL,
-               assigned_at = now()
+               -- the cycle's transaction began before the snapshot that saw the units
+               -- free: now() could predate the finish that freed them
+               assigned_at = pg_catalog.clock_timestamp()
           FROM placed p
          WHERE j.job_id = p.job_id AND j.state = 'pending'
         RETURNING j.job_id, j.joblist_id, j.node),
