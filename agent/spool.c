@@ -152,7 +152,7 @@ spool_write_file(const char *dir, const char *name, const char *data, size_t len
 
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 	{
 		agent_seterr(err, errlen, "could not create file \"%s\": %s", tmp, strerror(errno));
