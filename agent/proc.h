@@ -1,7 +1,7 @@
 /*
  * proc.h -- process helpers (proc.c): titles, signals, liveness, clocks, a
- * credential-free environment, dropping privileges.  Shared by the agent, its job supervisors and
- * the metrics sampler.
+ * credential-free environment, dropping privileges.  Shared by the agent, its
+ * job supervisors and the metrics sampler.
  */
 #ifndef AGENT_PROC_H
 #define AGENT_PROC_H

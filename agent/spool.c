@@ -5,7 +5,7 @@
  *   meta    job_id, attempt, supervisor pid and start time (written by the supervisor)
  *   stdout, stderr   the job's output, appended by the job itself
  *   status  how the job ended (written by the supervisor when it is done)
- *   work/   the job's working directory (DISPATCH_WORKDIR)
+ *   work-<random>/  the job's working directory (DISPATCH_WORKDIR), the job user's
  * meta and status are small "key=value" line files.  They are written the
  * way autoprewarm's apw_dump_now() writes its dump: to a temporary name,
  * fsync'd, renamed over the final name, and the directory fsync'd, so a crash
