@@ -412,13 +412,18 @@ spool_exists(const char *jobdir, const char *name)
 
 static int	remove_errno;
 
-/* nftw callback: removes one entry, remembering the first failure. */
+/*
+ * nftw callback: removes one entry, remembering the first failure.  A directory
+ * we may not read (a job user's work dir, emptied by the job user) is rmdir'ed too.
+ */
 static int
 remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
+	int			dir = flag == FTW_DP || flag == FTW_DNR;
+
 	(void) sb;
 	(void) ftw;
-	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT && remove_errno == 0)
+	if ((dir ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT && remove_errno == 0)
 		remove_errno = errno;
 	return 0;
 }

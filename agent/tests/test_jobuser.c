@@ -82,4 +82,13 @@ test_jobuser(void)
 		CHECK(access(d, F_OK) < 0);
 		CHECK(jobuser_remove_tree(d, err, sizeof(err)) == 0);	/* gone already: fine */
 	}
+
+	/* an empty directory the agent may not read (a work dir the job user emptied) goes too */
+	{
+		const char *d = unit_tmpdir("jobuser-unreadable");
+
+		make(d, "work-4567", 1, 0000);
+		CHECK(spool_remove_tree(d, err, sizeof(err)) == 0);
+		CHECK(access(d, F_OK) < 0);
+	}
 }
