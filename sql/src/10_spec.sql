@@ -47,45 +47,23 @@ $$;
 COMMENT ON FUNCTION dispatch._path(text, text) IS
     'Appends a key to a JSON path, quoting keys that are not plain identifiers';
 
-CREATE FUNCTION dispatch._json_object(v jsonb, path text, what text) RETURNS jsonb
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF jsonb_typeof(v) IS DISTINCT FROM 'object' THEN
-        PERFORM dispatch._spec_error(path, format('%s must be a JSON object', what));
-    END IF;
-    RETURN v;
-END
-$$;
-COMMENT ON FUNCTION dispatch._json_object(jsonb, text, text) IS
-    'Returns v when it is a JSON object, else raises (what: its name in the message)';
-
-CREATE FUNCTION dispatch._json_array(v jsonb, path text, what text, if_empty text DEFAULT NULL)
+CREATE FUNCTION dispatch._json_typed(type text, v jsonb, path text, what text,
+                                    if_empty text DEFAULT NULL)
 RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF jsonb_typeof(v) IS DISTINCT FROM 'array' THEN
-        PERFORM dispatch._spec_error(path, format('%s must be a JSON array', what));
+    IF jsonb_typeof(v) IS DISTINCT FROM type THEN
+        PERFORM dispatch._spec_error(path, format('%s must be %s', what,
+            CASE type WHEN 'boolean' THEN 'a boolean' ELSE 'a JSON ' || type END));
     END IF;
-    IF if_empty IS NOT NULL AND jsonb_array_length(v) = 0 THEN
+    IF if_empty IS NOT NULL AND v IN ('[]', '{}') THEN
         PERFORM dispatch._spec_error(path, if_empty);
     END IF;
     RETURN v;
 END
 $$;
-COMMENT ON FUNCTION dispatch._json_array(jsonb, text, text, text) IS
-    'Returns v when it is a JSON array, else raises; when if_empty is given, an empty '
-    'array raises it';
-
-CREATE FUNCTION dispatch._json_bool(v jsonb, path text, what text) RETURNS boolean
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF jsonb_typeof(v) IS DISTINCT FROM 'boolean' THEN
-        PERFORM dispatch._spec_error(path, format('%s must be a boolean', what));
-    END IF;
-    RETURN v::boolean;
-END
-$$;
-COMMENT ON FUNCTION dispatch._json_bool(jsonb, text, text) IS
-    'Returns v when it is a JSON boolean, else raises';
+COMMENT ON FUNCTION dispatch._json_typed(text, jsonb, text, text, text) IS
+    'Returns v when it is of JSON type type (object, array, boolean), else raises; when '
+    'if_empty is given, an empty array or object raises it';
 
 CREATE FUNCTION dispatch._json_choice(v jsonb, allowed text[], path text, message text)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -182,7 +160,7 @@ RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e record;
 BEGIN
-    FOR e IN SELECT * FROM jsonb_each(dispatch._json_object(v, path, what)) LOOP
+    FOR e IN SELECT * FROM jsonb_each(dispatch._json_typed('object', v, path, what)) LOOP
         IF e.key !~ key_re THEN
             PERFORM dispatch._spec_error(dispatch._path(path, e.key),
                 format('invalid key "%s" in %s', e.key, what), key_hint);

@@ -94,7 +94,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n record;
 BEGIN
-    FOR n IN SELECT * FROM jsonb_each(dispatch._json_object(needs, path, 'needs')) LOOP
+    FOR n IN SELECT * FROM jsonb_each(dispatch._json_typed('object', needs, path, 'needs')) LOOP
         PERFORM dispatch._check_resource_type(n.key, dispatch._path(path, n.key));
         PERFORM dispatch._json_int(n.value, 1, 1000000000, dispatch._path(path, n.key),
                                    format('count of "%s"', n.key));
@@ -109,7 +109,7 @@ RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     name text;
 BEGIN
-    PERFORM dispatch._json_object(job, path, 'job');
+    PERFORM dispatch._json_typed('object', job, path, 'job');
     PERFORM dispatch._check_keys(job, ARRAY['name', 'command', 'needs', 'constraints',
         'timeout', 'retries', 'env', 'files', 'replacements', 'template'], path, 'job');
     PERFORM dispatch._require_key(job, 'name', path, 'job');
@@ -159,7 +159,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ji int;
 BEGIN
-    PERFORM dispatch._json_object(spec, path, 'stage');
+    PERFORM dispatch._json_typed('object', spec, path, 'stage');
     PERFORM dispatch._check_keys(spec, ARRAY['name', 'jobs'], path, 'stage');
     stage_name := default_name;
     IF spec ? 'name' THEN
@@ -171,9 +171,10 @@ BEGIN
             format('duplicate stage name "%s"', stage_name));
     END IF;
     PERFORM dispatch._require_key(spec, 'jobs', path, 'stage');
-    FOR job, ji IN SELECT e, o - 1 FROM jsonb_array_elements(dispatch._json_array(spec -> 'jobs',
-                       dispatch._path(path, 'jobs'), 'jobs', 'stage has no jobs'))
-                   WITH ORDINALITY AS x(e, o) LOOP
+    FOR job, ji IN SELECT e, o - 1
+                     FROM jsonb_array_elements(dispatch._json_typed('array', spec -> 'jobs',
+                              dispatch._path(path, 'jobs'), 'jobs', 'stage has no jobs'))
+                          WITH ORDINALITY AS x(e, o) LOOP
         job_path := format('%s[%s]', dispatch._path(path, 'jobs'), ji);
         job_name := dispatch._validate_job(job, job_path, job_names);
         job_names := job_names || job_name;
@@ -195,18 +196,19 @@ DECLARE
     job_names text[] := '{}';
     job_name text;
 BEGIN
-    PERFORM dispatch._json_object(spec, path, 'joblist spec');
+    PERFORM dispatch._json_typed('object', spec, path, 'joblist spec');
     PERFORM dispatch._check_keys(spec, ARRAY['name', 'stages', 'fail_fast'], path, 'joblist spec');
     PERFORM dispatch._require_key(spec, 'name', path, 'joblist spec');
     PERFORM dispatch._json_text(spec -> 'name', dispatch._path(path, 'name'), 'joblist name');
     IF spec ? 'fail_fast' THEN
-        PERFORM dispatch._json_bool(spec -> 'fail_fast', dispatch._path(path, 'fail_fast'),
-                                    'fail_fast');
+        PERFORM dispatch._json_typed('boolean', spec -> 'fail_fast',
+                                     dispatch._path(path, 'fail_fast'), 'fail_fast');
     END IF;
     PERFORM dispatch._require_key(spec, 'stages', path, 'joblist spec');
-    FOR s, si IN SELECT e, o - 1 FROM jsonb_array_elements(dispatch._json_array(spec -> 'stages',
-                     dispatch._path(path, 'stages'), 'stages', 'joblist has no stages'))
-                 WITH ORDINALITY AS x(e, o) LOOP
+    FOR s, si IN SELECT e, o - 1
+                   FROM jsonb_array_elements(dispatch._json_typed('array', spec -> 'stages',
+                            dispatch._path(path, 'stages'), 'stages', 'joblist has no stages'))
+                        WITH ORDINALITY AS x(e, o) LOOP
         stage := si;
         FOR stage_name, job_path, job, job_name IN
             SELECT * FROM dispatch._validate_stage(s,

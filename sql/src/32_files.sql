@@ -48,7 +48,7 @@ DECLARE
     name text;
     other int;
 BEGIN
-    PERFORM dispatch._json_object(file, path, 'file');
+    PERFORM dispatch._json_typed('object', file, path, 'file');
     PERFORM dispatch._check_keys(file, ARRAY['path', 'content', 'mode', 'template',
         'replacements'], path, 'file');
     PERFORM dispatch._require_key(file, 'path', path, 'file');
@@ -79,8 +79,8 @@ BEGIN
             'Write the mode as a string such as "0755"; setuid, setgid and sticky bits are not allowed.');
     END IF;
     IF file ? 'template' THEN
-        PERFORM dispatch._json_bool(file -> 'template', dispatch._path(path, 'template'),
-                                    'template');
+        PERFORM dispatch._json_typed('boolean', file -> 'template',
+                                     dispatch._path(path, 'template'), 'template');
     END IF;
     IF file ? 'replacements' THEN
         IF file -> 'template' = 'false' THEN
@@ -105,15 +105,16 @@ DECLARE
     used boolean := false;
 BEGIN
     IF job ? 'template' THEN
-        used := dispatch._json_bool(job -> 'template', dispatch._path(path, 'template'),
-                                    'template');
+        used := dispatch._json_typed('boolean', job -> 'template',
+                                     dispatch._path(path, 'template'), 'template')::boolean;
     END IF;
     IF job ? 'replacements' THEN
         PERFORM dispatch._render_template('', job -> 'replacements',
                                           dispatch._path(path, 'replacements'));
     END IF;
     IF job ? 'files' THEN
-        PERFORM dispatch._json_array(job -> 'files', dispatch._path(path, 'files'), 'files');
+        PERFORM dispatch._json_typed('array', job -> 'files', dispatch._path(path, 'files'),
+                                     'files');
     END IF;
     IF jsonb_array_length(coalesce(job -> 'files', '[]')) > 1000 THEN
         PERFORM dispatch._spec_error(dispatch._path(path, 'files'),

@@ -117,7 +117,7 @@ DECLARE
     job jsonb;
 BEGIN
     PERFORM dispatch._check_spec_name(name, 'goal name');
-    PERFORM dispatch._json_object(spec, '', 'goal spec');
+    PERFORM dispatch._json_typed('object', spec, '', 'goal spec');
     PERFORM dispatch._check_keys(spec, ARRAY['schedule', 'window', 'timezone', 'instances',
         'spread', 'overlap', 'catch_up', 'joblist'] || job_keys, '', 'goal spec');
     PERFORM dispatch._require_key(spec, 'schedule', '', 'goal spec');
@@ -133,7 +133,7 @@ BEGIN
         PERFORM dispatch._json_int(spec -> 'instances', 1, 1000, 'instances', 'instances');
     END IF;
     IF spec ? 'spread' THEN
-        PERFORM dispatch._json_bool(spec -> 'spread', 'spread', 'spread');
+        PERFORM dispatch._json_typed('boolean', spec -> 'spread', 'spread', 'spread');
     END IF;
     IF spec ? 'overlap' THEN
         PERFORM dispatch._json_choice(spec -> 'overlap', ARRAY['skip', 'queue', 'replace'],
@@ -151,7 +151,7 @@ BEGIN
                 'a goal has either a "joblist" or the keys of a job, not both');
         END IF;
         PERFORM dispatch._validate_joblist(jsonb_build_object('name', name) ||
-            dispatch._json_object(spec -> 'joblist', 'joblist', 'joblist'), 'joblist');
+            dispatch._json_typed('object', spec -> 'joblist', 'joblist', 'joblist'), 'joblist');
         RETURN jsonb_build_object('name', name) || (spec -> 'joblist');
     ELSIF NOT spec ? 'command' THEN
         PERFORM dispatch._spec_error('', 'goal spec has no "command" and no "joblist"',

@@ -85,7 +85,7 @@ DECLARE
     i int := 0;
 BEGIN
     PERFORM dispatch._check_spec_name(name, 'rule name');
-    PERFORM dispatch._json_object(spec, '', 'alert rule spec');
+    PERFORM dispatch._json_typed('object', spec, '', 'alert rule spec');
     PERFORM dispatch._check_keys(spec, ARRAY['metric', 'node', 'labels', 'op', 'threshold',
         'for', 'severity', 'repeat', 'notify'], '', 'alert rule');
     PERFORM dispatch._require_key(spec, 'metric', '', 'alert rule');
