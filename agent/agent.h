@@ -17,6 +17,7 @@
  *   assign.c    a job's assignment, parsed once for files, env and runner
  *   files.c     the job's configuration files in its work directory
  *   env.c       the job environment (no libpq variables, DISPATCH_* added)
+ *   jobuser.c   the OS user jobs run as (--job-user): checks, switching, kill, cleanup
  *   runner.c    the per-job supervisor (like slurmstepd) and its signals
  *   jobs.c      the agent's table of jobs: adopt, start, cancel, reap
  *   jobs_report.c  the jobs' way back: output, results, the history lines
@@ -30,6 +31,8 @@
 #include "proc.h"
 #include "spool.h"
 #include "conn.h"
+
+#include <sys/types.h>
 
 #define AGENT_HEARTBEAT_MS 10000	/* until the server says otherwise */
 #define AGENT_KILL_GRACE_MS 10000	/* SIGTERM to SIGKILL, until the server says otherwise */
@@ -60,10 +63,13 @@ typedef struct Options
 	int64_t		metrics_spool_kb;	/* bound of the metrics queue */
 	const char *plugin_dir;		/* NULL: no plugins */
 	int			print_metrics;
+	const char *job_user;		/* NULL: none (then insecure_jobs must be set) */
+	int			insecure_jobs;	/* --insecure-run-jobs-as-agent */
 } Options;
 
 void		options_parse(int argc, char **argv, Options *o);
 void		options_add_defaults(Options *o);
+void		options_require_job_user(const Options *o);
 void		options_die_usage(const char *fmt,...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* ---- names.c ---- */
@@ -110,11 +116,34 @@ int			files_write(const char *workdir, const Assignment *a, char *err, size_t er
 int			env_build(char *const *base, const Assignment *a, const char *node,
 					  const char *workdir, StrList *out, char *err, size_t errlen);
 
+/* ---- jobuser.c ---- */
+
+typedef struct JobUser
+{
+	const char *name;			/* NULL: jobs run as the agent's own user */
+	uid_t		uid;
+	gid_t		gid;
+	gid_t	   *groups;			/* supplementary groups (initgroups' list) */
+	int			ngroups;
+} JobUser;
+
+int			jobuser_check_ids(const char *name, uid_t uid, uid_t agent_uid, char *err, size_t errlen);
+int			jobuser_missing_caps(uint64_t mask, char *out, size_t outlen);
+int			jobuser_can_search(const JobUser *u, uid_t owner, gid_t group, mode_t mode);
+int			jobuser_init(const char *name, char *err, size_t errlen);
+const JobUser *jobuser_get(void);
+int			jobuser_check_spool(const char *dir, char *err, size_t errlen);
+int			jobuser_enter(char *err, size_t errlen);
+int			jobuser_give(const char *path, char *err, size_t errlen);
+int			jobuser_kill(pid_t pid, int sig);
+int			jobuser_remove_tree(const char *dir, char *err, size_t errlen);
+
 /* ---- runner.c ---- */
 
 int			runner_kill_session(pid_t sid);
-int			runner_spawn(const char *jobdir, const Assignment *a, char *const *envp,
-						 int64_t kill_grace_ms, pid_t *pid, char *err, size_t errlen);
+int			runner_spawn(const char *jobdir, const char *workdir, const Assignment *a,
+						 char *const *envp, int64_t kill_grace_ms, pid_t *pid,
+						 char *err, size_t errlen);
 
 /* ---- history.c ---- */
 

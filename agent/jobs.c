@@ -3,8 +3,12 @@
  *
  * A job lives in the spool from the moment it is claimed until its result is
  * acknowledged: jobs_on_poll_row() parses the assignment once (assign.c),
- * creates <workdir>/jobs/<id>.<attempt>/ and forks its supervisor (runner.c);
- * the supervisor writes the status file when the job ends.  The spool, not
+ * creates <workdir>/jobs/<id>.<attempt>/ (the agent's, mode 0711) and in it
+ * the job's work dir work-<random> (the job user's, mode 0700: other jobs
+ * can neither list the spool nor guess the name) and forks its supervisor
+ * (runner.c); the supervisor writes the status file when the job ends.  A job
+ * whose spool dir cannot be made is still reported, failed, from a status
+ * held in memory: a job is never left running without a process.  The spool, not
  * this table, is the truth: jobs_init() rebuilds the table from it after a
  * restart, and a job whose supervisor is gone without a status gets one
  * saying "supervisor vanished".  An inotify watch on every job dir marks the
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +40,8 @@ static int	ino_fd = -1;
 static char jobs_root[PATH_MAX];
 
 static Job *add_job(int64_t job_id, int attempt, char *err, size_t errlen);
+static Job *add_failed_job(const JobSpec *spec, const char *detail);
+static int	make_workdir(const Job *j, char *path, size_t len, char *err, size_t errlen);
 static void set_status(Job *j, const char *detail);
 static Job *find_job(int64_t job_id, int attempt);
 static void adopt(const char *name);
@@ -73,6 +80,38 @@ add_job(int64_t job_id, int attempt, char *err, size_t errlen)
 	return j;
 }
 
+/* Creates the table entry for a job that has no spool dir, ended with detail (reported like any other). */
+static Job *
+add_failed_job(const JobSpec *spec, const char *detail)
+{
+	Job		   *j = xmalloc(sizeof(Job));
+
+	memset(j, 0, sizeof(Job));
+	j->job_id = spec->job_id;
+	j->attempt = spec->attempt;
+	j->wd = -1;
+	j->dirty = 1;
+	j->done = 1;
+	j->resumed = 1;
+	j->no_spool = xmalloc(sizeof(JobStatus));
+	memset(j->no_spool, 0, sizeof(JobStatus));
+	snprintf(j->no_spool->detail, sizeof(j->no_spool->detail), "%s", detail);
+	j->next = jobs_list;
+	jobs_list = j;
+	log_warning("job %" PRId64 " attempt %d: %s", j->job_id, j->attempt, detail);
+	return j;
+}
+
+/* Reads the status of the ended job j (from its spool, or from memory when it has none). */
+int
+jobs_read_status(const Job *j, JobStatus *st, char *err, size_t errlen)
+{
+	if (j->no_spool == NULL)
+		return spool_read_status(j->dir, st, err, errlen);
+	*st = *j->no_spool;
+	return 0;
+}
+
 /* Unlinks j from the table and frees it; with remove set, deletes its spool dir too. */
 void
 jobs_drop(Job *j, int remove)
@@ -87,12 +126,14 @@ jobs_drop(Job *j, int remove)
 		}
 	if (j->wd >= 0)
 		inotify_rm_watch(ino_fd, j->wd);
-	if (remove && jobs_conf->keep_workdirs)
+	if (j->no_spool != NULL)
+		free(j->no_spool);		/* nothing on disk */
+	else if (remove && jobs_conf->keep_workdirs)
 	{
 		if (spool_write_file(j->dir, "reported", "", 0, err, sizeof(err)) < 0)
 			log_warning("%s", err);
 	}
-	else if (remove && spool_remove_tree(j->dir, err, sizeof(err)) < 0)
+	else if (remove && jobuser_remove_tree(j->dir, err, sizeof(err)) < 0)
 		log_warning("%s", err);
 	free(j);
 }
@@ -184,7 +225,7 @@ jobs_init(const AgentConf *c, char *err, size_t errlen)
 
 	jobs_conf = c;
 	snprintf(jobs_root, sizeof(jobs_root), "%s/jobs", jobs_conf->workdir);
-	if (mkdir(jobs_root, 0755) < 0 && errno != EEXIST)
+	if ((mkdir(jobs_root, 0711) < 0 && errno != EEXIST) || chmod(jobs_root, 0711) < 0)
 	{
 		agent_seterr(err, errlen, "could not create directory \"%s\": %s", jobs_root, strerror(errno));
 		return -1;
@@ -298,7 +339,30 @@ jobs_make_stale(Job *j, const char *why)
 	jobs_cancel(j);
 }
 
-/* Creates the spool dir of a new job and starts its supervisor; on failure the job gets a status saying why. */
+/* Creates the work dir of j (a name nobody can guess, mode 0700, the job user's); stores its path. */
+static int
+make_workdir(const Job *j, char *path, size_t len, char *err, size_t errlen)
+{
+	uint64_t	token;
+
+	if (getrandom(&token, sizeof(token), 0) != (ssize_t) sizeof(token))
+	{
+		agent_seterr(err, errlen, "could not name the work directory: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(path, len, "%s/work-%016" PRIx64, j->dir, token);
+	if (mkdir(path, 0700) < 0)
+	{
+		agent_seterr(err, errlen, "could not create directory \"%s\": %s", path, strerror(errno));
+		return -1;
+	}
+	return jobuser_give(path, err, errlen);
+}
+
+/*
+ * Creates the spool dir of a new job and starts its supervisor; on failure the
+ * job gets a status saying why (in memory when the spool dir itself failed).
+ */
 static void
 start_job(const JobSpec *spec)
 {
@@ -308,18 +372,19 @@ start_job(const JobSpec *spec)
 	Job		   *j;
 
 	snprintf(path, sizeof(path), "%s/%" PRId64 ".%d", jobs_root, spec->job_id, spec->attempt);
-	if (mkdir(path, 0755) < 0)
+	if (mkdir(path, 0711) < 0)
 	{
-		log_error("could not create directory \"%s\": %s", path, strerror(errno));
-		return;					/* not in info.jobs at the next register: the server loses it */
+		snprintf(detail, sizeof(detail), "could not create directory \"%s\": %s", path,
+				 errno == EEXIST ? "it exists already" : strerror(errno));
+		add_failed_job(spec, detail);
+		return;
 	}
 	if ((j = add_job(spec->job_id, spec->attempt, err, sizeof(err))) == NULL)
 	{
-		log_error("%s", err);
+		add_failed_job(spec, err);
 		return;
 	}
 	j->resumed = 1;				/* a fresh attempt: the server holds no output */
-	snprintf(path, sizeof(path), "%s/work", j->dir);
 	strlist_init(&env);
 	if (spec->command == NULL)
 	{
@@ -328,13 +393,12 @@ start_job(const JobSpec *spec)
 	}
 	else if (assign_parse(spec, &a, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "%s", err);
-	else if (mkdir(path, 0755) < 0)
-		snprintf(detail, sizeof(detail), "could not create directory \"%s\": %s", path, strerror(errno));
-	else if (files_write(path, &a, err, sizeof(err)) < 0)
-		snprintf(detail, sizeof(detail), "could not write the job's files: %s", err);
+	else if (make_workdir(j, path, sizeof(path), err, sizeof(err)) < 0)
+		snprintf(detail, sizeof(detail), "%s", err);
 	else if (env_build(environ, &a, jobs_conf->node, path, &env, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "invalid job environment: %s", err);
-	else if (runner_spawn(j->dir, &a, env.items, jobs_conf->kill_grace_ms, &j->pid, err, sizeof(err)) < 0)
+	else if (runner_spawn(j->dir, path, &a, env.items, jobs_conf->kill_grace_ms, &j->pid, err,
+						  sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "%s", err);
 	else
 	{

@@ -28,6 +28,7 @@ typedef struct Job
 	int			cancel_sent;
 	int			logged;			/* its end is in the history file ("logged" marker) */
 	int64_t		next_send;		/* earliest time for the next output of a running job */
+	JobStatus  *no_spool;		/* its spool dir could not be made: the status, here only */
 	struct Job *next;
 } Job;
 
@@ -37,5 +38,6 @@ extern Job *jobs_list;			/* the table, newest first */
 void		jobs_drop(Job *j, int remove);
 void		jobs_cancel(Job *j);
 void		jobs_make_stale(Job *j, const char *why);
+int			jobs_read_status(const Job *j, JobStatus *st, char *err, size_t errlen);
 
 #endif							/* AGENT_JOBS_H */

@@ -35,7 +35,7 @@ static int64_t retry_at;		/* no calls before this time after a failed one */
 static int	resume_job(Conn *c, Job *j);
 static int	send_stream(Conn *c, Job *j, int s, int final);
 static int	finish_job(Conn *c, Job *j);
-static void put_file_size(StrBuf *sb, const char *dir, const char *name);
+static void put_file_size(StrBuf *sb, const Job *j, const char *name);
 static void record_end(Job *j, int connected);
 static int	pump_job(Conn *c, Job *j, int all, int64_t now);
 
@@ -86,10 +86,10 @@ send_stream(Conn *c, Job *j, int s, int final)
 	int			fd, rc = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", j->dir, streams[s]);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+	if (j->no_spool != NULL || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 	{
 		free(buf);
-		return 0;				/* nothing written yet */
+		return 0;				/* nothing written (yet) */
 	}
 	while (!j->output_stopped && !j->stale)
 	{
@@ -150,7 +150,7 @@ finish_job(Conn *c, Job *j)
 	StrBuf		state;
 	CallResult	rc;
 
-	if (spool_read_status(j->dir, &st, err, sizeof(err)) < 0)
+	if (jobs_read_status(j, &st, err, sizeof(err)) < 0)
 	{
 		log_error("job %" PRId64 ": %s", j->job_id, err);
 		memset(&st, 0, sizeof(st));
@@ -173,15 +173,16 @@ finish_job(Conn *c, Job *j)
 	return 0;
 }
 
-/* Appends ",\"<name>_bytes\":N" for file dir/name (0 when missing) to sb. */
+/* Appends ",\"<name>_bytes\":N" for file name of j's spool dir (0 when missing) to sb. */
 static void
-put_file_size(StrBuf *sb, const char *dir, const char *name)
+put_file_size(StrBuf *sb, const Job *j, const char *name)
 {
 	char		path[PATH_MAX];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	sb_printf(sb, ",\"%s_bytes\":%lld", name, stat(path, &st) == 0 ? (long long) st.st_size : 0LL);
+	snprintf(path, sizeof(path), "%s/%s", j->dir, name);
+	sb_printf(sb, ",\"%s_bytes\":%lld", name,
+			  j->no_spool == NULL && stat(path, &st) == 0 ? (long long) st.st_size : 0LL);
 }
 
 /*
@@ -201,23 +202,23 @@ record_end(Job *j, int connected)
 	if (!j->done || j->logged || jobs_conf->history_file == NULL)
 		return;
 	j->logged = 1;
-	if (spool_exists(j->dir, "logged"))
+	if (j->no_spool == NULL && spool_exists(j->dir, "logged"))
 		return;
 	sb_init(&line);
 	history_begin(&line, "job", jobs_conf->node);
 	sb_printf(&line, ",\"job_id\":%" PRId64 ",\"attempt\":%d", j->job_id, j->attempt);
-	if (spool_read_meta(j->dir, &m, err, sizeof(err)) == 0)
+	if (j->no_spool == NULL && spool_read_meta(j->dir, &m, err, sizeof(err)) == 0)
 	{
 		sb_puts(&line, ",\"started_at\":");
 		history_put_time(&line, m.started_at * 1000);
 	}
 	snprintf(path, sizeof(path), "%s/status", j->dir);
-	if (stat(path, &sst) == 0)
+	if (j->no_spool == NULL && stat(path, &sst) == 0)
 	{
 		sb_puts(&line, ",\"finished_at\":");
 		history_put_time(&line, (int64_t) sst.st_mtim.tv_sec * 1000 + sst.st_mtim.tv_nsec / 1000000);
 	}
-	if (spool_read_status(j->dir, &st, err, sizeof(err)) == 0)
+	if (jobs_read_status(j, &st, err, sizeof(err)) == 0)
 	{
 		if (st.has_exit)
 			sb_printf(&line, ",\"exit_code\":%d", st.exit_code);
@@ -227,11 +228,11 @@ record_end(Job *j, int connected)
 				  st.timed_out ? "true" : "false", st.cancelled ? "true" : "false");
 		json_put_str(&line, st.detail);
 	}
-	put_file_size(&line, j->dir, "stdout");
-	put_file_size(&line, j->dir, "stderr");
+	put_file_size(&line, j, "stdout");
+	put_file_size(&line, j, "stderr");
 	sb_printf(&line, ",\"connected\":%s", connected ? "true" : "false");
 	if (history_append(jobs_conf->history_file, &line, err, sizeof(err)) < 0 ||
-		spool_write_file(j->dir, "logged", "", 0, err, sizeof(err)) < 0)
+		(j->no_spool == NULL && spool_write_file(j->dir, "logged", "", 0, err, sizeof(err)) < 0))
 		log_warning("job %" PRId64 " attempt %d: %s", j->job_id, j->attempt, err);
 	sb_free(&line);
 }

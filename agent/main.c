@@ -67,6 +67,7 @@ static int handle_signals(Agent *a);
 static int setup_signals(char *err, size_t errlen);
 static int next_timeout(const Agent *a, int64_t now);
 static int run(Agent *a);
+static char **copy_argv(int argc, char **argv);
 
 /* Signal handler: hands the signal number to the loop through the self-pipe. */
 static void
@@ -389,6 +390,18 @@ run(Agent *a)
 	}
 }
 
+/* Returns a copy of argv that outlives the process title written over the original. */
+static char **
+copy_argv(int argc, char **argv)
+{
+	char	  **copy = xmalloc(sizeof(char *) * (size_t) (argc + 1));
+
+	for (int i = 0; i < argc; i++)
+		copy[i] = xstrdup(argv[i]);
+	copy[argc] = NULL;
+	return copy;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -397,12 +410,32 @@ main(int argc, char **argv)
 	char		err[AGENT_ERRLEN], workdir[PATH_MAX], history[PATH_MAX + 32];
 	int			rc;
 
-	options_parse(argc, argv, &opt);
+	/* parse a copy: argv is overwritten below, so that no password stays in /proc/PID/cmdline */
+	options_parse(argc, copy_argv(argc, argv), &opt);
 	if (opt.print_metrics)
+	{
+		if (proc_drop_capabilities(err, sizeof(err)) < 0)
+		{
+			log_error("%s", err);
+			return 1;
+		}
 		return collect_print(opt.plugin_dir);
+	}
 	proc_title_init(argc, argv);
+	proc_set_title("dispatch-agent", "agent of node %s", opt.node);
 	if (geteuid() == 0 && !opt.allow_root)
-		options_die_usage("refusing to run as root: jobs would run as root too; use --allow-root to override");
+		options_die_usage(opt.job_user ? "refusing to run as root: run the agent as an unprivileged user with the capabilities --job-user needs; use --allow-root to override" :
+						  "refusing to run as root: jobs would run as root too; use --allow-root to override");
+	options_require_job_user(&opt);
+	if (proc_set_undumpable(err, sizeof(err)) < 0)
+	{
+		log_error("%s", err);
+		return 1;
+	}
+	if (opt.job_user != NULL && jobuser_init(opt.job_user, err, sizeof(err)) < 0)
+		options_die_usage("%s", err);
+	if (opt.insecure_jobs)
+		log_warning("jobs run as the agent's own user (--insecure-run-jobs-as-agent): every job can read the agent's credentials and act as the agent; use --job-user");
 	options_add_defaults(&opt);
 	memset(&a, 0, sizeof(a));
 	a.opt = &opt;
@@ -415,6 +448,7 @@ main(int argc, char **argv)
 	a.backoff_ms = BACKOFF_MIN_MS;
 	a.next_tick = proc_now_ms() + a.heartbeat_ms;
 	if (workdir_setup(opt.workdir, opt.node, workdir, sizeof(workdir), err, sizeof(err)) < 0 ||
+		jobuser_check_spool(workdir, err, sizeof(err)) < 0 ||
 		setup_signals(err, sizeof(err)) < 0 ||
 		jobs_init(&a.conf, err, sizeof(err)) < 0 ||
 		(opt.metrics_interval_s > 0 &&
@@ -428,8 +462,8 @@ main(int argc, char **argv)
 		snprintf(history, sizeof(history), "%s", opt.history_file);
 	else
 		snprintf(history, sizeof(history), "%s/history.jsonl", workdir);
-	log_info("dispatch-agent %s starting: node \"%s\", spool \"%s\", %d job(s) in the spool",
-			 AGENT_VERSION, opt.node, workdir, jobs_count());
+	log_info("dispatch-agent %s starting: node \"%s\", spool \"%s\", %d job(s) in the spool, jobs run as %s",
+			 AGENT_VERSION, opt.node, workdir, jobs_count(), opt.job_user ? opt.job_user : "the agent's user");
 	a.conn = conn_new(opt.dbname);
 	rc = run(&a);
 	metrics_stop(&a.metrics);

@@ -9,6 +9,8 @@
  * so that the server never has to refuse a registration for its shape.
  * The defaults the server cannot know (one cpu per online CPU, the machine's
  * memory) are added by options_add_defaults() once the options are valid.
+ * Jobs need a user to run as (--job-user) unless the operator says, in so
+ * many words, that they may run as the agent (options_require_job_user).
  */
 #include "agent.h"
 
@@ -66,6 +68,10 @@ usage(FILE *out)
 			"      --plugin-dir=DIR      run the executables in DIR for site metrics every sample\n"
 			"      --print-metrics       print one metrics sample as JSON (after 1 s) and exit;\n"
 			"                            needs no --dbname or --node\n"
+			"      --job-user=NAME       run every job as the unprivileged OS user NAME; the\n"
+			"                            agent needs CAP_SETUID, CAP_SETGID and CAP_CHOWN\n"
+			"      --insecure-run-jobs-as-agent  run jobs as the agent's own user instead (they\n"
+			"                            can then read its credentials and act as the agent)\n"
 			"      --allow-root          run even with effective uid 0\n"
 			"  -v, --verbose             log debug lines too\n"
 			"  -h, --help                show this help and exit\n"
@@ -168,7 +174,7 @@ options_parse(int argc, char **argv, Options *o)
 	enum
 	{
 		OPT_ALLOW_ROOT = 256, OPT_HEARTBEAT, OPT_GRACE, OPT_KEEP, OPT_METRICS, OPT_SPOOL_MAX,
-		OPT_PLUGINS, OPT_PRINT_METRICS, OPT_HISTORY
+		OPT_PLUGINS, OPT_PRINT_METRICS, OPT_HISTORY, OPT_JOB_USER, OPT_INSECURE_JOBS
 	};
 	static const struct option longopts[] = {
 		{"dbname", required_argument, NULL, 'd'},
@@ -178,6 +184,8 @@ options_parse(int argc, char **argv, Options *o)
 		{"label", required_argument, NULL, 'l'},
 		{"workdir", required_argument, NULL, 'w'},
 		{"allow-root", no_argument, NULL, OPT_ALLOW_ROOT},
+		{"job-user", required_argument, NULL, OPT_JOB_USER},
+		{"insecure-run-jobs-as-agent", no_argument, NULL, OPT_INSECURE_JOBS},
 		{"history-file", required_argument, NULL, OPT_HISTORY},
 		{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
 		{"kill-grace-ms", required_argument, NULL, OPT_GRACE},
@@ -257,6 +265,14 @@ options_parse(int argc, char **argv, Options *o)
 			case OPT_ALLOW_ROOT:
 				o->allow_root = 1;
 				break;
+			case OPT_JOB_USER:
+				if (optarg[0] == '\0')
+					options_die_usage("--job-user must not be empty");
+				o->job_user = optarg;
+				break;
+			case OPT_INSECURE_JOBS:
+				o->insecure_jobs = 1;
+				break;
 			case OPT_HEARTBEAT:
 				o->heartbeat_ms = positive("--heartbeat-ms", optarg);
 				break;
@@ -306,6 +322,20 @@ options_parse(int argc, char **argv, Options *o)
 		options_die_usage("--dbname is required");
 	if (o->node == NULL)
 		options_die_usage("--node is required");
+	if (o->job_user != NULL && o->insecure_jobs)
+		options_die_usage("--job-user and --insecure-run-jobs-as-agent cannot be used together");
+}
+
+/*
+ * Exits with a usage error unless jobs have a user to run as: a job running
+ * as the agent's own user can read the agent's credentials and speak for it,
+ * so that takes an option nobody gives by accident.
+ */
+void
+options_require_job_user(const Options *o)
+{
+	if (o->job_user == NULL && !o->insecure_jobs)
+		options_die_usage("no job user: give --job-user NAME to run jobs as that unprivileged user (or --insecure-run-jobs-as-agent to run them as the agent's own user, which lets every job read the agent's credentials)");
 }
 
 /* Adds the defaults: one cpu per online CPU, mem_mb = physical memory. */

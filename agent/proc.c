@@ -7,8 +7,10 @@
  * in a fresh child, whether a pid is still the process that started at a
  * given time (pids are reused; /proc/PID/stat's start time tells them apart),
  * the two clocks (monotonic for timers and deadlines, wall for timestamps
- * that leave the machine) and the environment a child may inherit (never
- * libpq's PG* variables: the agent's credentials stay with the agent).
+ * that leave the machine), the environment a child may inherit (never
+ * libpq's PG* variables: the agent's credentials stay with the agent), and
+ * the process's privileges: no core dumps or ptrace by other users, and a
+ * way to drop every capability (ambient ones included) before an exec.
  */
 #include "proc.h"
 #include "spool.h"
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
 #include <sys/prctl.h>
 #include <time.h>
 
@@ -148,4 +151,41 @@ proc_env_without_pg(char *const *base, StrList *out)
 	for (; base != NULL && *base != NULL; base++)
 		if (strncmp(*base, "PG", 2) != 0 && strchr(*base, '=') != NULL)
 			strlist_add(out, *base);
+}
+
+/* Drops every capability of this process (effective, permitted, inheritable, ambient); returns 0 or -1. */
+int
+proc_drop_capabilities(char *err, size_t errlen)
+{
+	cap_t		none;
+	int			rc;
+
+	/* EINVAL: a kernel without ambient capabilities (before 4.3) has none to clear */
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+	{
+		agent_seterr(err, errlen, "could not clear the ambient capabilities: %s", strerror(errno));
+		return -1;
+	}
+	if ((none = cap_init()) == NULL)
+	{
+		agent_seterr(err, errlen, "could not drop capabilities: %s", strerror(errno));
+		return -1;
+	}
+	rc = cap_set_proc(none);
+	if (rc < 0)
+		agent_seterr(err, errlen, "could not drop capabilities: %s", strerror(errno));
+	cap_free(none);
+	return rc;
+}
+
+/* Makes this process undumpable: other users can neither ptrace it nor read its /proc/PID/environ or memory. */
+int
+proc_set_undumpable(char *err, size_t errlen)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+	{
+		agent_seterr(err, errlen, "could not make the process undumpable: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * proc.h -- process helpers (proc.c): titles, signals, liveness, clocks, a
- * credential-free environment.  Shared by the agent, its job supervisors and
- * the metrics sampler.
+ * credential-free environment, dropping privileges.  Shared by the agent, its
+ * job supervisors and the metrics sampler.
  */
 #ifndef AGENT_PROC_H
 #define AGENT_PROC_H
@@ -19,5 +19,7 @@ int			proc_alive(pid_t pid, unsigned long long starttime);
 int64_t		proc_now_ms(void);
 int64_t		proc_unix_ms(void);
 void		proc_env_without_pg(char *const *base, StrList *out);
+int			proc_drop_capabilities(char *err, size_t errlen);
+int			proc_set_undumpable(char *err, size_t errlen);
 
 #endif							/* AGENT_PROC_H */

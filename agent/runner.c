@@ -5,8 +5,11 @@
  * supervisor detaches (setsid), closes every inherited descriptor (the libpq
  * socket, the inotify fd, the self-pipe, the spool lock), writes the job's
  * meta file and forks the job as "/bin/sh -c COMMAND" in its own process
- * group, with cwd = <jobdir>/work and stdout/stderr appended to
- * <jobdir>/stdout and <jobdir>/stderr.  It outlives the agent: an agent that
+ * group, with stdout/stderr appended to <jobdir>/stdout and <jobdir>/stderr
+ * (opened by the agent's user, mode 0600), then as the job user (jobuser.c:
+ * no capabilities left) with the job's files written into its work dir and
+ * that dir as cwd.  The supervisor stays the agent's user: it writes the
+ * status into the agent's spool.  It outlives the agent: an agent that
  * crashes, restarts or loses its database leaves the job running, and finds
  * the supervisor again through the meta file.
  *
@@ -14,9 +17,10 @@
  * deadlines.  A timeout or a SIGTERM (the agent's cancel) sends SIGTERM to
  * the job's process group and SIGKILL after the kill grace.  When the job's
  * main process ends, what is left of its process group is killed, and the
- * status file is written crash-safely; then the supervisor exits.  A failing
- * chdir/exec in the job child is reported over a close-on-exec pipe so that
- * the status carries a precise detail.
+ * status file is written crash-safely; then the supervisor exits.  Whatever
+ * fails in the job child before the exec (switching user, writing the files,
+ * chdir, exec) is reported over a close-on-exec pipe so that the status
+ * carries a precise detail.
  */
 #include "agent.h"
 
@@ -34,10 +38,12 @@
 
 #define SUPERVISOR_FAILED 1
 
-static void supervise(const char *jobdir, const JobSpec *job, char *const *envp,
-					  int64_t kill_grace_ms) __attribute__((noreturn));
+static void supervise(const char *jobdir, const char *workdir, const Assignment *a,
+					  char *const *envp, int64_t kill_grace_ms) __attribute__((noreturn));
 static sigset_t supervisor_signals(void);
-static void exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd) __attribute__((noreturn));
+static void child_failed(int fd, const char *msg) __attribute__((noreturn));
+static void exec_job(const char *jobdir, const char *workdir, const Assignment *a, char *const *envp,
+					 int fd) __attribute__((noreturn));
 static struct timespec until(int64_t deadline);
 static pid_t session_of(pid_t pid);
 
@@ -53,47 +59,50 @@ supervisor_signals(void)
 	return set;
 }
 
-/* In the job child: redirects output, enters the work dir and execs the shell; reports failure on pipe fd. */
+/* In the job child: hands msg to the supervisor over pipe fd and exits. */
 static void
-exec_job(const char *jobdir, const JobSpec *job, char *const *envp, int fd)
+child_failed(int fd, const char *msg)
 {
-	char		path[4096];
-	const char *step = "open /dev/null";
+	if (write(fd, msg, strlen(msg)) < 0)
+		_exit(PROC_EXIT_EXEC_FAILED);	/* nothing more to tell anyone */
+	_exit(PROC_EXIT_EXEC_FAILED);
+}
+
+/*
+ * In the job child: redirects output, becomes the job user, writes the job's
+ * files, enters the work dir and execs the shell; reports failure on pipe fd.
+ */
+static void
+exec_job(const char *jobdir, const char *workdir, const Assignment *a, char *const *envp, int fd)
+{
+	char		path[4096], msg[AGENT_ERRLEN + 64], err[AGENT_ERRLEN];
+	char	   *argv[] = {"/bin/sh", "-c", (char *) a->spec.command, NULL};
 	int			in, out, errf;
 
 	setpgid(0, 0);
 	proc_reset_signals();
 	in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "%s/stdout", jobdir);
-	out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	out = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	snprintf(path, sizeof(path), "%s/stderr", jobdir);
-	errf = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (in >= 0 && out >= 0 && errf >= 0)
+	errf = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (in < 0 || out < 0 || errf < 0)
+		snprintf(msg, sizeof(msg), "could not %s: %s", in < 0 ? "open /dev/null" : "open output files",
+				 strerror(errno));
+	else if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errf, 2) < 0)
+		snprintf(msg, sizeof(msg), "could not redirect output: %s", strerror(errno));
+	else if (jobuser_enter(err, sizeof(err)) < 0)
+		snprintf(msg, sizeof(msg), "%s", err);
+	else if (files_write(workdir, a, err, sizeof(err)) < 0)
+		snprintf(msg, sizeof(msg), "could not write the job's files: %s", err);
+	else if (chdir(workdir) < 0)
+		snprintf(msg, sizeof(msg), "could not enter work directory: %s", strerror(errno));
+	else
 	{
-		step = "redirect output";
-		if (dup2(in, 0) >= 0 && dup2(out, 1) >= 0 && dup2(errf, 2) >= 0)
-		{
-			snprintf(path, sizeof(path), "%s/work", jobdir);
-			step = "enter work directory";
-			if (chdir(path) == 0)
-			{
-				char	   *argv[] = {"/bin/sh", "-c", (char *) job->command, NULL};
-
-				step = "execute /bin/sh";
-				execve("/bin/sh", argv, envp);
-			}
-		}
+		execve("/bin/sh", argv, envp);
+		snprintf(msg, sizeof(msg), "could not execute /bin/sh: %s", strerror(errno));
 	}
-	else if (in >= 0)
-		step = "open output files";
-	{
-		char		msg[256];
-		int			n = snprintf(msg, sizeof(msg), "could not %s: %s", step, strerror(errno));
-
-		if (write(fd, msg, (size_t) n) < 0)
-			_exit(PROC_EXIT_EXEC_FAILED);	/* nothing more to tell anyone */
-	}
-	_exit(PROC_EXIT_EXEC_FAILED);
+	child_failed(fd, msg);
 }
 
 /* Returns the milliseconds left until deadline (0 when none), as a timespec. */
@@ -112,8 +121,10 @@ until(int64_t deadline)
 
 /* The supervisor's whole life; never returns. */
 static void
-supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kill_grace_ms)
+supervise(const char *jobdir, const char *workdir, const Assignment *a, char *const *envp,
+		  int64_t kill_grace_ms)
 {
+	const JobSpec *job = &a->spec;
 	sigset_t	set = supervisor_signals();
 	JobMeta		meta;
 	JobStatus	st;
@@ -145,7 +156,7 @@ supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kil
 	if (child == 0)
 	{
 		close(pfd[0]);
-		exec_job(jobdir, job, envp, pfd[1]);
+		exec_job(jobdir, workdir, a, envp, pfd[1]);
 	}
 	setpgid(child, child);		/* also done by the child: no race either way */
 	close(pfd[1]);				/* pipe ends carry no data of ours: nothing to lose */
@@ -169,26 +180,26 @@ supervise(const char *jobdir, const JobSpec *job, char *const *envp, int64_t kil
 		else if (sig == SIGTERM && !st.cancelled && kill_deadline < 0)
 		{
 			st.cancelled = 1;
-			kill(-child, SIGTERM);
+			jobuser_kill(-child, SIGTERM);
 			kill_deadline = proc_now_ms() + kill_grace_ms;
 		}
 		else if (sig < 0 && errno == EAGAIN)
 		{
 			if (kill_deadline >= 0)
 			{
-				kill(-child, SIGKILL);
+				jobuser_kill(-child, SIGKILL);
 				kill_deadline = -1;
 				term_deadline = -1;
 			}
 			else if (term_deadline >= 0)
 			{
 				st.timed_out = 1;
-				kill(-child, SIGTERM);
+				jobuser_kill(-child, SIGTERM);
 				kill_deadline = proc_now_ms() + kill_grace_ms;
 			}
 		}
 	}
-	kill(-child, SIGKILL);		/* leftovers of the job's process group */
+	jobuser_kill(-child, SIGKILL);		/* leftovers of the job's process group */
 	if (WIFEXITED(wstatus) && st.detail[0] == '\0')
 	{
 		st.has_exit = 1;
@@ -254,7 +265,7 @@ runner_kill_session(pid_t sid)
 	{
 		pid_t		pid = (pid_t) atol(e->d_name);
 
-		if (pid > 0 && session_of(pid) == sid && kill(pid, SIGKILL) == 0)
+		if (pid > 0 && session_of(pid) == sid && jobuser_kill(pid, SIGKILL) == 0)
 			n++;
 	}
 	closedir(d);
@@ -262,11 +273,12 @@ runner_kill_session(pid_t sid)
 }
 
 /*
- * Forks the detached supervisor of assignment a (its spool dir jobdir must exist) and
- * stores its pid; the caller is the supervisor's parent until it restarts.
+ * Forks the detached supervisor of assignment a (its spool dir jobdir and work dir
+ * workdir must exist) and stores its pid; the caller is the supervisor's parent until
+ * it restarts.
  */
 int
-runner_spawn(const char *jobdir, const Assignment *a, char *const *envp,
+runner_spawn(const char *jobdir, const char *workdir, const Assignment *a, char *const *envp,
 			 int64_t kill_grace_ms, pid_t *pid, char *err, size_t errlen)
 {
 	sigset_t	set = supervisor_signals();
@@ -287,7 +299,7 @@ runner_spawn(const char *jobdir, const Assignment *a, char *const *envp,
 		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 			_exit(SUPERVISOR_FAILED);
 		closefrom(3);
-		supervise(jobdir, &a->spec, envp, kill_grace_ms);
+		supervise(jobdir, workdir, a, envp, kill_grace_ms);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (p < 0)

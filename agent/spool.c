@@ -5,7 +5,7 @@
  *   meta    job_id, attempt, supervisor pid and start time (written by the supervisor)
  *   stdout, stderr   the job's output, appended by the job itself
  *   status  how the job ended (written by the supervisor when it is done)
- *   work/   the job's working directory (DISPATCH_WORKDIR)
+ *   work-<random>/  the job's working directory (DISPATCH_WORKDIR), the job user's
  * meta and status are small "key=value" line files.  They are written the
  * way autoprewarm's apw_dump_now() writes its dump: to a temporary name,
  * fsync'd, renamed over the final name, and the directory fsync'd, so a crash
@@ -152,7 +152,7 @@ spool_write_file(const char *dir, const char *name, const char *data, size_t len
 
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = io_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 	{
 		agent_seterr(err, errlen, "could not create file \"%s\": %s", tmp, strerror(errno));
@@ -412,13 +412,18 @@ spool_exists(const char *jobdir, const char *name)
 
 static int	remove_errno;
 
-/* nftw callback: removes one entry, remembering the first failure. */
+/*
+ * nftw callback: removes one entry, remembering the first failure.  A directory
+ * we may not read (a job user's work dir, emptied by the job user) is rmdir'ed too.
+ */
 static int
 remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
+	int			dir = flag == FTW_DP || flag == FTW_DNR;
+
 	(void) sb;
 	(void) ftw;
-	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT && remove_errno == 0)
+	if ((dir ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT && remove_errno == 0)
 		remove_errno = errno;
 	return 0;
 }

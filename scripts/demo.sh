@@ -11,7 +11,19 @@ bin=/usr/lib/postgresql/15/bin
 demo=$(mktemp -d /tmp/pg_dispatch-demo.XXXXXX)
 port=${DISPATCH_DEMO_PORT:-54329}
 cp "$root/agent/dispatch-agent" "$root/scripts/cluster.sh" "$demo/"
-[ "$(id -u)" -eq 0 ] && chown -R "$user" "$demo"
+# The agents run their jobs as the job user that setup.sh created: it may enter (not list)
+# the demo directory and the agents' spools, and the agent binary gets the capabilities
+# to switch to it.  Without root there is no job user: the jobs run as the agent (insecure).
+mkdir -m 0711 "$demo/work-w1" "$demo/work-w2"
+if [ "$(id -u)" -eq 0 ]; then
+    chown -R "$user" "$demo"
+    chmod 0711 "$demo"
+    setcap cap_setuid,cap_setgid,cap_chown+ep "$demo/dispatch-agent"
+    jobs_as="--job-user ${DISPATCH_JOB_USER:-dispatch-job}"
+else
+    echo "demo: not root, so no job user: jobs run as the agent's own user (--insecure-run-jobs-as-agent)"
+    jobs_as=--insecure-run-jobs-as-agent
+fi
 
 # Runs a command as the unprivileged demo user (PostgreSQL refuses root).
 as_user() {
@@ -36,7 +48,7 @@ echo "== starting two agents: w1 (4 cpus, 2 gpus, zone=a) and w2 (2 cpus, zone=b
 start_agent() {
     local name=$1; shift
     as_user "cd '$demo' || exit 1; nohup ./dispatch-agent --dbname 'host=$demo port=$port dbname=postgres user=worker' \
-        --node $name --workdir '$demo/work-$name' --metrics-interval 2 $* > '$demo/agent-$name.log' 2>&1 & echo \$! > '$demo/agent-$name.pid'"
+        --node $name --workdir '$demo/work-$name' $jobs_as --metrics-interval 2 $* > '$demo/agent-$name.log' 2>&1 & echo \$! > '$demo/agent-$name.pid'"
 }
 start_agent w1 --resource 'cpu=[0-3]' --resource 'gpu=[0-1]' --label zone=a
 start_agent w2 --resource 'cpu=[0-1]' --label zone=b

@@ -11,6 +11,12 @@ work=$(mktemp -d /tmp/pg_dispatch-test.XXXXXX)
 cp -a "$root/." "$work/"
 if [ "$(id -u)" -eq 0 ]; then
     chown -R "$user" "$work"
+    # The agents run jobs as the job user (--job-user): it must reach their spools in the
+    # copy (search only, no listing), and the agent binary needs the capabilities to switch
+    # to it.  Nothing rebuilds the binary after this (make check finds it up to date); a
+    # rebuild would drop the capabilities.
+    chmod 0711 "$work"
+    setcap cap_setuid,cap_setgid,cap_chown+ep "$work/agent/dispatch-agent"
 fi
 
 # Runs a shell command in the copy, as the test user.

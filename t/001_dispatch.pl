@@ -10,7 +10,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = start_server();
-my $dir = PostgreSQL::Test::Utils::tempdir();
+my $dir = shared_dir();
 my $a1 = start_agent($node, 'n1', '--resource', 'cpu=[0-3]', '--resource', 'gpu=[0-1]',
 	'--label', 'zone=a');
 my $a2 = start_agent($node, 'n2', '--resource', 'cpu=cpu[0-3]', '--label', 'zone=b');

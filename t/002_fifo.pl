@@ -10,7 +10,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = start_server();
-my $dir = PostgreSQL::Test::Utils::tempdir();
+my $dir = shared_dir();
 my $agent = start_agent($node, 'n1', '--resource', 'cpu=[0-1]', '--resource', 'gpu=[0-1]');
 
 # Joblist 1 holds one gpu until released.

@@ -9,7 +9,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = start_server(kill_grace => '1s');
-my $dir = PostgreSQL::Test::Utils::tempdir();
+my $dir = shared_dir();
 my $agent = start_agent($node, 'n1', '--resource', 'cpu=[0-3]');
 
 # A job that notes SIGTERM, and one that ignores it and needs SIGKILL.
@@ -31,7 +31,7 @@ is(query($node, "SELECT signal FROM dispatch.job_status WHERE joblist_id = $jl A
 for my $name ('polite', 'stubborn')
 {
 	chomp(my $pid = slurp_file("$dir/$name.pid"));
-	ok(!kill(0, $pid), "$name job process is gone");
+	ok(!process_exists($pid), "$name job process is gone");
 }
 is(query($node, "SELECT count(*) FROM dispatch.job_status WHERE joblist_id = $jl AND name = 'after'
                     AND state = 'cancelled'"), '1', 'later stages never start');

@@ -10,7 +10,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $node = start_server(node_timeout => '3s');
-my $dir = PostgreSQL::Test::Utils::tempdir();
+my $dir = shared_dir();
 my $a1 = start_agent($node, 'n1', '--resource', 'cpu=[0-1]');
 
 # kill -9 of the agent: the node goes offline, the job is lost and retried on n2.
@@ -36,9 +36,9 @@ is(query($node, "SELECT dispatch.job_log($job)"), "n2 2\n", 'output of the retry
 # The first attempt still runs under its orphaned supervisor on n1; a restarted n1
 # agent must find its report refused (stale attempt) and stop it.
 chomp(my $stale_pid = slurp_file("$dir/work.1"));
-ok(kill(0, $stale_pid), 'attempt 1 still runs on n1 without its agent');
+ok(process_exists($stale_pid), 'attempt 1 still runs on n1 without its agent');
 $a1 = start_agent($node, 'n1', '--resource', 'cpu=[0-1]');
-wait_until(sub { !kill(0, $stale_pid) }, 'restarted agent stops the stale attempt');
+wait_until(sub { !process_exists($stale_pid) }, 'restarted agent stops the stale attempt');
 is(query($node, "SELECT count(*) FROM dispatch.job_output WHERE job_id = $job AND attempt = 2"),
 	'1', 'only the current attempt reported output after the restart');
 

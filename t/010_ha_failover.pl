@@ -24,7 +24,7 @@ my $ha = HACluster->new(ttl => 10, loop_wait => 1, retry_timeout => 3,
 my $old = $ha->leader;
 my ($sync) = grep { $ha->role($_) eq 'sync_standby' } $ha->names;
 note "leader $old, synchronous standby $sync; Patroni " . $ha->settings;
-my $dir = PostgreSQL::Test::Utils::tempdir();
+my $dir = shared_dir();
 my @agents = map { $ha->start_agent("w$_", '--resource', 'cpu=[0-1]') } 1 .. 2;
 
 # Returns a job that prints "start", then a number every 0.2 s, ticks times, then

@@ -20,7 +20,29 @@ use Test::More;
 my @agents;
 
 our @EXPORT = qw(start_server start_agent stop_agent kill_agent query wait_for
-  wait_until submit job_id_of agent_binary);
+  wait_until submit job_id_of agent_binary job_user shared_dir process_exists);
+
+# Returns the OS user the agents run jobs as (--job-user; scripts/setup.sh creates it).
+sub job_user
+{
+	return $ENV{DISPATCH_JOB_USER} // 'dispatch-job';
+}
+
+# Returns a fresh directory that jobs (running as the job user) and the test may both
+# write, for the files a test and its jobs exchange.
+sub shared_dir
+{
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	chmod(0777, $dir) or die "could not chmod $dir: $!";
+	return $dir;
+}
+
+# Returns 1 when process pid exists, whoever owns it (kill 0 cannot tell for the job user's).
+sub process_exists
+{
+	my ($pid) = @_;
+	return -e "/proc/$pid" ? 1 : 0;
+}
 
 # Returns the path of the dispatch-agent binary built in this tree.
 sub agent_binary
@@ -50,7 +72,8 @@ sub start_server
 }
 
 # Starts an agent for node name with extra arguments; it logs in as its own role
-# (member of dispatch_agent) and works in its own directory.  Returns a handle.
+# (member of dispatch_agent), works in its own directory and runs its jobs as job_user()
+# unless the arguments choose (--job-user or --insecure-run-jobs-as-agent).  Returns a handle.
 # An optional hash reference before the arguments may give {conninfo => STRING}, the
 # agent's connection string without the user (default: node's own connection string),
 # and {offline => 1} for an agent (re)started while the server is down: its role must
@@ -73,8 +96,9 @@ sub start_agent
 	mkdir $workdir;
 	my $log = "$PostgreSQL::Test::Utils::log_path/${test}_agent_$name.log";
 	my $conninfo = ($opt->{conninfo} // $node->connstr('postgres')) . " user=$role";
+	my @who = grep({ /^--(job-user|insecure-run-jobs-as-agent)/ } @args) ? () : ('--job-user', job_user());
 	my @cmd = (agent_binary(), '--dbname', $conninfo, '--node', $name,
-		'--workdir', $workdir, @args);
+		'--workdir', $workdir, @who, @args);
 	my $since = $opt->{offline} ? undef : query($node, 'SELECT clock_timestamp()');
 	note "starting agent: @cmd";
 	my $h = IPC::Run::start(\@cmd, '<', \undef, '>>', $log, '2>>', $log);

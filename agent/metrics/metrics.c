@@ -218,6 +218,12 @@ sampler_main(const Metrics *m, pid_t parent)
 	closefrom(3);
 	proc_reset_signals();
 	proc_set_title("dispatch-metric", "metrics sampler");
+	/* plugins and nvidia-smi get none of the capabilities the agent keeps for its job user */
+	if (proc_drop_capabilities(err, sizeof(err)) < 0)
+	{
+		log_error("metrics: %s", err);
+		_exit(1);
+	}
 	remove_leftovers(m->dir);
 	collect_init(&c);
 	c.plugin_dir = m->plugin_dir;

@@ -67,11 +67,31 @@ bad "unrecognized option" "${ok[@]}" --bogus
 bad "requires a value" "${ok[@]}" --workdir
 bad "unexpected argument \"extra\"" "${ok[@]}" extra
 if [ "$(id -u)" = 0 ]; then
-	bad "refusing to run as root" "${ok[@]}"
+	bad "refusing to run as root: jobs would run as root too" "${ok[@]}" --insecure-run-jobs-as-agent
+	bad "refusing to run as root: run the agent as an unprivileged user" "${ok[@]}" --job-user nobody
+fi
+
+# the job user: required (or the insecure flag), never root or the agent, and the agent needs its capabilities
+bad "no job user: give --job-user NAME" "${ok[@]}" --allow-root
+bad "--job-user and --insecure-run-jobs-as-agent cannot be used together" "${ok[@]}" --job-user nobody --insecure-run-jobs-as-agent
+bad "--job-user must not be empty" "${ok[@]}" --job-user ''
+bad "job user \"no-such-user-x\" does not exist" "${ok[@]}" --allow-root --job-user no-such-user-x
+bad "job user \"root\" cannot be root" "${ok[@]}" --allow-root --job-user root
+if [ "$(id -u)" != 0 ]; then
+	bad "job user \"$(id -un)\" cannot be the agent's own user" "${ok[@]}" --job-user "$(id -un)"
+	# a copy has no file capabilities (cp drops them), whatever the binary was given
+	nocaps=$(mktemp -d)
+	cp "$agent" "$nocaps/dispatch-agent"
+	real=$agent
+	agent=$nocaps/dispatch-agent
+	bad "cannot run jobs as \"nobody\": the agent lacks the capabilities CAP_SETUID, CAP_SETGID, CAP_CHOWN" "${ok[@]}" --job-user nobody
+	agent=$real
+	rm -rf "$nocaps"
 fi
 
 for opt in --dbname --node --resource --amount --label --workdir --heartbeat-ms --kill-grace-ms \
-	--keep-workdirs --history-file --metrics-interval --metrics-spool-max --plugin-dir --print-metrics --allow-root --verbose --help --version; do
+	--keep-workdirs --history-file --metrics-interval --metrics-spool-max --plugin-dir --print-metrics --allow-root \
+	--job-user --insecure-run-jobs-as-agent --verbose --help --version; do
 	if "$agent" --help | grep -q -- "$opt"; then pass=$((pass + 1)); else
 		fail=$((fail + 1)); echo "FAIL: --help does not document $opt"; fi
 done

@@ -33,7 +33,7 @@ run_job(const char *name, const char *command, int64_t timeout_ms, int64_t grace
 	snprintf(work, sizeof(work), "%s/work", dir);
 	mkdir(work, 0755);
 	memset(&st, 0, sizeof(st));
-	if (runner_spawn(dirout, &job, envp, grace_ms, &pid, err, sizeof(err)) < 0)
+	if (runner_spawn(dirout, work, &job, envp, grace_ms, &pid, err, sizeof(err)) < 0)
 	{
 		fprintf(stderr, "  runner_spawn: %s\n", err);
 		st.exit_code = -999;
@@ -159,7 +159,7 @@ test_runner(void)
 
 		snprintf(work, sizeof(work), "%s/work", d);
 		mkdir(work, 0755);
-		CHECK(runner_spawn(d, &job, envp, 100, &p, err, sizeof(err)) == 0);
+		CHECK(runner_spawn(d, work, &job, envp, 100, &p, err, sizeof(err)) == 0);
 		for (t0 = proc_now_ms(); jobpid <= 0 && proc_now_ms() - t0 < 3000; nanosleep(&ts, NULL))
 			jobpid = atol(first_line(d, "pid"));
 		CHECK(jobpid > 0);
@@ -179,10 +179,12 @@ test_runner(void)
 		const char *d = unit_tmpdir("nowork");
 		char	   *envp[] = {NULL};
 		Assignment	job = {.spec = {2, 1, 1, "true", NULL, NULL, 0, NULL}};
+		char		work[4096];
 		pid_t		p;
 		int			ws;
 
-		CHECK(runner_spawn(d, &job, envp, 100, &p, err, sizeof(err)) == 0);
+		snprintf(work, sizeof(work), "%s/work", d);
+		CHECK(runner_spawn(d, work, &job, envp, 100, &p, err, sizeof(err)) == 0);
 		CHECK(waitpid(p, &ws, 0) == p);
 		CHECK(spool_read_status(d, &st, err, sizeof(err)) == 0);
 		CHECK(!st.has_exit && strstr(st.detail, "could not enter work directory") != NULL);

@@ -87,6 +87,7 @@ main(void)
 	test_sample();
 	test_metrics();
 	test_history();
+	test_jobuser();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

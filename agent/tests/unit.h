@@ -53,5 +53,6 @@ void		test_plugins(void);
 void		test_sample(void);
 void		test_metrics(void);
 void		test_history(void);
+void		test_jobuser(void);
 
 #endif

@@ -31,19 +31,73 @@ COMMENT ON FUNCTION dispatch._raise_invalid(text, text, text) IS
 
 CREATE FUNCTION dispatch._spec_error(path text, message text, hint text DEFAULT NULL)
 RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT dispatch._raise_invalid(message, format('The error is at %s.', path), hint)
+    SELECT dispatch._raise_invalid(message,
+        format('The error is at %s.', coalesce(nullif(path, ''), 'the top level')), hint)
 $$;
 COMMENT ON FUNCTION dispatch._spec_error(text, text, text) IS
-    'Raises the standard spec error: message plus the JSON path in the detail';
+    'Raises the standard spec error: message plus the JSON path in the detail '
+    '(an empty path is the top level)';
 
 CREATE FUNCTION dispatch._path(path text, key text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN key ~ '^[A-Za-z_][A-Za-z0-9_]*$'
-                THEN concat_ws('.', nullif(path, ''), key)
-                ELSE concat(path, '.', to_jsonb(key)::text) END
+    SELECT concat_ws('.', nullif(path, ''),
+                     CASE WHEN key ~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN key
+                          ELSE to_jsonb(key)::text END)
 $$;
 COMMENT ON FUNCTION dispatch._path(text, text) IS
     'Appends a key to a JSON path, quoting keys that are not plain identifiers';
+
+CREATE FUNCTION dispatch._json_typed(type text, v jsonb, path text, what text,
+                                    if_empty text DEFAULT NULL)
+RETURNS jsonb LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jsonb_typeof(v) IS DISTINCT FROM type THEN
+        PERFORM dispatch._spec_error(path, format('%s must be %s', what,
+            CASE type WHEN 'boolean' THEN 'a boolean' ELSE 'a JSON ' || type END));
+    END IF;
+    IF if_empty IS NOT NULL AND v IN ('[]', '{}') THEN
+        PERFORM dispatch._spec_error(path, if_empty);
+    END IF;
+    RETURN v;
+END
+$$;
+COMMENT ON FUNCTION dispatch._json_typed(text, jsonb, text, text, text) IS
+    'Returns v when it is of JSON type type (object, array, boolean), else raises; when '
+    'if_empty is given, an empty array or object raises it';
+
+CREATE FUNCTION dispatch._json_choice(v jsonb, allowed text[], path text, message text)
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF jsonb_typeof(v) IS DISTINCT FROM 'string' OR NOT v #>> '{}' = ANY (allowed) THEN
+        PERFORM dispatch._spec_error(path, message);
+    END IF;
+    RETURN v #>> '{}';
+END
+$$;
+COMMENT ON FUNCTION dispatch._json_choice(jsonb, text[], text, text) IS
+    'Returns v when it is one of the allowed JSON strings, else raises message';
+
+CREATE FUNCTION dispatch._require_key(obj jsonb, key text, path text, what text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT obj ? key THEN
+        PERFORM dispatch._spec_error(path, format('%s has no "%s"', what, key));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._require_key(jsonb, text, text, text) IS
+    'Fails unless object obj (called what, at path) has key';
+
+CREATE FUNCTION dispatch._check_spec_name(name text, what text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF name IS NULL OR name = '' OR length(name) > 200 THEN
+        PERFORM dispatch._spec_error('the ' || what, format('%s must be 1 to 200 characters', what));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_spec_name(text, text) IS
+    'Fails unless the name given next to a spec (called what) is 1 to 200 characters';
 
 CREATE FUNCTION dispatch._check_keys(obj jsonb, allowed text[], path text, what text)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -106,10 +160,7 @@ RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     e record;
 BEGIN
-    IF jsonb_typeof(v) <> 'object' THEN
-        PERFORM dispatch._spec_error(path, format('%s must be a JSON object', what));
-    END IF;
-    FOR e IN SELECT * FROM jsonb_each(v) LOOP
+    FOR e IN SELECT * FROM jsonb_each(dispatch._json_typed('object', v, path, what)) LOOP
         IF e.key !~ key_re THEN
             PERFORM dispatch._spec_error(dispatch._path(path, e.key),
                 format('invalid key "%s" in %s', e.key, what), key_hint);

@@ -5,7 +5,11 @@
 -- A joblist is an ordered list of stages whose jobs run in parallel.  submit_joblist()
 -- validates the whole spec first (the first error found is raised and nothing is
 -- stored), then inserts the joblist, its stages and jobs, and the jobs' files
--- (32_files.sql).  allocations records which resource units each job holds.
+-- (32_files.sql).  Validation reads top-down, one function a level (joblist, stage,
+-- job, needs, files), each given the JSON path of its value: a goal validates its
+-- joblist or job with its own path (70_goals.sql).  The joblist level returns the
+-- jobs it checked, so _submit walks the spec once.  allocations records which
+-- resource units each job holds.
 
 CREATE TABLE dispatch.joblists (
     joblist_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -85,172 +89,187 @@ CREATE TABLE dispatch.allocations (
 CREATE INDEX allocations_job_idx ON dispatch.allocations (job_id);
 COMMENT ON TABLE dispatch.allocations IS 'Resources held by assigned and running jobs';
 
-CREATE FUNCTION dispatch._validate_spec(spec jsonb) RETURNS void
+CREATE FUNCTION dispatch._validate_needs(needs jsonb, path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    s jsonb;
-    j jsonb;
     n record;
-    si int;
-    ji int;
-    sp text;
-    jp text;
-    stage_names text[] := '{}';
-    job_names text[] := '{}';
-    nm text;
 BEGIN
-    IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
-        PERFORM dispatch._spec_error('the top level', 'joblist spec must be a JSON object');
-    END IF;
-    PERFORM dispatch._check_keys(spec, ARRAY['name', 'stages', 'fail_fast'], '', 'joblist spec');
-    IF NOT spec ? 'name' THEN
-        PERFORM dispatch._spec_error('the top level', 'joblist spec has no "name"');
-    END IF;
-    PERFORM dispatch._json_text(spec -> 'name', 'name', 'joblist name');
-    IF spec ? 'fail_fast' AND jsonb_typeof(spec -> 'fail_fast') <> 'boolean' THEN
-        PERFORM dispatch._spec_error('fail_fast', 'fail_fast must be a boolean');
-    END IF;
-    IF NOT spec ? 'stages' THEN
-        PERFORM dispatch._spec_error('the top level', 'joblist spec has no "stages"');
-    END IF;
-    IF jsonb_typeof(spec -> 'stages') <> 'array' THEN
-        PERFORM dispatch._spec_error('stages', 'stages must be a JSON array');
-    END IF;
-    IF jsonb_array_length(spec -> 'stages') = 0 THEN
-        PERFORM dispatch._spec_error('stages', 'joblist has no stages');
-    END IF;
-
-    FOR s, si IN SELECT e, o - 1 FROM jsonb_array_elements(spec -> 'stages')
-                 WITH ORDINALITY AS x(e, o) LOOP
-        sp := format('stages[%s]', si);
-        IF jsonb_typeof(s) <> 'object' THEN
-            PERFORM dispatch._spec_error(sp, 'stage must be a JSON object');
-        END IF;
-        PERFORM dispatch._check_keys(s, ARRAY['name', 'jobs'], sp, 'stage');
-        nm := 'stage' || si;
-        IF s ? 'name' THEN
-            nm := dispatch._json_text(s -> 'name', sp || '.name', 'stage name');
-        END IF;
-        IF nm = ANY (stage_names) THEN
-            PERFORM dispatch._spec_error(sp || '.name', format('duplicate stage name "%s"', nm));
-        END IF;
-        stage_names := stage_names || nm;
-        IF NOT s ? 'jobs' THEN
-            PERFORM dispatch._spec_error(sp, 'stage has no "jobs"');
-        END IF;
-        IF jsonb_typeof(s -> 'jobs') <> 'array' THEN
-            PERFORM dispatch._spec_error(sp || '.jobs', 'jobs must be a JSON array');
-        END IF;
-        IF jsonb_array_length(s -> 'jobs') = 0 THEN
-            PERFORM dispatch._spec_error(sp || '.jobs', 'stage has no jobs');
-        END IF;
-
-        FOR j, ji IN SELECT e, o - 1 FROM jsonb_array_elements(s -> 'jobs')
-                     WITH ORDINALITY AS x(e, o) LOOP
-            jp := format('%s.jobs[%s]', sp, ji);
-            IF jsonb_typeof(j) <> 'object' THEN
-                PERFORM dispatch._spec_error(jp, 'job must be a JSON object');
-            END IF;
-            PERFORM dispatch._check_keys(j, ARRAY['name', 'command', 'needs', 'constraints',
-                'timeout', 'retries', 'env', 'files', 'replacements', 'template'], jp, 'job');
-            IF NOT j ? 'name' THEN
-                PERFORM dispatch._spec_error(jp, 'job has no "name"');
-            END IF;
-            nm := dispatch._json_text(j -> 'name', jp || '.name', 'job name');
-            IF nm = ANY (job_names) THEN
-                PERFORM dispatch._spec_error(jp || '.name', format('duplicate job name "%s"', nm),
-                    'Job names must be unique within a joblist.');
-            END IF;
-            job_names := job_names || nm;
-            IF NOT j ? 'command' THEN
-                PERFORM dispatch._spec_error(jp, 'job has no "command"');
-            END IF;
-            PERFORM dispatch._check_size(dispatch._json_text(j -> 'command', jp || '.command',
-                'command', 1073741823), 'dispatch.max_file_size', jp || '.command', 'command');
-            IF j ? 'needs' THEN
-                IF jsonb_typeof(j -> 'needs') <> 'object' THEN
-                    PERFORM dispatch._spec_error(jp || '.needs', 'needs must be a JSON object');
-                END IF;
-                FOR n IN SELECT * FROM jsonb_each(j -> 'needs') LOOP
-                    PERFORM dispatch._check_resource_type(n.key,
-                        dispatch._path(jp || '.needs', n.key));
-                    PERFORM dispatch._json_int(n.value, 1, 1000000000,
-                        dispatch._path(jp || '.needs', n.key),
-                        format('count of "%s"', n.key));
-                END LOOP;
-            END IF;
-            IF j ? 'constraints' THEN
-                PERFORM dispatch._json_string_map(j -> 'constraints', '^[A-Za-z0-9_.-]{1,63}$',
-                    jp || '.constraints', 'constraints',
-                    'A constraint key is 1 to 63 letters, digits, "_", "." or "-".');
-            END IF;
-            IF j ? 'env' THEN
-                PERFORM dispatch._json_string_map(j -> 'env', '^(?!DISPATCH_)[A-Za-z_][A-Za-z0-9_]*$',
-                    jp || '.env', 'env',
-                    'An environment variable name is a letter or "_" followed by letters, digits or "_", and must not start with DISPATCH_.');
-            END IF;
-            IF j ? 'timeout' THEN
-                PERFORM dispatch._json_interval(j -> 'timeout', jp || '.timeout', 'timeout');
-            END IF;
-            IF j ? 'retries' THEN
-                PERFORM dispatch._json_int(j -> 'retries', 0, 100, jp || '.retries', 'retries');
-            END IF;
-            PERFORM dispatch._validate_files(j, jp);
-        END LOOP;
+    FOR n IN SELECT * FROM jsonb_each(dispatch._json_typed('object', needs, path, 'needs')) LOOP
+        PERFORM dispatch._check_resource_type(n.key, dispatch._path(path, n.key));
+        PERFORM dispatch._json_int(n.value, 1, 1000000000, dispatch._path(path, n.key),
+                                   format('count of "%s"', n.key));
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION dispatch._validate_spec(jsonb) IS
-    'Validates a whole joblist spec; raises the first error found, returns nothing';
+COMMENT ON FUNCTION dispatch._validate_needs(jsonb, text) IS
+    'Validates the needs of a job (at path): resource types with positive counts';
+
+CREATE FUNCTION dispatch._validate_job(job jsonb, path text, taken text[] DEFAULT '{}')
+RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    name text;
+BEGIN
+    PERFORM dispatch._json_typed('object', job, path, 'job');
+    PERFORM dispatch._check_keys(job, ARRAY['name', 'command', 'needs', 'constraints',
+        'timeout', 'retries', 'env', 'files', 'replacements', 'template'], path, 'job');
+    PERFORM dispatch._require_key(job, 'name', path, 'job');
+    name := dispatch._json_text(job -> 'name', dispatch._path(path, 'name'), 'job name');
+    IF name = ANY (taken) THEN
+        PERFORM dispatch._spec_error(dispatch._path(path, 'name'),
+            format('duplicate job name "%s"', name),
+            'Job names must be unique within a joblist.');
+    END IF;
+    PERFORM dispatch._require_key(job, 'command', path, 'job');
+    PERFORM dispatch._check_size(dispatch._json_text(job -> 'command',
+            dispatch._path(path, 'command'), 'command', 1073741823),
+        'dispatch.max_file_size', dispatch._path(path, 'command'), 'command');
+    IF job ? 'needs' THEN
+        PERFORM dispatch._validate_needs(job -> 'needs', dispatch._path(path, 'needs'));
+    END IF;
+    IF job ? 'constraints' THEN
+        PERFORM dispatch._json_string_map(job -> 'constraints', '^[A-Za-z0-9_.-]{1,63}$',
+            dispatch._path(path, 'constraints'), 'constraints',
+            'A constraint key is 1 to 63 letters, digits, "_", "." or "-".');
+    END IF;
+    IF job ? 'env' THEN
+        PERFORM dispatch._json_string_map(job -> 'env', '^(?!DISPATCH_)[A-Za-z_][A-Za-z0-9_]*$',
+            dispatch._path(path, 'env'), 'env',
+            'An environment variable name is a letter or "_" followed by letters, digits or "_", and must not start with DISPATCH_.');
+    END IF;
+    IF job ? 'timeout' THEN
+        PERFORM dispatch._json_interval(job -> 'timeout', dispatch._path(path, 'timeout'),
+                                        'timeout');
+    END IF;
+    IF job ? 'retries' THEN
+        PERFORM dispatch._json_int(job -> 'retries', 0, 100, dispatch._path(path, 'retries'),
+                                   'retries');
+    END IF;
+    PERFORM dispatch._validate_files(job, path);
+    RETURN name;
+END
+$$;
+COMMENT ON FUNCTION dispatch._validate_job(jsonb, text, text[]) IS
+    'Validates one job spec at path (taken: the names already used in its joblist); '
+    'returns its name';
+
+CREATE FUNCTION dispatch._validate_stage(spec jsonb, path text, default_name text,
+                                         stage_names text[], job_names text[])
+RETURNS TABLE (stage_name text, job_path text, job jsonb, job_name text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    ji int;
+BEGIN
+    PERFORM dispatch._json_typed('object', spec, path, 'stage');
+    PERFORM dispatch._check_keys(spec, ARRAY['name', 'jobs'], path, 'stage');
+    stage_name := default_name;
+    IF spec ? 'name' THEN
+        stage_name := dispatch._json_text(spec -> 'name', dispatch._path(path, 'name'),
+                                          'stage name');
+    END IF;
+    IF stage_name = ANY (stage_names) THEN
+        PERFORM dispatch._spec_error(dispatch._path(path, 'name'),
+            format('duplicate stage name "%s"', stage_name));
+    END IF;
+    PERFORM dispatch._require_key(spec, 'jobs', path, 'stage');
+    FOR job, ji IN SELECT e, o - 1
+                     FROM jsonb_array_elements(dispatch._json_typed('array', spec -> 'jobs',
+                              dispatch._path(path, 'jobs'), 'jobs', 'stage has no jobs'))
+                          WITH ORDINALITY AS x(e, o) LOOP
+        job_path := format('%s[%s]', dispatch._path(path, 'jobs'), ji);
+        job_name := dispatch._validate_job(job, job_path, job_names);
+        job_names := job_names || job_name;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dispatch._validate_stage(jsonb, text, text, text[], text[]) IS
+    'Validates one stage spec at path (named default_name unless it says; stage_names and '
+    'job_names: those taken by the stages before it); returns its jobs, one row each';
+
+CREATE FUNCTION dispatch._validate_joblist(spec jsonb, path text)
+RETURNS TABLE (stage int, stage_name text, job_path text, job jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    s jsonb;
+    si int;
+    stage_names text[] := '{}';
+    job_names text[] := '{}';
+    job_name text;
+BEGIN
+    PERFORM dispatch._json_typed('object', spec, path, 'joblist spec');
+    PERFORM dispatch._check_keys(spec, ARRAY['name', 'stages', 'fail_fast'], path, 'joblist spec');
+    PERFORM dispatch._require_key(spec, 'name', path, 'joblist spec');
+    PERFORM dispatch._json_text(spec -> 'name', dispatch._path(path, 'name'), 'joblist name');
+    IF spec ? 'fail_fast' THEN
+        PERFORM dispatch._json_typed('boolean', spec -> 'fail_fast',
+                                     dispatch._path(path, 'fail_fast'), 'fail_fast');
+    END IF;
+    PERFORM dispatch._require_key(spec, 'stages', path, 'joblist spec');
+    FOR s, si IN SELECT e, o - 1
+                   FROM jsonb_array_elements(dispatch._json_typed('array', spec -> 'stages',
+                            dispatch._path(path, 'stages'), 'stages', 'joblist has no stages'))
+                        WITH ORDINALITY AS x(e, o) LOOP
+        stage := si;
+        FOR stage_name, job_path, job, job_name IN
+            SELECT * FROM dispatch._validate_stage(s,
+                format('%s[%s]', dispatch._path(path, 'stages'), si), 'stage' || si,
+                stage_names, job_names) LOOP
+            job_names := job_names || job_name;
+            RETURN NEXT;
+        END LOOP;
+        stage_names := stage_names || stage_name;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dispatch._validate_joblist(jsonb, text) IS
+    'Validates a whole joblist spec at path (empty: the top level) and returns its jobs in '
+    'order, one row each; raises the first error found';
 
 CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     jl bigint;
+    r record;
+    last_stage int := -1;
     job bigint;
-    s jsonb;
-    j jsonb;
-    si int;
-    ji int;
-    jp text;
     cmd text;
 BEGIN
-    PERFORM dispatch._validate_spec(spec);
-
-    INSERT INTO dispatch.joblists (name, fail_fast, stage_count, spec, submitted_by)
-    VALUES (spec ->> 'name', coalesce((spec ->> 'fail_fast')::boolean, true),
-            jsonb_array_length(spec -> 'stages'), spec, submitter)
-    RETURNING joblist_id INTO jl;
-
-    FOR s, si IN SELECT e, o - 1 FROM jsonb_array_elements(spec -> 'stages')
-                 WITH ORDINALITY AS x(e, o) LOOP
-        INSERT INTO dispatch.stages (joblist_id, stage, name)
-        VALUES (jl, si, coalesce(s ->> 'name', 'stage' || si));
-        FOR j, ji IN SELECT e, o - 1 FROM jsonb_array_elements(s -> 'jobs')
-                     WITH ORDINALITY AS x(e, o) LOOP
-            jp := format('stages[%s].jobs[%s]', si, ji);
-            INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
-                                       env, timeout, retries, reason)
-            VALUES (jl, si, j ->> 'name',
-                    CASE WHEN (j ->> 'template')::boolean
-                         THEN dispatch._render_template(j ->> 'command',
-                                  coalesce(j -> 'replacements', '{}'), jp || '.replacements')
-                         ELSE j ->> 'command' END,
-                    CASE WHEN coalesce(j -> 'needs', '{}') = '{}' THEN '{"cpu": 1}'
-                         ELSE j -> 'needs' END,
-                    coalesce(j -> 'constraints', '{}'), coalesce(j -> 'env', '{}'),
-                    CASE WHEN j ? 'timeout'
-                         THEN dispatch._json_interval(j -> 'timeout', '', 'timeout') END,
-                    coalesce((j ->> 'retries')::int, 0),
-                    CASE WHEN si = 0 THEN 'waiting for the scheduler'
-                         ELSE dispatch._stage_reason(jl, 0) END)
-            RETURNING job_id, command INTO job, cmd;
-            IF (j ->> 'template')::boolean THEN
-                PERFORM dispatch._check_size(cmd, 'dispatch.max_file_size', jp || '.command',
-                                             'rendered command');
-            END IF;
-            PERFORM dispatch._store_files(job, j, jp);
-        END LOOP;
+    -- A set-returning PL/pgSQL function runs to its end before its first row is read:
+    -- the whole spec is valid before anything is inserted.
+    FOR r IN SELECT * FROM dispatch._validate_joblist(spec, '') LOOP
+        IF jl IS NULL THEN
+            INSERT INTO dispatch.joblists (name, fail_fast, stage_count, spec, submitted_by)
+            VALUES (spec ->> 'name', coalesce((spec ->> 'fail_fast')::boolean, true),
+                    jsonb_array_length(spec -> 'stages'), spec, submitter)
+            RETURNING joblist_id INTO jl;
+        END IF;
+        IF r.stage > last_stage THEN
+            INSERT INTO dispatch.stages (joblist_id, stage, name)
+            VALUES (jl, r.stage, r.stage_name);
+            last_stage := r.stage;
+        END IF;
+        INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
+                                   env, timeout, retries, reason)
+        VALUES (jl, r.stage, r.job ->> 'name',
+                CASE WHEN (r.job ->> 'template')::boolean
+                     THEN dispatch._render_template(r.job ->> 'command',
+                              coalesce(r.job -> 'replacements', '{}'),
+                              dispatch._path(r.job_path, 'replacements'))
+                     ELSE r.job ->> 'command' END,
+                CASE WHEN coalesce(r.job -> 'needs', '{}') = '{}' THEN '{"cpu": 1}'
+                     ELSE r.job -> 'needs' END,
+                coalesce(r.job -> 'constraints', '{}'), coalesce(r.job -> 'env', '{}'),
+                CASE WHEN r.job ? 'timeout'
+                     THEN dispatch._json_interval(r.job -> 'timeout', '', 'timeout') END,
+                coalesce((r.job ->> 'retries')::int, 0),
+                CASE WHEN r.stage = 0 THEN 'waiting for the scheduler'
+                     ELSE dispatch._stage_reason(jl, 0) END)
+        RETURNING job_id, command INTO job, cmd;
+        IF (r.job ->> 'template')::boolean THEN
+            PERFORM dispatch._check_size(cmd, 'dispatch.max_file_size',
+                                         dispatch._path(r.job_path, 'command'), 'rendered command');
+        END IF;
+        PERFORM dispatch._store_files(job, r.job, r.job_path);
     END LOOP;
 
     PERFORM dispatch.wake_scheduler();
@@ -259,6 +278,7 @@ END
 $$;
 COMMENT ON FUNCTION dispatch._submit(jsonb, name) IS
     'Validates spec and queues it as a joblist of submitter; returns its id';
+
 CREATE FUNCTION dispatch.submit_joblist(spec jsonb) RETURNS bigint
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT dispatch._submit(spec, dispatch.current_caller())

@@ -42,94 +42,103 @@ $$;
 COMMENT ON FUNCTION dispatch._check_file_path(text, text) IS
     'Fails unless path is a safe relative file path';
 
-CREATE FUNCTION dispatch._validate_files(j jsonb, jp text) RETURNS void
+CREATE FUNCTION dispatch._validate_file(file jsonb, path text, paths text[]) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    name text;
+    other int;
+BEGIN
+    PERFORM dispatch._json_typed('object', file, path, 'file');
+    PERFORM dispatch._check_keys(file, ARRAY['path', 'content', 'mode', 'template',
+        'replacements'], path, 'file');
+    PERFORM dispatch._require_key(file, 'path', path, 'file');
+    name := dispatch._json_text(file -> 'path', dispatch._path(path, 'path'), 'file path', 1024);
+    PERFORM dispatch._check_file_path(name, dispatch._path(path, 'path'));
+    other := array_position(paths, name);
+    IF other IS NULL THEN
+        SELECT o INTO other FROM unnest(paths) WITH ORDINALITY AS x(p, o)
+         WHERE starts_with(name, p || '/') OR starts_with(p, name || '/');
+    END IF;
+    IF other IS NOT NULL THEN
+        PERFORM dispatch._spec_error(dispatch._path(path, 'path'),
+            format('file path "%s" collides with files[%s] ("%s")', name, other - 1,
+                   paths[other]),
+            'Two files of a job cannot have the same path, and a file cannot be a directory of another.');
+    END IF;
+    PERFORM dispatch._require_key(file, 'content', path, 'file');
+    IF jsonb_typeof(file -> 'content') <> 'string' THEN
+        PERFORM dispatch._spec_error(dispatch._path(path, 'content'),
+                                     'file content must be a string');
+    END IF;
+    PERFORM dispatch._check_size(file ->> 'content', 'dispatch.max_file_size',
+                                 dispatch._path(path, 'content'), 'file content');
+    IF file ? 'mode' AND (jsonb_typeof(file -> 'mode') <> 'string'
+                          OR file ->> 'mode' !~ '^0?[0-7]{3}$') THEN
+        PERFORM dispatch._spec_error(dispatch._path(path, 'mode'),
+            'file mode must be an octal string from "0000" to "0777"',
+            'Write the mode as a string such as "0755"; setuid, setgid and sticky bits are not allowed.');
+    END IF;
+    IF file ? 'template' THEN
+        PERFORM dispatch._json_typed('boolean', file -> 'template',
+                                     dispatch._path(path, 'template'), 'template');
+    END IF;
+    IF file ? 'replacements' THEN
+        IF file -> 'template' = 'false' THEN
+            PERFORM dispatch._spec_error(dispatch._path(path, 'replacements'),
+                'file has replacements but "template" is false');
+        END IF;
+        PERFORM dispatch._render_template('', file -> 'replacements',
+                                          dispatch._path(path, 'replacements'));
+    END IF;
+    RETURN name;
+END
+$$;
+COMMENT ON FUNCTION dispatch._validate_file(jsonb, text, text[]) IS
+    'Validates one file spec at path (paths: those of the files before it); returns its path';
+
+CREATE FUNCTION dispatch._validate_files(job jsonb, path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f jsonb;
     fi int;
-    fp text;
-    path text;
     paths text[] := '{}';
-    other int;
     used boolean := false;
 BEGIN
-    IF j ? 'template' AND jsonb_typeof(j -> 'template') <> 'boolean' THEN
-        PERFORM dispatch._spec_error(jp || '.template', 'template must be a boolean');
+    IF job ? 'template' THEN
+        used := dispatch._json_typed('boolean', job -> 'template',
+                                     dispatch._path(path, 'template'), 'template')::boolean;
     END IF;
-    used := coalesce((j ->> 'template')::boolean, false);
-    IF j ? 'replacements' THEN
-        PERFORM dispatch._render_template('', j -> 'replacements', jp || '.replacements');
+    IF job ? 'replacements' THEN
+        PERFORM dispatch._render_template('', job -> 'replacements',
+                                          dispatch._path(path, 'replacements'));
     END IF;
-    IF j ? 'files' AND jsonb_typeof(j -> 'files') <> 'array' THEN
-        PERFORM dispatch._spec_error(jp || '.files', 'files must be a JSON array');
+    IF job ? 'files' THEN
+        PERFORM dispatch._json_typed('array', job -> 'files', dispatch._path(path, 'files'),
+                                     'files');
     END IF;
-    IF jsonb_array_length(coalesce(j -> 'files', '[]')) > 1000 THEN
-        PERFORM dispatch._spec_error(jp || '.files', 'a job has more than 1000 files');
+    IF jsonb_array_length(coalesce(job -> 'files', '[]')) > 1000 THEN
+        PERFORM dispatch._spec_error(dispatch._path(path, 'files'),
+                                     'a job has more than 1000 files');
     END IF;
 
-    FOR f, fi IN SELECT e, o - 1 FROM jsonb_array_elements(coalesce(j -> 'files', '[]'))
+    FOR f, fi IN SELECT e, o - 1 FROM jsonb_array_elements(coalesce(job -> 'files', '[]'))
                  WITH ORDINALITY AS x(e, o) LOOP
-        fp := format('%s.files[%s]', jp, fi);
-        IF jsonb_typeof(f) <> 'object' THEN
-            PERFORM dispatch._spec_error(fp, 'file must be a JSON object');
-        END IF;
-        PERFORM dispatch._check_keys(f, ARRAY['path', 'content', 'mode', 'template',
-            'replacements'], fp, 'file');
-        IF NOT f ? 'path' THEN
-            PERFORM dispatch._spec_error(fp, 'file has no "path"');
-        END IF;
-        path := dispatch._json_text(f -> 'path', fp || '.path', 'file path', 1024);
-        PERFORM dispatch._check_file_path(path, fp || '.path');
-        other := array_position(paths, path);
-        IF other IS NULL THEN
-            SELECT o INTO other FROM unnest(paths) WITH ORDINALITY AS x(p, o)
-             WHERE starts_with(path, p || '/') OR starts_with(p, path || '/');
-        END IF;
-        IF other IS NOT NULL THEN
-            PERFORM dispatch._spec_error(fp || '.path',
-                format('file path "%s" collides with files[%s] ("%s")', path, other - 1,
-                       paths[other]),
-                'Two files of a job cannot have the same path, and a file cannot be a directory of another.');
-        END IF;
-        paths := paths || path;
-        IF NOT f ? 'content' THEN
-            PERFORM dispatch._spec_error(fp, 'file has no "content"');
-        END IF;
-        IF jsonb_typeof(f -> 'content') <> 'string' THEN
-            PERFORM dispatch._spec_error(fp || '.content', 'file content must be a string');
-        END IF;
-        PERFORM dispatch._check_size(f ->> 'content', 'dispatch.max_file_size',
-                                     fp || '.content', 'file content');
-        IF f ? 'mode' AND (jsonb_typeof(f -> 'mode') <> 'string'
-                           OR f ->> 'mode' !~ '^0?[0-7]{3}$') THEN
-            PERFORM dispatch._spec_error(fp || '.mode',
-                'file mode must be an octal string from "0000" to "0777"',
-                'Write the mode as a string such as "0755"; setuid, setgid and sticky bits are not allowed.');
-        END IF;
-        IF f ? 'template' AND jsonb_typeof(f -> 'template') <> 'boolean' THEN
-            PERFORM dispatch._spec_error(fp || '.template', 'template must be a boolean');
-        END IF;
-        IF f ? 'replacements' THEN
-            IF f -> 'template' = 'false' THEN
-                PERFORM dispatch._spec_error(fp || '.replacements',
-                    'file has replacements but "template" is false');
-            END IF;
-            PERFORM dispatch._render_template('', f -> 'replacements', fp || '.replacements');
-        END IF;
+        paths := paths || dispatch._validate_file(f,
+            format('%s[%s]', dispatch._path(path, 'files'), fi), paths);
         used := used OR coalesce((f ->> 'template')::boolean, f ? 'replacements');
     END LOOP;
 
-    IF j ? 'replacements' AND NOT used THEN
-        PERFORM dispatch._spec_error(jp || '.replacements',
+    IF job ? 'replacements' AND NOT used THEN
+        PERFORM dispatch._spec_error(dispatch._path(path, 'replacements'),
             'job has replacements but neither its command nor any of its files is a template',
             'Set "template": true on the job to render its command, or on a file to render it.');
     END IF;
 END
 $$;
 COMMENT ON FUNCTION dispatch._validate_files(jsonb, text) IS
-    'Validates the files, replacements and template keys of job j (at path jp)';
+    'Validates the files, replacements and template keys of a job spec (at path)';
 
-CREATE FUNCTION dispatch._store_files(job bigint, j jsonb, jp text) RETURNS bigint
+CREATE FUNCTION dispatch._store_files(job bigint, spec jsonb, path text) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f jsonb;
@@ -139,15 +148,15 @@ DECLARE
     content text;
     total bigint := 0;
 BEGIN
-    FOR f, fi IN SELECT e, o - 1 FROM jsonb_array_elements(coalesce(j -> 'files', '[]'))
+    FOR f, fi IN SELECT e, o - 1 FROM jsonb_array_elements(coalesce(spec -> 'files', '[]'))
                  WITH ORDINALITY AS x(e, o) LOOP
-        fp := format('%s.files[%s]', jp, fi);
+        fp := format('%s[%s]', dispatch._path(path, 'files'), fi);
         tpl := coalesce((f ->> 'template')::boolean, f ? 'replacements');
         content := f ->> 'content';
         IF tpl THEN
             content := dispatch._render_template(content,
-                coalesce(j -> 'replacements', '{}') || coalesce(f -> 'replacements', '{}'),
-                fp || '.replacements');
+                coalesce(spec -> 'replacements', '{}') || coalesce(f -> 'replacements', '{}'),
+                dispatch._path(fp, 'replacements'));
             PERFORM dispatch._check_size(content, 'dispatch.max_file_size', fp,
                                          'rendered file');
         END IF;
@@ -156,7 +165,7 @@ BEGIN
         VALUES (job, f ->> 'path', lpad(coalesce(f ->> 'mode', '644'), 4, '0'), tpl, content);
     END LOOP;
     IF total > dispatch._setting_bytes('dispatch.max_job_files_size') THEN
-        PERFORM dispatch._spec_error(jp || '.files',
+        PERFORM dispatch._spec_error(dispatch._path(path, 'files'),
             format('the rendered files of the job total %s bytes, more than dispatch.max_job_files_size = %s allows',
                    total, current_setting('dispatch.max_job_files_size')),
             'Make them smaller, or raise dispatch.max_job_files_size.');
@@ -165,4 +174,4 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._store_files(bigint, jsonb, text) IS
-    'Renders and stores the files of job j (its spec at path jp); returns their total size';
+    'Renders and stores the files of job (its spec at path); returns their total size';

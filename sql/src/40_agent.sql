@@ -77,20 +77,15 @@ DECLARE
     timeout_ms bigint;
 BEGIN
     PERFORM dispatch._check_node_name(node);
-    IF info IS NULL OR jsonb_typeof(info) <> 'object' THEN
-        PERFORM dispatch._spec_error('the top level', 'node info must be a JSON object');
-    END IF;
+    PERFORM dispatch._json_typed('object', info, '', 'node info');
     PERFORM dispatch._check_keys(info, ARRAY['hostname', 'arch', 'os', 'cpus', 'memory_mb',
         'labels', 'version', 'pid', 'resources', 'amounts', 'jobs'], '', 'node info');
     PERFORM dispatch._json_string_map(coalesce(info -> 'labels', '{}'),
         '^(?!(arch|os|hostname|node)$)[A-Za-z0-9_.-]{1,63}$', 'labels', 'labels',
         'A label key is 1 to 63 letters, digits, "_", "." or "-"; arch, os, hostname and node are reserved.');
-    IF jsonb_typeof(coalesce(info -> 'resources', '[]')) <> 'array' THEN
-        PERFORM dispatch._spec_error('resources', 'resources must be a JSON array');
-    END IF;
-    IF jsonb_typeof(coalesce(info -> 'amounts', '{}')) <> 'object' THEN
-        PERFORM dispatch._spec_error('amounts', 'amounts must be a JSON object');
-    END IF;
+    PERFORM dispatch._json_typed('array', coalesce(info -> 'resources', '[]'), 'resources',
+                                 'resources');
+    PERFORM dispatch._json_typed('object', coalesce(info -> 'amounts', '{}'), 'amounts', 'amounts');
     FOR r IN SELECT e, o - 1 AS i FROM jsonb_array_elements(coalesce(info -> 'resources', '[]'))
              WITH ORDINALITY AS x(e, o) LOOP
         IF jsonb_typeof(r.e) <> 'object' OR NOT r.e ? 'type' OR NOT r.e ? 'ident' THEN

@@ -124,22 +124,13 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job_keys text[] := ARRAY['command', 'needs', 'constraints', 'env', 'timeout', 'retries',
                              'files', 'replacements', 'template'];
-    jl jsonb;
-    msg text;
-    detail text;
-    hint text;
+    job jsonb;
 BEGIN
-    IF name IS NULL OR name = '' OR length(name) > 200 THEN
-        PERFORM dispatch._spec_error('the goal name', 'goal name must be 1 to 200 characters');
-    END IF;
-    IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
-        PERFORM dispatch._spec_error('the top level', 'goal spec must be a JSON object');
-    END IF;
+    PERFORM dispatch._check_spec_name(name, 'goal name');
+    PERFORM dispatch._json_typed('object', spec, '', 'goal spec');
     PERFORM dispatch._check_keys(spec, ARRAY['schedule', 'window', 'timezone', 'instances',
         'spread', 'overlap', 'catch_up', 'joblist'] || job_keys, '', 'goal spec');
-    IF NOT spec ? 'schedule' THEN
-        PERFORM dispatch._spec_error('the top level', 'goal spec has no "schedule"');
-    END IF;
+    PERFORM dispatch._require_key(spec, 'schedule', '', 'goal spec');
     IF spec ? 'timezone' THEN
         PERFORM dispatch._json_text(spec -> 'timezone', 'timezone', 'timezone');
     END IF;
@@ -151,54 +142,36 @@ BEGIN
     IF spec ? 'instances' THEN
         PERFORM dispatch._json_int(spec -> 'instances', 1, 1000, 'instances', 'instances');
     END IF;
-    IF spec ? 'spread' AND jsonb_typeof(spec -> 'spread') <> 'boolean' THEN
-        PERFORM dispatch._spec_error('spread', 'spread must be a boolean');
+    IF spec ? 'spread' THEN
+        PERFORM dispatch._json_typed('boolean', spec -> 'spread', 'spread', 'spread');
     END IF;
-    IF spec ? 'overlap' AND NOT coalesce(spec ->> 'overlap' IN ('skip', 'queue', 'replace')
-                                         AND jsonb_typeof(spec -> 'overlap') = 'string', false) THEN
-        PERFORM dispatch._spec_error('overlap', 'overlap must be "skip", "queue" or "replace"');
+    IF spec ? 'overlap' THEN
+        PERFORM dispatch._json_choice(spec -> 'overlap', ARRAY['skip', 'queue', 'replace'],
+            'overlap', 'overlap must be "skip", "queue" or "replace"');
     END IF;
-    IF spec ? 'catch_up' AND NOT coalesce(spec ->> 'catch_up' IN ('skip', 'once')
-                                          AND jsonb_typeof(spec -> 'catch_up') = 'string', false) THEN
-        PERFORM dispatch._spec_error('catch_up', 'catch_up must be "skip" or "once"');
+    IF spec ? 'catch_up' THEN
+        PERFORM dispatch._json_choice(spec -> 'catch_up', ARRAY['skip', 'once'],
+            'catch_up', 'catch_up must be "skip" or "once"');
     END IF;
 
+    -- The instance joblist is checked like any submission, at the goal's own paths.
     IF spec ? 'joblist' THEN
         IF spec ?| job_keys THEN
             PERFORM dispatch._spec_error('joblist',
                 'a goal has either a "joblist" or the keys of a job, not both');
         END IF;
-        IF jsonb_typeof(spec -> 'joblist') <> 'object' THEN
-            PERFORM dispatch._spec_error('joblist', 'joblist must be a JSON object');
-        END IF;
-        jl := jsonb_build_object('name', name) || (spec -> 'joblist');
-    ELSIF spec ? 'command' THEN
-        jl := jsonb_build_object('name', name, 'stages', jsonb_build_array(jsonb_build_object(
-            'name', 'run', 'jobs', jsonb_build_array(jsonb_build_object('name', name) ||
-                (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(spec)
-                  WHERE key = ANY (job_keys))))));
-    ELSE
-        PERFORM dispatch._spec_error('the top level', 'goal spec has no "command" and no "joblist"',
+        PERFORM dispatch._validate_joblist(jsonb_build_object('name', name) ||
+            dispatch._json_typed('object', spec -> 'joblist', 'joblist', 'joblist'), 'joblist');
+        RETURN jsonb_build_object('name', name) || (spec -> 'joblist');
+    ELSIF NOT spec ? 'command' THEN
+        PERFORM dispatch._spec_error('', 'goal spec has no "command" and no "joblist"',
             'Give the command (and files, needs...) of a job, or a whole "joblist" spec.');
     END IF;
-
-    -- The instance joblist is checked like any submission, its paths told as the goal's.
-    BEGIN
-        PERFORM dispatch._validate_spec(jl);
-    EXCEPTION WHEN invalid_parameter_value THEN
-        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
-                                hint = PG_EXCEPTION_HINT;
-        IF spec ? 'joblist' THEN
-            detail := replace(replace(detail, 'at the top level.', 'at joblist.'),
-                              'The error is at ', 'The error is at joblist.');
-        ELSE
-            detail := regexp_replace(detail, '^The error is at stages\[0\]\.jobs\[0\]\.?(.*)$',
-                                     'The error is at \1');
-            detail := replace(detail, 'The error is at .', 'The error is at the top level.');
-        END IF;
-        PERFORM dispatch._raise_invalid(msg, detail, hint);
-    END;
-    RETURN jl;
+    job := jsonb_build_object('name', name) ||
+        (SELECT jsonb_object_agg(key, value) FROM jsonb_each(spec) WHERE key = ANY (job_keys));
+    PERFORM dispatch._validate_job(job, '');
+    RETURN jsonb_build_object('name', name, 'stages', jsonb_build_array(
+        jsonb_build_object('name', 'run', 'jobs', jsonb_build_array(job))));
 END
 $$;
 COMMENT ON FUNCTION dispatch._validate_goal(text, jsonb) IS

@@ -55,29 +55,38 @@ $$;
 COMMENT ON FUNCTION dispatch.alter_goal(text, jsonb) IS
     'Replace the spec of a goal; running instances go on, new ones follow the new spec';
 
-CREATE FUNCTION dispatch.pause_goal(name text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION dispatch._goal_set_active(name text, active boolean) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g dispatch.goals := dispatch._goal_for_change(name);
 BEGIN
-    UPDATE dispatch.goals SET active = false WHERE goal_id = g.goal_id;
+    IF active THEN
+        g.failures := 0;
+        g.retry_at := NULL;
+        g.next_fire_at := dispatch._goal_next(g, now());
+    END IF;
+    UPDATE dispatch.goals x
+       SET active = _goal_set_active.active, failures = g.failures, retry_at = g.retry_at,
+           next_fire_at = g.next_fire_at
+     WHERE x.goal_id = g.goal_id;
     PERFORM dispatch.wake_scheduler();
 END
+$$;
+COMMENT ON FUNCTION dispatch._goal_set_active(text, boolean) IS
+    'Pauses or resumes goal name for the caller (resuming clears its backoff and fires from '
+    'now on)';
+
+CREATE FUNCTION dispatch.pause_goal(name text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._goal_set_active(name, false)
 $$;
 COMMENT ON FUNCTION dispatch.pause_goal(text) IS
     'Stop firing a goal and replacing its instances; running instances go on to their '
     'window end';
 
 CREATE FUNCTION dispatch.resume_goal(name text) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    g dispatch.goals := dispatch._goal_for_change(name);
-BEGIN
-    UPDATE dispatch.goals x SET active = true, failures = 0, retry_at = NULL,
-           next_fire_at = dispatch._goal_next(g, now())
-     WHERE x.goal_id = g.goal_id;
-    PERFORM dispatch.wake_scheduler();
-END
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._goal_set_active(name, true)
 $$;
 COMMENT ON FUNCTION dispatch.resume_goal(text) IS
     'Resume a paused goal from now on (fires missed while paused are skipped)';

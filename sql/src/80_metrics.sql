@@ -205,9 +205,7 @@ DECLARE
     latest_at timestamptz;
     oldest timestamptz := now() - current_setting('dispatch.metrics_raw_retention')::interval;
 BEGIN
-    IF jsonb_typeof(samples) IS DISTINCT FROM 'array' THEN
-        PERFORM dispatch._spec_error('the top level', 'samples must be a JSON array');
-    END IF;
+    PERFORM dispatch._json_typed('array', samples, '', 'samples');
     -- The share lock makes the monitor's rollup wait for these samples, and lets a
     -- sample that comes after its minute was rolled up see that it must be redone.
     SELECT done_until INTO rolled_up FROM dispatch.metric_rollup_state

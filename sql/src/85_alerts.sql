@@ -84,17 +84,11 @@ DECLARE
     t text;
     i int := 0;
 BEGIN
-    IF name IS NULL OR name = '' OR length(name) > 200 THEN
-        PERFORM dispatch._spec_error('the rule name', 'rule name must be 1 to 200 characters');
-    END IF;
-    IF spec IS NULL OR jsonb_typeof(spec) <> 'object' THEN
-        PERFORM dispatch._spec_error('the top level', 'alert rule spec must be a JSON object');
-    END IF;
+    PERFORM dispatch._check_spec_name(name, 'rule name');
+    PERFORM dispatch._json_typed('object', spec, '', 'alert rule spec');
     PERFORM dispatch._check_keys(spec, ARRAY['metric', 'node', 'labels', 'op', 'threshold',
         'for', 'severity', 'repeat', 'notify'], '', 'alert rule');
-    IF NOT spec ? 'metric' THEN
-        PERFORM dispatch._spec_error('the top level', 'alert rule has no "metric"');
-    END IF;
+    PERFORM dispatch._require_key(spec, 'metric', '', 'alert rule');
     PERFORM dispatch._json_text(spec -> 'metric', 'metric', 'metric', 500);
     IF spec ? 'node' THEN
         PERFORM dispatch._json_text(spec -> 'node', 'node', 'node pattern');
@@ -103,10 +97,8 @@ BEGIN
         PERFORM dispatch._json_string_map(spec -> 'labels', '^[A-Za-z0-9_.-]{1,63}$', 'labels',
             'labels', 'A label key is 1 to 63 letters, digits, "_", "." or "-".');
     END IF;
-    IF NOT coalesce(spec ->> 'op' IN ('>', '>=', '<', '<=', '=', '!=')
-                    AND jsonb_typeof(spec -> 'op') = 'string', false) THEN
-        PERFORM dispatch._spec_error('op', 'op must be one of ">", ">=", "<", "<=", "=", "!="');
-    END IF;
+    PERFORM dispatch._json_choice(spec -> 'op', ARRAY['>', '>=', '<', '<=', '=', '!='], 'op',
+        'op must be one of ">", ">=", "<", "<=", "=", "!="');
     IF jsonb_typeof(spec -> 'threshold') IS DISTINCT FROM 'number' THEN
         PERFORM dispatch._spec_error('threshold', 'threshold must be a number');
     END IF;
@@ -114,9 +106,9 @@ BEGIN
     IF spec ? 'repeat' THEN
         PERFORM dispatch._json_interval(spec -> 'repeat', 'repeat', 'repeat');
     END IF;
-    IF spec ? 'severity' AND NOT coalesce(spec ->> 'severity' IN ('info', 'warning', 'critical')
-                                          AND jsonb_typeof(spec -> 'severity') = 'string', false) THEN
-        PERFORM dispatch._spec_error('severity', 'severity must be "info", "warning" or "critical"');
+    IF spec ? 'severity' THEN
+        PERFORM dispatch._json_choice(spec -> 'severity', ARRAY['info', 'warning', 'critical'],
+            'severity', 'severity must be "info", "warning" or "critical"');
     END IF;
     IF jsonb_typeof(spec -> 'notify') IS DISTINCT FROM 'array'
        OR jsonb_array_length(spec -> 'notify') = 0 THEN

@@ -1,0 +1,419 @@
+/*
+ * jobuser.c -- the OS user that jobs run as (--job-user), and every crossing to it.
+ *
+ * A job must not be its agent: running as the agent's user it could read the
+ * agent's /proc/PID/environ, its ~/.pgpass, its spool, and so speak for the
+ * agent to the database.  So the agent runs every job as one unprivileged
+ * user of its own (never root, never the agent's user).  The agent itself
+ * stays unprivileged too, with three capabilities and nothing more:
+ * CAP_SETUID and CAP_SETGID, to become the job user in a job's child (and in
+ * the short-lived children that signal or clean up after the job user), and
+ * CAP_CHOWN, to hand each job's fresh work directory to the job user.  The
+ * job's child switches groups, gid and uid, drops every capability (for a
+ * non-root agent setuid() clears none, and ambient ones survive exec), sets
+ * no_new_privs and checks the result before it execs; any failure ends the
+ * child with a message the supervisor reports.  Signals cross the other way
+ * with the effective uid set to the job user's for the kill() alone.
+ *
+ * The module holds the one job user of the process (jobuser_init); without
+ * one (--insecure-run-jobs-as-agent, and the unit tests) every function acts
+ * as the agent's own user.
+ */
+#include "agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define JOBUSER_MAX_GROUPS 256
+
+/* The capabilities the agent needs for a job user, with the names setcap and systemd use. */
+static const struct
+{
+	cap_value_t cap;
+	const char *name;
+}			needed[] = {
+	{CAP_SETUID, "CAP_SETUID"},
+	{CAP_SETGID, "CAP_SETGID"},
+	{CAP_CHOWN, "CAP_CHOWN"},
+};
+
+static JobUser the_user;		/* the job user; name NULL: none */
+
+static int	held_caps(uint64_t *mask, char *err, size_t errlen);
+static int	empty_tree(char *path, size_t len);
+static int	owned_dirs(const char *dir, uid_t uid, StrList *out);
+static int	empty_all(const StrList *list);
+
+/* Returns 0 when a job user with uid may be used by an agent running as agent_uid, else -1 and err. */
+int
+jobuser_check_ids(const char *name, uid_t uid, uid_t agent_uid, char *err, size_t errlen)
+{
+	if (uid == 0)
+		agent_seterr(err, errlen, "job user \"%s\" cannot be root: jobs must run unprivileged", name);
+	else if (uid == agent_uid)
+		agent_seterr(err, errlen, "job user \"%s\" cannot be the agent's own user: jobs could read its credentials", name);
+	else
+		return 0;
+	return -1;
+}
+
+/*
+ * Writes into out the names of the capabilities needed for a job user that are
+ * missing from mask (bit n: capability n), comma-separated; returns how many.
+ */
+int
+jobuser_missing_caps(uint64_t mask, char *out, size_t outlen)
+{
+	int			n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+		if (!(mask & (UINT64_C(1) << needed[i].cap)))
+		{
+			size_t		used = strlen(out);
+
+			snprintf(out + used, outlen - used, "%s%s", n > 0 ? ", " : "", needed[i].name);
+			n++;
+		}
+	return n;
+}
+
+/* Returns 1 when user u may search (enter) a directory of owner, group and mode. */
+int
+jobuser_can_search(const JobUser *u, uid_t owner, gid_t group, mode_t mode)
+{
+	if (owner == u->uid)
+		return (mode & S_IXUSR) != 0;
+	if (group == u->gid)
+		return (mode & S_IXGRP) != 0;
+	for (int i = 0; i < u->ngroups; i++)
+		if (group == u->groups[i])
+			return (mode & S_IXGRP) != 0;
+	return (mode & S_IXOTH) != 0;
+}
+
+/* Stores in *mask (bit n: capability n) the capabilities in this process's effective set. */
+static int
+held_caps(uint64_t *mask, char *err, size_t errlen)
+{
+	cap_t		caps = cap_get_proc();
+
+	if (caps == NULL)
+	{
+		agent_seterr(err, errlen, "could not read the agent's capabilities: %s", strerror(errno));
+		return -1;
+	}
+	*mask = 0;
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++)
+	{
+		cap_flag_value_t v = CAP_CLEAR;
+
+		if (cap_get_flag(caps, needed[i].cap, CAP_EFFECTIVE, &v) == 0 && v == CAP_SET)
+			*mask |= UINT64_C(1) << needed[i].cap;
+	}
+	cap_free(caps);
+	return 0;
+}
+
+/*
+ * Makes name the job user: it must exist, be neither root nor the agent's
+ * user, and the agent must hold the capabilities to switch to it.
+ */
+int
+jobuser_init(const char *name, char *err, size_t errlen)
+{
+	struct passwd *pw;
+	gid_t		groups[JOBUSER_MAX_GROUPS];
+	int			ngroups = JOBUSER_MAX_GROUPS;
+	uint64_t	mask;
+	char		missing[128];
+
+	errno = 0;
+	if ((pw = getpwnam(name)) == NULL)
+	{
+		if (errno != 0 && errno != ENOENT)
+			agent_seterr(err, errlen, "could not look up job user \"%s\": %s", name, strerror(errno));
+		else
+			agent_seterr(err, errlen, "job user \"%s\" does not exist", name);
+		return -1;
+	}
+	if (jobuser_check_ids(name, pw->pw_uid, geteuid(), err, errlen) < 0)
+		return -1;
+	if (getgrouplist(name, pw->pw_gid, groups, &ngroups) < 0)
+	{
+		agent_seterr(err, errlen, "job user \"%s\" is in more than %d groups", name, JOBUSER_MAX_GROUPS);
+		return -1;
+	}
+	if (held_caps(&mask, err, errlen) < 0)
+		return -1;
+	if (jobuser_missing_caps(mask, missing, sizeof(missing)) > 0)
+	{
+		agent_seterr(err, errlen, "cannot run jobs as \"%s\": the agent lacks the capabilities %s (setcap cap_setuid,cap_setgid,cap_chown+ep on the binary, or AmbientCapabilities= in its systemd unit; see docs/security.md)",
+					 name, missing);
+		return -1;
+	}
+	the_user.name = xstrdup(name);
+	the_user.uid = pw->pw_uid;
+	the_user.gid = pw->pw_gid;
+	the_user.ngroups = ngroups;
+	the_user.groups = xmalloc(sizeof(gid_t) * (size_t) ngroups);
+	memcpy(the_user.groups, groups, sizeof(gid_t) * (size_t) ngroups);
+	return 0;
+}
+
+/* Returns the job user, or NULL when jobs run as the agent's own user. */
+const JobUser *
+jobuser_get(void)
+{
+	return the_user.name != NULL ? &the_user : NULL;
+}
+
+/*
+ * Checks that the job user can reach the spool dir (absolute; every directory
+ * on the way searchable by it) and cannot change it (owned by the agent, not
+ * writable by group or others); without a job user there is nothing to check.
+ */
+int
+jobuser_check_spool(const char *dir, char *err, size_t errlen)
+{
+	char		path[PATH_MAX];
+	struct stat st;
+
+	if (the_user.name == NULL)
+		return 0;
+	if (stat(dir, &st) < 0)
+	{
+		agent_seterr(err, errlen, "could not stat \"%s\": %s", dir, strerror(errno));
+		return -1;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+	{
+		agent_seterr(err, errlen, "spool directory \"%s\" must be owned by the agent's user and not writable by group or others when jobs run as \"%s\"",
+					 dir, the_user.name);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s", dir);
+	for (;;)
+	{
+		const char *p = path[0] ? path : "/";
+		char	   *slash;
+
+		if (stat(p, &st) < 0)
+		{
+			agent_seterr(err, errlen, "could not stat \"%s\": %s", p, strerror(errno));
+			return -1;
+		}
+		if (!jobuser_can_search(&the_user, st.st_uid, st.st_gid, st.st_mode))
+		{
+			agent_seterr(err, errlen, "job user \"%s\" cannot reach the spool directory \"%s\": \"%s\" is not searchable by it (chmod o+x, or StateDirectoryMode=0711)",
+						 the_user.name, dir, p);
+			return -1;
+		}
+		if (path[0] == '\0' || (slash = strrchr(path, '/')) == NULL)
+			return 0;
+		*slash = '\0';			/* one level up */
+	}
+}
+
+/*
+ * In a job's child before exec: becomes the job user (groups, gid, uid), drops
+ * every capability and, with a job user, sets no_new_privs; then checks that
+ * nothing of the agent is left.  Without a job user only the capabilities go.
+ */
+int
+jobuser_enter(char *err, size_t errlen)
+{
+	const JobUser *u = &the_user;
+
+	if (u->name != NULL &&
+		(setgroups((size_t) u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0))
+	{
+		agent_seterr(err, errlen, "could not switch to job user \"%s\": %s", u->name, strerror(errno));
+		return -1;
+	}
+	if (proc_drop_capabilities(err, errlen) < 0)
+		return -1;
+	if (u->name == NULL)
+		return 0;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+	{
+		agent_seterr(err, errlen, "could not set no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+	if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid || getegid() != u->gid ||
+		setuid(0) == 0 || setegid(0) == 0)
+	{
+		agent_seterr(err, errlen, "switching to job user \"%s\" left privileges behind", u->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* Hands path (a fresh work dir) to the job user; without one, nothing to do. */
+int
+jobuser_give(const char *path, char *err, size_t errlen)
+{
+	if (the_user.name != NULL && chown(path, the_user.uid, the_user.gid) < 0)
+	{
+		agent_seterr(err, errlen, "could not give directory \"%s\" to job user \"%s\": %s", path,
+					 the_user.name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * kill(pid, sig) that may also signal the job user's processes: when the
+ * agent's own rights do not suffice, the effective uid is the job user's for
+ * one more try (real and saved uid stay the agent's, so it comes back).
+ * Returns kill()'s result, errno kept.
+ */
+int
+jobuser_kill(pid_t pid, int sig)
+{
+	int			rc, saved;
+
+	if ((rc = kill(pid, sig)) == 0 || errno != EPERM || the_user.name == NULL)
+		return rc;
+	if (seteuid(the_user.uid) < 0)
+		return -1;
+	rc = kill(pid, sig);
+	saved = errno;
+	if (seteuid(getuid()) < 0)
+		abort();				/* cannot happen: the real uid is always a permitted target */
+	errno = saved;
+	return rc;
+}
+
+/*
+ * Removes what path holds, depth first, never following symbolic links;
+ * directories are made 0700 first (a job may leave them unreadable).  path is
+ * a buffer of PATH_MAX bytes holding len bytes.  Returns 0, or -1 with errno.
+ */
+static int
+empty_tree(char *path, size_t len)
+{
+	StrList		names;
+	DIR		   *d;
+	struct dirent *e;
+	int			rc = 0;
+
+	if (chmod(path, S_IRWXU) < 0 || (d = opendir(path)) == NULL)
+		return -1;
+	strlist_init(&names);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			strlist_add(&names, e->d_name);
+	closedir(d);				/* read-only: nothing to lose */
+	for (int i = 0; i < names.n; i++)
+	{
+		struct stat st;
+
+		if (len + 1 + strlen(names.items[i]) >= PATH_MAX)
+		{
+			errno = ENAMETOOLONG;
+			rc = -1;
+			continue;
+		}
+		snprintf(path + len, PATH_MAX - len, "/%s", names.items[i]);
+		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		{
+			if (empty_tree(path, strlen(path)) < 0 || rmdir(path) < 0)
+				rc = -1;
+		}
+		else if (unlink(path) < 0 && errno != ENOENT)
+			rc = -1;
+		path[len] = '\0';
+	}
+	strlist_free(&names);
+	return rc;
+}
+
+/* Adds to out the paths of the directories in dir that uid owns; returns 0 or -1 with errno. */
+static int
+owned_dirs(const char *dir, uid_t uid, StrList *out)
+{
+	char		path[PATH_MAX];
+	DIR		   *d = opendir(dir);
+	struct dirent *e;
+
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((e = readdir(d)) != NULL)
+	{
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (e->d_name[0] != '.' && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == uid)
+			strlist_add(out, path);
+	}
+	closedir(d);				/* read-only: nothing to lose */
+	return 0;
+}
+
+/* Empties every directory of list; returns 0, or -1 when anything is left. */
+static int
+empty_all(const StrList *list)
+{
+	char		path[PATH_MAX];
+	int			rc = 0;
+
+	for (int i = 0; i < list->n; i++)
+	{
+		snprintf(path, sizeof(path), "%s", list->items[i]);
+		if (empty_tree(path, strlen(path)) < 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+/*
+ * Removes the spool dir of a job, whatever modes its job left in its work dir:
+ * the directories in it that the job user owns are emptied by a child running
+ * as the job user (without one, by the agent), the rest goes as the agent.
+ * Returns 0, or -1 with err set.
+ */
+int
+jobuser_remove_tree(const char *dir, char *err, size_t errlen)
+{
+	StrList		owned;
+	pid_t		pid;
+	int			ws, rc = 0;
+
+	strlist_init(&owned);
+	if (owned_dirs(dir, the_user.name != NULL ? the_user.uid : geteuid(), &owned) < 0)
+		log_warning("could not list directory \"%s\": %s", dir, strerror(errno));
+	if (owned.n > 0 && the_user.name == NULL && empty_all(&owned) < 0)
+		log_warning("could not empty the directories in \"%s\": %s", dir, strerror(errno));
+	else if (owned.n > 0 && the_user.name != NULL)
+	{
+		if ((pid = fork()) == 0)
+		{
+			char		e[AGENT_ERRLEN];
+
+			proc_default_signals();
+			_exit(jobuser_enter(e, sizeof(e)) < 0 || empty_all(&owned) < 0 ? 1 : 0);
+		}
+		while (pid > 0 && (rc = waitpid(pid, &ws, 0)) < 0 && errno == EINTR)
+			;
+		if (pid < 0 || rc < 0)
+			log_warning("could not empty the directories in \"%s\" as the job user: %s", dir, strerror(errno));
+		else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+			log_warning("the job user could not empty its directories in \"%s\"", dir);
+	}
+	strlist_free(&owned);
+	return spool_remove_tree(dir, err, errlen);
+}
