@@ -52,7 +52,7 @@ SELECT pg_temp.try_register('ai-max', jsonb_build_object('amounts', '{"ai_cpu": 
 -- The effect: a node with the largest amounts allowed, twice over, does not starve
 -- a job pinned to another node.
 SELECT pg_temp.try_register('ai-max2', '{"amounts": {"ai_cpu": 1099511627776}}');
-SELECT pg_temp.try_register('ai-small', '{"resources": [{"type": "ai_cpu", "ident": "0"}]}');
+SELECT pg_temp.try_register('ai-small', '{"amounts": {"ai_cpu": 1}}');
 SELECT dispatch.submit_joblist('{"name": "ai-pinned", "stages": [{"jobs": [{"name": "p",
   "command": "true", "needs": {"ai_cpu": 1}, "constraints": {"node": "ai-small"}}]}]}') AS pinned \gset
 DO $$
@@ -71,10 +71,12 @@ SELECT dispatch.agent_offline(n) FROM unnest(ARRAY['ai-max', 'ai-max2', 'ai-smal
 -- Metrics: bounded batches, samples, metrics and names; bad times refused.
 SELECT dispatch.agent_register('ai-m', '{}') IS NOT NULL AS registered;
 SELECT (extract(epoch FROM now()) * 1000)::bigint AS now_ms \gset
-CREATE FUNCTION pg_temp.metrics(t bigint, n int, name_len int DEFAULT 3) RETURNS jsonb
+-- A sample of n metrics named m1, m2... padded with x to name_len bytes.
+CREATE FUNCTION pg_temp.metrics(t bigint, n int, name_len int DEFAULT 1) RETURNS jsonb
 LANGUAGE sql AS $$
-    SELECT jsonb_build_object('t', t) || (SELECT jsonb_object_agg(lpad('m' || i, name_len, 'x'), i)
-                                           FROM generate_series(1, n) i)
+    SELECT jsonb_build_object('t', t) || (SELECT jsonb_object_agg(
+               'm' || i || repeat('x', greatest(name_len - length('m' || i), 0)), i)
+             FROM generate_series(1, n) i)
 $$;
 SELECT count(*) AS series_before FROM dispatch.metric_series \gset
 SELECT count(*) AS partitions_before FROM pg_inherits
