@@ -229,3 +229,17 @@ END
 $$;
 COMMENT ON FUNCTION dispatch._check_size(text, text, text, text) IS
     'Fails when content is larger than the size setting guc allows';
+
+CREATE FUNCTION dispatch._check_count(n bigint, guc text, path text, owner text, what text)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF n > current_setting(guc)::bigint THEN
+        PERFORM dispatch._spec_error(path,
+            format('%s has %s %s, more than %s = %s allows', owner, n, what, guc,
+                   current_setting(guc)),
+            format('Send fewer, or raise %s.', guc));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_count(bigint, text, text, text, text) IS
+    'Fails when owner has n items (what) at JSON path path, more than the count setting guc allows';
