@@ -133,6 +133,10 @@ put_utf8(StrBuf *sb, unsigned cp)
 static char *
 parse_string(Parser *ps)
 {
+	/* the one-letter escapes and what each stands for, position by position */
+	static const char escapes[] = "\"\\/bfnrt";
+	static const char unescaped[] = "\"\\/\b\f\n\r\t";
+	const char *esc;
 	StrBuf		sb;
 
 	if (*ps->p != '"')
@@ -193,28 +197,10 @@ parse_string(Parser *ps)
 			put_utf8(&sb, cp);
 			continue;
 		}
-		switch (c)
+		if (c != '\0' && (esc = strchr(escapes, c)) != NULL)
 		{
-			case '"':
-			case '\\':
-			case '/':
-				sb_append(&sb, (const char *) &c, 1);
-				continue;
-			case 'b':
-				sb_puts(&sb, "\b");
-				continue;
-			case 'f':
-				sb_puts(&sb, "\f");
-				continue;
-			case 'n':
-				sb_puts(&sb, "\n");
-				continue;
-			case 'r':
-				sb_puts(&sb, "\r");
-				continue;
-			case 't':
-				sb_puts(&sb, "\t");
-				continue;
+			sb_append(&sb, &unescaped[esc - escapes], 1);
+			continue;
 		}
 		ps->p -= 2;
 		fail(ps, "invalid escape");

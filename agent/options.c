@@ -33,6 +33,7 @@
 static void usage(FILE *out);
 static int64_t ranged(const char *opt, const char *s, long long min, long long max, const char *required);
 static int64_t positive(const char *opt, const char *s);
+static const char *nonempty(const char *opt, const char *s);
 static void check_dir(const char *opt, const char *dir);
 static char *split_eq(const char *opt, const char *arg, char **name);
 static int type_taken(const Options *o, const char *type);
@@ -113,6 +114,15 @@ static int64_t
 positive(const char *opt, const char *s)
 {
 	return ranged(opt, s, 1, LLONG_MAX, "a positive integer");
+}
+
+/* Returns s, or exits with a usage error when it is empty. */
+static const char *
+nonempty(const char *opt, const char *s)
+{
+	if (s[0] == '\0')
+		options_die_usage("%s must not be empty", opt);
+	return s;
 }
 
 /* Exits with a usage error unless dir is a directory. */
@@ -258,17 +268,13 @@ options_parse(int argc, char **argv, Options *o)
 				o->workdir = optarg;
 				break;
 			case OPT_HISTORY:
-				if (optarg[0] == '\0')
-					options_die_usage("--history-file must not be empty");
-				o->history_file = optarg;
+				o->history_file = nonempty("--history-file", optarg);
 				break;
 			case OPT_ALLOW_ROOT:
 				o->allow_root = 1;
 				break;
 			case OPT_JOB_USER:
-				if (optarg[0] == '\0')
-					options_die_usage("--job-user must not be empty");
-				o->job_user = optarg;
+				o->job_user = nonempty("--job-user", optarg);
 				break;
 			case OPT_INSECURE_JOBS:
 				o->insecure_jobs = 1;

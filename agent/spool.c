@@ -30,6 +30,7 @@ static int io_write_all(int fd, const char *data, size_t len);
 static int io_fsync(int fd);
 static int io_close(int fd);
 static int io_rename(const char *from, const char *to);
+static const char *write_sync_close(int fd, const char *data, size_t len);
 static int fsync_dir(const char *dir, char *err, size_t errlen);
 static const char *kv_get(const char *text, const char *key, size_t *len);
 static int kv_int(const char *text, const char *key, long long *out, int *empty);
@@ -116,29 +117,41 @@ io_rename(const char *from, const char *to)
 	return FAULT(RENAME) ? -1 : rename(from, to);
 }
 
+/*
+ * Writes data (NULL: nothing) to fd, fsyncs it and closes it, always closing fd;
+ * returns NULL, or the step that failed ("write", "fsync", "close") with its errno.
+ */
+static const char *
+write_sync_close(int fd, const char *data, size_t len)
+{
+	const char *what = NULL;
+	int			saved;
+
+	if (data != NULL && io_write_all(fd, data, len) < 0)
+		what = "write";
+	else if (io_fsync(fd) < 0)
+		what = "fsync";
+	else
+		return io_close(fd) < 0 ? "close" : NULL;
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return what;
+}
+
 /* fsyncs directory dir so that a rename in it is durable. */
 static int
 fsync_dir(const char *dir, char *err, size_t errlen)
 {
 	int			fd = io_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	const char *what;
 
 	if (fd < 0)
-	{
-		agent_seterr(err, errlen, "could not open directory \"%s\": %s", dir, strerror(errno));
-		return -1;
-	}
-	if (io_fsync(fd) < 0)
-	{
-		agent_seterr(err, errlen, "could not fsync directory \"%s\": %s", dir, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	if (io_close(fd) < 0)
-	{
-		agent_seterr(err, errlen, "could not close directory \"%s\": %s", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
+		what = "open";
+	else if ((what = write_sync_close(fd, NULL, 0)) == NULL)
+		return 0;
+	agent_seterr(err, errlen, "could not %s directory \"%s\": %s", what, dir, strerror(errno));
+	return -1;
 }
 
 /* Replaces dir/name by data crash-safely (temp file, fsync, rename, fsync dir). */
@@ -158,25 +171,13 @@ spool_write_file(const char *dir, const char *name, const char *data, size_t len
 		agent_seterr(err, errlen, "could not create file \"%s\": %s", tmp, strerror(errno));
 		return -1;
 	}
-	if (io_write_all(fd, data, len) < 0)
-		what = "write";
-	else if (io_fsync(fd) < 0)
-		what = "fsync";
-	else
+	if ((what = write_sync_close(fd, data, len)) == NULL)
 	{
-		int			rc = io_close(fd);
-
-		fd = -1;
-		if (rc < 0)
-			what = "close";
-		else if (io_rename(tmp, path) < 0)
-			what = "rename";
-		else
+		if (io_rename(tmp, path) == 0)
 			return fsync_dir(dir, err, errlen);
+		what = "rename";
 	}
 	agent_seterr(err, errlen, "could not %s file \"%s\": %s", what, tmp, strerror(errno));
-	if (fd >= 0)
-		close(fd);
 	unlink(tmp);
 	return -1;
 }
@@ -192,23 +193,10 @@ spool_append_file(const char *path, const char *data, size_t len, char *err, siz
 	const char *what;
 
 	if (fd < 0)
-	{
-		agent_seterr(err, errlen, "could not open file \"%s\": %s", path, strerror(errno));
-		return -1;
-	}
-	if (io_write_all(fd, data, len) < 0)
-		what = "write";
-	else if (io_fsync(fd) < 0)
-		what = "fsync";
-	else if (io_close(fd) < 0)
-	{
-		agent_seterr(err, errlen, "could not close file \"%s\": %s", path, strerror(errno));
-		return -1;
-	}
-	else
+		what = "open";
+	else if ((what = write_sync_close(fd, data, len)) == NULL)
 		return 0;
 	agent_seterr(err, errlen, "could not %s file \"%s\": %s", what, path, strerror(errno));
-	close(fd);
 	return -1;
 }
 

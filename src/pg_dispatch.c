@@ -50,6 +50,13 @@ static int	dispatch_kill_grace = 10;
 static int	dispatch_max_output_bytes = 1024 * 1024;
 static int	dispatch_max_file_size = 1024 * 1024;
 static int	dispatch_max_job_files_size = 16 * 1024 * 1024;
+static int	dispatch_max_node_resources = 16384;
+static int	dispatch_max_node_labels = 64;
+static int	dispatch_max_node_info_size = 1024 * 1024;
+static int	dispatch_metrics_max_batch = 1000;
+static int	dispatch_metrics_max_per_sample = 500;
+static int	dispatch_metrics_max_sample_size = 256 * 1024;
+static int	dispatch_metrics_max_future = 300;
 
 /* A text setting: its GUC, its variable and its check hook (or NULL). */
 typedef struct TextSetting
@@ -99,6 +106,22 @@ static const IntSetting int_settings[] = {
 	&dispatch_max_file_size, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
 	{"dispatch.max_job_files_size", "Largest total of one job's rendered files.",
 	&dispatch_max_job_files_size, 16 * 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	/* What an agent may send (sql/src/38_agent_input.sql, docs/security.md). */
+	{"dispatch.max_node_resources", "Resource instances and amounts one node may register.",
+	&dispatch_max_node_resources, 16384, 1, 1000000, PGC_SUSET, 0},
+	{"dispatch.max_node_labels", "Labels one node may register.",
+	&dispatch_max_node_labels, 64, 0, 10000, PGC_SUSET, 0},
+	{"dispatch.max_node_info_size", "Largest node registration (agent_register's info).",
+	&dispatch_max_node_info_size, 1024 * 1024, 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.metrics_max_batch", "Metric samples an agent may send in one call.",
+	&dispatch_metrics_max_batch, 1000, 1, 100000, PGC_SUSET, 0},
+	/* 600 int4 series ids still fit a btree entry of metric_layouts. */
+	{"dispatch.metrics_max_per_sample", "Metrics one sample may carry.",
+	&dispatch_metrics_max_per_sample, 500, 1, 600, PGC_SUSET, 0},
+	{"dispatch.metrics_max_sample_size", "Largest metric sample, as JSON text.",
+	&dispatch_metrics_max_sample_size, 256 * 1024, 1024, 16 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.metrics_max_future", "How far ahead of the server's clock a metric sample may be stamped.",
+	&dispatch_metrics_max_future, 300, 0, 86400, PGC_SUSET, GUC_UNIT_S},
 	{"dispatch.run_history_retention", "How long finished goal runs and SQL job runs are kept.",
 	&dispatch_run_history_retention, 7 * 86400, 60, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
 	{"dispatch.monitor_interval", "How often the monitor evaluates alert rules and sends notifications.",

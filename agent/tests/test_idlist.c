@@ -43,22 +43,37 @@ bad(const char *spec, const char *what)
 void
 test_idlist(void)
 {
+	/* specs that parse, and the ids each expands to */
+	static const struct
+	{
+		const char *spec;
+		const char *ids;
+	}			good[] =
+	{
+		{"[0-1]", "0,1"},
+		{"cpu[0-7]", "cpu0,cpu1,cpu2,cpu3,cpu4,cpu5,cpu6,cpu7"},
+		{"a,b,c[1-2]", "a,b,c1,c2"},
+		{"n[01-03]", "n01,n02,n03"},
+		{"n[08-11]", "n08,n09,n10,n11"},
+		{"n[1-3,7]", "n1,n2,n3,n7"},
+		{"rack[1-2]a", "rack1a,rack2a"},
+		{"[5]", "5"},
+		{"0", "0"},
+		{"matlab-3,x.y:z", "matlab-3,x.y:z"},
+		{"[0-0]", "0"},
+		{"[000-001]", "000,001"},
+	};
 	StrList		l;
 	char		err[AGENT_ERRLEN];
 	char		big[300];
 
-	CHECK_STR(expand("[0-1]"), "0,1");
-	CHECK_STR(expand("cpu[0-7]"), "cpu0,cpu1,cpu2,cpu3,cpu4,cpu5,cpu6,cpu7");
-	CHECK_STR(expand("a,b,c[1-2]"), "a,b,c1,c2");
-	CHECK_STR(expand("n[01-03]"), "n01,n02,n03");
-	CHECK_STR(expand("n[08-11]"), "n08,n09,n10,n11");
-	CHECK_STR(expand("n[1-3,7]"), "n1,n2,n3,n7");
-	CHECK_STR(expand("rack[1-2]a"), "rack1a,rack2a");
-	CHECK_STR(expand("[5]"), "5");
-	CHECK_STR(expand("0"), "0");
-	CHECK_STR(expand("matlab-3,x.y:z"), "matlab-3,x.y:z");
-	CHECK_STR(expand("[0-0]"), "0");
-	CHECK_STR(expand("[000-001]"), "000,001");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+	{
+		CHECK_STR(expand(good[i].spec), good[i].ids);
+		if (strcmp(expand(good[i].spec), good[i].ids) != 0)
+			fprintf(stderr, "  spec \"%s\" gave \"%s\", expected \"%s\"\n", good[i].spec,
+					expand(good[i].spec), good[i].ids);
+	}
 
 	bad("", "empty id list");
 	bad(",", "empty id");

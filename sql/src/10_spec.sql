@@ -88,6 +88,33 @@ $$;
 COMMENT ON FUNCTION dispatch._require_key(jsonb, text, text, text) IS
     'Fails unless object obj (called what, at path) has key';
 
+CREATE FUNCTION dispatch._json_items(obj jsonb, key text, path text, what text,
+                                    required boolean, if_empty text DEFAULT NULL,
+                                    at_most int DEFAULT NULL)
+RETURNS TABLE (item jsonb, idx int, item_path text)
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    list_path text := dispatch._path(path, key);
+BEGIN
+    IF required THEN
+        PERFORM dispatch._require_key(obj, key, path, what);
+    END IF;
+    IF NOT obj ? key THEN
+        RETURN;
+    END IF;
+    PERFORM dispatch._json_typed('array', obj -> key, list_path, key, if_empty);
+    IF jsonb_array_length(obj -> key) > at_most THEN
+        PERFORM dispatch._spec_error(list_path,
+                                     format('a %s has more than %s %s', what, at_most, key));
+    END IF;
+    RETURN QUERY SELECT e, (o - 1)::int, format('%s[%s]', list_path, o - 1)
+                   FROM jsonb_array_elements(obj -> key) WITH ORDINALITY AS x(e, o);
+END
+$$;
+COMMENT ON FUNCTION dispatch._json_items(jsonb, text, text, text, boolean, text, int) IS
+    'The elements of array obj.key (object what at path), each with its index and path; '
+    'raises unless it is an array (required: present; if_empty: not empty; at most at_most)';
+
 CREATE FUNCTION dispatch._check_spec_name(name text, what text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -229,3 +256,17 @@ END
 $$;
 COMMENT ON FUNCTION dispatch._check_size(text, text, text, text) IS
     'Fails when content is larger than the size setting guc allows';
+
+CREATE FUNCTION dispatch._check_count(n bigint, guc text, path text, owner text, what text)
+RETURNS void LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF n > current_setting(guc)::bigint THEN
+        PERFORM dispatch._spec_error(path,
+            format('%s has %s %s, more than %s = %s allows', owner, n, what, guc,
+                   current_setting(guc)),
+            format('Send fewer, or raise %s.', guc));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_count(bigint, text, text, text, text) IS
+    'Fails when owner has n items (what) at JSON path path, more than the count setting guc allows';

@@ -56,42 +56,40 @@ CREATE TABLE dispatch.resources (
 COMMENT ON TABLE dispatch.resources IS
     'Resource instances: node-local (node set) or cluster-wide pools (node NULL); amount resources have a capacity';
 
-CREATE FUNCTION dispatch._check_node_name(node text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION dispatch._check_name(kind text, v text, what text, path text, hint text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF node IS NULL OR node !~ dispatch._name_pattern('node') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid node name "%s"', node),
-            HINT = 'A node name is 1 to 48 letters, digits, ".", "_" or "-", starting with a letter or digit.';
+    IF v IS NULL OR v !~ dispatch._name_pattern(kind) THEN
+        PERFORM dispatch._raise_invalid(format('invalid %s "%s"', what, v),
+                                        'The error is at ' || path || '.', hint);
     END IF;
 END
+$$;
+COMMENT ON FUNCTION dispatch._check_name(text, text, text, text, text) IS
+    'Fails with "invalid what", hint and JSON path path (NULL: none) unless v follows the '
+    'naming rule of kind';
+
+CREATE FUNCTION dispatch._check_node_name(node text) RETURNS void
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._check_name('node', node, 'node name', NULL,
+        'A node name is 1 to 48 letters, digits, ".", "_" or "-", starting with a letter or digit.')
 $$;
 COMMENT ON FUNCTION dispatch._check_node_name(text) IS
     'Fails unless node is a valid node name';
 
 CREATE FUNCTION dispatch._check_resource_type(type text, path text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF type IS NULL OR type !~ dispatch._name_pattern('resource type') THEN
-        PERFORM dispatch._raise_invalid(format('invalid resource type "%s"', type),
-            'The error is at ' || path || '.',
-            'A resource type is a lower-case letter followed by lower-case letters, digits or underscores.');
-    END IF;
-END
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._check_name('resource type', type, 'resource type', path,
+        'A resource type is a lower-case letter followed by lower-case letters, digits or underscores.')
 $$;
 COMMENT ON FUNCTION dispatch._check_resource_type(text, text) IS
     'Fails unless type is a valid resource type; the error names JSON path path unless it is NULL';
 
 CREATE FUNCTION dispatch._check_resource_name(type text, ident text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM dispatch._check_resource_type(type, NULL);
-    IF ident IS NULL OR ident !~ dispatch._name_pattern('resource ident') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid resource ident "%s"', ident),
-            HINT = 'A resource ident is 1 to 200 characters without white space or commas.';
-    END IF;
-END
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._check_resource_type(type, NULL);
+    SELECT dispatch._check_name('resource ident', ident, 'resource ident', NULL,
+        'A resource ident is 1 to 200 characters without white space or commas.')
 $$;
 COMMENT ON FUNCTION dispatch._check_resource_name(text, text) IS
     'Fails unless type and ident are valid resource names';

@@ -156,8 +156,6 @@ CREATE FUNCTION dispatch._validate_stage(spec jsonb, path text, default_name tex
                                          stage_names text[], job_names text[])
 RETURNS TABLE (stage_name text, job_path text, job jsonb, job_name text)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    ji int;
 BEGIN
     PERFORM dispatch._json_typed('object', spec, path, 'stage');
     PERFORM dispatch._check_keys(spec, ARRAY['name', 'jobs'], path, 'stage');
@@ -170,12 +168,9 @@ BEGIN
         PERFORM dispatch._spec_error(dispatch._path(path, 'name'),
             format('duplicate stage name "%s"', stage_name));
     END IF;
-    PERFORM dispatch._require_key(spec, 'jobs', path, 'stage');
-    FOR job, ji IN SELECT e, o - 1
-                     FROM jsonb_array_elements(dispatch._json_typed('array', spec -> 'jobs',
-                              dispatch._path(path, 'jobs'), 'jobs', 'stage has no jobs'))
-                          WITH ORDINALITY AS x(e, o) LOOP
-        job_path := format('%s[%s]', dispatch._path(path, 'jobs'), ji);
+    FOR job, job_path IN SELECT item, item_path
+                           FROM dispatch._json_items(spec, 'jobs', path, 'stage', true,
+                                                     'stage has no jobs') LOOP
         job_name := dispatch._validate_job(job, job_path, job_names);
         job_names := job_names || job_name;
         RETURN NEXT;
@@ -191,7 +186,7 @@ RETURNS TABLE (stage int, stage_name text, job_path text, job jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s jsonb;
-    si int;
+    sp text;
     stage_names text[] := '{}';
     job_names text[] := '{}';
     job_name text;
@@ -204,16 +199,12 @@ BEGIN
         PERFORM dispatch._json_typed('boolean', spec -> 'fail_fast',
                                      dispatch._path(path, 'fail_fast'), 'fail_fast');
     END IF;
-    PERFORM dispatch._require_key(spec, 'stages', path, 'joblist spec');
-    FOR s, si IN SELECT e, o - 1
-                   FROM jsonb_array_elements(dispatch._json_typed('array', spec -> 'stages',
-                            dispatch._path(path, 'stages'), 'stages', 'joblist has no stages'))
-                        WITH ORDINALITY AS x(e, o) LOOP
-        stage := si;
+    FOR s, stage, sp IN SELECT *
+                          FROM dispatch._json_items(spec, 'stages', path, 'joblist spec', true,
+                                                    'joblist has no stages') LOOP
         FOR stage_name, job_path, job, job_name IN
-            SELECT * FROM dispatch._validate_stage(s,
-                format('%s[%s]', dispatch._path(path, 'stages'), si), 'stage' || si,
-                stage_names, job_names) LOOP
+            SELECT * FROM dispatch._validate_stage(s, sp, 'stage' || stage, stage_names,
+                                                   job_names) LOOP
             job_names := job_names || job_name;
             RETURN NEXT;
         END LOOP;

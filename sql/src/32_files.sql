@@ -100,7 +100,7 @@ CREATE FUNCTION dispatch._validate_files(job jsonb, path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f jsonb;
-    fi int;
+    fp text;
     paths text[] := '{}';
     used boolean := false;
 BEGIN
@@ -112,19 +112,9 @@ BEGIN
         PERFORM dispatch._render_template('', job -> 'replacements',
                                           dispatch._path(path, 'replacements'));
     END IF;
-    IF job ? 'files' THEN
-        PERFORM dispatch._json_typed('array', job -> 'files', dispatch._path(path, 'files'),
-                                     'files');
-    END IF;
-    IF jsonb_array_length(coalesce(job -> 'files', '[]')) > 1000 THEN
-        PERFORM dispatch._spec_error(dispatch._path(path, 'files'),
-                                     'a job has more than 1000 files');
-    END IF;
-
-    FOR f, fi IN SELECT e, o - 1 FROM jsonb_array_elements(coalesce(job -> 'files', '[]'))
-                 WITH ORDINALITY AS x(e, o) LOOP
-        paths := paths || dispatch._validate_file(f,
-            format('%s[%s]', dispatch._path(path, 'files'), fi), paths);
+    FOR f, fp IN SELECT item, item_path
+                   FROM dispatch._json_items(job, 'files', path, 'job', false, NULL, 1000) LOOP
+        paths := paths || dispatch._validate_file(f, fp, paths);
         used := used OR coalesce((f ->> 'template')::boolean, f ? 'replacements');
     END LOOP;
 
@@ -142,15 +132,13 @@ CREATE FUNCTION dispatch._store_files(job bigint, spec jsonb, path text) RETURNS
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     f jsonb;
-    fi int;
     fp text;
     tpl boolean;
     content text;
     total bigint := 0;
 BEGIN
-    FOR f, fi IN SELECT e, o - 1 FROM jsonb_array_elements(coalesce(spec -> 'files', '[]'))
-                 WITH ORDINALITY AS x(e, o) LOOP
-        fp := format('%s[%s]', dispatch._path(path, 'files'), fi);
+    FOR f, fp IN SELECT item, item_path
+                   FROM dispatch._json_items(spec, 'files', path, 'job', false) LOOP
         tpl := coalesce((f ->> 'template')::boolean, f ? 'replacements');
         content := f ->> 'content';
         IF tpl THEN

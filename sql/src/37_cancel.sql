@@ -21,6 +21,26 @@ $$;
 COMMENT ON FUNCTION dispatch._check_may_cancel(dispatch.joblists) IS
     'Fails unless the caller submitted joblist jl or is an admin';
 
+CREATE FUNCTION dispatch._cancellable(what text, id bigint, state text, unfinished text[],
+                                     jl dispatch.joblists) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF state IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('%s %s does not exist', what, id);
+    END IF;
+    PERFORM dispatch._check_may_cancel(jl);
+    IF NOT state = ANY (unfinished) THEN
+        RAISE NOTICE '% % has already finished (%)', what, id, state;
+        RETURN false;
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION dispatch._cancellable(text, bigint, text, text[], dispatch.joblists) IS
+    'Whether the caller may cancel joblist or job what id (state: NULL when missing, '
+    'which raises) of joblist jl; false, with a notice, when it has already finished';
+
 CREATE FUNCTION dispatch._cancel_jobs_of(jl bigint, why text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -57,13 +77,7 @@ DECLARE
     jl dispatch.joblists;
 BEGIN
     SELECT * INTO jl FROM dispatch.joblists WHERE joblist_id = joblist FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('joblist %s does not exist', joblist);
-    END IF;
-    PERFORM dispatch._check_may_cancel(jl);
-    IF jl.state NOT IN ('queued', 'running') THEN
-        RAISE NOTICE 'joblist % has already finished (%)', joblist, jl.state;
+    IF NOT dispatch._cancellable('joblist', joblist, jl.state, ARRAY['queued', 'running'], jl) THEN
         RETURN false;
     END IF;
     UPDATE dispatch.joblists
@@ -107,14 +121,9 @@ DECLARE
     jl dispatch.joblists;
 BEGIN
     SELECT * INTO j FROM dispatch.jobs WHERE job_id = job FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('job %s does not exist', job);
-    END IF;
     SELECT * INTO jl FROM dispatch.joblists WHERE joblist_id = j.joblist_id;
-    PERFORM dispatch._check_may_cancel(jl);
-    IF j.state NOT IN ('pending', 'assigned', 'running') THEN
-        RAISE NOTICE 'job % has already finished (%)', job, j.state;
+    IF NOT dispatch._cancellable('job', job, j.state, ARRAY['pending', 'assigned', 'running'],
+                                 jl) THEN
         RETURN false;
     END IF;
     PERFORM dispatch._cancel_one(j, format('cancelled by %s', dispatch.current_caller()));

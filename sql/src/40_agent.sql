@@ -71,52 +71,27 @@ CREATE FUNCTION dispatch.agent_register(node text, info jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     caller name := dispatch.current_caller();
-    n dispatch.nodes;
     keep bigint[];
-    r record;
     timeout_ms bigint;
 BEGIN
     PERFORM dispatch._check_node_name(node);
-    PERFORM dispatch._json_typed('object', info, '', 'node info');
-    PERFORM dispatch._check_keys(info, ARRAY['hostname', 'arch', 'os', 'cpus', 'memory_mb',
-        'labels', 'version', 'pid', 'resources', 'amounts', 'jobs'], '', 'node info');
-    PERFORM dispatch._json_string_map(coalesce(info -> 'labels', '{}'),
-        '^(?!(arch|os|hostname|node)$)[A-Za-z0-9_.-]{1,63}$', 'labels', 'labels',
-        'A label key is 1 to 63 letters, digits, "_", "." or "-"; arch, os, hostname and node are reserved.');
-    PERFORM dispatch._json_typed('array', coalesce(info -> 'resources', '[]'), 'resources',
-                                 'resources');
-    PERFORM dispatch._json_typed('object', coalesce(info -> 'amounts', '{}'), 'amounts', 'amounts');
-    FOR r IN SELECT e, o - 1 AS i FROM jsonb_array_elements(coalesce(info -> 'resources', '[]'))
-             WITH ORDINALITY AS x(e, o) LOOP
-        IF jsonb_typeof(r.e) <> 'object' OR NOT r.e ? 'type' OR NOT r.e ? 'ident' THEN
-            PERFORM dispatch._spec_error(format('resources[%s]', r.i),
-                'resource must be an object with "type" and "ident"');
-        END IF;
-        PERFORM dispatch._check_resource_name(r.e ->> 'type', r.e ->> 'ident');
-    END LOOP;
-    FOR r IN SELECT * FROM jsonb_each(coalesce(info -> 'amounts', '{}')) LOOP
-        PERFORM dispatch._check_resource_name(r.key, r.key);
-        PERFORM dispatch._json_int(r.value, 1, 9223372036854775807,
-            dispatch._path('amounts', r.key), format('amount of "%s"', r.key));
-    END LOOP;
+    PERFORM dispatch._check_node_info(info);
 
-    SELECT * INTO n FROM dispatch.nodes x WHERE x.node = agent_register.node FOR UPDATE;
-    IF FOUND AND n.owner <> caller AND NOT dispatch._caller_is_admin() THEN
-        PERFORM dispatch._agent_node(node);     -- raises the ownership error
-    END IF;
-
-    INSERT INTO dispatch.nodes AS x (node, state, owner, hostname, arch, os, cpus, memory_mb,
-                                     labels, agent_version, agent_pid)
-    VALUES (node, 'online', caller, info ->> 'hostname', info ->> 'arch', info ->> 'os',
-            (info ->> 'cpus')::int, (info ->> 'memory_mb')::bigint,
-            coalesce(info -> 'labels', '{}'), info ->> 'version', (info ->> 'pid')::int)
-    ON CONFLICT ON CONSTRAINT nodes_pkey DO UPDATE
-       SET state = 'online', hostname = EXCLUDED.hostname, arch = EXCLUDED.arch,
-           os = EXCLUDED.os, cpus = EXCLUDED.cpus, memory_mb = EXCLUDED.memory_mb,
-           labels = EXCLUDED.labels, agent_version = EXCLUDED.agent_version,
-           agent_pid = EXCLUDED.agent_pid, registered_at = now(), last_heartbeat = now(),
+    -- A new node belongs to the role that inserts it.  When two roles register the
+    -- same new name at once, the second's insert waits for the first and does
+    -- nothing; the row lock and owner check below then refuse it.
+    INSERT INTO dispatch.nodes (node, owner) VALUES (node, caller)
+    ON CONFLICT ON CONSTRAINT nodes_pkey DO NOTHING;
+    PERFORM dispatch._agent_node(node);
+    UPDATE dispatch.nodes x
+       SET state = 'online', hostname = info ->> 'hostname', arch = info ->> 'arch',
+           os = info ->> 'os', cpus = (info ->> 'cpus')::int,
+           memory_mb = (info ->> 'memory_mb')::bigint,
+           labels = coalesce(info -> 'labels', '{}'), agent_version = info ->> 'version',
+           agent_pid = (info ->> 'pid')::int, registered_at = now(), last_heartbeat = now(),
            state_changed_at = CASE WHEN x.state = 'online' THEN x.state_changed_at
-                                   ELSE now() END;
+                                   ELSE now() END
+     WHERE x.node = agent_register.node;
 
     -- Reconcile what the agent offers: idle instances it no longer lists go away.
     DELETE FROM dispatch.resources x

@@ -195,7 +195,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n dispatch.nodes := dispatch._agent_node(node);
     id int;
-    s jsonb;
+    s record;
     sample_at timestamptz;
     names text[];
     vals real[];
@@ -206,6 +206,8 @@ DECLARE
     oldest timestamptz := now() - current_setting('dispatch.metrics_raw_retention')::interval;
 BEGIN
     PERFORM dispatch._json_typed('array', samples, '', 'samples');
+    PERFORM dispatch._check_count(jsonb_array_length(samples), 'dispatch.metrics_max_batch',
+                                  'the top level', 'the batch', 'samples');
     -- The share lock makes the monitor's rollup wait for these samples, and lets a
     -- sample that comes after its minute was rolled up see that it must be redone.
     SELECT done_until INTO rolled_up FROM dispatch.metric_rollup_state
@@ -213,22 +215,26 @@ BEGIN
     INSERT INTO dispatch.metric_nodes (node) VALUES (n.node)
     ON CONFLICT ON CONSTRAINT metric_nodes_node_key DO NOTHING;
     SELECT node_id INTO id FROM dispatch.metric_nodes m WHERE m.node = n.node;
-    FOR s IN SELECT e FROM jsonb_array_elements(samples) e
-              WHERE jsonb_typeof(e -> 't') = 'number' ORDER BY (e ->> 't')::numeric LOOP
-        sample_at := to_timestamp((s ->> 't')::numeric / 1000);
+    -- Every sample is checked before any is stored (38_agent_input.sql): a bad one
+    -- refuses the batch with SQLSTATE class 22, and the agent drops it alone.
+    FOR s IN SELECT x.e, format('[%s]', x.o - 1) AS path,
+                    dispatch._check_sample(x.e, format('[%s]', x.o - 1)) AS at
+               FROM jsonb_array_elements(samples) WITH ORDINALITY x(e, o) ORDER BY 3 LOOP
+        sample_at := s.at;
         CONTINUE WHEN sample_at < oldest;	-- its partition is gone or about to go
         -- a sample already stored (a replay after a lost reply) is skipped
         CONTINUE WHEN EXISTS (SELECT FROM dispatch.metric_samples x
                                WHERE x.node_id = id AND x.at = sample_at);
         SELECT array_agg(m.name ORDER BY m.name), array_agg(m.value ORDER BY m.name)
-          INTO names, vals FROM dispatch._sample_metrics(s) m;
+          INTO names, vals FROM dispatch._sample_metrics(s.e) m;
         CONTINUE WHEN names IS NULL;
+        PERFORM dispatch._check_sample_metrics(names, s.path);
         PERFORM dispatch._store_sample(id, sample_at, names, vals);
         IF sample_at < rolled_up THEN
             INSERT INTO dispatch.metric_rollup_redo VALUES (date_trunc('minute', sample_at))
             ON CONFLICT DO NOTHING;
         END IF;
-        latest := s;			-- samples come in time order
+        latest := s.e;			-- samples come in time order
         latest_at := sample_at;
         stored := stored + 1;
     END LOOP;
@@ -244,7 +250,8 @@ END
 $$;
 COMMENT ON FUNCTION dispatch.agent_metrics(text, jsonb) IS
     'Agent: store a batch of metric samples (a replayed sample is stored once, one older '
-    'than the raw retention not at all); returns how many were new';
+    'than the raw retention not at all; a batch with a sample outside the limits of '
+    '38_agent_input.sql is refused whole); returns how many were new';
 
 CREATE VIEW dispatch.metric_latest AS
     SELECT m.node, s.name AS metric, v.value::numeric::double precision AS value, x.at

@@ -12,6 +12,16 @@
  * reserved for the rest of the cycle; later jobs can only use groups it cannot.
  * Among the nodes that fit, the best fit wins (fewest free units of the needed types
  * left over), ties going to the node listed first.
+ *
+ * Hostile input: amounts come from agents, so any int64_t may arrive (registration
+ * caps them, docs/security.md, but this file does not count on it).  A group's sums
+ * saturate at INT64_MAX, which keeps every comparison with a need (at most INT64_MAX)
+ * right; once saturated, taking units makes a sum count less than is free, never
+ * more, so a job may wait on such a group but never gets units that are not there.
+ * The cluster-wide sums per type are exact 128-bit Sums: an undercount there would
+ * let one huge node make every other node look empty.  Best-fit leftovers are Sums
+ * too.  Only the types some job needs get groups, so a node offering thousands of
+ * odd types costs nothing.
  */
 #include "alloc.h"
 
@@ -20,14 +30,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An exact sum of amounts: 2^31 values of at most 2^63 each fit with room to spare. */
+typedef __int128 Sum;
+
 typedef struct Group
 {
 	int			start;			/* its units: order[start .. start + count) */
 	int			count;
 	int			cursor;			/* first unit that may have something left */
-	int64_t		avail;			/* free and not reserved */
-	int64_t		free_total;		/* free, reserved or not */
-	int64_t		capacity;
+	int64_t		avail;			/* free and not reserved (saturating) */
+	int64_t		free_total;		/* free, reserved or not (saturating) */
+	int64_t		capacity;		/* (saturating) */
 	int			reserver;		/* first job that reserved it, or -1 */
 } Group;
 
@@ -45,10 +58,10 @@ typedef struct CandCache
 typedef struct State
 {
 	const AllocProblem *p;
-	const char **types;			/* distinct unit types */
+	const char **types;			/* distinct types the jobs need */
 	int			ntypes;
 	Group	   *groups;			/* ntypes x (nnodes + 1); the last slot is the cluster */
-	int64_t    *type_avail;		/* per type: available units over all groups */
+	Sum		   *type_avail;		/* per type: available units over all groups */
 	int		   *order;			/* unit indices grouped by group, stable */
 	int64_t    *unit_free;		/* working copy of every unit's free amount */
 	int		   *label_start;	/* labels of node n: node_labels[label_start[n] ..] */
@@ -57,7 +70,7 @@ typedef struct State
 	const int64_t *cand_maxcap;	/* and their largest capacity per type */
 	CandCache	cache[CAND_CACHE];	/* candidate lists by constraint set */
 	int			ncached;
-	int		   *need_type;		/* scratch: type index of each need, -1 unknown */
+	int		   *need_type;		/* scratch: the type index of each need of the job */
 	AllocOutput *out;
 	int			takes_cap;
 } State;
@@ -71,6 +84,7 @@ static int	find_candidates(State *st, const AllocJob *job);
 static void explain_constraints(const State *st, const AllocJob *job, AllocResult *r);
 static void set_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 static int	explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r);
+static int64_t sat_add(int64_t a, int64_t b);
 static int64_t node_sum(const State *st, int type, int node, int use_avail);
 static int	fits(const State *st, const AllocJob *job, int node, int use_avail);
 static int	best_node(const State *st, const AllocJob *job, int nc);
@@ -79,7 +93,18 @@ static int	place(State *st, int jobno, int node);
 static void explain_wait(const State *st, int jobno, int nc);
 static void reserve(State *st, int jobno, int nc);
 
-/* Returns the index of type among the unit types, or -1 when no unit has it. */
+/* Returns a + b, or INT64_MAX (INT64_MIN) when the sum would overflow. */
+static int64_t
+sat_add(int64_t a, int64_t b)
+{
+	int64_t		r;
+
+	if (__builtin_add_overflow(a, b, &r))
+		return a > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+/* Returns the index of type among the needed types, or -1 when no job needs it. */
 static int
 type_index(const State *st, const char *type)
 {
@@ -98,17 +123,24 @@ group_of(const State *st, int type, int node)
 	return &st->groups[(size_t) type * (st->p->nnodes + 1) + slot];
 }
 
-/* Builds types, groups, the grouped unit order and the per-node label index; 0 or -1. */
+/*
+ * Builds types (those the jobs need), groups, the grouped unit order and the
+ * per-node label index; units of types no job needs join no group.  0 or -1.
+ */
 static int
 build_index(State *st)
 {
 	const AllocProblem *p = st->p;
-	size_t		ngroups;
-	int		   *key;
+	size_t		ngroups,
+				nneeds = 0,
+				nodes1 = (size_t) p->nnodes + 1;
+	size_t	   *key;
 	int		   *fill;
 
-	st->types = malloc(sizeof(char *) * (p->nunits + 1));
-	key = malloc(sizeof(int) * (p->nunits + 1));
+	for (int j = 0; j < p->njobs; j++)
+		nneeds += p->jobs[j].nneeds;
+	st->types = malloc(sizeof(char *) * (nneeds + 1));
+	key = malloc(sizeof(size_t) * (p->nunits + 1));
 	st->order = malloc(sizeof(int) * (p->nunits + 1));
 	st->unit_free = malloc(sizeof(int64_t) * (p->nunits + 1));
 	st->label_start = calloc(p->nnodes + 2, sizeof(int));
@@ -119,22 +151,24 @@ build_index(State *st)
 		free(key);
 		return -1;
 	}
+	for (int j = 0; j < p->njobs; j++)
+		for (int i = 0; i < p->jobs[j].nneeds; i++)
+			if (type_index(st, p->jobs[j].needs[i].type) < 0)
+				st->types[st->ntypes++] = p->jobs[j].needs[i].type;
+	ngroups = (size_t) st->ntypes * nodes1;
 	for (int u = 0; u < p->nunits; u++)
 	{
 		int			t = type_index(st, p->units[u].type);
 
-		if (t < 0)
-		{
-			t = st->ntypes++;
-			st->types[t] = p->units[u].type;
-		}
-		key[u] = t * (p->nnodes + 1) + (p->units[u].node < 0 ? p->nnodes : p->units[u].node);
+		key[u] = t < 0 ? ngroups :
+			(size_t) t * nodes1 + (p->units[u].node < 0 ? (size_t) p->nnodes : (size_t) p->units[u].node);
 		st->unit_free[u] = p->units[u].free;
 	}
-	ngroups = (size_t) st->ntypes * (p->nnodes + 1);
+	/* One more group past the end collects the units nobody needs. */
 	st->groups = calloc(ngroups + 1, sizeof(Group));
 	fill = calloc(ngroups + 1, sizeof(int));
-	if (!st->groups || !fill)
+	st->type_avail = calloc(st->ntypes + 1, sizeof(Sum));
+	if (!st->groups || !fill || !st->type_avail)
 	{
 		free(key);
 		free(fill);
@@ -145,10 +179,12 @@ build_index(State *st)
 		Group	   *g = &st->groups[key[u]];
 
 		g->count++;
-		g->free_total += p->units[u].free;
-		g->capacity += p->units[u].capacity;
+		g->free_total = sat_add(g->free_total, p->units[u].free);
+		g->capacity = sat_add(g->capacity, p->units[u].capacity);
+		if (key[u] < ngroups)
+			st->type_avail[key[u] / nodes1] += p->units[u].free;
 	}
-	for (size_t g = 0, pos = 0; g < ngroups; g++)
+	for (size_t g = 0, pos = 0; g <= ngroups; g++)
 	{
 		st->groups[g].start = st->groups[g].cursor = (int) pos;
 		st->groups[g].avail = st->groups[g].free_total;
@@ -157,15 +193,6 @@ build_index(State *st)
 	}
 	for (int u = 0; u < p->nunits; u++)
 		st->order[st->groups[key[u]].start + fill[key[u]]++] = u;
-	st->type_avail = calloc(st->ntypes + 1, sizeof(int64_t));
-	if (!st->type_avail)
-	{
-		free(key);
-		free(fill);
-		return -1;
-	}
-	for (int u = 0; u < p->nunits; u++)
-		st->type_avail[key[u] / (p->nnodes + 1)] += p->units[u].free;
 	free(key);
 	free(fill);
 
@@ -312,15 +339,15 @@ explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r)
 	for (int i = 0; i < job->nneeds; i++)
 	{
 		int			t = st->need_type[i];
-		int64_t		pool = t < 0 ? 0 : group_of(st, t, -1)->capacity;
-		int64_t		best = t < 0 || nc == 0 ? 0 : st->cand_maxcap[t];
+		int64_t		offered = sat_add(nc == 0 ? 0 : st->cand_maxcap[t],
+									  group_of(st, t, -1)->capacity);
 
-		if (best + pool == 0)
+		if (offered == 0)
 		{
 			set_reason(r, "no online node offers %s", job->needs[i].type);
 			return 1;
 		}
-		if (best + pool < job->needs[i].count)
+		if (offered < job->needs[i].count)
 		{
 			set_reason(r, "no online node has %lld %s",
 					   (long long) job->needs[i].count, job->needs[i].type);
@@ -337,7 +364,7 @@ node_sum(const State *st, int type, int node, int use_avail)
 	const Group *g = group_of(st, type, node);
 	const Group *pool = group_of(st, type, -1);
 
-	return use_avail ? g->avail + pool->avail : g->free_total + pool->free_total;
+	return use_avail ? sat_add(g->avail, pool->avail) : sat_add(g->free_total, pool->free_total);
 }
 
 /* Returns 1 when node (with the pools) has enough units for every need of job. */
@@ -355,7 +382,7 @@ static int
 best_node(const State *st, const AllocJob *job, int nc)
 {
 	int			best = -1;
-	int64_t		best_left = 0;
+	Sum			best_left = 0;
 
 	for (int i = 0; i < job->nneeds; i++)
 		if (st->type_avail[st->need_type[i]] < job->needs[i].count)
@@ -363,7 +390,7 @@ best_node(const State *st, const AllocJob *job, int nc)
 	for (int k = 0; k < nc; k++)
 	{
 		int			n = st->cand[k];
-		int64_t		left = 0;
+		Sum			left = 0;
 
 		if (!fits(st, job, n, 1))
 			continue;
@@ -506,7 +533,7 @@ reserve(State *st, int jobno, int nc)
 	{
 		int			t = st->need_type[i];
 
-		if (t < 0 || st->type_avail[t] == 0)
+		if (st->type_avail[t] == 0)
 			continue;			/* nothing of this type left to hold back */
 		for (int k = -1; k < nc; k++)
 		{

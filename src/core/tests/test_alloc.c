@@ -5,10 +5,12 @@
  * alloc_run() and compares a rendering of the result, one line per job
  * ("7 -> a 1,2" or "7 waits: reason"), with the expected text.  A randomised
  * property test checks that no unit is ever handed out beyond what it has free and
- * that the result is deterministic.
+ * that the result is deterministic, with amounts small and near INT64_MAX; the
+ * limit scenarios are the sums a hostile agent's amounts would overflow.
  */
 #include "alloc.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,7 @@ static int	count_until_null(const void *base, size_t size, size_t offset);
 static void render(const AllocProblem *p, const AllocOutput *out, char *buf, size_t len);
 static void expect(const char *name, const Scenario *s, const char *want);
 static void test_scenarios(void);
+static void test_limits(void);
 static void test_random(void);
 
 /* Counts array entries until the pointer field at offset is NULL (or zero). */
@@ -206,6 +209,57 @@ test_scenarios(void)
 	}, "10 waits: no node is online\n");
 }
 
+#define MAX INT64_MAX
+
+/* Amounts at INT64_MAX: every sum of them would overflow 64 bits. */
+static void
+test_limits(void)
+{
+	static const AllocNeed cpu_max[] = {{"cpu", MAX}};
+	static const AllocNeed mem_max[] = {{"mem_mb", MAX}};
+	static const AllocNeed cpu1_gpu1[] = {{"cpu", 1}, {"gpu", 1}};
+	static const AllocConstraint node_b[] = {{"node", "b"}};
+
+	/* Node a's cpus saturate their group's sum: once 11 took INT64_MAX, the group
+	 * counts nothing left (really INT64_MAX): 12 waits rather than be over-given. */
+	expect("a huge node does not starve a job pinned to another node", &(Scenario) {
+		.nodes = {"a", "b"},
+		.labels = {{0, "node", "a"}, {1, "node", "b"}},
+		.units = {{1, "cpu", 0, MAX, MAX}, {2, "cpu", 0, MAX, MAX}, {3, "cpu", 1, 1, 1}},
+		.jobs = {{10, 1, cpu1, 1, node_b, 1}, {11, 2, cpu_max, 1}, {12, 3, cpu_max, 1}},
+	}, "10 -> b 3\n11 -> a 1x9223372036854775807\n"
+	   "12 waits: not enough cpu free (needs 9223372036854775807)\n");
+
+	expect("a node's units and the pool add up beyond INT64_MAX", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "mem_mb", 0, MAX, MAX}, {2, "mem_mb", -1, MAX, MAX}},
+		.jobs = {{10, 1, mem_max, 1}, {11, 2, mem_max, 1}, {12, 3, mem600, 1}},
+	}, "10 -> a 1x9223372036854775807\n11 -> a 2x9223372036854775807\n"
+	   "12 waits: not enough mem_mb free (needs 600)\n");
+
+	expect("best fit counts huge leftovers exactly", &(Scenario) {
+		.nodes = {"a", "b"},
+		.units = {{1, "cpu", 0, MAX, MAX}, {2, "gpu", 0, MAX, MAX},
+				  {3, "cpu", 1, 2, 2}, {4, "gpu", 1, 2, 2}},
+		.jobs = {{10, 1, cpu1_gpu1, 2}},
+	}, "10 -> b 3,4\n");
+
+	expect("a job waiting for a huge node holds back only that node", &(Scenario) {
+		.nodes = {"a", "b"},
+		.labels = {{0, "node", "a"}, {1, "node", "b"}},
+		.units = {{1, "cpu", 0, MAX, MAX}, {2, "cpu", 0, MAX, MAX}, {3, "gpu", 0, 0, 1},
+				  {4, "cpu", 1, 1, 1}},
+		.jobs = {{10, 1, cpu1_gpu1, 2, node_a, 1}, {11, 2, cpu1, 1, node_b, 1}},
+	}, "10 waits: not enough gpu free (needs 1)\n11 -> b 4\n");
+
+	expect("types no job needs are ignored, however many", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "junk", 0, MAX, MAX}, {2, "junk2", 0, MAX, MAX}, {3, "cpu", 0, 1, 1},
+				  {4, "junk", -1, MAX, MAX}},
+		.jobs = {{10, 1, cpu1, 1}, {11, 2, cpu1, 1}},
+	}, "10 -> a 3\n11 waits: not enough cpu free (needs 1)\n");
+}
+
 /* Random problems: never more than free is handed out, and runs are deterministic. */
 static void
 test_random(void)
@@ -228,7 +282,8 @@ test_random(void)
 		for (int u = 0; u < 200; u++)
 		{
 			int			t = rand_r(&seed) % 3;
-			int64_t		cap = t == 2 ? 1 + rand_r(&seed) % 4000 : 1;
+			int64_t		cap = t < 2 ? 1 : round % 2 ? MAX - rand_r(&seed) % 4000 :
+				1 + rand_r(&seed) % 4000;
 
 			units[u] = (AllocUnit) {u + 1, types[t], (int) (rand_r(&seed) % 9) - 1,
 				rand_r(&seed) % 3 ? cap : 0, cap};
@@ -291,6 +346,7 @@ int
 main(void)
 {
 	test_scenarios();
+	test_limits();
 	test_random();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
