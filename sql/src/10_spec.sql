@@ -29,6 +29,17 @@ $$;
 COMMENT ON FUNCTION dispatch._raise_invalid(text, text, text) IS
     'Raises invalid_parameter_value with message, detail and hint (each NULL or empty: none)';
 
+CREATE FUNCTION dispatch._check_not_null(v anyelement, what text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF v IS NULL THEN
+        PERFORM dispatch._raise_invalid(format('%s must not be null', what), NULL, NULL);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_not_null(anyelement, text) IS
+    'Fails with "what must not be null" when the argument v is NULL';
+
 CREATE FUNCTION dispatch._spec_error(path text, message text, hint text DEFAULT NULL)
 RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT dispatch._raise_invalid(message,

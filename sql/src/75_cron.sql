@@ -55,10 +55,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     g dispatch.goals;
 BEGIN
-    IF job IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'job_id must not be null';
-    END IF;
+    PERFORM dispatch._check_not_null(job, 'job_id');
     SELECT * INTO g FROM dispatch.goals x WHERE x.goal_id = job AND x.kind = 'sql' FOR UPDATE;
     IF NOT FOUND OR (g.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin()) THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
@@ -77,10 +74,7 @@ DECLARE
     msg text;
     detail text;
 BEGIN
-    IF schedule IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'schedule must not be null';
-    END IF;
+    PERFORM dispatch._check_not_null(schedule, 'schedule');
     BEGIN
         PERFORM dispatch._check_schedule(schedule, current_setting('dispatch.timezone'),
                                          'schedule', 'dispatch.timezone');
@@ -107,10 +101,7 @@ COMMENT ON FUNCTION dispatch._check_sql_job(text, text) IS
 CREATE FUNCTION dispatch._check_sql_target(database text, username text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    IF database IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'database must not be null';
-    END IF;
+    PERFORM dispatch._check_not_null(database, 'database');
     IF NOT EXISTS (SELECT FROM pg_database d WHERE d.datname = _check_sql_target.database) THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_catalog_name',
             MESSAGE = format('database "%s" does not exist', database);
@@ -163,10 +154,7 @@ BEGIN
     END IF;
     PERFORM dispatch._check_sql_job(new_schedule, new_command);
     PERFORM dispatch._check_sql_target(new_database, run_as);
-    IF active IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'active must not be null';
-    END IF;
+    PERFORM dispatch._check_not_null(active, 'active');
     -- as in pg_cron, a name is unique per user: the job of that name and user changes
     SELECT * INTO g FROM dispatch.goals x
      WHERE x.name = job_name AND x.kind = 'sql' AND x.username = run_as FOR UPDATE;
@@ -222,10 +210,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     job bigint;
 BEGIN
-    IF job_name IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'job_name must not be null';
-    END IF;
+    PERFORM dispatch._check_not_null(job_name, 'job_name');
     -- as in pg_cron, a name refers to the caller's own job, even for a superuser
     SELECT goal_id INTO job FROM dispatch.goals
      WHERE name = job_name AND kind = 'sql' AND owner = dispatch.current_caller();
