@@ -35,6 +35,7 @@ static size_t q_len(unsigned char c);
 static void put_q(Out *o, unsigned char c);
 static void put_plain(Out *o, const char *value);
 static void put_encoded(Out *o, const char *value);
+static size_t span_of(const char *s, const char *chars);
 
 /* Appends n bytes of s (counting all, storing what fits). */
 static void
@@ -171,4 +172,40 @@ mailhdr_format(char *out, size_t size, const char *name, const char *value)
 	if (size > 0)
 		out[o.len < size ? o.len : size - 1] = '\0';
 	return o.len;
+}
+
+/* Returns the length of the run at s of letters, digits and chars. */
+static size_t
+span_of(const char *s, const char *chars)
+{
+	size_t		n = 0;
+
+	while ((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+		   (s[n] >= '0' && s[n] <= '9') || (s[n] != '\0' && strchr(chars, s[n]) != NULL))
+		n++;
+	return n;
+}
+
+int
+mailhdr_address_ok(const char *addr)
+{
+	size_t		local = span_of(addr, "!#$%&'*+/=?^_`{|}~.-");
+	const char *domain = addr + local + 1;
+	size_t		n = strlen(addr);
+
+	if (local < 1 || local > 64 || addr[local] != '@' || n > 254)
+		return 0;
+	/* labels of 1 to 63, separated by single dots */
+	for (const char *p = domain;; p++)
+	{
+		size_t		label = span_of(p, "-");
+
+		if (label < 1 || label > 63)
+			return 0;
+		p += label;
+		if (*p == '\0')
+			return 1;
+		if (*p != '.')
+			return 0;
+	}
 }

@@ -9,7 +9,8 @@
  * literal "=?", a word too long to fold) is written as RFC 2047 encoded-words of
  * UTF-8 in the "Q" encoding, at most 75 characters each, one per line, never
  * splitting a UTF-8 character.  Either way no CR or LF of the value survives, and
- * the only line break in the output is the folding "\r\n ".  No PostgreSQL
+ * the only line break in the output is the folding "\r\n ".  Addresses are not
+ * encoded but checked: mailhdr_address_ok() accepts only plain local@domain.  No PostgreSQL
  * headers: see docs/internals.md.
  */
 #ifndef DISPATCH_MAILHDR_H
@@ -27,5 +28,13 @@
  * ':' (the caller's constant).
  */
 extern size_t mailhdr_format(char *out, size_t size, const char *name, const char *value);
+
+/*
+ * Returns 1 when addr is a plain address, local@domain: a local part of 1 to 64
+ * letters, digits and !#$%&'*+/=?^_`{|}~.- (RFC 5322 dot-atom text), a domain of
+ * dot-separated labels of letters, digits and "-", 254 characters in all; so an
+ * address can go into a header and an SMTP command as it is.
+ */
+extern int	mailhdr_address_ok(const char *addr);
 
 #endif							/* DISPATCH_MAILHDR_H */

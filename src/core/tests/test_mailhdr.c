@@ -26,6 +26,7 @@ static void roundtrip(const char *name, const char *value, int utf8);
 static void test_cases(void);
 static void test_sizes(void);
 static void test_random(void);
+static void test_addresses(void);
 
 /* Counts one check. */
 static void
@@ -254,9 +255,45 @@ test_random(void)
 	check("random values", bad == 0);
 }
 
+/* Plain addresses pass; anything that could break a header or a command does not. */
+static void
+test_addresses(void)
+{
+	char		longest[300];
+	static const char *good[] = {"ops@example.com", "a@b", "x.y+tag@mail-1.example.org",
+	"o'brien@example.com", NULL};
+	static const char *bad[] = {"", "@example.com", "ops@", "ops", "ops@@example.com",
+		"ops@example..com", "ops@.example.com", "ops@example.com.", "ops@exa mple.com",
+		"o ps@example.com", "ops@example.com\r\nBcc: victim@example.com",
+		"ops@example.com\n", "<ops@example.com>", "ops@example.com>", "ops,b@example.com",
+		"ops@ex_ample.com", "\xc3\xa9@example.com", "ops@[127.0.0.1]", NULL};
+
+	for (int i = 0; good[i] != NULL; i++)
+		check(good[i], mailhdr_address_ok(good[i]));
+	for (int i = 0; bad[i] != NULL; i++)
+		check(bad[i], !mailhdr_address_ok(bad[i]));
+	memset(longest, 'a', 64);
+	strcpy(longest + 64, "@example.com");
+	check("a 64-character local part", mailhdr_address_ok(longest));
+	memmove(longest + 1, longest, strlen(longest) + 1);
+	check("a 65-character local part", !mailhdr_address_ok(longest));
+	strcpy(longest, "a@");
+	for (int i = 0; i < 4; i++)
+		strcat(longest, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.");
+	strcat(longest, "cccc");
+	check("254 characters", strlen(longest) == 254 && mailhdr_address_ok(longest));
+	strcat(longest, "c");
+	check("255 characters", !mailhdr_address_ok(longest));
+	strcpy(longest, "a@");
+	memset(longest + 2, 'd', 64);
+	longest[66] = '\0';
+	check("a 64-character label", !mailhdr_address_ok(longest));
+}
+
 int
 main(void)
 {
+	test_addresses();
 	test_cases();
 	test_sizes();
 	test_random();
