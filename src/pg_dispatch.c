@@ -6,12 +6,13 @@
  * set up by the postmaster.
  *
  * Every setting is defined here, in one place.  The SQL functions read theirs
- * with current_setting(); six are also read from C (declared in pg_dispatch.h):
+ * with current_setting(); seven are also read from C (declared in pg_dispatch.h):
  * dispatch.database (where the workers connect), dispatch.timezone (schedules,
- * cron.c), and dispatch.smtp_url, mail_from, notify_timeout and
- * monitor_interval (the monitor, monitor.c).
+ * cron.c), dispatch.smtp_url, mail_from, notify_timeout and monitor_interval
+ * (the monitor, monitor.c and notify.c) and webhook_allow (target.c).
  */
 #include "pg_dispatch.h"
+#include "notify.h"
 
 #include <limits.h>
 
@@ -27,7 +28,7 @@ void		_PG_init(void);
 static bool check_timezone(char **newval, void **extra, GucSource source);
 
 /*
- * GUC variables.  The first six are read from C (pg_dispatch.h); the others only
+ * GUC variables.  The first seven are read from C (pg_dispatch.h); the others only
  * by SQL, through current_setting(), and live here so that they are defined.
  * The tables below give each its name, description, default and range.
  */
@@ -35,6 +36,7 @@ char	   *dispatch_database = NULL;
 char	   *dispatch_timezone = NULL;
 char	   *dispatch_smtp_url = NULL;
 char	   *dispatch_mail_from = NULL;
+char	   *dispatch_webhook_allow = NULL;
 int			dispatch_notify_timeout = 10;
 int			dispatch_monitor_interval = 10;
 static int	dispatch_notify_max_attempts = 10;
@@ -88,7 +90,9 @@ static const TextSetting text_settings[] = {
 	{"dispatch.smtp_url", "SMTP server for mailto: notifications, e.g. smtp://mail.example.com:25.",
 	&dispatch_smtp_url, "", PGC_SIGHUP, NULL},
 	{"dispatch.mail_from", "Sender address of notification mails.",
-	&dispatch_mail_from, "pg-dispatch@localhost", PGC_SIGHUP, NULL},
+	&dispatch_mail_from, "pg-dispatch@localhost", PGC_SIGHUP, target_check_mail_from},
+	{"dispatch.webhook_allow", "Webhook destinations users may name: host[:port] or http[s]://host[:port][/path], comma-separated.",
+	&dispatch_webhook_allow, "", PGC_SIGHUP, target_check_allow},
 };
 
 static const IntSetting int_settings[] = {

@@ -29,6 +29,7 @@ extern char *dispatch_database;
 extern char *dispatch_timezone;
 extern char *dispatch_smtp_url;
 extern char *dispatch_mail_from;
+extern char *dispatch_webhook_allow;
 extern int	dispatch_notify_timeout;
 extern int	dispatch_monitor_interval;
 
@@ -46,6 +47,7 @@ extern int	alloc_assign(void);
 
 /* monitor.c */
 extern PGDLLEXPORT void monitor_main(Datum arg);
+
 
 /* sqlrun.c */
 extern PGDLLEXPORT void sqlrun_main(Datum arg);

@@ -116,6 +116,23 @@ worker_extension_ready(void)
 	return OidIsValid(get_extension_oid("pg_dispatch", true));
 }
 
+/*
+ * Runs the SELECT sql in a transaction of its own; returns false (running
+ * nothing) when pg_dispatch is not installed.  Its rows are gone when it returns.
+ */
+bool
+worker_run(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	bool		ready;
+
+	worker_begin(sql);
+	ready = worker_extension_ready();
+	if (ready)
+		(void) worker_select(sql, nargs, types, values);
+	worker_end();
+	return ready;
+}
+
 /* Runs a SELECT with nargs arguments through SPI and returns its rows. */
 SPITupleTable *
 worker_select(const char *sql, int nargs, Oid *types, Datum *values)
