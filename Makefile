@@ -14,10 +14,13 @@ OBJS = \
 	src/sqlslot.o \
 	src/sqlrun.o \
 	src/monitor.o \
+	src/notify.o \
+	src/target.o \
 	src/core/alloc.o \
 	src/core/template.o \
 	src/core/cron.o \
-	src/core/cron_next.o
+	src/core/cron_next.o \
+	src/core/mailhdr.o
 
 # The install script is built from sql/src/*.sql, one concern per file, in name order.
 DATA_built = sql/pg_dispatch--0.1.sql

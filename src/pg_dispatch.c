@@ -6,13 +6,15 @@
  * set up by the postmaster.
  *
  * Every setting is defined here, in one place.  The SQL functions read theirs
- * with current_setting(); seven are also read from C (declared in pg_dispatch.h):
+ * with current_setting(); eight are also read from C (declared in pg_dispatch.h):
  * dispatch.database (where the workers connect), dispatch.timezone (schedules,
  * cron.c), dispatch.smtp_url, mail_from, notify_timeout and monitor_interval
- * (the monitor, monitor.c), and dispatch.max_sql_command_size (the size of the
- * SQL run slots in shared memory, sqlslot.c).
+ * (the monitor, monitor.c and notify.c), webhook_allow (target.c), and
+ * dispatch.max_sql_command_size (the size of the SQL run slots in shared memory,
+ * sqlslot.c).
  */
 #include "pg_dispatch.h"
+#include "notify.h"
 
 #include <limits.h>
 
@@ -36,6 +38,7 @@ char	   *dispatch_database = NULL;
 char	   *dispatch_timezone = NULL;
 char	   *dispatch_smtp_url = NULL;
 char	   *dispatch_mail_from = NULL;
+char	   *dispatch_webhook_allow = NULL;
 int			dispatch_notify_timeout = 10;
 int			dispatch_monitor_interval = 10;
 int			dispatch_max_sql_command_size = 64 * 1024;
@@ -90,7 +93,9 @@ static const TextSetting text_settings[] = {
 	{"dispatch.smtp_url", "SMTP server for mailto: notifications, e.g. smtp://mail.example.com:25.",
 	&dispatch_smtp_url, "", PGC_SIGHUP, NULL},
 	{"dispatch.mail_from", "Sender address of notification mails.",
-	&dispatch_mail_from, "pg-dispatch@localhost", PGC_SIGHUP, NULL},
+	&dispatch_mail_from, "pg-dispatch@localhost", PGC_SIGHUP, target_check_mail_from},
+	{"dispatch.webhook_allow", "Webhook destinations users may name: host[:port] or http[s]://host[:port][/path], comma-separated.",
+	&dispatch_webhook_allow, "", PGC_SIGHUP, target_check_allow},
 };
 
 static const IntSetting int_settings[] = {

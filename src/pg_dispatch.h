@@ -29,6 +29,7 @@ extern char *dispatch_database;
 extern char *dispatch_timezone;
 extern char *dispatch_smtp_url;
 extern char *dispatch_mail_from;
+extern char *dispatch_webhook_allow;
 extern int	dispatch_notify_timeout;
 extern int	dispatch_monitor_interval;
 extern int	dispatch_max_sql_command_size;

@@ -135,6 +135,23 @@ worker_extension_lock(void)
 	return extension;
 }
 
+/*
+ * Runs the SELECT sql in a transaction of its own; returns false (running
+ * nothing) when pg_dispatch is not installed.  Its rows are gone when it returns.
+ */
+bool
+worker_run(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	bool		ready;
+
+	worker_begin(sql);
+	ready = OidIsValid(worker_extension_lock());
+	if (ready)
+		(void) worker_select(sql, nargs, types, values);
+	worker_end();
+	return ready;
+}
+
 /* Runs a SELECT with nargs arguments through SPI and returns its rows. */
 SPITupleTable *
 worker_select(const char *sql, int nargs, Oid *types, Datum *values)

@@ -24,6 +24,7 @@ extern void worker_wait(long ms);
 extern void worker_begin(const char *activity);
 extern void worker_end(void);
 extern Oid	worker_extension_lock(void);
+extern bool worker_run(const char *sql, int nargs, Oid *types, Datum *values);
 extern SPITupleTable *worker_select(const char *sql, int nargs, Oid *types, Datum *values);
 extern char *worker_text_at(SPITupleTable *t, uint64 row, int col);
 extern int64 worker_int8_at(SPITupleTable *t, uint64 row, int col);

@@ -55,7 +55,8 @@ sub events
 my $node = start_server(
 	'dispatch.monitor_interval' => '1s',
 	'dispatch.smtp_url' => "smtp://127.0.0.1:$smtp_port",
-	'dispatch.mail_from' => 'dispatch@example.com');
+	'dispatch.mail_from' => 'dispatch@example.com',
+	'dispatch.webhook_allow' => "127.0.0.1:$http_port");	# a loopback receiver: allowed explicitly
 
 mkdir "$dir/plugins";
 PostgreSQL::Test::Utils::append_to_file("$dir/depth", "1\n");

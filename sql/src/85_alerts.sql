@@ -10,6 +10,12 @@
 -- outbox, written in the same transaction as the state change; the worker sends
 -- it with libcurl outside any transaction and marks it sent, retrying with
 -- backoff, so a restart loses nothing and a sent notification is not sent again.
+--
+-- Delivery is not a weapon (docs/security.md, "Alert delivery"): a rule name has no
+-- control characters, a rule names at most 10 targets, a mail goes only to the plain
+-- address the rule names, and a webhook that dispatch.webhook_allow does not cover
+-- may be named only by a dispatch_admin member (src/target.c checks it again, with
+-- the address it connects to, when it is sent).
 
 CREATE TABLE dispatch.alert_rules (
     rule_id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -78,13 +84,28 @@ $$;
 COMMENT ON FUNCTION dispatch._rule_hold(jsonb) IS
     'How long the condition of rule spec must hold before it fires ("for", 0 when absent)';
 
+CREATE FUNCTION dispatch._notify_target_problem(target text) RETURNS text
+    LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_notify_target_problem';
+COMMENT ON FUNCTION dispatch._notify_target_problem(text) IS
+    'NULL when anyone may name notification target, else ''invalid'' or ''not allowed'' '
+    '(a webhook dispatch.webhook_allow does not cover)';
+
 CREATE FUNCTION dispatch._validate_alert_rule(name text, spec jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t text;
+    problem text;
     i int := 0;
 BEGIN
     PERFORM dispatch._check_spec_name(name, 'rule name');
+    -- names go into mail subjects and logs: no line may be broken or forged
+    IF name ~ '[[:cntrl:]\u0085\u2028\u2029]' THEN
+        PERFORM dispatch._spec_error('the rule name',
+            'rule name must not contain control characters or line breaks');
+    END IF;
+    IF name <> btrim(name) THEN
+        PERFORM dispatch._spec_error('the rule name', 'rule name must not begin or end with a space');
+    END IF;
     PERFORM dispatch._json_typed('object', spec, '', 'alert rule spec');
     PERFORM dispatch._check_keys(spec, ARRAY['metric', 'node', 'labels', 'op', 'threshold',
         'for', 'severity', 'repeat', 'notify'], '', 'alert rule');
@@ -115,11 +136,21 @@ BEGIN
         PERFORM dispatch._spec_error('notify', 'notify must be a non-empty array of targets',
             'A target is "mailto:someone@example.com" or an "http://" or "https://" URL.');
     END IF;
+    IF jsonb_array_length(spec -> 'notify') > 10 THEN
+        PERFORM dispatch._spec_error('notify', 'notify must name at most 10 targets',
+            'Send to a mailing list or one webhook that fans out.');
+    END IF;
     FOR t IN SELECT jsonb_array_elements(spec -> 'notify') #>> '{}' LOOP
-        IF t IS NULL OR t !~ '^(mailto:[^@\s]+@[^@\s]+|https?://[^\s]+)$' THEN
+        problem := coalesce(dispatch._notify_target_problem(t), '');
+        IF t IS NULL OR problem = 'invalid' THEN
             PERFORM dispatch._spec_error(format('notify[%s]', i),
                 format('invalid notification target %s', coalesce(to_jsonb(t)::text, 'null')),
                 'A target is "mailto:someone@example.com" or an "http://" or "https://" URL.');
+        ELSIF problem = 'not allowed' AND NOT dispatch._caller_is_admin() THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = format('webhook destination %s is not allowed', to_jsonb(t)::text),
+                DETAIL = format('The error is at notify[%s].', i),
+                HINT = 'An administrator lists the destinations users may name in dispatch.webhook_allow.';
         END IF;
         i := i + 1;
     END LOOP;
@@ -272,8 +303,8 @@ $$;
 COMMENT ON FUNCTION dispatch._evaluate_alerts() IS
     'Monitor: evaluates every alert rule once';
 
-CREATE FUNCTION dispatch._notifications_due(n int)
-RETURNS TABLE (notification_id bigint, target text, subject text, body text)
+CREATE FUNCTION dispatch._notifications_due(n int, busy bigint[] DEFAULT '{}')
+RETURNS TABLE (notification_id bigint, target text, subject text, body text, trusted boolean)
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     UPDATE dispatch.notifications x
        SET attempts = x.attempts + 1,
@@ -281,12 +312,17 @@ LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
      WHERE x.notification_id IN (SELECT y.notification_id FROM dispatch.notifications y
                                   WHERE y.sent_at IS NULL AND y.failed_at IS NULL
                                     AND y.next_attempt_at <= now()
+                                    AND y.notification_id <> ALL (busy)
                                   ORDER BY y.notification_id LIMIT n FOR UPDATE SKIP LOCKED)
-    RETURNING x.notification_id, x.target, x.subject, x.body::text
+    RETURNING x.notification_id, x.target, x.subject, x.body::text,
+              coalesce((SELECT CASE WHEN EXISTS (SELECT FROM pg_roles o WHERE o.rolname = r.owner)
+                                    THEN pg_has_role(r.owner, 'dispatch_admin', 'MEMBER') END
+                          FROM dispatch.alert_events e JOIN dispatch.alert_rules r USING (rule_id)
+                         WHERE e.event_id = x.event_id), false)
 $$;
-COMMENT ON FUNCTION dispatch._notifications_due(int) IS
-    'Monitor: claims up to n notifications that are due (one more attempt, next try '
-    'pushed back)';
+COMMENT ON FUNCTION dispatch._notifications_due(int, bigint[]) IS
+    'Monitor: claims up to n notifications that are due and not busy (in flight): one more '
+    'attempt, next try pushed back; trusted when the rule''s owner is a dispatch_admin member';
 
 CREATE FUNCTION dispatch._notification_done(id bigint, ok boolean, error text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
