@@ -140,7 +140,6 @@ my $event = query($node, "SELECT event_id FROM dispatch.alert_events WHERE event
 set_depth(1);
 my $down_at = query($node, 'SELECT now()');
 $node->stop('fast');
-my $queue = "$agent->{workdir}/metrics";
 wait_until(sub { my @q = glob("$queue/*.json"); @q >= 3 }, 'the agent queues samples while the server is down');
 $node->start;
 my $up_at = query($node, 'SELECT now()');
