@@ -149,7 +149,7 @@ SELECT dispatch._assign(job_id, 'tpl1', '{}', '{}') FROM dispatch.jobs WHERE job
 SELECT action, command, jsonb_pretty(files) FROM dispatch.agent_poll('tpl1');
 SELECT dispatch.cancel_joblist(:jl::bigint);
 SELECT dispatch.agent_offline('tpl1');
--- JSON paths are quoted alike in C (render_template's errors, src/render.c) and in SQL
+-- JSON paths are quoted alike in C (render_template's errors, src/template.c) and in SQL
 -- (dispatch._path): a plain identifier as it is, any other key as a JSON string.
 CREATE FUNCTION pg_temp.c_path(path text, key text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE

@@ -235,11 +235,31 @@ SELECT dispatch.schedule(repeat('n', 201), '0 0 1 1 *', 'SELECT 1');
 SELECT dispatch.schedule(repeat('n', 200), '0 0 1 1 *', 'SELECT 1') > 0 AS ok;
 SELECT pg_typeof(jobname), length(jobname) FROM dispatch.job WHERE jobname LIKE 'nnn%';
 
+-- Issue 12, hole 2: once an admin makes a user's job run as the superuser, the job is
+-- the superuser's.  Its former owner can neither rewrite its command (alter_job, or
+-- schedule under the same name) nor run or drop it; the command stays what it was.
+-- (cron_eve is a dispatch_user, so run_goal_now is open to her.)
+CREATE USER cron_eve IN ROLE dispatch_user;
+SET SESSION AUTHORIZATION cron_eve;
+SELECT dispatch.schedule('eve-job', '0 0 1 1 *', 'SELECT 1') AS eve_job \gset
+RESET SESSION AUTHORIZATION;
+SELECT dispatch.alter_job(:eve_job, username => current_user);
+SET SESSION AUTHORIZATION cron_eve;
+SELECT dispatch.alter_job(:eve_job, command => 'SELECT 2');
+SELECT dispatch.schedule('eve-job', '0 0 1 1 *', 'SELECT 3') = :eve_job AS same_job;
+SELECT dispatch.unschedule(:eve_job);
+SELECT dispatch.run_goal_now('eve-job');
+SELECT jobname, command FROM dispatch.job ORDER BY jobid;
+RESET SESSION AUTHORIZATION;
+SELECT command, username = current_user AS runs_as_superuser FROM dispatch.job
+ WHERE jobid = :eve_job;
+
 -- Dropping the extension leaves nothing that keeps the users from going.
 DROP EXTENSION pg_dispatch;
 SELECT count(*) FROM pg_namespace WHERE nspname = 'dispatch';
 DROP USER cron_ann;
 DROP USER cron_bob;
+DROP USER cron_eve;
 DROP ROLE cron_nologin;
 DROP DATABASE cron_closed;
 CREATE EXTENSION pg_dispatch;

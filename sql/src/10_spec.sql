@@ -7,7 +7,7 @@
 -- invalid_parameter_value, a message in PostgreSQL's style and a detail naming the
 -- JSON path ("The error is at stages[0].jobs[1].needs.gpu.").  A validator passes
 -- the path of the value down to them, so the first error found names its place.
--- _path() is the one SQL quoting of JSON keys (src/render.c key_path() is the C one;
+-- _path() is the one SQL quoting of JSON keys (src/template.c key_path() is the C one;
 -- sql-tests/05_templates checks that they agree).
 
 CREATE FUNCTION dispatch._raise_invalid(message text, detail text, hint text)
