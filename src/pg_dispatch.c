@@ -32,7 +32,8 @@ static bool check_timezone(char **newval, void **extra, GucSource source);
 /*
  * GUC variables.  The first seven are read from C (pg_dispatch.h); the others only
  * by SQL, through current_setting(), and live here so that they are defined.
- * The tables below give each its name, description, default and range.
+ * The tables below give each its name, description, default and range; the one
+ * boolean, dispatch.open_registration, is defined on its own.
  */
 char	   *dispatch_database = NULL;
 char	   *dispatch_timezone = NULL;
@@ -60,6 +61,7 @@ static int	dispatch_metrics_max_batch = 1000;
 static int	dispatch_metrics_max_per_sample = 500;
 static int	dispatch_metrics_max_sample_size = 256 * 1024;
 static int	dispatch_metrics_max_future = 300;
+static bool dispatch_open_registration = true;
 
 /* A text setting: its GUC, its variable and its check hook (or NULL). */
 typedef struct TextSetting
@@ -169,6 +171,10 @@ _PG_init(void)
 		DefineCustomIntVariable(g->name, g->description, NULL, g->value, g->boot, g->min,
 								g->max, g->context, g->flags, NULL, NULL, NULL);
 	}
+	DefineCustomBoolVariable("dispatch.open_registration",
+							 "Whether an agent may register a node name no admin bound.",
+							 NULL, &dispatch_open_registration, true, PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("dispatch");
 
 	scheduler_shmem_init();

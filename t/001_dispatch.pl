@@ -65,15 +65,15 @@ is(query($node, "SELECT count(*) FROM dispatch.job_status a JOIN dispatch.job_st
 
 # Constraints: zone=b runs on n2 only; zone=c waits and says why.
 my $cl = submit($node, q({"name": "zones", "stages": [{"jobs": [
-  {"name": "inb", "command": "true", "constraints": {"zone": "b"}},
-  {"name": "inc", "command": "true", "constraints": {"zone": "c"}}]}]}));
+  {"name": "inb", "command": "true", "constraints": {"reported:zone": "b"}},
+  {"name": "inc", "command": "true", "constraints": {"reported:zone": "c"}}]}]}));
 my $inb = job_id_of($node, $cl, 'inb');
 my $inc = job_id_of($node, $cl, 'inc');
 wait_for($node, "SELECT state = 'succeeded' FROM dispatch.job_status WHERE job_id = $inb",
 	'constrained job ran');
 is(query($node, "SELECT node FROM dispatch.job_status WHERE job_id = $inb"), 'n2',
 	'zone=b job ran on the zone=b node');
-wait_for($node, "SELECT reason = 'no online node matches zone=c'
+wait_for($node, "SELECT reason = 'no online node matches reported:zone=c'
                    FROM dispatch.job_status WHERE job_id = $inc",
 	'unplaceable job shows why it waits');
 query($node, "SELECT dispatch.cancel_joblist($cl)");

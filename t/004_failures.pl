@@ -76,7 +76,7 @@ is(query($node, "SELECT attempt || ' ' || dispatch.job_log(job_id) FROM dispatch
 is(stop_agent($a1), 0, 'agent n1 exits 0 on SIGTERM');
 is(stop_agent($a2), 0, 'agent n2 exits 0 on SIGTERM');
 my $dl = submit($node, qq({"name": "drain", "stages": [{"jobs": [
-  {"name": "long", "retries": 1, "constraints": {"zone": "x"},
+  {"name": "long", "retries": 1, "constraints": {"reported:zone": "x"},
    "command": "echo \$DISPATCH_NODE; [ \$DISPATCH_NODE = n2 ] || while :; do sleep 0.1; done"}]}]}));
 my $long = job_id_of($node, $dl, 'long');
 $a1 = start_agent($node, 'n1', '--resource', 'cpu=[0-1]', '--label', 'zone=x');

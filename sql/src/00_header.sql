@@ -64,6 +64,17 @@ $$;
 COMMENT ON FUNCTION dispatch._caller_is_admin() IS
     'True when the caller may act for everything (member of dispatch_admin)';
 
+-- No SET clause and every name qualified, so that the planner inlines it into the
+-- views and row-level security policies that filter with it (one call per row).
+CREATE FUNCTION dispatch._caller_may_read(owner name) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT owner OPERATOR(pg_catalog.=) dispatch.current_caller()
+        OR pg_catalog.pg_has_role(dispatch.current_caller(), 'dispatch_admin', 'MEMBER')
+$$;
+COMMENT ON FUNCTION dispatch._caller_may_read(name) IS
+    'True when the caller may read the private parts (command, env, files, output, spec) '
+    'of work that owner submitted: owner itself, or a member of dispatch_admin';
+
 CREATE FUNCTION dispatch.scheduler_stats(OUT pid int, OUT cycles bigint,
         OUT jobs_assigned bigint, OUT last_cycle_at timestamptz,
         OUT last_cycle_ms double precision)

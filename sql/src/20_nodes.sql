@@ -6,6 +6,12 @@
 -- instances (gpu 1, cpu 3) or cluster-wide pools (node NULL, e.g. licences), and
 -- amount resources (mem_mb) have a capacity.  Admins add and remove resources here;
 -- agents offer theirs at registration.
+--
+-- Labels come in two kinds (docs/security.md, "Labels and node names"): the labels
+-- an agent reports are its claims (any agent may claim zone=secure); the admin
+-- labels, set with set_node_labels(), are what a plain job constraint matches.  A
+-- node name belongs to the role that registered it first, or to the role an admin
+-- bound it to beforehand (bind_node), so it cannot be squatted.
 
 CREATE FUNCTION dispatch._name_pattern(kind text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -32,13 +38,17 @@ CREATE TABLE dispatch.nodes (
     memory_mb       bigint,
     labels          jsonb NOT NULL DEFAULT '{}'
                     CHECK (pg_catalog.jsonb_typeof(labels) = 'object'),
+    admin_labels    jsonb NOT NULL DEFAULT '{}'
+                    CHECK (pg_catalog.jsonb_typeof(admin_labels) = 'object'),
     agent_version   text,
     agent_pid       int,
-    registered_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_at   timestamptz,        -- NULL: bound by an admin, never registered
     last_heartbeat  timestamptz NOT NULL DEFAULT pg_catalog.now(),
     state_changed_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
-COMMENT ON TABLE dispatch.nodes IS 'Worker machines, registered by their agents';
+COMMENT ON TABLE dispatch.nodes IS
+    'Worker machines, registered by their agents (labels: what the agent reports) or bound '
+    'by an admin beforehand; admin_labels are the ones plain job constraints match';
 
 CREATE TABLE dispatch.resources (
     resource_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -157,3 +167,93 @@ END
 $$;
 COMMENT ON FUNCTION dispatch.remove_resource(text, text, text) IS
     'Remove an idle resource instance';
+
+CREATE FUNCTION dispatch._check_labels(labels jsonb, path text, key_re text, key_hint text)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM dispatch._json_string_map(labels, key_re, path, 'labels', key_hint);
+    PERFORM dispatch._check_count((SELECT count(*) FROM jsonb_object_keys(labels)),
+                                  'dispatch.max_node_labels', path, 'the node', 'labels');
+    FOR r IN SELECT * FROM jsonb_each_text(labels)
+              WHERE length(value) > dispatch._agent_limit('label value') LOOP
+        PERFORM dispatch._spec_error(dispatch._path(path, r.key),
+            format('value of label "%s" is longer than %s characters', r.key,
+                   dispatch._agent_limit('label value')));
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_labels(jsonb, text, text, text) IS
+    'Fails unless labels (at JSON path path) is an object of string values whose keys match '
+    'key_re (key_hint says the rule), within dispatch.max_node_labels and the value length';
+
+CREATE FUNCTION dispatch._lock_node(node text, hint text) RETURNS dispatch.nodes
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n dispatch.nodes;
+BEGIN
+    PERFORM dispatch._check_node_name(node);
+    SELECT * INTO n FROM dispatch.nodes x WHERE x.node = _lock_node.node FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('node "%s" is not registered', node), HINT = hint;
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION dispatch._lock_node(text, text) IS
+    'Locks and returns the row of node (registered or bound); fails with hint when there '
+    'is none';
+
+CREATE FUNCTION dispatch.bind_node(node text, agent name) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n dispatch.nodes;
+BEGIN
+    PERFORM dispatch._check_node_name(node);
+    PERFORM dispatch._check_not_null(agent, 'agent');
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = agent) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('role "%s" does not exist', agent);
+    END IF;
+    IF NOT pg_has_role(agent, 'dispatch_agent', 'MEMBER') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('role "%s" is not a member of dispatch_agent', agent),
+            HINT = 'Bind a node to the role its agent logs in with.';
+    END IF;
+    INSERT INTO dispatch.nodes (node, owner, state) VALUES (node, agent, 'offline')
+    ON CONFLICT ON CONSTRAINT nodes_pkey DO NOTHING;
+    n := dispatch._lock_node(node, NULL);
+    IF n.owner = agent THEN
+        RETURN;
+    END IF;
+    -- Handing the name to another role: the old role's agent is refused from now
+    -- on, so what it was running is lost (and retried elsewhere) at once.
+    UPDATE dispatch.nodes x SET owner = agent, state = 'offline',
+           state_changed_at = CASE WHEN x.state = 'offline' THEN x.state_changed_at
+                                   ELSE now() END
+     WHERE x.node = n.node;
+    PERFORM dispatch._lose_jobs(n.node);
+    PERFORM dispatch.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION dispatch.bind_node(text, name) IS
+    'Admin: reserve a node name for the agent role agent (before its first registration), '
+    'or hand a registered node to another role (it goes offline, its jobs are lost)';
+
+CREATE FUNCTION dispatch.set_node_labels(node text, labels jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n dispatch.nodes := dispatch._lock_node(node,
+        'An admin binds a node name to its agent''s role with dispatch.bind_node().');
+BEGIN
+    PERFORM dispatch._check_labels(labels, '', '^(?!node$)[A-Za-z0-9_.-]{1,63}$',
+        'A label key is 1 to 63 letters, digits, "_", "." or "-"; node is reserved.');
+    UPDATE dispatch.nodes x SET admin_labels = set_node_labels.labels WHERE x.node = n.node;
+    PERFORM dispatch.wake_scheduler();
+END
+$$;
+COMMENT ON FUNCTION dispatch.set_node_labels(text, jsonb) IS
+    'Admin: set the labels of a node that plain job constraints match (replacing the '
+    'previous ones; {} removes them); the agent cannot change them';

@@ -89,6 +89,17 @@ CREATE TABLE dispatch.allocations (
 CREATE INDEX allocations_job_idx ON dispatch.allocations (job_id);
 COMMENT ON TABLE dispatch.allocations IS 'Resources held by assigned and running jobs';
 
+-- Inlined into the row-level security policies of job_files and job_output (no SET
+-- clause, every name qualified).
+CREATE FUNCTION dispatch._caller_may_read_job(job bigint) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT FROM dispatch.jobs j JOIN dispatch.joblists l USING (joblist_id)
+                    WHERE j.job_id OPERATOR(pg_catalog.=) job
+                      AND dispatch._caller_may_read(l.submitted_by))
+$$;
+COMMENT ON FUNCTION dispatch._caller_may_read_job(bigint) IS
+    'True when the caller may read the private parts (command, env, files, output) of job';
+
 CREATE FUNCTION dispatch._validate_needs(needs jsonb, path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -127,9 +138,10 @@ BEGIN
         PERFORM dispatch._validate_needs(job -> 'needs', dispatch._path(path, 'needs'));
     END IF;
     IF job ? 'constraints' THEN
-        PERFORM dispatch._json_string_map(job -> 'constraints', '^[A-Za-z0-9_.-]{1,63}$',
-            dispatch._path(path, 'constraints'), 'constraints',
-            'A constraint key is 1 to 63 letters, digits, "_", "." or "-".');
+        PERFORM dispatch._json_string_map(job -> 'constraints',
+            '^(reported:)?[A-Za-z0-9_.-]{1,63}$', dispatch._path(path, 'constraints'),
+            'constraints',
+            'A constraint key is a label key (1 to 63 letters, digits, "_", "." or "-"), matching the labels an admin set, or "reported:" and a label key, matching what the agent reports.');
     END IF;
     IF job ? 'env' THEN
         PERFORM dispatch._json_string_map(job -> 'env', '^(?!DISPATCH_)[A-Za-z_][A-Za-z0-9_]*$',

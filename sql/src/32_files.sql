@@ -19,6 +19,10 @@ CREATE TABLE dispatch.job_files (
 );
 COMMENT ON TABLE dispatch.job_files IS
     'Files of each job as rendered at submit time; the agent writes them into the work directory';
+-- A job's files may carry secrets: only its submitter and admins read them.
+ALTER TABLE dispatch.job_files ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_files_read ON dispatch.job_files FOR SELECT
+    USING (dispatch._caller_may_read_job(job_id));
 
 CREATE FUNCTION dispatch._check_file_path(path text, at text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -48,17 +48,9 @@ BEGIN
         PERFORM dispatch._json_int(info -> r.key, 0, r.hi, r.key, r.key);
     END LOOP;
 
-    PERFORM dispatch._json_string_map(coalesce(info -> 'labels', '{}'),
-        '^(?!(arch|os|hostname|node)$)[A-Za-z0-9_.-]{1,63}$', 'labels', 'labels',
+    PERFORM dispatch._check_labels(coalesce(info -> 'labels', '{}'), 'labels',
+        '^(?!(arch|os|hostname|node)$)[A-Za-z0-9_.-]{1,63}$',
         'A label key is 1 to 63 letters, digits, "_", "." or "-"; arch, os, hostname and node are reserved.');
-    PERFORM dispatch._check_count((SELECT count(*) FROM jsonb_object_keys(info -> 'labels')),
-                                  'dispatch.max_node_labels', 'labels', 'the node', 'labels');
-    FOR r IN SELECT * FROM jsonb_each_text(coalesce(info -> 'labels', '{}'))
-              WHERE length(value) > dispatch._agent_limit('label value') LOOP
-        PERFORM dispatch._spec_error(dispatch._path('labels', r.key),
-            format('value of label "%s" is longer than %s characters', r.key,
-                   dispatch._agent_limit('label value')));
-    END LOOP;
 
     PERFORM dispatch._json_typed('array', coalesce(info -> 'resources', '[]'), 'resources',
                                  'resources');

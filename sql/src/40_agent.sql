@@ -11,15 +11,9 @@
 CREATE FUNCTION dispatch._agent_node(node text) RETURNS dispatch.nodes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    n dispatch.nodes;
+    n dispatch.nodes := dispatch._lock_node(node,
+        'The agent registers its node with dispatch.agent_register().');
 BEGIN
-    PERFORM dispatch._check_node_name(node);
-    SELECT * INTO n FROM dispatch.nodes x WHERE x.node = _agent_node.node FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('node "%s" is not registered', node),
-            HINT = 'The agent registers its node with dispatch.agent_register().';
-    END IF;
     IF n.owner <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
             MESSAGE = format('permission denied for node "%s"', node),
@@ -77,6 +71,14 @@ BEGIN
     PERFORM dispatch._check_node_name(node);
     PERFORM dispatch._check_node_info(info);
 
+    -- With dispatch.open_registration off, only the names an admin bound register.
+    IF NOT current_setting('dispatch.open_registration')::boolean
+       AND NOT dispatch._caller_is_admin()
+       AND NOT EXISTS (SELECT 1 FROM dispatch.nodes x WHERE x.node = agent_register.node) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('node "%s" is not bound to an agent role', node),
+            HINT = 'dispatch.open_registration is off: an admin binds node names with dispatch.bind_node().';
+    END IF;
     -- A new node belongs to the role that inserts it.  When two roles register the
     -- same new name at once, the second's insert waits for the first and does
     -- nothing; the row lock and owner check below then refuse it.

@@ -5,7 +5,8 @@
 -- The agent sends output in chunks at byte offsets (agent_output); a chunk sent
 -- again after a reconnect is acknowledged without being stored twice, and output
 -- beyond dispatch.max_output_bytes is cut at a character boundary and marked
--- truncated.  job_log() reads it back.
+-- truncated.  job_log() reads it back.  Output is private: only the job's submitter
+-- and admins read it, through job_log() or the table (row-level security).
 
 CREATE TABLE dispatch.job_output (
     job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,
@@ -18,6 +19,9 @@ CREATE TABLE dispatch.job_output (
 );
 COMMENT ON TABLE dispatch.job_output IS
     'Job output in chunks at byte offsets, stored while the job runs';
+ALTER TABLE dispatch.job_output ENABLE ROW LEVEL SECURITY;
+CREATE POLICY job_output_read ON dispatch.job_output FOR SELECT
+    USING (dispatch._caller_may_read_job(job_id));
 
 CREATE FUNCTION dispatch._check_stream(stream text) RETURNS void
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -45,6 +49,11 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = format('job %s does not exist', job);
     END IF;
+    IF NOT dispatch._caller_may_read_job(job) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied for the output of job %s', job),
+            DETAIL = 'A job''s output is readable by its submitter and by members of dispatch_admin.';
+    END IF;
     PERFORM dispatch._check_stream(stream);
     SELECT coalesce(string_agg(o.data, '' ORDER BY o."offset"), '') INTO out
       FROM dispatch.job_output o
@@ -58,7 +67,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.job_log(bigint, text, int) IS
-    'Output of a job stored so far (current attempt unless one is given)';
+    'Output of a job stored so far (current attempt unless one is given); for its submitter '
+    'and admins only';
 
 CREATE FUNCTION dispatch._utf8_prefix(s text, max_bytes bigint) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$

@@ -64,17 +64,22 @@ CREATE VIEW dispatch._sched_nodes AS
     SELECT node FROM dispatch.nodes WHERE state = 'online' ORDER BY node;
 COMMENT ON VIEW dispatch._sched_nodes IS 'Scheduler input: online nodes';
 
+-- A plain constraint key matches the labels an admin set and the node's name; an
+-- agent's claims (its labels, hostname, arch and os) match only keys that say
+-- "reported:" (docs/security.md, "Labels and node names").
 CREATE VIEW dispatch._sched_node_labels AS
     SELECT n.node, l.key, l.value
       FROM dispatch.nodes n,
-           LATERAL (SELECT key, value FROM jsonb_each_text(n.labels)
-                    UNION ALL VALUES ('arch', n.arch),
-                                     ('os', lower(split_part(n.os, ' ', 1))),
-                                     ('hostname', n.hostname),
-                                     ('node', n.node)) l(key, value)
+           LATERAL (SELECT key, value FROM jsonb_each_text(n.admin_labels)
+                    UNION ALL VALUES ('node', n.node)
+                    UNION ALL SELECT 'reported:' || key, value FROM jsonb_each_text(n.labels)
+                    UNION ALL VALUES ('reported:arch', n.arch),
+                                     ('reported:os', lower(split_part(n.os, ' ', 1))),
+                                     ('reported:hostname', n.hostname)) l(key, value)
      WHERE n.state = 'online' AND l.value IS NOT NULL
      ORDER BY n.node, l.key;
-COMMENT ON VIEW dispatch._sched_node_labels IS 'Scheduler input: node labels and pseudo-labels';
+COMMENT ON VIEW dispatch._sched_node_labels IS
+    'Scheduler input: node labels: the admin''s and node, and the agent''s as reported:key';
 
 CREATE VIEW dispatch._sched_free AS
     SELECT r.resource_id, r.type, r.ident, r.node,

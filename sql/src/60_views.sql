@@ -1,12 +1,18 @@
 ------------------------------------------------------------------------------
 -- Reporting views
 ------------------------------------------------------------------------------
+--
+-- Users see all, read their own: every dispatch_user sees every joblist, job and
+-- node, but a job's command and env and a joblist's spec only when the caller
+-- submitted it or is an admin (_caller_may_read; NULL otherwise).  The views run
+-- with their owner's rights, so the filter is here, not in a table privilege.
 
 CREATE VIEW dispatch.joblist_status AS
     SELECT l.joblist_id, l.name, l.state, l.submitted_by, l.submitted_at, l.started_at,
            l.finished_at, s.name AS current_stage,
            c.total AS jobs_total, c.pending AS jobs_pending, c.running AS jobs_running,
-           c.succeeded AS jobs_succeeded, c.failed AS jobs_failed, l.reason
+           c.succeeded AS jobs_succeeded, c.failed AS jobs_failed, l.reason,
+           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN l.spec END AS spec
       FROM dispatch.joblists l
       JOIN dispatch.stages s ON s.joblist_id = l.joblist_id AND s.stage = l.current_stage
       CROSS JOIN LATERAL (
@@ -16,28 +22,34 @@ CREATE VIEW dispatch.joblist_status AS
                  count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,
                  count(*) FILTER (WHERE j.state IN ('failed', 'lost')) AS failed
             FROM dispatch.jobs j WHERE j.joblist_id = l.joblist_id) c;
-COMMENT ON VIEW dispatch.joblist_status IS 'One row per joblist with job counts';
+COMMENT ON VIEW dispatch.joblist_status IS
+    'One row per joblist with job counts; spec only for its submitter and admins';
 
 CREATE VIEW dispatch.job_status AS
     SELECT j.job_id, j.joblist_id, s.name AS stage, j.name, j.state, j.node, j.attempt,
            j.exit_code, j.signal, j.resources, j.reason, j.assigned_at, j.started_at,
-           j.finished_at, l.name AS joblist, j.stage AS stage_no, j.command, j.needs,
-           j.constraints, j.timeout, j.retries, j.timed_out, j.cancel_requested,
-           j.output_bytes, j.output_truncated
+           j.finished_at, l.name AS joblist, j.stage AS stage_no,
+           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.command END AS command,
+           j.needs, j.constraints, j.timeout, j.retries, j.timed_out, j.cancel_requested,
+           j.output_bytes, j.output_truncated,
+           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.env END AS env
       FROM dispatch.jobs j
       JOIN dispatch.joblists l USING (joblist_id)
       JOIN dispatch.stages s ON s.joblist_id = j.joblist_id AND s.stage = j.stage;
 COMMENT ON VIEW dispatch.job_status IS
-    'One row per job; reason says why a pending job waits or why a job ended';
+    'One row per job; reason says why a pending job waits or why a job ended; command and '
+    'env only for its submitter and admins';
 
 CREATE VIEW dispatch.node_status AS
     SELECT n.node, n.state, n.last_heartbeat, n.labels,
            (SELECT count(*) FROM dispatch.jobs j
              WHERE j.node = n.node AND j.state IN ('assigned', 'running')) AS running_jobs,
            n.hostname, n.arch, n.os, n.cpus, n.memory_mb, n.owner, n.agent_version,
-           n.registered_at, n.state_changed_at
+           n.registered_at, n.state_changed_at, n.admin_labels
       FROM dispatch.nodes n;
-COMMENT ON VIEW dispatch.node_status IS 'One row per node with its liveness and load';
+COMMENT ON VIEW dispatch.node_status IS
+    'One row per node with its liveness and load; labels are what its agent reports, '
+    'admin_labels what plain job constraints match';
 
 CREATE VIEW dispatch.resource_status AS
     SELECT r.type, r.ident, r.node, a.job_id, coalesce(a.amount, 0) AS amount,

@@ -136,7 +136,8 @@ CREATE VIEW dispatch.goal_status AS
              WHERE r.goal_id = g.goal_id AND l.state IN ('queued', 'running')) AS instances_running,
            cur.window_end, cur.outcome AS note,
            g.failures, CASE WHEN g.retry_at > now() THEN g.retry_at END AS backoff_until,
-           g.skipped_fires, g.last_error
+           g.skipped_fires, g.last_error,
+           CASE WHEN dispatch._caller_may_read(g.owner) THEN g.spec END AS spec
       FROM dispatch.goals g
       LEFT JOIN LATERAL (SELECT * FROM dispatch.goal_runs r WHERE r.goal_id = g.goal_id
                           ORDER BY r.fire_at DESC LIMIT 1) last ON true
@@ -144,4 +145,5 @@ CREATE VIEW dispatch.goal_status AS
                           WHERE r.goal_id = g.goal_id AND r.state = 'active'
                           ORDER BY r.fire_at DESC LIMIT 1) cur ON true;
 COMMENT ON VIEW dispatch.goal_status IS
-    'One row per goal: next fire, last outcome, instances running, backoff';
+    'One row per goal: next fire, last outcome, instances running, backoff; spec only for '
+    'its owner and admins';

@@ -7,15 +7,17 @@
 -- their rows of job and job_run_details (row-level security), and nothing else.
 -- Users read every table and view and act through the user API; agents act only through the agent_*
 -- functions (SECURITY DEFINER, each checking that the caller owns the node) and
--- read nothing directly; admins are both, and manage resources.
+-- read nothing directly; admins are both, and manage resources and nodes.
+-- What may carry a secret is private to the submitter and admins (docs/security.md,
+-- "User against user"): the columns below are not granted (the views show them to
+-- their owner), job_files and job_output have row-level security, job_log checks.
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dispatch FROM PUBLIC;
 GRANT USAGE ON SCHEMA dispatch TO dispatch_user, dispatch_agent, dispatch_admin;
 GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_status,
-                dispatch.resource_status, dispatch.joblists, dispatch.stages, dispatch.jobs,
-                dispatch.nodes, dispatch.resources, dispatch.allocations,
+                dispatch.resource_status, dispatch.stages, dispatch.nodes, dispatch.resources, dispatch.allocations,
                 dispatch.job_events, dispatch.job_output, dispatch.job_files,
-                dispatch.goals, dispatch.goal_runs, dispatch.goal_instances,
+                dispatch.goal_runs, dispatch.goal_instances,
                 dispatch.goal_status,
                 dispatch.metric_series, dispatch.metric_layouts, dispatch.metric_nodes,
                 dispatch.metric_samples, dispatch.metric_rollups_1m, dispatch.metric_rollups_1h,
@@ -23,6 +25,25 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
                 dispatch.alerts, dispatch.alert_events, dispatch.alert_status,
                 dispatch.notifications, dispatch.job_history, dispatch.joblist_history,
                 dispatch.presence
+    TO dispatch_user;
+-- Every other column of the tables that hold private ones (new columns are public).
+DO $columns$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT * FROM (VALUES ('jobs', ARRAY['command', 'env']),
+                                   ('joblists', ARRAY['spec']),
+                                   ('goals', ARRAY['spec', 'joblist', 'command'])) AS x(tbl, private) LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT (%s) ON dispatch.%I TO dispatch_user',
+            (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = pg_catalog.format('dispatch.%I', t.tbl)::regclass
+                AND a.attnum > 0 AND NOT a.attisdropped
+                AND a.attname <> ALL (t.private)), t.tbl);
+    END LOOP;
+END
+$columns$;
+GRANT EXECUTE ON FUNCTION dispatch._caller_may_read(name), dispatch._caller_may_read_job(bigint)
     TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.current_caller(), dispatch.scheduler_stats(),
                           dispatch.render_template(text, jsonb),
@@ -51,7 +72,8 @@ GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_h
                           dispatch.agent_metrics(text, jsonb), dispatch.agent_online_nodes(text)
     TO dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.add_resource(text, text, text),
-                          dispatch.remove_resource(text, text, text)
+                          dispatch.remove_resource(text, text, text),
+                          dispatch.bind_node(text, name), dispatch.set_node_labels(text, jsonb)
     TO dispatch_admin;
 
 SELECT dispatch.wake_scheduler();
