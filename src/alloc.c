@@ -135,13 +135,8 @@ load_jobs(AllocProblem *p)
 	SPITupleTable *t;
 	AllocJob   *jobs;
 
-	t = worker_select("SELECT j.job_id, j.joblist_id, n.needs, c.constraints"
-					  "  FROM dispatch._sched_jobs j"
-					  "  LEFT JOIN (SELECT job_id, array_agg(type || '=' || count ORDER BY type) AS needs"
-					  "               FROM dispatch._sched_job_needs GROUP BY job_id) n USING (job_id)"
-					  "  LEFT JOIN (SELECT job_id, array_agg(key || '=' || value ORDER BY key) AS constraints"
-					  "               FROM dispatch._sched_job_constraints GROUP BY job_id) c USING (job_id)"
-					  " ORDER BY j.joblist_id, j.job_id", 0, NULL, NULL);
+	t = worker_select("SELECT job_id, joblist_id, needs, constraints FROM dispatch._sched_jobs",
+					  0, NULL, NULL);
 	jobs = palloc0(sizeof(AllocJob) * (t->numvals + 1));
 	for (uint64 i = 0; i < t->numvals; i++)
 	{

@@ -2,8 +2,9 @@
  * cron.c: the SQL face of the cron core (core/cron.c).
  *
  * dispatch.next_runs(schedule, from, n, tz) lists fire times so users can check a
- * schedule; dispatch._cron_next(schedule, after, tz) is what the goal evaluator
- * calls.  Time zones are PostgreSQL's own (pg_tzset/pg_localtime), handed to the
+ * schedule; dispatch._cron_next(schedule, after, tz) and dispatch._cron_latest(schedule,
+ * after, until, tz) are what the goal evaluator calls.  A fire past the last
+ * timestamp PostgreSQL can hold (294276 AD) counts as no fire.  Time zones are PostgreSQL's own (pg_tzset/pg_localtime), handed to the
  * core as its wall-clock callback, so a schedule reads its zone exactly as
  * timestamptz does (the same zone names and rules, whatever the process's TZ or
  * libc), not through the C library.  dispatch.timezone is the zone used when
@@ -26,12 +27,15 @@
 
 PG_FUNCTION_INFO_V1(next_runs);
 PG_FUNCTION_INFO_V1(_cron_next);
+PG_FUNCTION_INFO_V1(_cron_latest);
 
 static int	pg_civil(void *arg, int64_t t, CronCivil *c);
 static void parse_schedule(text *schedule, CronSchedule *s);
 static pg_tz *zone_named(text *name);
 static int64 to_unix(TimestampTz t);
 static TimestampTz from_unix(int64 t);
+static bool fire_time(int64 t, TimestampTz *ts);
+static void schedule_and_zone(FunctionCallInfo fcinfo, int tz_arg, CronSchedule *s, CronTz *tz);
 
 /* CronTz callback: the wall-clock time of UTC instant t in the pg_tz at arg. */
 static int
@@ -102,6 +106,25 @@ from_unix(int64 t)
 	return (t - EPOCH_SHIFT) * USECS_PER_SEC;
 }
 
+/* Sets *ts to fire time t and returns true, or false when t is CRON_NEVER or not a timestamp. */
+static bool
+fire_time(int64 t, TimestampTz *ts)
+{
+	if (t == CRON_NEVER || t - EPOCH_SHIFT >= (int64) (END_TIMESTAMP / USECS_PER_SEC))
+		return false;
+	*ts = from_unix(t);
+	return true;
+}
+
+/* Reads the schedule (argument 0) and the time zone (argument tz_arg, NULL: the default). */
+static void
+schedule_and_zone(FunctionCallInfo fcinfo, int tz_arg, CronSchedule *s, CronTz *tz)
+{
+	parse_schedule(PG_GETARG_TEXT_PP(0), s);
+	tz->to_civil = pg_civil;
+	tz->arg = zone_named(PG_ARGISNULL(tz_arg) ? NULL : PG_GETARG_TEXT_PP(tz_arg));
+}
+
 /* next_runs(schedule text, from timestamptz, n int, tz text) -> setof timestamptz */
 Datum
 next_runs(PG_FUNCTION_ARGS)
@@ -117,7 +140,7 @@ next_runs(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("schedule, from and n must not be null")));
-	parse_schedule(PG_GETARG_TEXT_PP(0), &s);
+	schedule_and_zone(fcinfo, 3, &s, &tz);
 	from = PG_GETARG_TIMESTAMPTZ(1);
 	n = PG_GETARG_INT32(2);
 	if (n < 1 || n > 100000)
@@ -128,20 +151,19 @@ next_runs(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("from must be a finite timestamp")));
-	tz.to_civil = pg_civil;
-	tz.arg = zone_named(PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3));
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	t = to_unix(from);
 	for (int i = 0; i < n; i++)
 	{
+		TimestampTz fire;
 		Datum		value;
 		bool		isnull = false;
 
 		t = cron_next(&s, t, &tz);
-		if (t == CRON_NEVER || t - EPOCH_SHIFT > (int64) (END_TIMESTAMP / USECS_PER_SEC))
+		if (!fire_time(t, &fire))
 			break;
-		value = TimestampTzGetDatum(from_unix(t));
+		value = TimestampTzGetDatum(fire);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
 	}
 	return (Datum) 0;
@@ -153,13 +175,26 @@ _cron_next(PG_FUNCTION_ARGS)
 {
 	CronSchedule s;
 	CronTz		tz;
-	int64		t;
+	TimestampTz fire;
 
-	parse_schedule(PG_GETARG_TEXT_PP(0), &s);
-	tz.to_civil = pg_civil;
-	tz.arg = zone_named(PG_GETARG_TEXT_PP(2));
-	t = cron_next(&s, to_unix(PG_GETARG_TIMESTAMPTZ(1)), &tz);
-	if (t == CRON_NEVER)
+	schedule_and_zone(fcinfo, 2, &s, &tz);
+	if (!fire_time(cron_next(&s, to_unix(PG_GETARG_TIMESTAMPTZ(1)), &tz), &fire))
 		PG_RETURN_NULL();
-	PG_RETURN_TIMESTAMPTZ(from_unix(t));
+	PG_RETURN_TIMESTAMPTZ(fire);
+}
+
+/* _cron_latest(schedule text, after timestamptz, until timestamptz, tz text) -> the last fire in (after, until], or NULL */
+Datum
+_cron_latest(PG_FUNCTION_ARGS)
+{
+	CronSchedule s;
+	CronTz		tz;
+	TimestampTz fire;
+	int64		last = (int64) (END_TIMESTAMP / USECS_PER_SEC) + EPOCH_SHIFT - 1;	/* until may be infinity */
+
+	schedule_and_zone(fcinfo, 3, &s, &tz);
+	if (!fire_time(cron_latest(&s, to_unix(PG_GETARG_TIMESTAMPTZ(1)),
+							   Min(to_unix(PG_GETARG_TIMESTAMPTZ(2)), last), &tz), &fire))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(fire);
 }

@@ -62,6 +62,9 @@ static int	dispatch_metrics_max_per_sample = 500;
 static int	dispatch_metrics_max_sample_size = 256 * 1024;
 static int	dispatch_metrics_max_future = 300;
 static bool dispatch_open_registration = true;
+static int	dispatch_max_jobs_per_joblist = 100000;
+static int	dispatch_max_env_size = 128 * 1024;
+static int	dispatch_max_goals_per_user = 100;
 
 /* A text setting: its GUC, its variable and its check hook (or NULL). */
 typedef struct TextSetting
@@ -129,6 +132,13 @@ static const IntSetting int_settings[] = {
 	&dispatch_metrics_max_sample_size, 256 * 1024, 1024, 16 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
 	{"dispatch.metrics_max_future", "How far ahead of the server's clock a metric sample may be stamped.",
 	&dispatch_metrics_max_future, 300, 0, 86400, PGC_SUSET, GUC_UNIT_S},
+	/* What a user may submit (sql/src/30_joblists.sql, 72_goal_api.sql, docs/security.md). */
+	{"dispatch.max_jobs_per_joblist", "Jobs one joblist may have.",
+	&dispatch_max_jobs_per_joblist, 100000, 1, 10000000, PGC_SUSET, 0},
+	{"dispatch.max_env_size", "Largest env of a job, as JSON text.",
+	&dispatch_max_env_size, 128 * 1024, 1024, 64 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.max_goals_per_user", "Goals and SQL jobs one role may own (admins are exempt).",
+	&dispatch_max_goals_per_user, 100, 0, 1000000, PGC_SUSET, 0},
 	{"dispatch.run_history_retention", "How long finished goal runs and SQL job runs are kept.",
 	&dispatch_run_history_retention, 7 * 86400, 60, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
 	{"dispatch.monitor_interval", "How often the monitor evaluates alert rules and sends notifications.",

@@ -107,3 +107,10 @@ CREATE FUNCTION dispatch._cron_next(schedule text, after timestamptz, tz text)
     LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_next';
 COMMENT ON FUNCTION dispatch._cron_next(text, timestamptz, text) IS
     'The next fire of schedule after a time in time zone tz, or NULL when none';
+
+CREATE FUNCTION dispatch._cron_latest(schedule text, after timestamptz, until timestamptz,
+                                      tz text)
+    RETURNS timestamptz
+    LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_latest';
+COMMENT ON FUNCTION dispatch._cron_latest(text, timestamptz, timestamptz, text) IS
+    'The last fire of schedule in (after, until] in time zone tz, or NULL when none';

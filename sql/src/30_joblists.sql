@@ -8,8 +8,11 @@
 -- (32_files.sql).  Validation reads top-down, one function a level (joblist, stage,
 -- job, needs, files), each given the JSON path of its value: a goal validates its
 -- joblist or job with its own path (70_goals.sql).  The joblist level returns the
--- jobs it checked, so _submit walks the spec once.  allocations records which
--- resource units each job holds.
+-- jobs it checked, so _submit walks the spec once, and inserts them with one
+-- statement a table.  Everything is linear in the size of the spec: the job count is
+-- checked against dispatch.max_jobs_per_joblist first, and duplicate names are found
+-- in one pass (_joblist_duplicates) rather than by comparing each name with those
+-- before it.  allocations records which resource units each job holds.
 
 CREATE TABLE dispatch.joblists (
     joblist_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -115,7 +118,7 @@ $$;
 COMMENT ON FUNCTION dispatch._validate_needs(jsonb, text) IS
     'Validates the needs of a job (at path): resource types with positive counts';
 
-CREATE FUNCTION dispatch._validate_job(job jsonb, path text, taken text[] DEFAULT '{}')
+CREATE FUNCTION dispatch._validate_job(job jsonb, path text, duplicate boolean DEFAULT false)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     name text;
@@ -125,7 +128,7 @@ BEGIN
         'timeout', 'retries', 'env', 'files', 'replacements', 'template'], path, 'job');
     PERFORM dispatch._require_key(job, 'name', path, 'job');
     name := dispatch._json_text(job -> 'name', dispatch._path(path, 'name'), 'job name');
-    IF name = ANY (taken) THEN
+    IF duplicate THEN
         PERFORM dispatch._spec_error(dispatch._path(path, 'name'),
             format('duplicate job name "%s"', name),
             'Job names must be unique within a joblist.');
@@ -148,6 +151,7 @@ BEGIN
             dispatch._path(path, 'env'), 'env',
             'An environment variable name is a letter or "_" followed by letters, digits or "_", and must not start with DISPATCH_.');
     END IF;
+    PERFORM dispatch._check_job_maps(job, path);
     IF job ? 'timeout' THEN
         PERFORM dispatch._json_interval(job -> 'timeout', dispatch._path(path, 'timeout'),
                                         'timeout');
@@ -160,14 +164,75 @@ BEGIN
     RETURN name;
 END
 $$;
-COMMENT ON FUNCTION dispatch._validate_job(jsonb, text, text[]) IS
-    'Validates one job spec at path (taken: the names already used in its joblist); '
-    'returns its name';
+COMMENT ON FUNCTION dispatch._validate_job(jsonb, text, boolean) IS
+    'Validates one job spec at path (duplicate: an earlier job of its joblist has its '
+    'name, an error once the name itself is valid); returns its name';
+
+CREATE FUNCTION dispatch._check_job_maps(job jsonb, path text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    e record;
+BEGIN
+    -- A constraint value is compared with label values, which are at most this long.
+    SELECT key INTO e FROM jsonb_each_text(coalesce(job -> 'constraints', '{}'))
+     WHERE length(value) > dispatch._agent_limit('label value') ORDER BY key LIMIT 1;
+    IF FOUND THEN
+        PERFORM dispatch._spec_error(dispatch._path(dispatch._path(path, 'constraints'), e.key),
+            format('value of constraint "%s" is longer than %s characters', e.key,
+                   dispatch._agent_limit('label value')),
+            'No node label can be that long, so the job could never run.');
+    END IF;
+    IF job ? 'env' THEN
+        PERFORM dispatch._check_size((job -> 'env')::text, 'dispatch.max_env_size',
+                                     dispatch._path(path, 'env'), 'env');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_job_maps(jsonb, text) IS
+    'Fails when a constraint value of job (at path) is longer than a label can be, or its '
+    'env is larger than dispatch.max_env_size';
+
+CREATE TYPE dispatch._spec_job AS (stage int, stage_name text, job_path text, job jsonb);
+COMMENT ON TYPE dispatch._spec_job IS
+    'One validated job of a joblist spec: its stage (index and name), JSON path and spec';
+
+CREATE FUNCTION dispatch._joblist_duplicates(spec jsonb, OUT stage int, OUT job_stage int,
+                                             OUT job int)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    -- One pass over the spec as it is: whatever is malformed is skipped here and
+    -- raised by the validator when it gets there, before any later duplicate.
+    WITH s AS MATERIALIZED (
+        SELECT (o - 1)::int AS i, x,
+               CASE WHEN jsonb_typeof(x) <> 'object' THEN NULL
+                    WHEN NOT x ? 'name' THEN 'stage' || (o - 1)
+                    WHEN jsonb_typeof(x -> 'name') = 'string' THEN x ->> 'name' END AS name
+          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(spec -> 'stages') = 'array'
+                                         THEN spec -> 'stages' ELSE '[]' END)
+               WITH ORDINALITY AS a(x, o)),
+    j AS MATERIALIZED (
+        SELECT s.i, (o - 1)::int AS k, y ->> 'name' AS name
+          FROM s, jsonb_array_elements(CASE WHEN jsonb_typeof(s.x -> 'jobs') = 'array'
+                                            THEN s.x -> 'jobs' ELSE '[]' END)
+                  WITH ORDINALITY AS b(y, o)
+         WHERE jsonb_typeof(y -> 'name') = 'string')
+    SELECT (SELECT min(i) FROM (SELECT i, row_number() OVER (PARTITION BY name ORDER BY i) AS n
+                                  FROM s WHERE name IS NOT NULL) d WHERE n > 1),
+           d.i, d.k
+      FROM (SELECT 1) one
+      LEFT JOIN (SELECT i, k FROM (SELECT i, k, row_number() OVER (PARTITION BY name
+                                                                   ORDER BY i, k) AS n
+                                     FROM j) d WHERE n > 1 ORDER BY i, k LIMIT 1) d ON true
+$$;
+COMMENT ON FUNCTION dispatch._joblist_duplicates(jsonb) IS
+    'The first stage of joblist spec whose name an earlier stage has, and the first job '
+    '(stage and index in it) whose name an earlier job has; NULLs when none';
 
 CREATE FUNCTION dispatch._validate_stage(spec jsonb, path text, default_name text,
-                                         stage_names text[], job_names text[])
-RETURNS TABLE (stage_name text, job_path text, job jsonb, job_name text)
+                                         duplicate boolean, duplicate_job int)
+RETURNS TABLE (stage_name text, job_path text, job jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    i int;
 BEGIN
     PERFORM dispatch._json_typed('object', spec, path, 'stage');
     PERFORM dispatch._check_keys(spec, ARRAY['name', 'jobs'], path, 'stage');
@@ -176,32 +241,31 @@ BEGIN
         stage_name := dispatch._json_text(spec -> 'name', dispatch._path(path, 'name'),
                                           'stage name');
     END IF;
-    IF stage_name = ANY (stage_names) THEN
+    IF duplicate THEN
         PERFORM dispatch._spec_error(dispatch._path(path, 'name'),
             format('duplicate stage name "%s"', stage_name));
     END IF;
-    FOR job, job_path IN SELECT item, item_path
-                           FROM dispatch._json_items(spec, 'jobs', path, 'stage', true,
-                                                     'stage has no jobs') LOOP
-        job_name := dispatch._validate_job(job, job_path, job_names);
-        job_names := job_names || job_name;
+    FOR job, i, job_path IN SELECT *
+                              FROM dispatch._json_items(spec, 'jobs', path, 'stage', true,
+                                                        'stage has no jobs') LOOP
+        PERFORM dispatch._validate_job(job, job_path, i IS NOT DISTINCT FROM duplicate_job);
         RETURN NEXT;
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION dispatch._validate_stage(jsonb, text, text, text[], text[]) IS
-    'Validates one stage spec at path (named default_name unless it says; stage_names and '
-    'job_names: those taken by the stages before it); returns its jobs, one row each';
+COMMENT ON FUNCTION dispatch._validate_stage(jsonb, text, text, boolean, int) IS
+    'Validates one stage spec at path (named default_name unless it says; duplicate: an '
+    'earlier stage has its name; duplicate_job: the index of its first job whose name an '
+    'earlier job has, or NULL); returns its jobs, one row each';
 
 CREATE FUNCTION dispatch._validate_joblist(spec jsonb, path text)
-RETURNS TABLE (stage int, stage_name text, job_path text, job jsonb)
+RETURNS SETOF dispatch._spec_job
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s jsonb;
     sp text;
-    stage_names text[] := '{}';
-    job_names text[] := '{}';
-    job_name text;
+    r dispatch._spec_job;
+    dup record;
 BEGIN
     PERFORM dispatch._json_typed('object', spec, path, 'joblist spec');
     PERFORM dispatch._check_keys(spec, ARRAY['name', 'stages', 'fail_fast'], path, 'joblist spec');
@@ -211,68 +275,84 @@ BEGIN
         PERFORM dispatch._json_typed('boolean', spec -> 'fail_fast',
                                      dispatch._path(path, 'fail_fast'), 'fail_fast');
     END IF;
-    FOR s, stage, sp IN SELECT *
-                          FROM dispatch._json_items(spec, 'stages', path, 'joblist spec', true,
-                                                    'joblist has no stages') LOOP
-        FOR stage_name, job_path, job, job_name IN
-            SELECT * FROM dispatch._validate_stage(s, sp, 'stage' || stage, stage_names,
-                                                   job_names) LOOP
-            job_names := job_names || job_name;
-            RETURN NEXT;
+    -- Counted before any job is looked at, so that an oversized spec costs little.
+    PERFORM dispatch._check_count(
+        (SELECT coalesce(sum(jsonb_array_length(x -> 'jobs')), 0)
+           FROM jsonb_array_elements(CASE WHEN jsonb_typeof(spec -> 'stages') = 'array'
+                                          THEN spec -> 'stages' ELSE '[]' END) x
+          WHERE jsonb_typeof(x -> 'jobs') = 'array'),
+        'dispatch.max_jobs_per_joblist', dispatch._path(path, 'stages'), 'the joblist', 'jobs');
+    dup := dispatch._joblist_duplicates(spec);
+    FOR s, r.stage, sp IN SELECT *
+                            FROM dispatch._json_items(spec, 'stages', path, 'joblist spec', true,
+                                                      'joblist has no stages') LOOP
+        FOR r.stage_name, r.job_path, r.job IN
+            SELECT * FROM dispatch._validate_stage(s, sp, 'stage' || r.stage,
+                                                   r.stage = dup.stage,
+                                                   CASE WHEN r.stage = dup.job_stage
+                                                        THEN dup.job END) LOOP
+            RETURN NEXT r;
         END LOOP;
-        stage_names := stage_names || stage_name;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION dispatch._validate_joblist(jsonb, text) IS
     'Validates a whole joblist spec at path (empty: the top level) and returns its jobs in '
-    'order, one row each; raises the first error found';
+    'order, one row each; raises the first error found (the job count first)';
+
+CREATE FUNCTION dispatch._job_command(job jsonb, path text) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    cmd text := job ->> 'command';
+BEGIN
+    IF (job ->> 'template')::boolean THEN
+        cmd := dispatch._render_template(cmd, coalesce(job -> 'replacements', '{}'),
+                                         dispatch._path(path, 'replacements'));
+        PERFORM dispatch._check_size(cmd, 'dispatch.max_file_size',
+                                     dispatch._path(path, 'command'), 'rendered command');
+    END IF;
+    RETURN cmd;
+END
+$$;
+COMMENT ON FUNCTION dispatch._job_command(jsonb, text) IS
+    'The command of a validated job spec (at path), rendered when it is a template';
 
 CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    jl bigint;
-    r record;
-    last_stage int := -1;
-    job bigint;
-    cmd text;
-BEGIN
     -- A set-returning PL/pgSQL function runs to its end before its first row is read:
     -- the whole spec is valid before anything is inserted.
-    FOR r IN SELECT * FROM dispatch._validate_joblist(spec, '') LOOP
-        IF jl IS NULL THEN
-            INSERT INTO dispatch.joblists (name, fail_fast, stage_count, spec, submitted_by)
-            VALUES (spec ->> 'name', coalesce((spec ->> 'fail_fast')::boolean, true),
-                    jsonb_array_length(spec -> 'stages'), spec, submitter)
-            RETURNING joblist_id INTO jl;
-        END IF;
-        IF r.stage > last_stage THEN
-            INSERT INTO dispatch.stages (joblist_id, stage, name)
-            VALUES (jl, r.stage, r.stage_name);
-            last_stage := r.stage;
-        END IF;
-        INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
-                                   env, timeout, retries, reason)
-        VALUES (jl, r.stage, r.job ->> 'name',
-                CASE WHEN (r.job ->> 'template')::boolean
-                     THEN dispatch._render_template(r.job ->> 'command',
-                              coalesce(r.job -> 'replacements', '{}'),
-                              dispatch._path(r.job_path, 'replacements'))
-                     ELSE r.job ->> 'command' END,
-                CASE WHEN coalesce(r.job -> 'needs', '{}') = '{}' THEN '{"cpu": 1}'
-                     ELSE r.job -> 'needs' END,
-                coalesce(r.job -> 'constraints', '{}'), coalesce(r.job -> 'env', '{}'),
-                CASE WHEN r.job ? 'timeout'
-                     THEN dispatch._json_interval(r.job -> 'timeout', '', 'timeout') END,
-                coalesce((r.job ->> 'retries')::int, 0),
-                CASE WHEN r.stage = 0 THEN 'waiting for the scheduler'
-                     ELSE dispatch._stage_reason(jl, 0) END)
-        RETURNING job_id, command INTO job, cmd;
-        IF (r.job ->> 'template')::boolean THEN
-            PERFORM dispatch._check_size(cmd, 'dispatch.max_file_size',
-                                         dispatch._path(r.job_path, 'command'), 'rendered command');
-        END IF;
-        PERFORM dispatch._store_files(job, r.job, r.job_path);
+    v dispatch._spec_job[] := ARRAY(SELECT x FROM dispatch._validate_joblist(spec, '') x);
+    jl bigint;
+    waiting text;
+    r record;
+BEGIN
+    INSERT INTO dispatch.joblists (name, fail_fast, stage_count, spec, submitted_by)
+    VALUES (spec ->> 'name', coalesce((spec ->> 'fail_fast')::boolean, true),
+            jsonb_array_length(spec -> 'stages'), spec, submitter)
+    RETURNING joblist_id INTO jl;
+    INSERT INTO dispatch.stages (joblist_id, stage, name)
+    SELECT DISTINCT ON (u.stage) jl, u.stage, u.stage_name FROM unnest(v) u ORDER BY u.stage;
+    waiting := dispatch._stage_reason(jl, 0);
+    -- Job ids follow the spec's order, which is the order the scheduler serves them in.
+    INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
+                               env, timeout, retries, reason)
+    SELECT jl, u.stage, u.job ->> 'name', dispatch._job_command(u.job, u.job_path),
+           CASE WHEN coalesce(u.job -> 'needs', '{}') = '{}' THEN '{"cpu": 1}'
+                ELSE u.job -> 'needs' END,
+           coalesce(u.job -> 'constraints', '{}'), coalesce(u.job -> 'env', '{}'),
+           CASE WHEN u.job ? 'timeout'
+                THEN dispatch._json_interval(u.job -> 'timeout', '', 'timeout') END,
+           coalesce((u.job ->> 'retries')::int, 0),
+           CASE WHEN u.stage = 0 THEN 'waiting for the scheduler' ELSE waiting END
+      FROM unnest(v) WITH ORDINALITY AS u(stage, stage_name, job_path, job, ord)
+     ORDER BY u.ord;
+    FOR r IN SELECT j.job_id, u.job, u.job_path
+               FROM unnest(v) WITH ORDINALITY AS u(stage, stage_name, job_path, job, ord)
+               JOIN dispatch.jobs j ON j.joblist_id = jl AND j.name = u.job ->> 'name'
+              WHERE u.job ? 'files'
+              ORDER BY u.ord LOOP
+        PERFORM dispatch._store_files(r.job_id, r.job, r.job_path);
     END LOOP;
 
     PERFORM dispatch.wake_scheduler();

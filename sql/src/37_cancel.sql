@@ -92,16 +92,28 @@ $$;
 COMMENT ON FUNCTION dispatch.cancel_joblist(bigint) IS
     'Cancel a joblist: waiting jobs at once, running jobs are signalled on their agents';
 
+-- By name, a role cancels only its own joblists, admins included: a name says nothing
+-- about whose work it is, so another role's joblist is cancelled by its id.
 CREATE FUNCTION dispatch.cancel_joblist(name text) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ids bigint[];
+    others bigint;
     id bigint;
 BEGIN
-    SELECT array_agg(joblist_id ORDER BY joblist_id) INTO ids
+    SELECT array_agg(joblist_id ORDER BY joblist_id)
+               FILTER (WHERE submitted_by = dispatch.current_caller()),
+           count(*) FILTER (WHERE submitted_by <> dispatch.current_caller())
+      INTO ids, others
       FROM dispatch.joblists WHERE joblists.name = cancel_joblist.name
        AND state IN ('queued', 'running');
-    IF ids IS NULL THEN
+    IF ids IS NULL AND others > 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('no queued or running joblist of role "%s" is named "%s"',
+                             dispatch.current_caller(), name),
+            DETAIL = format('%s joblist(s) of that name belong to other roles.', others),
+            HINT = 'Cancelling by name cancels only your own joblists; cancel another role''s by its id.';
+    ELSIF ids IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = format('no queued or running joblist is named "%s"', name);
     END IF;
@@ -112,7 +124,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.cancel_joblist(text) IS
-    'Cancel every queued or running joblist with this name; returns how many';
+    'Cancel every queued or running joblist of the caller with this name; returns how many';
 
 CREATE FUNCTION dispatch.cancel_job(job bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -177,6 +177,31 @@ $$;
 COMMENT ON FUNCTION dispatch._validate_goal(text, jsonb) IS
     'Validates a goal spec; returns the joblist each instance submits';
 
+CREATE FUNCTION dispatch._check_goal_quota() RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    caller name := dispatch.current_caller();
+    owned bigint;
+BEGIN
+    IF dispatch._caller_is_admin() THEN
+        RETURN;
+    END IF;
+    -- one creation at a time per role, so that concurrent ones cannot pass the count together
+    PERFORM pg_advisory_xact_lock(hashtext('dispatch.goals'), hashtext(caller));
+    SELECT count(*) INTO owned FROM dispatch.goals WHERE owner = caller;
+    IF owned >= current_setting('dispatch.max_goals_per_user')::bigint THEN
+        RAISE EXCEPTION USING ERRCODE = 'configuration_limit_exceeded',
+            MESSAGE = format('too many goals for role "%s"', caller),
+            DETAIL = format('The role owns %s goals and SQL jobs; dispatch.max_goals_per_user is %s.',
+                            owned, current_setting('dispatch.max_goals_per_user')),
+            HINT = 'Drop one (dispatch.drop_goal, dispatch.unschedule), or ask an administrator to raise dispatch.max_goals_per_user.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_goal_quota() IS
+    'Fails when the caller (unless an admin) owns dispatch.max_goals_per_user goals and SQL '
+    'jobs already';
+
 CREATE FUNCTION dispatch._goal_changeable(g dispatch.goals, what text) RETURNS dispatch.goals
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -412,10 +437,11 @@ $$;
 COMMENT ON FUNCTION dispatch._goal_keep(dispatch.goals, dispatch.goal_runs) IS
     'Keeps run r of goal g true: counts ended instances, replaces them, ends the run';
 
+-- Computed directly (core/cron_next.c cron_latest), not by listing every fire since
+-- after: a "1 seconds" goal costs the same whether one fire or a day of them is due.
 CREATE FUNCTION dispatch._goal_latest_fire(g dispatch.goals, after timestamptz)
 RETURNS timestamptz LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT max(t) FROM dispatch.next_runs(g.schedule, after, 100000, dispatch._goal_tz(g)) t
-     WHERE t <= now()
+    SELECT dispatch._cron_latest(g.schedule, after, now(), dispatch._goal_tz(g))
 $$;
 COMMENT ON FUNCTION dispatch._goal_latest_fire(dispatch.goals, timestamptz) IS
     'The latest fire of goal g in (after, now()], or NULL';

@@ -15,6 +15,7 @@ BEGIN
                 MESSAGE = format('goal "%s" already exists', name),
                 HINT = 'Use dispatch.alter_goal() to change it.';
         END IF;
+        PERFORM dispatch._check_goal_quota();
         INSERT INTO dispatch.goals (name, kind, spec, joblist, schedule, owner)
         VALUES (name, 'jobs', s, jl, s ->> 'schedule', dispatch.current_caller())
         RETURNING goal_id INTO id;

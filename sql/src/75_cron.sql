@@ -159,6 +159,7 @@ BEGIN
     SELECT * INTO g FROM dispatch.goals x
      WHERE x.name = job_name AND x.kind = 'sql' AND x.username = run_as FOR UPDATE;
     IF g.goal_id IS NULL THEN
+        PERFORM dispatch._check_goal_quota();
         INSERT INTO dispatch.goals (name, kind, spec, command, database, username, schedule,
                                     overlap, owner, active)
         VALUES (job_name, 'sql', '{}', new_command, new_database, run_as, new_schedule,

@@ -95,4 +95,12 @@ extern int	cron_parse(const char *text, CronSchedule *s, char *err, size_t errle
  */
 extern int64_t cron_next(const CronSchedule *s, int64_t after, const CronTz *tz);
 
+/*
+ * Returns the last fire time in (after, until] (UTC epoch seconds) in time zone tz,
+ * or CRON_NEVER when there is none; it costs about log2(until - after) calls of
+ * cron_next(), however many fires the span holds.
+ */
+extern int64_t cron_latest(const CronSchedule *s, int64_t after, int64_t until,
+						   const CronTz *tz);
+
 #endif							/* DISPATCH_CRON_H */

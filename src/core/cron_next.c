@@ -19,6 +19,11 @@
  * as "0 0 30 2 *", is recognised before searching.  The search still gives up
  * after 400 years, a whole cycle of the Gregorian calendar, should the time zone
  * callback misbehave.
+ *
+ * cron_latest() finds the last fire at or before an instant without listing the
+ * fires before it: the first fire after x lies at or before `until` exactly when x
+ * lies before the last fire, so bisection over x needs about log2 of the span
+ * cron_next() calls, whether the schedule fires every second or once a year.
  */
 #include "cron.h"
 
@@ -269,4 +274,34 @@ cron_next(const CronSchedule *s, int64_t after, const CronTz *tz)
 			return t;
 		mi++;					/* a repeated hour, met the second time */
 	}
+}
+
+int64_t
+cron_latest(const CronSchedule *s, int64_t after, int64_t until, const CronTz *tz)
+{
+	int64_t		lo = after,
+				hi = until,
+				f;
+
+	/* Invariant: f = cron_next(lo) <= until, and no fire lies in (hi, until]. */
+	if (until <= after)
+		return CRON_NEVER;
+	f = cron_next(s, after, tz);
+	if (f == CRON_NEVER || f > until)
+		return CRON_NEVER;
+	lo = f - 1;
+	while (hi - lo > 1)
+	{
+		int64_t		mid = lo + (hi - lo) / 2;
+		int64_t		g = cron_next(s, mid, tz);
+
+		if (g != CRON_NEVER && g <= until)
+		{
+			f = g;
+			lo = g - 1;
+		}
+		else
+			hi = mid;
+	}
+	return f;
 }

@@ -45,6 +45,8 @@ static bool fires_some_day(const CronSchedule *s);
 static void test_parse(void);
 static void test_other_kinds(void);
 static void test_random(void);
+static int64_t latest_by_walking(const CronSchedule *s, int64_t after, int64_t until);
+static void test_latest(void);
 
 /* Counts one result; prints the formatted description when ok is false. */
 static void
@@ -640,6 +642,79 @@ test_random(void)
 	check(bad == 0, "%d random schedules disagree with the day-by-day scan", bad);
 }
 
+/* The last fire in (after, until] found by walking every fire with cron_next(). */
+static int64_t
+latest_by_walking(const CronSchedule *s, int64_t after, int64_t until)
+{
+	int64_t		last = CRON_NEVER;
+
+	for (int64_t t = cron_next(s, after, &libc_tz); t != CRON_NEVER && t <= until;
+		 t = cron_next(s, t, &libc_tz))
+		last = t;
+	return last;
+}
+
+/* cron_latest() against walking the fires, its bounds, its cost and the end of time. */
+static void
+test_latest(void)
+{
+	static const char *const schedules[] = {
+		"* * * * *", "*/7 * * * *", "30 2 * * *", "0 9 * * 1-5", "0 0 $ * *",
+		"0 0 29 2 *", "1 seconds", "13 seconds", "@daily", "0 0 30 2 *", "@reboot",
+	};
+	static const int64_t spans[] = {1, 59, 60, 3600, 86400, 40 * 86400, 3 * 366 * 86400};
+	CronSchedule s;
+	CronTz		tz = {counting_to_civil, NULL};
+	int64_t		from = parse_local("2024-03-30 22:17 +0100") + 13;
+	int64_t		end = INT64_C(9224318016000);	/* 294277-01-01 00:00 UTC */
+	int			bad = 0;
+
+	libc_tz_use("Europe/Berlin");	/* the spans cross a daylight saving change */
+	for (size_t i = 0; i < sizeof(schedules) / sizeof(schedules[0]); i++)
+	{
+		cron_parse(schedules[i], &s, NULL, 0);
+		for (size_t k = 0; k < sizeof(spans) / sizeof(spans[0]); k++)
+		{
+			int64_t		want,
+						got;
+
+			if (s.kind == CRON_SECONDS && spans[k] > 40 * 86400)
+				continue;		/* walking would take too long */
+			want = latest_by_walking(&s, from, from + spans[k]);
+			got = cron_latest(&s, from, from + spans[k], &libc_tz);
+			if (got != want)
+			{
+				fprintf(stderr, "\"%s\" in (%lld, %lld]: want %lld, got %lld\n", schedules[i],
+						(long long) from, (long long) (from + spans[k]), (long long) want,
+						(long long) got);
+				bad++;
+			}
+		}
+	}
+	check(bad == 0, "%d latest fires disagree with walking the fires", bad);
+
+	/* The span is open at the start and closed at the end. */
+	cron_parse("10 seconds", &s, NULL, 0);
+	check(cron_latest(&s, 1000, 1000, &libc_tz) == CRON_NEVER, "an empty span");
+	check(cron_latest(&s, 1000, 990, &libc_tz) == CRON_NEVER, "a span that ends before it starts");
+	check(cron_latest(&s, 1000, 1009, &libc_tz) == CRON_NEVER, "no fire in the span");
+	check(cron_latest(&s, 999, 1000, &libc_tz) == 1000, "a fire at the end of the span");
+	check(cron_latest(&s, 990, 1019, &libc_tz) == 1010, "the fire at the start is not in it");
+
+	/* Ten years of a minutely schedule cost a few hundred conversions, not five million. */
+	cron_parse("* * * * *", &s, NULL, 0);
+	civil_calls = 0;
+	check(cron_latest(&s, from, from + 10 * 366 * 86400, &tz) != CRON_NEVER && civil_calls < 2000,
+		  "ten years of minutes: %d time zone calls", civil_calls);
+
+	/* At the end of PostgreSQL's timestamps: the fire there is found (cron.c refuses it). */
+	libc_tz_use("UTC");
+	check(cron_next(&s, end - 60, &libc_tz) == end, "the minute at the end of timestamps");
+	check(cron_latest(&s, end - 600, end, &libc_tz) == end, "the latest fire at the end of timestamps");
+	cron_parse("0 0 1 1 *", &s, NULL, 0);
+	check(cron_next(&s, end - 1, &libc_tz) == end, "new year at the end of timestamps");
+}
+
 int
 main(void)
 {
@@ -650,6 +725,7 @@ main(void)
 		expect_next(&dst_cases[i]);
 	test_other_kinds();
 	test_random();
+	test_latest();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
