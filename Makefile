@@ -17,6 +17,7 @@ OBJS = \
 	src/notify.o \
 	src/target.o \
 	src/core/alloc.o \
+	src/core/alloc_backfill.o \
 	src/core/template.o \
 	src/core/cron.o \
 	src/core/cron_next.o \

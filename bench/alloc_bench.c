@@ -66,9 +66,11 @@ run(int nnodes, int reps, int *placed)
 		needs[2 * j + 1] = kind < 2 ? (AllocNeed) {"gpu", 1} :
 			kind < 3 ? (AllocNeed) {"lic", 1} : (AllocNeed) {"mem_mb", 1024 * (1 + rand_r(&seed) % 16)};
 		cons[j] = (AllocConstraint) {"zone", zones[rand_r(&seed) % 4]};
-		jobs[j] = (AllocJob) {j + 1, 1 + j / 5, &needs[2 * j], 2, &cons[j], kind % 4 == 0};
+		jobs[j] = (AllocJob) {.job_id = j + 1, .joblist_id = 1 + j / 5, .needs = &needs[2 * j],
+			.nneeds = 2, .constraints = &cons[j], .nconstraints = kind % 4 == 0};
 	}
-	p = (AllocProblem) {(const char *const *) names, nnodes, labels, nnodes, units, u, jobs, njobs};
+	p = (AllocProblem) {.nodes = (const char *const *) names, .nnodes = nnodes, .labels = labels,
+		.nlabels = nnodes, .units = units, .nunits = u, .jobs = jobs, .njobs = njobs};
 	for (int r = 0; r < reps; r++)
 	{
 		AllocOutput out;

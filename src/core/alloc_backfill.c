@@ -1,0 +1,493 @@
+/*
+ * alloc_backfill.c: the allocator's view of the future, for backfill without
+ * overtaking (conservative backfill, as Slurm and Maui call it).
+ *
+ * Every group (alloc_int.h) carries its events: running jobs let go of their units
+ * at start + time limit (a job without a limit, or busy units nobody accounts for,
+ * at ALLOC_NEVER), jobs placed in this cycle likewise, and each reservation takes
+ * its units from its start to its end.  A job may start at time t on a node when,
+ * for every need, the least amount free on the node's group plus the least amount
+ * free in the pool over [t, t + limit) covers it; without a limit the window never
+ * ends.  Because the pass goes in FIFO order and a job is placed (now) or reserved
+ * (later) only where that holds after every earlier job's reservation, no later job
+ * can take what an earlier one was promised: no later job ever delays an earlier
+ * one.  A job whose start is not known (it waits for jobs without a limit) is
+ * reserved from now on, so nothing at all may use its units, with or without a
+ * limit.
+ *
+ * A reservation is a promise: the next cycle first books every waiting job's last
+ * reservation again, and each job, when its turn comes, gives its own back and
+ * takes the earliest start it can find, which is never later than the one it gave
+ * back (that one is still free: everything before it in the queue moved up, if at
+ * all, around it).  Without that, an earlier job moving up could land on a later
+ * job's promised units while a job backfilled meanwhile sat on its own.
+ *
+ * Reservations cost a scan of the candidate nodes each, so only the first
+ * max_reservations waiting jobs get one; a waiting job past that, or one that
+ * could not start even at ALLOC_NEVER, closes the groups of the types it is short
+ * of (every type it needs when it is short of none alone) to every later job:
+ * the strict FIFO rule of old, kept where the future is not computed.
+ */
+#include "alloc_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static Group *unit_group(const State *st, int u);
+static Sum	spare(const Group *g, int64_t t1, int64_t t2);
+static int	cmp_time(const void *a, const void *b);
+static int	earliest_on(State *st, const AllocJob *job, int node, int found, int64_t *best);
+static int	book(State *st, int jobno, int node, int64_t start);
+static void drop_events(Group *g, int jobno);
+static int	blocker(const Group *g, int64_t end);
+static void format_utc(int64_t t, int64_t now, char *buf, size_t len);
+static void blocked_reason(const State *st, int jobno, int who);
+static int	is_short(const State *st, const AllocJob *job, int i, int nc);
+static void close_type(State *st, int type, int jobno, int nc);
+
+/* Returns the group unit u belongs to (its type must be needed). */
+static Group *
+unit_group(const State *st, int u)
+{
+	return alloc_group(st, st->unit_type[u], st->p->units[u].node);
+}
+
+/*
+ * Adds the running jobs' releases: each hold's amount (at most what its unit has
+ * busy) at its end, never before now + 1; busy amounts no hold explains at
+ * ALLOC_NEVER.  0 or -1 (memory).
+ */
+int
+bf_load_holds(State *st)
+{
+	const AllocProblem *p = st->p;
+	Sum		   *busy = malloc(sizeof(Sum) * (p->nunits + 1));
+	int			rc = 0;
+
+	if (!busy)
+		return -1;
+	for (int u = 0; u < p->nunits; u++)
+		busy[u] = (Sum) p->units[u].capacity - p->units[u].free;
+	for (int h = 0; h < p->nholds && rc == 0; h++)
+	{
+		const AllocHold *hold = &p->holds[h];
+		int			u = hold->unit;
+		Sum			give;
+
+		if (u < 0 || u >= p->nunits || st->unit_type[u] < 0 || hold->amount <= 0)
+			continue;
+		give = busy[u] < hold->amount ? busy[u] : hold->amount;
+		if (give <= 0)
+			continue;
+		busy[u] -= give;
+		rc = bf_add_event(unit_group(st, u), hold->end <= p->now ? p->now + 1 : hold->end,
+						  (int64_t) give, -1);
+	}
+	for (int u = 0; u < p->nunits && rc == 0; u++)
+		if (st->unit_type[u] >= 0 && busy[u] > 0)
+			rc = bf_add_event(unit_group(st, u), ALLOC_NEVER,
+							  busy[u] > INT64_MAX ? INT64_MAX : (int64_t) busy[u], -1);
+	free(busy);
+	return rc;
+}
+
+/*
+ * Inserts (t, delta, job) into g's events after those at the same time; a release
+ * (job -1) at the time of the last release there is merged into it.  0 or -1.
+ */
+int
+bf_add_event(Group *g, int64_t t, int64_t delta, int job)
+{
+	int			i = g->nev;
+
+	if (delta == 0)
+		return 0;
+	while (i > 0 && g->ev[i - 1].t > t)
+		i--;
+	if (i > 0 && job < 0 && delta > 0 && g->ev[i - 1].t == t && g->ev[i - 1].job < 0 &&
+		g->ev[i - 1].delta > 0 &&
+		!__builtin_add_overflow(g->ev[i - 1].delta, delta, &g->ev[i - 1].delta))
+		return 0;
+	if (alloc_grow((void **) &g->ev, &g->evcap, sizeof(Event), g->nev + 1) < 0)
+		return -1;
+	memmove(&g->ev[i + 1], &g->ev[i], sizeof(Event) * (g->nev - i));
+	g->ev[i] = (Event) {t, delta, job};
+	g->nev++;
+	return 0;
+}
+
+/* Returns the last second a job started at start holds its units, or ALLOC_NEVER. */
+int64_t
+bf_window_end(int64_t start, int64_t limit)
+{
+	if (limit <= 0 || start == ALLOC_NEVER || start > ALLOC_NEVER - limit)
+		return ALLOC_NEVER;
+	return start + limit - 1;
+}
+
+/* Returns the least amount of g free at any time in [t1, t2] (0 once closed). */
+Sum
+bf_free_during(const Group *g, int64_t t1, int64_t t2)
+{
+	Sum			v = g->free,
+				least;
+	int			i = 0;
+
+	if (g->closed_by >= 0)
+		return 0;
+	for (; i < g->nev && g->ev[i].t <= t1; i++)
+		v += g->ev[i].delta;
+	least = v;
+	while (i < g->nev && g->ev[i].t <= t2)
+	{
+		int64_t		t = g->ev[i].t;
+
+		for (; i < g->nev && g->ev[i].t == t; i++)
+			v += g->ev[i].delta;
+		least = v < least ? v : least;
+	}
+	return least;
+}
+
+/* Returns bf_free_during(g, t1, t2), or 0 when that is negative. */
+static Sum
+spare(const Group *g, int64_t t1, int64_t t2)
+{
+	Sum			s = bf_free_during(g, t1, t2);
+
+	return s > 0 ? s : 0;
+}
+
+/* Returns 1 when job, started at t on node, has every need covered for its whole limit. */
+int
+bf_fits_at(const State *st, const AllocJob *job, int node, int64_t t)
+{
+	int64_t		end = bf_window_end(t, job->limit);
+
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		int			type = st->need_type[i];
+
+		if (spare(alloc_group(st, type, node), t, end) +
+			spare(alloc_group(st, type, -1), t, end) < job->needs[i].count)
+			return 0;
+	}
+	return 1;
+}
+
+/* qsort comparator of int64_t times. */
+static int
+cmp_time(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a,
+				y = *(const int64_t *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Sets *best to the earliest time after now at which job fits on node, if earlier
+ * than *best (or at all, when found is 0); returns 1 when it did, 0 when not, -1
+ * when memory runs out.  A job only fits when something comes free, so only the
+ * times of releases need checking.
+ */
+static int
+earliest_on(State *st, const AllocJob *job, int node, int found, int64_t *best)
+{
+	int			nt = 0;
+
+	for (int i = 0; i < job->nneeds; i++)
+		for (int side = 0; side < 2; side++)
+		{
+			const Group *g = alloc_group(st, st->need_type[i], side ? -1 : node);
+
+			if (alloc_grow((void **) &st->times, &st->times_cap, sizeof(int64_t), nt + g->nev) < 0)
+				return -1;
+			for (int e = 0; e < g->nev; e++)
+				if (g->ev[e].delta > 0 && g->ev[e].t > st->p->now &&
+					(!found || g->ev[e].t < *best))
+					st->times[nt++] = g->ev[e].t;
+		}
+	qsort(st->times, nt, sizeof(int64_t), cmp_time);
+	for (int k = 0; k < nt; k++)
+		if ((k == 0 || st->times[k] != st->times[k - 1]) &&
+			bf_fits_at(st, job, node, st->times[k]))
+		{
+			*best = st->times[k];
+			return 1;
+		}
+	if (!found && bf_fits_at(st, job, node, ALLOC_NEVER))
+	{
+		*best = ALLOC_NEVER;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Books job jobno's units on node from start to its end (a start that is not known
+ * from now on): the node's own units as far as they are spare then, the rest from
+ * the pools.  0 or -1 (memory).
+ */
+static int
+book(State *st, int jobno, int node, int64_t start)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+	int64_t		at = start < st->p->now ? st->p->now : start,
+				end = bf_window_end(at, job->limit),
+				from = start == ALLOC_NEVER ? st->p->now : at,
+				release = end == ALLOC_NEVER ? ALLOC_NEVER : end + 1;
+
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		int			t = alloc_type_index(st, job->needs[i].type);
+		Group	   *own = alloc_group(st, t, node);
+		Group	   *pool = alloc_group(st, t, -1);
+		Sum			s = spare(own, at, end);
+		int64_t		count = job->needs[i].count;
+		int64_t		from_own = s < count ? (int64_t) s : count;
+
+		if (bf_add_event(own, from, -from_own, jobno) < 0 ||
+			bf_add_event(own, release, from_own, jobno) < 0 ||
+			bf_add_event(pool, from, -(count - from_own), jobno) < 0 ||
+			bf_add_event(pool, release, count - from_own, jobno) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Books again the reservation every job had from the last cycle; 0 or -1. */
+int
+bf_load_reservations(State *st)
+{
+	for (int j = 0; j < st->p->njobs; j++)
+	{
+		const AllocJob *job = &st->p->jobs[j];
+
+		if (job->reserved && job->reserved_node >= 0 && job->reserved_node < st->p->nnodes &&
+			book(st, j, job->reserved_node, job->reserved_start) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Removes job jobno's events from g. */
+static void
+drop_events(Group *g, int jobno)
+{
+	int			kept = 0;
+
+	for (int e = 0; e < g->nev; e++)
+		if (g->ev[e].job != jobno)
+			g->ev[kept++] = g->ev[e];
+	g->nev = kept;
+}
+
+/* Gives back the reservation job jobno had from the last cycle, if any. */
+void
+bf_unbook(State *st, int jobno)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+
+	if (!job->reserved || job->reserved_node < 0 || job->reserved_node >= st->p->nnodes)
+		return;
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		int			t = alloc_type_index(st, job->needs[i].type);
+
+		drop_events(alloc_group(st, t, job->reserved_node), jobno);
+		drop_events(alloc_group(st, t, -1), jobno);
+	}
+}
+
+/*
+ * Reserves, for waiting job jobno, the units it will take at its earliest start on
+ * the candidate node where that is soonest (ties to the node listed first); a start
+ * that is not known reserves them from now on.  Returns 1 when it did, 0 when no
+ * reservation is left or the job fits nowhere even at ALLOC_NEVER, -1 (memory).
+ */
+int
+bf_reserve(State *st, int jobno, int nc)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+	int			node = -1;
+	int64_t		start = 0;
+
+	if (st->reservations_left <= 0)
+		return 0;
+	for (int k = 0; k < nc; k++)
+	{
+		int			rc = earliest_on(st, job, st->cand[k], node >= 0, &start);
+
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			node = st->cand[k];
+	}
+	if (node < 0)
+		return 0;
+	if (book(st, jobno, node, start) < 0)
+		return -1;
+	st->out->results[jobno].expected_start = start;
+	st->out->results[jobno].reserved_node = node;
+	st->reservations_left--;
+	return 1;
+}
+
+/* Returns the job holding g back up to time end (closed it, or reserved first), or -1. */
+static int
+blocker(const Group *g, int64_t end)
+{
+	if (g->closed_by >= 0)
+		return g->closed_by;
+	for (int e = 0; e < g->nev && g->ev[e].t <= end; e++)
+		if (g->ev[e].delta < 0 && g->ev[e].job >= 0)
+			return g->ev[e].job;
+	return -1;
+}
+
+/* Formats t as UTC "HH:MM", with the date when it is a day or more after now. */
+static void
+format_utc(int64_t t, int64_t now, char *buf, size_t len)
+{
+	time_t		tt = (time_t) t;
+	struct tm	tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, len, t - now < 86400 ? "%H:%M" : "%Y-%m-%d %H:%M", &tm);
+}
+
+/* Explains that job jobno waits for the earlier job who, which holds what it could use. */
+static void
+blocked_reason(const State *st, int jobno, int who)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+	const AllocJob *w = &st->p->jobs[who];
+	AllocResult *r = &st->out->results[jobno];
+	int64_t		at = st->out->results[who].expected_start;
+	char		when[64];
+
+	if (at == ALLOC_NEVER && w->joblist_id != job->joblist_id)
+		alloc_reason(r, "earlier joblist %lld holds the queue", (long long) w->joblist_id);
+	else if (at == ALLOC_NEVER)
+		alloc_reason(r, "earlier job %lld holds the queue", (long long) w->job_id);
+	else if (job->limit <= 0)
+		alloc_reason(r, "backfill: needs a time limit");
+	else
+	{
+		(st->p->format_time ? st->p->format_time : format_utc) (at, st->p->now, when,
+																sizeof(when));
+		alloc_reason(r, "reserved for job %lld from %s", (long long) w->job_id, when);
+	}
+}
+
+/*
+ * Explains why job jobno, which could run on an idle cluster, cannot start now:
+ * what is free would do, but an earlier job holds it; or not enough is free.
+ */
+void
+bf_explain(const State *st, int jobno, int nc)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+	int64_t		now = st->p->now,
+				end = bf_window_end(now, job->limit);
+
+	for (int k = 0; k < nc; k++)
+	{
+		int			n = st->cand[k],
+					free_now = 1;
+
+		for (int i = 0; i < job->nneeds && free_now; i++)
+			free_now = (Sum) alloc_group(st, st->need_type[i], n)->free +
+				alloc_group(st, st->need_type[i], -1)->free >= job->needs[i].count;
+		for (int i = 0; i < job->nneeds && free_now; i++)
+		{
+			const Group *own = alloc_group(st, st->need_type[i], n);
+			const Group *pool = alloc_group(st, st->need_type[i], -1);
+			int			who;
+
+			if (spare(own, now, end) + spare(pool, now, end) >= job->needs[i].count)
+				continue;
+			who = blocker(own, end);
+			if (who < 0)
+				who = blocker(pool, end);
+			if (who >= 0)
+			{
+				blocked_reason(st, jobno, who);
+				return;
+			}
+		}
+	}
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		Sum			most = 0;
+
+		for (int k = 0; k < nc; k++)
+		{
+			Sum			f = (Sum) alloc_group(st, st->need_type[i], st->cand[k])->free +
+				alloc_group(st, st->need_type[i], -1)->free;
+
+			most = f > most ? f : most;
+		}
+		if (most < job->needs[i].count || i == job->nneeds - 1)
+		{
+			alloc_reason(&st->out->results[jobno], "not enough %s free (needs %lld)",
+						 job->needs[i].type, (long long) job->needs[i].count);
+			return;
+		}
+	}
+}
+
+/* Returns 1 when no candidate node (with the pool) could give need i of job now. */
+static int
+is_short(const State *st, const AllocJob *job, int i, int nc)
+{
+	int			t = st->need_type[i];
+	int64_t		now = st->p->now,
+				end = bf_window_end(now, job->limit);
+	Sum			pool = spare(alloc_group(st, t, -1), now, end);
+
+	if (st->cand_entry->closed[t] || st->type_avail[t] < job->needs[i].count)
+		return 1;
+	for (int k = 0; k < nc; k++)
+		if (spare(alloc_group(st, t, st->cand[k]), now, end) + pool >= job->needs[i].count)
+			return 0;
+	return 1;
+}
+
+/* Closes type's groups on the current candidate nodes and its pool to jobs after jobno. */
+static void
+close_type(State *st, int type, int jobno, int nc)
+{
+	if (st->cand_entry->closed[type])
+		return;
+	for (int k = -1; k < nc; k++)
+	{
+		Group	   *g = alloc_group(st, type, k < 0 ? -1 : st->cand[k]);
+
+		if (g->closed_by >= 0)
+			continue;
+		g->closed_by = jobno;
+		st->type_avail[type] -= g->free;
+	}
+	st->cand_entry->closed[type] = 1;
+}
+
+/*
+ * For waiting job jobno without a reservation: closes the groups of every type it
+ * is short of, or of all its types when it is short of none on its own.
+ */
+void
+bf_close(State *st, int jobno, int nc)
+{
+	const AllocJob *job = &st->p->jobs[jobno];
+	int			any = 0;
+
+	for (int i = 0; i < job->nneeds; i++)
+		any |= st->need_short[i] = (unsigned char) is_short(st, job, i, nc);
+	for (int i = 0; i < job->nneeds; i++)
+		if (!any || st->need_short[i])
+			close_type(st, st->need_type[i], jobno, nc);
+}
