@@ -18,6 +18,7 @@ OBJS = \
 	src/target.o \
 	src/core/alloc.o \
 	src/core/alloc_backfill.o \
+	src/core/alloc_index.o \
 	src/core/template.o \
 	src/core/cron.o \
 	src/core/cron_next.o \

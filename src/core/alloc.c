@@ -38,7 +38,6 @@ static int	find_candidates(State *st, const AllocJob *job);
 static void explain_constraints(const State *st, const AllocJob *job, AllocResult *r);
 static int	explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r);
 static int64_t sat_add(int64_t a, int64_t b);
-static int	best_node(const State *st, const AllocJob *job, int nc);
 static int	take(State *st, Group *g, int64_t amount);
 static int	place(State *st, int jobno, int node);
 static void free_state(State *st);
@@ -62,15 +61,6 @@ alloc_type_index(const State *st, const char *type)
 		if (strcmp(st->types[t], type) == 0)
 			return t;
 	return -1;
-}
-
-/* Returns the group of (type, node); node -1 is the cluster-wide pool. */
-Group *
-alloc_group(const State *st, int type, int node)
-{
-	int			slot = node < 0 ? st->p->nnodes : node;
-
-	return &st->groups[(size_t) type * (st->p->nnodes + 1) + slot];
 }
 
 /*
@@ -165,7 +155,7 @@ build_index(State *st)
 		}
 		free(next);
 	}
-	return bf_load_holds(st) < 0 ? -1 : bf_load_reservations(st);
+	return bf_load_holds(st) < 0 || idx_build(st) < 0 ? -1 : bf_load_reservations(st);
 }
 
 /* Returns 1 when node carries label key=value. */
@@ -240,6 +230,8 @@ find_candidates(State *st, const AllocJob *job)
 			if (alloc_group(st, t, e->nodes[k])->capacity > e->maxcap[t])
 				e->maxcap[t] = alloc_group(st, t, e->nodes[k])->capacity;
 	}
+	if (idx_cand_init(st, e) < 0)
+		return -1;
 	st->cand_entry = e;
 	st->cand = e->nodes;
 	return e->count;
@@ -311,40 +303,6 @@ explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r)
 	return 0;
 }
 
-/* Returns the best-fitting candidate node for job to start on now, or -1 when none fits. */
-static int
-best_node(const State *st, const AllocJob *job, int nc)
-{
-	int			best = -1;
-	Sum			best_left = 0;
-	int64_t		now = st->p->now,
-				end = bf_window_end(now, job->limit);
-
-	for (int i = 0; i < job->nneeds; i++)
-		if (st->type_avail[st->need_type[i]] < job->needs[i].count)
-			return -1;			/* not enough anywhere: no need to look at nodes */
-	for (int k = 0; k < nc; k++)
-	{
-		int			n = st->cand[k];
-		Sum			left = 0;
-
-		if (!bf_fits_at(st, job, n, now))
-			continue;
-		for (int i = 0; i < job->nneeds; i++)
-		{
-			Sum			own = bf_free_during(alloc_group(st, st->need_type[i], n), now, end);
-
-			left += own > job->needs[i].count ? own - job->needs[i].count : 0;
-		}
-		if (best < 0 || left < best_left)
-		{
-			best = n;
-			best_left = left;
-		}
-	}
-	return best;
-}
-
 /* Makes *array (of *cap elements of size) hold at least need, doubling it; 0 or -1. */
 int
 alloc_grow(void **array, int *cap, size_t size, int need)
@@ -376,6 +334,9 @@ take(State *st, Group *g, int64_t amount)
 
 		if (got > 0)
 		{
+			size_t		gi = (size_t) (g - st->groups),
+						slot = gi % (st->p->nnodes + 1);
+
 			if (alloc_grow((void **) &out->takes, &st->takes_cap, sizeof(AllocTake),
 						   out->ntakes + 1) < 0)
 				return -1;
@@ -383,7 +344,9 @@ take(State *st, Group *g, int64_t amount)
 			out->takes[out->ntakes].amount = got;
 			out->ntakes++;
 			st->unit_free[u] -= got;
-			st->type_avail[(g - st->groups) / (st->p->nnodes + 1)] -= got;
+			st->type_avail[gi / (st->p->nnodes + 1)] -= got;
+			idx_moved(st, (int) (gi / (st->p->nnodes + 1)),
+					  slot == (size_t) st->p->nnodes ? -1 : (int) slot, g->free, g->free - got, 1);
 			g->free -= got;
 			amount -= got;
 		}
@@ -447,7 +410,13 @@ free_state(State *st)
 		free(st->cache[i].nodes);
 		free(st->cache[i].maxcap);
 		free(st->cache[i].closed);
+		free(st->cache[i].member);
+		free(st->cache[i].hist);
+		free(st->cache[i].hist_all);
 	}
+	free(st->bits);
+	free(st->node_reserved);
+	free(st->reserved_nodes);
 	free(st->need_type);
 	free(st->need_short);
 	free(st->times);
@@ -500,7 +469,7 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 		}
 		if (explain_capacity(&st, job, nc, r))
 			continue;			/* cannot run here at all: holds nothing back */
-		node = best_node(&st, job, nc);
+		node = idx_best_node(&st, job, nc);
 		if (node >= 0)
 		{
 			if (place(&st, j, node) < 0)

@@ -35,6 +35,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Candidates looked at, beyond the reserved nodes, for the job that holds one back. */
+#define EXPLAIN_SCAN 256
+
 static Group *unit_group(const State *st, int u);
 static Sum	spare(const Group *g, int64_t t1, int64_t t2);
 static int	cmp_time(const void *a, const void *b);
@@ -44,6 +47,7 @@ static void drop_events(Group *g, int jobno);
 static int	blocker(const Group *g, int64_t end);
 static void format_utc(int64_t t, int64_t now, char *buf, size_t len);
 static void blocked_reason(const State *st, int jobno, int who);
+static int	node_blocker(const State *st, const AllocJob *job, int n, int64_t end);
 static int	is_short(const State *st, const AllocJob *job, int i, int nc);
 static void close_type(State *st, int type, int jobno, int nc);
 
@@ -249,7 +253,8 @@ book(State *st, int jobno, int node, int64_t start)
 		int64_t		count = job->needs[i].count;
 		int64_t		from_own = s < count ? (int64_t) s : count;
 
-		if (bf_add_event(own, from, -from_own, jobno) < 0 ||
+		if ((from_own > 0 && idx_mark_reserved(st, node) < 0) ||
+			bf_add_event(own, from, -from_own, jobno) < 0 ||
 			bf_add_event(own, release, from_own, jobno) < 0 ||
 			bf_add_event(pool, from, -(count - from_own), jobno) < 0 ||
 			bf_add_event(pool, release, count - from_own, jobno) < 0)
@@ -384,47 +389,72 @@ blocked_reason(const State *st, int jobno, int who)
 }
 
 /*
+ * Returns the earlier job that holds back what job could use on node now (enough is
+ * free there, but closed or reserved up to end), or -1.
+ */
+static int
+node_blocker(const State *st, const AllocJob *job, int n, int64_t end)
+{
+	int64_t		now = st->p->now;
+
+	for (int i = 0; i < job->nneeds; i++)
+		if ((Sum) alloc_group(st, st->need_type[i], n)->free +
+			alloc_group(st, st->need_type[i], -1)->free < job->needs[i].count)
+			return -1;
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		const Group *own = alloc_group(st, st->need_type[i], n);
+		const Group *pool = alloc_group(st, st->need_type[i], -1);
+		int			who;
+
+		if (spare(own, now, end) + spare(pool, now, end) >= job->needs[i].count)
+			continue;
+		who = blocker(own, end);
+		if (who < 0)
+			who = blocker(pool, end);
+		if (who >= 0)
+			return who;
+	}
+	return -1;
+}
+
+/*
  * Explains why job jobno, which could run on an idle cluster, cannot start now:
- * what is free would do, but an earlier job holds it; or not enough is free.
+ * what is free would do, but an earlier job holds it; or not enough is free.  The
+ * holder is looked for on the nodes with reservations, then on the first
+ * EXPLAIN_SCAN candidates: a reason need not cost a scan of 10,000 nodes.
  */
 void
 bf_explain(const State *st, int jobno, int nc)
 {
 	const AllocJob *job = &st->p->jobs[jobno];
-	int64_t		now = st->p->now,
-				end = bf_window_end(now, job->limit);
+	int64_t		end = bf_window_end(st->p->now, job->limit);
+	int			may_fit = 1,
+				who = -1;
 
-	for (int k = 0; k < nc; k++)
+	for (int i = 0; i < job->nneeds && may_fit; i++)
+		may_fit = (Sum) idx_most_free(st, st->need_type[i], 1) +
+			alloc_group(st, st->need_type[i], -1)->free >= job->needs[i].count;
+	for (int r = 0; r < st->nreserved && may_fit && who < 0; r++)
+		if (idx_is_candidate(st, st->reserved_nodes[r]))
+			who = node_blocker(st, job, st->reserved_nodes[r], end);
+	for (int k = 0; k < nc && k < EXPLAIN_SCAN && may_fit && who < 0; k++)
+		who = node_blocker(st, job, st->cand[k], end);
+	if (who >= 0)
 	{
-		int			n = st->cand[k],
-					free_now = 1;
-
-		for (int i = 0; i < job->nneeds && free_now; i++)
-			free_now = (Sum) alloc_group(st, st->need_type[i], n)->free +
-				alloc_group(st, st->need_type[i], -1)->free >= job->needs[i].count;
-		for (int i = 0; i < job->nneeds && free_now; i++)
-		{
-			const Group *own = alloc_group(st, st->need_type[i], n);
-			const Group *pool = alloc_group(st, st->need_type[i], -1);
-			int			who;
-
-			if (spare(own, now, end) + spare(pool, now, end) >= job->needs[i].count)
-				continue;
-			who = blocker(own, end);
-			if (who < 0)
-				who = blocker(pool, end);
-			if (who >= 0)
-			{
-				blocked_reason(st, jobno, who);
-				return;
-			}
-		}
+		blocked_reason(st, jobno, who);
+		return;
 	}
 	for (int i = 0; i < job->nneeds; i++)
 	{
-		Sum			most = 0;
+		Sum			most = idx_most_free(st, st->need_type[i], 1);
+		int			exactly = most == INT64_MAX && job->needs[i].count > IDX_EXACT;
 
-		for (int k = 0; k < nc; k++)
+		if (exactly)
+			most = 0;			/* IDX_EXACT or more may not be enough: count */
+		else
+			most += alloc_group(st, st->need_type[i], -1)->free;
+		for (int k = 0; k < nc && exactly; k++)
 		{
 			Sum			f = (Sum) alloc_group(st, st->need_type[i], st->cand[k])->free +
 				alloc_group(st, st->need_type[i], -1)->free;
@@ -449,7 +479,8 @@ is_short(const State *st, const AllocJob *job, int i, int nc)
 				end = bf_window_end(now, job->limit);
 	Sum			pool = spare(alloc_group(st, t, -1), now, end);
 
-	if (st->cand_entry->closed[t] || st->type_avail[t] < job->needs[i].count)
+	if (st->cand_entry->closed[t] || st->type_avail[t] < job->needs[i].count ||
+		(Sum) idx_most_free(st, t, 0) + pool < job->needs[i].count)
 		return 1;
 	for (int k = 0; k < nc; k++)
 		if (spare(alloc_group(st, t, st->cand[k]), now, end) + pool >= job->needs[i].count)
@@ -469,6 +500,7 @@ close_type(State *st, int type, int jobno, int nc)
 
 		if (g->closed_by >= 0)
 			continue;
+		idx_moved(st, type, k < 0 ? -1 : st->cand[k], g->free, 0, 0);
 		g->closed_by = jobno;
 		st->type_avail[type] -= g->free;
 	}

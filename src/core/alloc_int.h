@@ -40,6 +40,10 @@ typedef struct Group
 	int			evcap;
 } Group;
 
+/* Free amounts below this have a bucket each in the node index (alloc_index.c). */
+#define IDX_EXACT 64
+#define IDX_BUCKETS (IDX_EXACT + 1)
+
 /* The candidate nodes of one constraint set, computed once per cycle. */
 typedef struct CandCache
 {
@@ -48,6 +52,9 @@ typedef struct CandCache
 	int			count;
 	int64_t    *maxcap;			/* per type: the largest capacity of one candidate */
 	unsigned char *closed;		/* per type: closed on every candidate and the pool */
+	uint64_t   *member;			/* bitmap of its nodes */
+	int		   *hist;			/* per type and bucket: how many of its nodes are there */
+	int		   *hist_all;		/* the same counting closed groups as open */
 } CandCache;
 
 #define CAND_CACHE 32
@@ -73,15 +80,38 @@ typedef struct State
 	int64_t    *times;			/* scratch: candidate start times */
 	int			times_cap;
 	int			reservations_left;
+	uint64_t   *bits;			/* per type and bucket: bitmap of the nodes there */
+	int			words;			/* 64-bit words per bitmap */
+	unsigned char *node_reserved;	/* per node: something on it is reserved */
+	int		   *reserved_nodes; /* those nodes */
+	int			nreserved;
+	int			reserved_cap;
 	AllocOutput *out;
 	int			takes_cap;
 } State;
 
+/* Returns the group of (type, node); node -1 is the cluster-wide pool. */
+static inline Group *
+alloc_group(const State *st, int type, int node)
+{
+	int			slot = node < 0 ? st->p->nnodes : node;
+
+	return &st->groups[(size_t) type * (st->p->nnodes + 1) + slot];
+}
+
 /* alloc.c */
-extern Group *alloc_group(const State *st, int type, int node);
 extern int	alloc_type_index(const State *st, const char *type);
 extern int	alloc_grow(void **array, int *cap, size_t size, int need);
 extern void alloc_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+/* alloc_index.c */
+extern int	idx_build(State *st);
+extern void idx_moved(State *st, int type, int node, int64_t before, int64_t after, int taken);
+extern int	idx_cand_init(State *st, CandCache *e);
+extern int	idx_mark_reserved(State *st, int node);
+extern int64_t idx_most_free(const State *st, int type, int closed_too);
+extern int	idx_is_candidate(const State *st, int node);
+extern int	idx_best_node(const State *st, const AllocJob *job, int nc);
 
 /* alloc_backfill.c */
 extern int	bf_load_holds(State *st);
