@@ -419,6 +419,8 @@ free_state(State *st)
 	free(st->reserved_nodes);
 	free(st->need_type);
 	free(st->need_short);
+	free(st->sweep_at);
+	free(st->sweep_free);
 	free(st->times);
 }
 
@@ -441,7 +443,10 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 	out->results = calloc(p->njobs + 1, sizeof(AllocResult));
 	st.need_type = malloc(sizeof(int) * maxneeds);
 	st.need_short = malloc(maxneeds);
-	if (!out->results || !st.need_type || !st.need_short || build_index(&st) < 0)
+	st.sweep_at = malloc(sizeof(int) * 2 * maxneeds);
+	st.sweep_free = malloc(sizeof(Sum) * 2 * maxneeds);
+	if (!out->results || !st.need_type || !st.need_short || !st.sweep_at || !st.sweep_free ||
+		build_index(&st) < 0)
 		goto done;
 
 	for (int j = 0; j < p->njobs; j++)

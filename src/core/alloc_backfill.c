@@ -195,7 +195,8 @@ cmp_time(const void *a, const void *b)
  * Sets *best to the earliest time after now at which job fits on node, if earlier
  * than *best (or at all, when found is 0); returns 1 when it did, 0 when not, -1
  * when memory runs out.  A job only fits when something comes free, so only the
- * times of releases need checking.
+ * times of releases need checking; a sweep over them keeps what is free at each,
+ * and only a time at which every need is covered gets the whole-window check.
  */
 static int
 earliest_on(State *st, const AllocJob *job, int node, int found, int64_t *best)
@@ -215,13 +216,40 @@ earliest_on(State *st, const AllocJob *job, int node, int found, int64_t *best)
 					st->times[nt++] = g->ev[e].t;
 		}
 	qsort(st->times, nt, sizeof(int64_t), cmp_time);
+	for (int i = 0; i < 2 * job->nneeds; i++)
+	{
+		const Group *g = alloc_group(st, st->need_type[i / 2], i % 2 ? -1 : node);
+
+		st->sweep_at[i] = 0;
+		st->sweep_free[i] = g->free;
+	}
 	for (int k = 0; k < nt; k++)
-		if ((k == 0 || st->times[k] != st->times[k - 1]) &&
-			bf_fits_at(st, job, node, st->times[k]))
+	{
+		int64_t		t = st->times[k];
+		int			covered = 1;
+
+		if (k > 0 && t == st->times[k - 1])
+			continue;
+		for (int i = 0; i < 2 * job->nneeds; i++)
 		{
-			*best = st->times[k];
+			const Group *g = alloc_group(st, st->need_type[i / 2], i % 2 ? -1 : node);
+
+			for (; st->sweep_at[i] < g->nev && g->ev[st->sweep_at[i]].t <= t; st->sweep_at[i]++)
+				st->sweep_free[i] += g->ev[st->sweep_at[i]].delta;
+		}
+		for (int i = 0; i < job->nneeds && covered; i++)
+		{
+			Sum			own = st->sweep_free[2 * i],
+						pool = st->sweep_free[2 * i + 1];
+
+			covered = (own > 0 ? own : 0) + (pool > 0 ? pool : 0) >= job->needs[i].count;
+		}
+		if (covered && bf_fits_at(st, job, node, t))
+		{
+			*best = t;
 			return 1;
 		}
+	}
 	if (!found && bf_fits_at(st, job, node, ALLOC_NEVER))
 	{
 		*best = ALLOC_NEVER;

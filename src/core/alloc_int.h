@@ -77,6 +77,8 @@ typedef struct State
 	int			ncached;
 	int		   *need_type;		/* scratch: the type index of each need of the job */
 	unsigned char *need_short;	/* scratch: whether the job is short of each need */
+	int		   *sweep_at;		/* scratch: per need and side, the next event */
+	Sum		   *sweep_free;		/* scratch: and the amount free before it */
 	int64_t    *times;			/* scratch: candidate start times */
 	int			times_cap;
 	int			reservations_left;

@@ -3,7 +3,8 @@
  *
  * A cluster of identical nodes (cpus and gpus) with a scarce cluster-wide licence
  * pool; jobs of mixed sizes and time limits, each ending somewhere between 20 % and
- * 100 % of its limit, half queued at time 0 and the rest arriving every 20 s.  At
+ * 100 % of its limit, half queued at time 0 and the rest arriving every 120 / nodes
+ * seconds (20 s for 6 nodes), which keeps the cluster busy.  At
  * every event (a job ends, a job arrives) one cycle runs: alloc_run() over the whole
  * queue, with every running job's units held until its start + limit.
  *
@@ -70,6 +71,7 @@ make_trace(Sim *s)
 {
 	const SimConfig *c = s->c;
 	unsigned int seed = c->seed;
+	int64_t		gap = c->nodes < 120 ? 120 / c->nodes : 1;
 
 	for (int i = 0; i < c->jobs; i++)
 	{
@@ -77,7 +79,7 @@ make_trace(Sim *s)
 		int			kind = rand_r(&seed) % 10;
 
 		memset(j, 0, sizeof(*j));
-		j->submit = i < c->jobs / 2 ? 0 : (int64_t) (i - c->jobs / 2) * 20;
+		j->submit = i < c->jobs / 2 ? 0 : (int64_t) (i - c->jobs / 2) * gap;
 		j->cpu = kind < 6 ? 1 + rand_r(&seed) % 2 :
 			kind < 9 ? 1 + rand_r(&seed) % (c->cpus / 2 > 0 ? c->cpus / 2 : 1) : c->cpus;
 		j->gpu = c->gpus > 0 && rand_r(&seed) % 5 == 0;
