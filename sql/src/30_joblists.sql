@@ -69,6 +69,10 @@ CREATE TABLE dispatch.jobs (
     finished_at     timestamptz,
     output_bytes    bigint NOT NULL DEFAULT 0,
     output_truncated boolean NOT NULL DEFAULT false,
+    -- The scheduler's reservation for a waiting job (50_scheduler.sql): from when
+    -- (NULL: not known) and on which node (NULL: none).
+    expected_start  timestamptz,
+    expected_node   text,
     FOREIGN KEY (joblist_id, stage) REFERENCES dispatch.stages ON DELETE CASCADE,
     UNIQUE (joblist_id, name),
     CHECK (state NOT IN ('assigned', 'running') OR node IS NOT NULL),
@@ -251,7 +255,9 @@ BEGIN
                      ELSE r.job -> 'needs' END,
                 coalesce(r.job -> 'constraints', '{}'), coalesce(r.job -> 'env', '{}'),
                 CASE WHEN r.job ? 'timeout'
-                     THEN dispatch._json_interval(r.job -> 'timeout', '', 'timeout') END,
+                     THEN dispatch._json_interval(r.job -> 'timeout', '', 'timeout')
+                     ELSE nullif(current_setting('dispatch.default_time_limit'), '0')::interval
+                END,
                 coalesce((r.job ->> 'retries')::int, 0),
                 CASE WHEN r.stage = 0 THEN 'waiting for the scheduler'
                      ELSE dispatch._stage_reason(jl, 0) END)

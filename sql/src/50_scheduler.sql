@@ -4,7 +4,8 @@
 --
 -- Each cycle the worker calls _housekeeping() (expire silent nodes, advance stages),
 -- reads the _sched_* views, places jobs with its C allocator, and writes the whole
--- cycle back with one _assign_many() and one _set_reasons() call.
+-- cycle back with one _assign_many() and one _set_reasons() call.  Times cross the
+-- boundary as whole seconds of the Unix epoch; a job's time limit is its timeout.
 
 CREATE FUNCTION dispatch._housekeeping() RETURNS double precision
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -90,12 +91,33 @@ CREATE VIEW dispatch._sched_free AS
 COMMENT ON VIEW dispatch._sched_free IS 'Scheduler input: resource units with their free amount';
 
 CREATE VIEW dispatch._sched_jobs AS
-    SELECT j.job_id, j.joblist_id
+    SELECT j.job_id, j.joblist_id,
+           ceil(extract(epoch FROM j.timeout
+                              + current_setting('dispatch.kill_grace')::interval))::bigint
+               AS time_limit,
+           ceil(extract(epoch FROM j.expected_start))::bigint AS expected_start,
+           j.expected_node
       FROM dispatch.jobs j JOIN dispatch.joblists l USING (joblist_id)
      WHERE l.state IN ('queued', 'running') AND j.stage = l.current_stage
        AND j.state = 'pending'
      ORDER BY j.joblist_id, j.job_id;
-COMMENT ON VIEW dispatch._sched_jobs IS 'Scheduler input: runnable pending jobs in FIFO order';
+COMMENT ON VIEW dispatch._sched_jobs IS
+    'Scheduler input: runnable pending jobs in FIFO order, their limits and last reservations';
+
+-- A running job lets go of its units by its start + timeout + kill_grace (the agent
+-- stops it then; its time limit in _sched_jobs counts the grace too).  An assigned
+-- job counts from its assignment: agents claim within milliseconds, and an estimate
+-- that moved on every cycle would move every reservation behind it.
+CREATE VIEW dispatch._sched_holds AS
+    SELECT a.resource_id, a.amount,
+           ceil(extract(epoch FROM coalesce(j.started_at, j.assigned_at)
+                                   + j.timeout
+                                   + current_setting('dispatch.kill_grace')::interval))::bigint
+               AS ends
+      FROM dispatch.allocations a JOIN dispatch.jobs j USING (job_id)
+     WHERE j.state IN ('assigned', 'running');
+COMMENT ON VIEW dispatch._sched_holds IS
+    'Scheduler input: what running jobs hold and when they let go of it (NULL: not known)';
 
 CREATE VIEW dispatch._sched_job_needs AS
     SELECT j.job_id, n.key AS type, n.value::text::bigint AS count
@@ -143,6 +165,7 @@ BEGIN
     upd AS (
         UPDATE dispatch.jobs j
            SET state = 'assigned', node = p.node, resources = p.held, reason = NULL,
+               expected_start = NULL, expected_node = NULL,
                -- the cycle's transaction began before the snapshot that saw the units
                -- free: now() could predate the finish that freed them
                assigned_at = pg_catalog.clock_timestamp()
@@ -181,12 +204,15 @@ $$;
 COMMENT ON FUNCTION dispatch._assign(bigint, text, bigint[], bigint[]) IS
     'Assign one pending job to a node with the given resource units (tests, manual repair)';
 
-CREATE FUNCTION dispatch._set_reasons(job_ids bigint[], reasons text[]) RETURNS void
+CREATE FUNCTION dispatch._set_reasons(job_ids bigint[], reasons text[],
+                                      starts timestamptz[], nodes text[]) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    UPDATE dispatch.jobs j SET reason = u.reason
-      FROM unnest(job_ids, reasons) AS u(job_id, reason)
+    UPDATE dispatch.jobs j
+       SET reason = u.reason, expected_start = u.expected_start, expected_node = u.node
+      FROM unnest(job_ids, reasons, starts, nodes) AS u(job_id, reason, expected_start, node)
      WHERE j.job_id = u.job_id AND j.state = 'pending'
-       AND j.reason IS DISTINCT FROM u.reason
+       AND (j.reason, j.expected_start, j.expected_node)
+           IS DISTINCT FROM (u.reason, u.expected_start, u.node)
 $$;
-COMMENT ON FUNCTION dispatch._set_reasons(bigint[], text[]) IS
-    'Scheduler: record why pending jobs wait';
+COMMENT ON FUNCTION dispatch._set_reasons(bigint[], text[], timestamptz[], text[]) IS
+    'Scheduler: record why pending jobs wait, and their reservations (start, node)';

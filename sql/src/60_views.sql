@@ -23,7 +23,9 @@ CREATE VIEW dispatch.job_status AS
            j.exit_code, j.signal, j.resources, j.reason, j.assigned_at, j.started_at,
            j.finished_at, l.name AS joblist, j.stage AS stage_no, j.command, j.needs,
            j.constraints, j.timeout, j.retries, j.timed_out, j.cancel_requested,
-           j.output_bytes, j.output_truncated
+           j.output_bytes, j.output_truncated,
+           CASE WHEN j.state = 'pending' THEN j.expected_start END AS expected_start,
+           CASE WHEN j.state = 'pending' THEN j.expected_node END AS expected_node
       FROM dispatch.jobs j
       JOIN dispatch.joblists l USING (joblist_id)
       JOIN dispatch.stages s ON s.joblist_id = j.joblist_id AND s.stage = j.stage;
