@@ -35,20 +35,22 @@
 #include <string.h>
 #include <time.h>
 
-/* Candidates looked at, beyond the reserved nodes, for the job that holds one back. */
-#define EXPLAIN_SCAN 256
+/* Reserved nodes, then candidates, looked at for the job that holds one back. */
+#define EXPLAIN_SCAN 32
 
 static Group *unit_group(const State *st, int u);
 static Sum	spare(const Group *g, int64_t t1, int64_t t2);
 static int	cmp_time(const void *a, const void *b);
-static int	earliest_on(State *st, const AllocJob *job, int node, int found, int64_t *best);
+static int64_t pool_floor(const State *st, const AllocJob *job);
+static int	earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found,
+						int64_t *best);
 static int	book(State *st, int jobno, int node, int64_t start);
 static void drop_events(Group *g, int jobno);
 static int	blocker(const Group *g, int64_t end);
 static void format_utc(int64_t t, int64_t now, char *buf, size_t len);
 static void blocked_reason(const State *st, int jobno, int who);
 static int	node_blocker(const State *st, const AllocJob *job, int n, int64_t end);
-static int	is_short(const State *st, const AllocJob *job, int i, int nc);
+static int	is_short(const State *st, const AllocJob *job, int i);
 static void close_type(State *st, int type, int jobno, int nc);
 
 /* Returns the group unit u belongs to (its type must be needed). */
@@ -192,6 +194,40 @@ cmp_time(const void *a, const void *b)
 }
 
 /*
+ * Returns the earliest time at which the pools could cover every need of job, with
+ * the most one candidate node offers: no node can start it sooner.
+ */
+static int64_t
+pool_floor(const State *st, const AllocJob *job)
+{
+	int64_t		floor = st->p->now;
+
+	for (int i = 0; i < job->nneeds; i++)
+	{
+		const Group *pool = alloc_group(st, st->need_type[i], -1);
+		Sum			v = pool->free,
+					want = (Sum) job->needs[i].count - st->cand_entry->maxcap[st->need_type[i]];
+		int64_t		at = st->p->now;
+		int			e = 0;
+
+		if (pool->closed_by >= 0)
+			return ALLOC_NEVER;
+		for (; e < pool->nev && pool->ev[e].t <= at; e++)
+			v += pool->ev[e].delta;
+		while (v < want && e < pool->nev)
+		{
+			at = pool->ev[e].t;
+			for (; e < pool->nev && pool->ev[e].t == at; e++)
+				v += pool->ev[e].delta;
+		}
+		if (v < want)
+			return ALLOC_NEVER;
+		floor = at > floor ? at : floor;
+	}
+	return floor;
+}
+
+/*
  * Sets *best to the earliest time after now at which job fits on node, if earlier
  * than *best (or at all, when found is 0); returns 1 when it did, 0 when not, -1
  * when memory runs out.  A job only fits when something comes free, so only the
@@ -199,9 +235,36 @@ cmp_time(const void *a, const void *b)
  * and only a time at which every need is covered gets the whole-window check.
  */
 static int
-earliest_on(State *st, const AllocJob *job, int node, int found, int64_t *best)
+earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found, int64_t *best)
 {
 	int			nt = 0;
+	int64_t		soonest = floor;
+
+	/*
+	 * The job cannot start here before every need not covered now has had
+	 * something come free: when that is no sooner than *best, skip the node.
+	 */
+	for (int i = 0; i < job->nneeds && found; i++)
+	{
+		const Group *own = alloc_group(st, st->need_type[i], node);
+		const Group *pool = alloc_group(st, st->need_type[i], -1);
+		int64_t		first = ALLOC_NEVER;
+
+		if ((own->closed_by < 0 ? (Sum) own->free : 0) +
+			(pool->closed_by < 0 ? (Sum) pool->free : 0) >= job->needs[i].count)
+			continue;
+		for (int side = 0; side < 2; side++)
+		{
+			const Group *g = side ? pool : own;
+
+			for (int e = 0; e < g->nev && g->ev[e].t < first; e++)
+				if (g->ev[e].delta > 0 && g->ev[e].t > st->p->now)
+					first = g->ev[e].t;
+		}
+		soonest = first > soonest ? first : soonest;
+	}
+	if (found && soonest >= *best)
+		return 0;
 
 	for (int i = 0; i < job->nneeds; i++)
 		for (int side = 0; side < 2; side++)
@@ -346,13 +409,15 @@ bf_reserve(State *st, int jobno, int nc)
 {
 	const AllocJob *job = &st->p->jobs[jobno];
 	int			node = -1;
-	int64_t		start = 0;
+	int64_t		start = 0,
+				floor;
 
 	if (st->reservations_left <= 0)
 		return 0;
+	floor = pool_floor(st, job);
 	for (int k = 0; k < nc; k++)
 	{
-		int			rc = earliest_on(st, job, st->cand[k], node >= 0, &start);
+		int			rc = earliest_on(st, job, st->cand[k], floor, node >= 0, &start);
 
 		if (rc < 0)
 			return -1;
@@ -449,8 +514,8 @@ node_blocker(const State *st, const AllocJob *job, int n, int64_t end)
 /*
  * Explains why job jobno, which could run on an idle cluster, cannot start now:
  * what is free would do, but an earlier job holds it; or not enough is free.  The
- * holder is looked for on the nodes with reservations, then on the first
- * EXPLAIN_SCAN candidates: a reason need not cost a scan of 10,000 nodes.
+ * holder is looked for on the first EXPLAIN_SCAN nodes with reservations, then on
+ * the first EXPLAIN_SCAN candidates: a reason need not cost a scan of 10,000 nodes.
  */
 void
 bf_explain(const State *st, int jobno, int nc)
@@ -463,7 +528,7 @@ bf_explain(const State *st, int jobno, int nc)
 	for (int i = 0; i < job->nneeds && may_fit; i++)
 		may_fit = (Sum) idx_most_free(st, st->need_type[i], 1) +
 			alloc_group(st, st->need_type[i], -1)->free >= job->needs[i].count;
-	for (int r = 0; r < st->nreserved && may_fit && who < 0; r++)
+	for (int r = 0; r < st->nreserved && r < EXPLAIN_SCAN && may_fit && who < 0; r++)
 		if (idx_is_candidate(st, st->reserved_nodes[r]))
 			who = node_blocker(st, job, st->reserved_nodes[r], end);
 	for (int k = 0; k < nc && k < EXPLAIN_SCAN && may_fit && who < 0; k++)
@@ -476,7 +541,8 @@ bf_explain(const State *st, int jobno, int nc)
 	for (int i = 0; i < job->nneeds; i++)
 	{
 		Sum			most = idx_most_free(st, st->need_type[i], 1);
-		int			exactly = most == INT64_MAX && job->needs[i].count > IDX_EXACT;
+		int			exactly = most == INT64_MAX && job->needs[i].count > IDX_EXACT &&
+			i < job->nneeds - 1;	/* the last need is named anyway */
 
 		if (exactly)
 			most = 0;			/* IDX_EXACT or more may not be enough: count */
@@ -498,22 +564,20 @@ bf_explain(const State *st, int jobno, int nc)
 	}
 }
 
-/* Returns 1 when no candidate node (with the pool) could give need i of job now. */
+/*
+ * Returns 1 when no candidate node (with the pool) has enough free and open for
+ * need i of job now, by the node index: reservations are not counted, so a job is
+ * short of a little less than it could be, and closes a little less.
+ */
 static int
-is_short(const State *st, const AllocJob *job, int i, int nc)
+is_short(const State *st, const AllocJob *job, int i)
 {
 	int			t = st->need_type[i];
-	int64_t		now = st->p->now,
-				end = bf_window_end(now, job->limit);
-	Sum			pool = spare(alloc_group(st, t, -1), now, end);
+	Sum			pool = spare(alloc_group(st, t, -1), st->p->now,
+							 bf_window_end(st->p->now, job->limit));
 
-	if (st->cand_entry->closed[t] || st->type_avail[t] < job->needs[i].count ||
-		(Sum) idx_most_free(st, t, 0) + pool < job->needs[i].count)
-		return 1;
-	for (int k = 0; k < nc; k++)
-		if (spare(alloc_group(st, t, st->cand[k]), now, end) + pool >= job->needs[i].count)
-			return 0;
-	return 1;
+	return st->cand_entry->closed[t] || st->type_avail[t] < job->needs[i].count ||
+		(Sum) idx_most_free(st, t, 0) + pool < job->needs[i].count;
 }
 
 /* Closes type's groups on the current candidate nodes and its pool to jobs after jobno. */
@@ -546,7 +610,7 @@ bf_close(State *st, int jobno, int nc)
 	int			any = 0;
 
 	for (int i = 0; i < job->nneeds; i++)
-		any |= st->need_short[i] = (unsigned char) is_short(st, job, i, nc);
+		any |= st->need_short[i] = (unsigned char) is_short(st, job, i);
 	for (int i = 0; i < job->nneeds; i++)
 		if (!any || st->need_short[i])
 			close_type(st, st->need_type[i], jobno, nc);
