@@ -19,6 +19,7 @@ OBJS = \
 	src/core/alloc.o \
 	src/core/alloc_backfill.o \
 	src/core/alloc_index.o \
+	src/core/alloc_wait.o \
 	src/core/template.o \
 	src/core/cron.o \
 	src/core/cron_next.o \

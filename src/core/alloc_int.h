@@ -1,6 +1,7 @@
 /*
  * alloc_int.h: what the allocator's files share (alloc.c places jobs now,
- * alloc_backfill.c keeps the future: releases, reservations, closed groups).
+ * alloc_index.c finds nodes, alloc_backfill.c keeps the future: releases and
+ * reservations, alloc_wait.c explains waiting jobs and closes groups).
  * Not part of the API: only alloc*.c include it.
  *
  * Units are grouped by (type, node), the cluster-wide pool of a type being one
@@ -122,9 +123,12 @@ extern void bf_unbook(State *st, int jobno);
 extern int	bf_add_event(Group *g, int64_t t, int64_t delta, int job);
 extern int64_t bf_window_end(int64_t start, int64_t limit);
 extern Sum	bf_free_during(const Group *g, int64_t t1, int64_t t2);
+extern Sum	bf_spare(const Group *g, int64_t t1, int64_t t2);
 extern int	bf_fits_at(const State *st, const AllocJob *job, int node, int64_t t);
-extern void bf_explain(const State *st, int jobno, int nc);
 extern int	bf_reserve(State *st, int jobno, int nc);
+
+/* alloc_wait.c */
+extern void bf_explain(const State *st, int jobno, int nc);
 extern void bf_close(State *st, int jobno, int nc);
 
 #endif							/* DISPATCH_ALLOC_INT_H */
