@@ -1,7 +1,7 @@
 # Backfill with real agents: a job that cannot start is promised its units from
 # the running job's time limit; a short job runs at once on what is free, longer
 # ones wait with squeue-like reasons, and when the holder ends, the promised job
-# starts before every later one.
+# starts before every later one.  Then a cycle fails, and the scheduler goes on.
 use strict;
 use warnings;
 use FindBin;
@@ -63,6 +63,26 @@ is(query($node, "SELECT count(*) FROM dispatch.job_status
                   WHERE joblist_id IN ($hold, $big, $long, $nolimit, $short)
                     AND (expected_start IS NOT NULL OR expected_node IS NOT NULL)"),
 	'0', 'no reservation is shown once the jobs ran');
+
+# A failing cycle is logged and retried: the scheduler keeps its process, and the
+# failed cycle leaves nothing behind.
+my $pid = query($node, "SELECT pid FROM dispatch.scheduler_stats()");
+my $tick = query($node, "SELECT pg_get_functiondef('dispatch._goal_tick()'::regprocedure)");
+my $offset = -s $node->logfile;
+query($node, q{CREATE OR REPLACE FUNCTION dispatch._goal_tick() RETURNS double precision
+               LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'injected cycle failure'; END$$});
+my $after = submit($node, q({"name": "after", "stages": [{"jobs": [
+  {"name": "a", "timeout": "1min", "command": "true"}]}]}));
+$node->wait_for_log(qr/injected cycle failure/, $offset);
+$node->wait_for_log(qr/pg_dispatch scheduling cycle failed, retrying in 1000 ms/, $offset);
+is(query($node, "SELECT pid FROM dispatch.scheduler_stats()"), $pid,
+	'the scheduler survives a failed cycle');
+is(query($node, "SELECT state FROM dispatch.job_status WHERE joblist_id = $after"), 'pending',
+	'the failed cycle assigned nothing');
+query($node, $tick);
+wait_for($node, "SELECT state = 'succeeded' FROM dispatch.joblist_status WHERE joblist_id = $after",
+	'a later cycle runs the job once the failure is gone');
+is(query($node, "SELECT pid FROM dispatch.scheduler_stats()"), $pid, 'still the same scheduler');
 
 stop_agent($agent);
 $node->stop;
