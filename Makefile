@@ -66,5 +66,10 @@ unit:
 
 EXTRA_CLEAN = regress tmp_check tmp_check_iso results output_iso regression.diffs regression.out
 
+# PGXS knows no header dependencies: the allocator's objects share its State.
+src/alloc.o src/pg_dispatch.o: src/core/alloc.h
+src/core/alloc.o src/core/alloc_backfill.o src/core/alloc_index.o src/core/alloc_wait.o: \
+	src/core/alloc.h src/core/alloc_int.h
+
 sql/pg_dispatch--0.1.sql: $(sort $(wildcard $(srcdir)/sql/src/*.sql))
 	awk 'FNR == 1 && NR != 1 { print "" } { print }' $^ > $@

@@ -53,25 +53,29 @@ SELECT joblist, state, node,
            AS reason,
        expected_start IS NOT NULL AS has_start, expected_node
   FROM dispatch.job_status WHERE joblist LIKE 'bf-%' ORDER BY job_id;
+-- long names the job it waits for.
+SELECT (pg_temp.job('bf-long')).reason
+           = 'reserved for job ' || (pg_temp.job('bf-big')).job_id || ' from '
+             || substring((pg_temp.job('bf-long')).reason FROM '[0-9]{2}:[0-9]{2}$')
+           AS long_names_big;
+-- A reservation is a promise: a new submission wakes the scheduler, and the next
+-- cycle moves none later (the cycle that placed hold counted its end from its own
+-- start; from now on it counts from the second before hold's assignment).  short
+-- now holds the slot that was free, so long's reason changes.
+SELECT expected_start AS big_start FROM dispatch.job_status WHERE joblist = 'bf-big' \gset
+SELECT pg_temp.bf('bf-later', 1, '5h') IS NOT NULL AS submitted;
+SELECT pg_temp.settle() AS settled;
+SELECT (pg_temp.job('bf-big')).expected_start <= :'big_start' AS big_kept,
+       (pg_temp.job('bf-later')).reason = 'not enough bfslot free (needs 1)' AS later_reason,
+       (pg_temp.job('bf-long')).reason = 'not enough bfslot free (needs 1)' AS long_now_full;
 -- big starts when hold has used up its limit and grace; the others when big has.
 SELECT (pg_temp.job('bf-big')).expected_start
-           = to_timestamp(ceil(extract(epoch FROM (pg_temp.job('bf-hold')).assigned_at
-                                                  + interval '1h 10s'))) AS big_after_hold,
+           = to_timestamp(floor(extract(epoch FROM (pg_temp.job('bf-hold')).assigned_at))
+                          - 1 + 3610) AS big_after_hold,
        (pg_temp.job('bf-long')).expected_start
            = (pg_temp.job('bf-big')).expected_start + interval '10min 10s' AS long_after_big,
        (pg_temp.job('bf-nolimit')).expected_start
            = (pg_temp.job('bf-big')).expected_start + interval '10min 10s' AS nolimit_after_big,
-       (pg_temp.job('bf-long')).reason
-           = 'reserved for job ' || (pg_temp.job('bf-big')).job_id || ' from '
-             || substring((pg_temp.job('bf-long')).reason FROM '[0-9]{2}:[0-9]{2}$')
-           AS long_names_big;
--- The reservation is kept from cycle to cycle: a new submission wakes the scheduler
--- and nothing moves.
-SELECT expected_start AS big_start FROM dispatch.job_status WHERE joblist = 'bf-big' \gset
-SELECT pg_temp.bf('bf-later', 1, '5h') IS NOT NULL AS submitted;
-SELECT pg_temp.settle() AS settled;
-SELECT (pg_temp.job('bf-big')).expected_start = :'big_start' AS big_kept,
-       (pg_temp.job('bf-later')).reason = 'not enough bfslot free (needs 1)' AS later_reason,
        (pg_temp.job('bf-later')).expected_start
            = (pg_temp.job('bf-big')).expected_start + interval '10min 10s' AS later_after_big;
 -- An assigned job has no reservation to show.

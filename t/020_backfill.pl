@@ -35,9 +35,9 @@ wait_for($node, "SELECT state = 'succeeded' FROM dispatch.joblist_status WHERE j
 	'the short job backfills beside the holder');
 my $big_job = query($node, "SELECT job_id FROM dispatch.job_status WHERE joblist_id = $big");
 wait_for($node, "SELECT reason = 'not enough cpu free (needs 2)'
-                        AND expected_start = to_timestamp(ceil(extract(epoch FROM
-                              (SELECT started_at FROM dispatch.job_status
-                                WHERE joblist_id = $hold) + interval '1h 2s')))
+                        AND expected_start = to_timestamp(floor(extract(epoch FROM
+                              (SELECT assigned_at FROM dispatch.job_status
+                                WHERE joblist_id = $hold))) - 1 + 3602)
                         AND expected_node = 'n1'
                    FROM dispatch.job_status WHERE joblist_id = $big",
 	'big is promised the cpus from the end of the holder\'s limit');

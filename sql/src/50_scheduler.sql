@@ -104,14 +104,16 @@ CREATE VIEW dispatch._sched_jobs AS
 COMMENT ON VIEW dispatch._sched_jobs IS
     'Scheduler input: runnable pending jobs in FIFO order, their limits and last reservations';
 
--- A running job lets go of its units by its start + timeout + kill_grace (the agent
--- stops it then; its time limit in _sched_jobs counts the grace too).  An assigned
--- job counts from its assignment: agents claim within milliseconds, and an estimate
--- that moved on every cycle would move every reservation behind it.
+-- A job lets go of its units by its start + timeout + kill_grace (the agent stops it
+-- then; its time limit in _sched_jobs counts the grace too), counted from the second
+-- before its assignment: the cycle that placed it counted from its own start, a
+-- moment earlier, and an estimate that grew from one cycle to the next would move
+-- every reservation behind it.  (The agent starts a job milliseconds after it is
+-- assigned; a job that overruns the estimate only delays what waits for its units.)
 CREATE VIEW dispatch._sched_holds AS
     SELECT a.resource_id, a.amount,
-           ceil(extract(epoch FROM coalesce(j.started_at, j.assigned_at)
-                                   + j.timeout
+           floor(extract(epoch FROM j.assigned_at))::bigint - 1
+           + ceil(extract(epoch FROM j.timeout
                                    + current_setting('dispatch.kill_grace')::interval))::bigint
                AS ends
       FROM dispatch.allocations a JOIN dispatch.jobs j USING (job_id)

@@ -26,6 +26,7 @@
  */
 #include "alloc_int.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,7 +376,7 @@ place(State *st, int jobno, int node)
 	{
 		Group	   *own = alloc_group(st, st->need_type[i], node);
 		Group	   *pool = alloc_group(st, st->need_type[i], -1);
-		Sum			spare = bf_free_during(own, now, end);
+		Sum			spare = bf_free_during(st, own, now, end);
 		int64_t		count = job->needs[i].count;
 		int64_t		from_own = spare < count ? (spare > 0 ? (int64_t) spare : 0) : count;
 
@@ -438,6 +439,8 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 	st.out = out;
 	st.reservations_left = p->max_reservations > 0 ? p->max_reservations :
 		ALLOC_DEFAULT_RESERVATIONS;
+	st.ignore_after = INT_MAX;
+	st.current = INT_MAX;
 	for (int j = 0; j < p->njobs; j++)
 		maxneeds = p->jobs[j].nneeds > maxneeds ? p->jobs[j].nneeds : maxneeds;
 	out->results = calloc(p->njobs + 1, sizeof(AllocResult));
@@ -461,7 +464,10 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 		r->node = -1;
 		r->expected_start = ALLOC_NEVER;
 		r->reserved_node = -1;
+		st.current = j;
 		bf_unbook(&st, j);		/* its own promise must not stand in its way */
+		/* Nor, once its promised time has come, the promises of later jobs. */
+		st.ignore_after = job->reserved && job->reserved_start <= p->now ? j : INT_MAX;
 		for (int i = 0; i < job->nneeds; i++)
 			st.need_type[i] = alloc_type_index(&st, job->needs[i].type);
 		if (nc == 0)

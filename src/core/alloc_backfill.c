@@ -121,7 +121,7 @@ bf_window_end(int64_t start, int64_t limit)
 
 /* Returns the least amount of g free at any time in [t1, t2] (0 once closed). */
 Sum
-bf_free_during(const Group *g, int64_t t1, int64_t t2)
+bf_free_during(const State *st, const Group *g, int64_t t1, int64_t t2)
 {
 	Sum			v = g->free,
 				least;
@@ -130,24 +130,24 @@ bf_free_during(const Group *g, int64_t t1, int64_t t2)
 	if (g->closed_by >= 0)
 		return 0;
 	for (; i < g->nev && g->ev[i].t <= t1; i++)
-		v += g->ev[i].delta;
+		v += alloc_counts(st, &g->ev[i]) ? g->ev[i].delta : 0;
 	least = v;
 	while (i < g->nev && g->ev[i].t <= t2)
 	{
 		int64_t		t = g->ev[i].t;
 
 		for (; i < g->nev && g->ev[i].t == t; i++)
-			v += g->ev[i].delta;
+			v += alloc_counts(st, &g->ev[i]) ? g->ev[i].delta : 0;
 		least = v < least ? v : least;
 	}
 	return least;
 }
 
-/* Returns bf_free_during(g, t1, t2), or 0 when that is negative. */
+/* Returns bf_free_during(st, g, t1, t2), or 0 when that is negative. */
 Sum
-bf_spare(const Group *g, int64_t t1, int64_t t2)
+bf_spare(const State *st, const Group *g, int64_t t1, int64_t t2)
 {
-	Sum			s = bf_free_during(g, t1, t2);
+	Sum			s = bf_free_during(st, g, t1, t2);
 
 	return s > 0 ? s : 0;
 }
@@ -162,8 +162,8 @@ bf_fits_at(const State *st, const AllocJob *job, int node, int64_t t)
 	{
 		int			type = st->need_type[i];
 
-		if (bf_spare(alloc_group(st, type, node), t, end) +
-			bf_spare(alloc_group(st, type, -1), t, end) < job->needs[i].count)
+		if (bf_spare(st, alloc_group(st, type, node), t, end) +
+			bf_spare(st, alloc_group(st, type, -1), t, end) < job->needs[i].count)
 			return 0;
 	}
 	return 1;
@@ -180,8 +180,9 @@ cmp_time(const void *a, const void *b)
 }
 
 /*
- * Returns the earliest time at which the pools could cover every need of job, with
- * the most one candidate node offers: no node can start it sooner.
+ * Returns the earliest time from which the pools could cover every need of job for
+ * its whole limit, with the most one candidate node offers itself: no node can
+ * start it sooner.
  */
 static int64_t
 pool_floor(const State *st, const AllocJob *job)
@@ -191,24 +192,23 @@ pool_floor(const State *st, const AllocJob *job)
 	for (int i = 0; i < job->nneeds; i++)
 	{
 		const Group *pool = alloc_group(st, st->need_type[i], -1);
-		Sum			v = pool->free,
-					want = (Sum) job->needs[i].count - st->cand_entry->maxcap[st->need_type[i]];
-		int64_t		at = st->p->now;
+		Sum			want = (Sum) job->needs[i].count - st->cand_entry->maxcap[st->need_type[i]];
+		int64_t		at = floor;
 		int			e = 0;
 
-		if (pool->closed_by >= 0)
-			return ALLOC_NEVER;
-		for (; e < pool->nev && pool->ev[e].t <= at; e++)
-			v += pool->ev[e].delta;
-		while (v < want && e < pool->nev)
+		if (want <= 0)
+			continue;
+		while (bf_spare(st, pool, at, bf_window_end(at, job->limit)) < want)
 		{
+			/* the next time something comes back to the pool */
+			for (; e < pool->nev && (pool->ev[e].t <= at || pool->ev[e].delta <= 0 ||
+									 !alloc_counts(st, &pool->ev[e])); e++)
+				;
+			if (e == pool->nev)
+				return ALLOC_NEVER;
 			at = pool->ev[e].t;
-			for (; e < pool->nev && pool->ev[e].t == at; e++)
-				v += pool->ev[e].delta;
 		}
-		if (v < want)
-			return ALLOC_NEVER;
-		floor = at > floor ? at : floor;
+		floor = at;
 	}
 	return floor;
 }
@@ -244,7 +244,7 @@ earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found, 
 			const Group *g = side ? pool : own;
 
 			for (int e = 0; e < g->nev && g->ev[e].t < first; e++)
-				if (g->ev[e].delta > 0 && g->ev[e].t > st->p->now)
+				if (g->ev[e].delta > 0 && g->ev[e].t > st->p->now && alloc_counts(st, &g->ev[e]))
 					first = g->ev[e].t;
 		}
 		soonest = first > soonest ? first : soonest;
@@ -261,7 +261,7 @@ earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found, 
 				return -1;
 			for (int e = 0; e < g->nev; e++)
 				if (g->ev[e].delta > 0 && g->ev[e].t > st->p->now &&
-					(!found || g->ev[e].t < *best))
+					(!found || g->ev[e].t < *best) && alloc_counts(st, &g->ev[e]))
 					st->times[nt++] = g->ev[e].t;
 		}
 	qsort(st->times, nt, sizeof(int64_t), cmp_time);
@@ -284,7 +284,8 @@ earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found, 
 			const Group *g = alloc_group(st, st->need_type[i / 2], i % 2 ? -1 : node);
 
 			for (; st->sweep_at[i] < g->nev && g->ev[st->sweep_at[i]].t <= t; st->sweep_at[i]++)
-				st->sweep_free[i] += g->ev[st->sweep_at[i]].delta;
+				if (alloc_counts(st, &g->ev[st->sweep_at[i]]))
+					st->sweep_free[i] += g->ev[st->sweep_at[i]].delta;
 		}
 		for (int i = 0; i < job->nneeds && covered; i++)
 		{
@@ -326,7 +327,7 @@ book(State *st, int jobno, int node, int64_t start)
 		int			t = alloc_type_index(st, job->needs[i].type);
 		Group	   *own = alloc_group(st, t, node);
 		Group	   *pool = alloc_group(st, t, -1);
-		Sum			s = bf_spare(own, at, end);
+		Sum			s = bf_spare(st, own, at, end);
 		int64_t		count = job->needs[i].count;
 		int64_t		from_own = s < count ? (int64_t) s : count;
 
@@ -389,26 +390,38 @@ bf_unbook(State *st, int jobno)
  * the candidate node where that is soonest (ties to the node listed first); a start
  * that is not known reserves them from now on.  Returns 1 when it did, 0 when no
  * reservation is left or the job fits nowhere even at ALLOC_NEVER, -1 (memory).
+ *
+ * A job whose last reservation no longer holds (a running job overran the end it
+ * was counted to have) searches again as if no later job had a reservation: later
+ * promises must not push an earlier job back behind them.
  */
 int
 bf_reserve(State *st, int jobno, int nc)
 {
 	const AllocJob *job = &st->p->jobs[jobno];
 	int			node = -1;
-	int64_t		start = 0,
-				floor;
+	int64_t		start = 0;
 
 	if (st->reservations_left <= 0)
 		return 0;
-	floor = pool_floor(st, job);
-	for (int k = 0; k < nc; k++)
+	for (;;)
 	{
-		int			rc = earliest_on(st, job, st->cand[k], floor, node >= 0, &start);
+		int64_t		floor = pool_floor(st, job);
 
-		if (rc < 0)
-			return -1;
-		if (rc > 0)
-			node = st->cand[k];
+		for (int k = 0; k < nc; k++)
+		{
+			int			rc = earliest_on(st, job, st->cand[k], floor, node >= 0, &start);
+
+			if (rc < 0)
+				return -1;
+			if (rc > 0)
+				node = st->cand[k];
+		}
+		if (!job->reserved || st->ignore_after == jobno ||
+			(node >= 0 && start <= job->reserved_start))
+			break;
+		st->ignore_after = jobno;	/* the promise broke: search again, earlier first */
+		node = -1;
 	}
 	if (node < 0)
 		return 0;

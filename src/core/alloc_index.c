@@ -62,7 +62,7 @@ bitmap(const State *st, int type, int b)
 static Sum
 spare_now(const State *st, const AllocJob *job, const Group *g)
 {
-	Sum			s = bf_free_during(g, st->p->now, bf_window_end(st->p->now, job->limit));
+	Sum			s = bf_free_during(st, g, st->p->now, bf_window_end(st->p->now, job->limit));
 
 	return s > 0 ? s : 0;
 }

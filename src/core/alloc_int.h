@@ -83,6 +83,8 @@ typedef struct State
 	int64_t    *times;			/* scratch: candidate start times */
 	int			times_cap;
 	int			reservations_left;
+	int			current;		/* the job being placed (INT_MAX while loading) */
+	int			ignore_after;	/* reservations of jobs after this one do not count */
 	uint64_t   *bits;			/* per type and bucket: bitmap of the nodes there */
 	int			words;			/* 64-bit words per bitmap */
 	unsigned char *node_reserved;	/* per node: something on it is reserved */
@@ -100,6 +102,18 @@ alloc_group(const State *st, int type, int node)
 	int			slot = node < 0 ? st->p->nnodes : node;
 
 	return &st->groups[(size_t) type * (st->p->nnodes + 1) + slot];
+}
+
+/*
+ * Returns whether event e counts for the job being placed: not a reservation of a
+ * later job whose start was not known (it promised nothing, it only holds back the
+ * jobs after it), nor of any job after ignore_after.
+ */
+static inline int
+alloc_counts(const State *st, const Event *e)
+{
+	return e->job <= st->current ||
+		(e->job <= st->ignore_after && st->p->jobs[e->job].reserved_start != ALLOC_NEVER);
 }
 
 /* alloc.c */
@@ -122,8 +136,8 @@ extern int	bf_load_reservations(State *st);
 extern void bf_unbook(State *st, int jobno);
 extern int	bf_add_event(Group *g, int64_t t, int64_t delta, int job);
 extern int64_t bf_window_end(int64_t start, int64_t limit);
-extern Sum	bf_free_during(const Group *g, int64_t t1, int64_t t2);
-extern Sum	bf_spare(const Group *g, int64_t t1, int64_t t2);
+extern Sum	bf_free_during(const State *st, const Group *g, int64_t t1, int64_t t2);
+extern Sum	bf_spare(const State *st, const Group *g, int64_t t1, int64_t t2);
 extern int	bf_fits_at(const State *st, const AllocJob *job, int node, int64_t t);
 extern int	bf_reserve(State *st, int jobno, int nc);
 

@@ -94,7 +94,7 @@ node_blocker(const State *st, const AllocJob *job, int n, int64_t end)
 		const Group *pool = alloc_group(st, st->need_type[i], -1);
 		int			who;
 
-		if (bf_spare(own, now, end) + bf_spare(pool, now, end) >= job->needs[i].count)
+		if (bf_spare(st, own, now, end) + bf_spare(st, pool, now, end) >= job->needs[i].count)
 			continue;
 		who = blocker(own, end);
 		if (who < 0)
@@ -167,7 +167,7 @@ static int
 is_short(const State *st, const AllocJob *job, int i)
 {
 	int			t = st->need_type[i];
-	Sum			pool = bf_spare(alloc_group(st, t, -1), st->p->now,
+	Sum			pool = bf_spare(st, alloc_group(st, t, -1), st->p->now,
 							 bf_window_end(st->p->now, job->limit));
 
 	return st->cand_entry->closed[t] || st->type_avail[t] < job->needs[i].count ||

@@ -222,6 +222,7 @@ test_scenarios(void)
 	}, "10 waits: no node is online\n");
 }
 
+static const AllocNeed cpu4[] = {{"cpu", 4}};
 static const AllocNeed cpu5[] = {{"cpu", 5}};
 static const AllocNeed lic1[] = {{"lic", 1}};
 static const AllocNeed lic2[] = {{"lic", 2}};
@@ -269,6 +270,30 @@ test_backfill(void)
 	}, "10 waits: not enough lic free (needs 2) (starts 100)\n"
 	   "11 waits: not enough lic free (needs 2)\n12 waits: earlier joblist 2 holds the queue\n"
 	   "13 -> a 1\n");
+
+	expect("last cycle's promises are kept: an earlier job never lands on a later one's", &(Scenario) {
+		.nodes = {"a", "b"},
+		.units = {{1, "cpu", 0, 0, 1}, {2, "cpu", 0, 0, 1}, {3, "cpu", 1, 0, 1},
+				  {4, "cpu", 1, 0, 1}},
+		.holds = {{0, 1, 100}, {1, 1, 100}, {2, 1, 50}, {3, 1, 200}},
+		.jobs = {{10, 1, cpu2, 1, .limit = 100, .reserved = 1, .reserved_node = 0,
+				  .reserved_start = 100},
+				 {11, 2, cpu1, 1, .limit = 100, .reserved = 1, .reserved_node = 1,
+				  .reserved_start = 50}},
+	}, "10 waits: not enough cpu free (needs 2) (starts 100)\n"
+	   "11 waits: not enough cpu free (needs 1) (starts 50)\n");
+
+	expect("a promise a running job's overrun broke is not pushed behind later ones", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 0, 1}, {2, "cpu", 0, 0, 1}, {3, "cpu", 0, 0, 1},
+				  {4, "cpu", 0, 1, 1}},
+		.holds = {{0, 1, 100}, {1, 1, 100}, {2, 1, 100}},
+		.jobs = {{10, 1, cpu4, 1, .limit = 50, .reserved = 1, .reserved_node = 0,
+				  .reserved_start = 90},
+				 {11, 2, cpu1, 1, .limit = 1000, .reserved = 1, .reserved_node = 0,
+				  .reserved_start = 140}},
+	}, "10 waits: not enough cpu free (needs 4) (starts 100)\n"
+	   "11 waits: reserved for job 10 from 00:01 (starts 150)\n");
 
 	expect("a job past its limit lets go any second; bad holds are ignored", &(Scenario) {
 		.nodes = {"a"},
