@@ -17,6 +17,9 @@ OBJS = \
 	src/notify.o \
 	src/target.o \
 	src/core/alloc.o \
+	src/core/alloc_backfill.o \
+	src/core/alloc_index.o \
+	src/core/alloc_wait.o \
 	src/core/template.o \
 	src/core/cron.o \
 	src/core/cron_next.o \
@@ -62,6 +65,11 @@ unit:
 	python3 -m unittest discover -s deploy/patroni/tests
 
 EXTRA_CLEAN = regress tmp_check tmp_check_iso results output_iso regression.diffs regression.out
+
+# PGXS knows no header dependencies: the allocator's objects share its State.
+src/alloc.o src/pg_dispatch.o: src/core/alloc.h
+src/core/alloc.o src/core/alloc_backfill.o src/core/alloc_index.o src/core/alloc_wait.o: \
+	src/core/alloc.h src/core/alloc_int.h
 
 sql/pg_dispatch--0.1.sql: $(sort $(wildcard $(srcdir)/sql/src/*.sql))
 	awk 'FNR == 1 && NR != 1 { print "" } { print }' $^ > $@

@@ -2,12 +2,14 @@
  * alloc.c: the SQL side of the allocator (core/alloc.c), one round per cycle.
  *
  * alloc_assign() reads the allocation problem from the dispatch._sched_* views
- * (online nodes, their labels, free resource units, the pending jobs with their
- * needs and label constraints, in submission order), solves it with alloc_run()
- * and writes the answer back with one dispatch._assign_many() call for the jobs
- * it placed (which also NOTIFYs their nodes) and one dispatch._set_reasons()
- * call for the jobs that wait.  Only the views and those two functions cross
- * the boundary, so the algorithm stays plain C with its own unit tests.
+ * (online nodes, their labels, free resource units, what running jobs hold and
+ * until when, the pending jobs with their needs, label constraints, time limits
+ * and last reservations, in submission order), solves it with alloc_run() and
+ * writes the answer back with one dispatch._assign_many() call for the jobs it
+ * placed (which also NOTIFYs their nodes) and one dispatch._set_reasons() call
+ * for the jobs that wait (reasons and reservations).  Only the views and those
+ * two functions cross the boundary, so the algorithm stays plain C with its own
+ * unit tests.  Times cross it as whole seconds of the Unix epoch.
  *
  * Everything is palloc'd in the current memory context (SPI's, inside the
  * scheduler's transaction); strings read from SPI stay valid until SPI_finish.
@@ -17,9 +19,11 @@
 
 #include "alloc.h"
 #include "catalog/pg_type.h"
+#include "pgtime.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/timestamp.h"
 
 /* A node name and its index in AllocProblem.nodes. */
 typedef struct NodeEntry
@@ -28,11 +32,20 @@ typedef struct NodeEntry
 	int			index;
 } NodeEntry;
 
+/* A resource id and its index in AllocProblem.units. */
+typedef struct UnitEntry
+{
+	int64		resource_id;	/* hash key */
+	int			index;
+} UnitEntry;
+
 static int	node_index(HTAB *nodes, const char *name);
 static HTAB *load_nodes(AllocProblem *p, char ***node_names);
 static void load_labels(AllocProblem *p, HTAB *nodes);
-static void load_units(AllocProblem *p, HTAB *nodes);
-static void load_jobs(AllocProblem *p);
+static HTAB *load_units(AllocProblem *p, HTAB *nodes);
+static void load_holds(AllocProblem *p, HTAB *units);
+static void load_jobs(AllocProblem *p, HTAB *nodes);
+static void format_local(int64_t t, int64_t now, char *buf, size_t len);
 static int	split_pairs(Datum arr, bool last, AllocConstraint **pairs);
 static Datum int8_array(Datum *values, int n);
 static Datum text_array(Datum *values, int n);
@@ -103,13 +116,24 @@ load_labels(AllocProblem *p, HTAB *nodes)
 	p->labels = labels;
 }
 
-/* Reads the free resource units (of nodes in nodes, or of no node) into p. */
-static void
+/*
+ * Reads the free resource units (of nodes in nodes, or of no node) into p; returns
+ * the resource-id-to-index table.
+ */
+static HTAB *
 load_units(AllocProblem *p, HTAB *nodes)
 {
 	SPITupleTable *t = worker_select("SELECT resource_id, type, node, free, capacity"
 									 "  FROM dispatch._sched_free", 0, NULL, NULL);
 	AllocUnit  *units = palloc(sizeof(AllocUnit) * (t->numvals + 1));
+	HASHCTL		ctl = {0};
+	HTAB	   *index;
+
+	ctl.keysize = sizeof(int64);
+	ctl.entrysize = sizeof(UnitEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	index = hash_create("pg_dispatch units", Max(t->numvals, 16), &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	for (uint64 i = 0; i < t->numvals; i++)
 	{
@@ -123,20 +147,52 @@ load_units(AllocProblem *p, HTAB *nodes)
 		u->type = worker_text_at(t, i, 2);
 		u->free = worker_int8_at(t, i, 4);
 		u->capacity = worker_int8_at(t, i, 5);
+		((UnitEntry *) hash_search(index, &u->resource_id, HASH_ENTER, NULL))->index = p->nunits;
 		p->nunits++;
 	}
 	p->units = units;
+	return index;
 }
 
-/* Reads the pending jobs, with their needs and constraints, in submission order into p. */
+/* Reads what running jobs hold of the units in units, and until when, into p. */
 static void
-load_jobs(AllocProblem *p)
+load_holds(AllocProblem *p, HTAB *units)
+{
+	SPITupleTable *t = worker_select("SELECT resource_id, amount, ends FROM dispatch._sched_holds",
+									 0, NULL, NULL);
+	AllocHold  *holds = palloc(sizeof(AllocHold) * (t->numvals + 1));
+
+	for (uint64 i = 0; i < t->numvals; i++)
+	{
+		int64		id = worker_int8_at(t, i, 1);
+		UnitEntry  *e = hash_search(units, &id, HASH_FIND, NULL);
+		bool		isnull;
+
+		if (e == NULL)
+			continue;			/* a unit of a node that is not online */
+		holds[p->nholds].unit = e->index;
+		holds[p->nholds].amount = worker_int8_at(t, i, 2);
+		holds[p->nholds].end = worker_int8_at(t, i, 3);
+		(void) SPI_getbinval(t->vals[i], t->tupdesc, 3, &isnull);
+		if (isnull)
+			holds[p->nholds].end = ALLOC_NEVER;
+		p->nholds++;
+	}
+	p->holds = holds;
+}
+
+/*
+ * Reads the pending jobs, with their needs, constraints, time limits and last
+ * reservations (on nodes in nodes), in submission order into p.
+ */
+static void
+load_jobs(AllocProblem *p, HTAB *nodes)
 {
 	SPITupleTable *t;
 	AllocJob   *jobs;
 
-	t = worker_select("SELECT job_id, joblist_id, needs, constraints FROM dispatch._sched_jobs",
-					  0, NULL, NULL);
+	t = worker_select("SELECT job_id, joblist_id, needs, constraints, time_limit, expected_start,"
+					  "       expected_node FROM dispatch._sched_jobs", 0, NULL, NULL);
 	jobs = palloc0(sizeof(AllocJob) * (t->numvals + 1));
 	for (uint64 i = 0; i < t->numvals; i++)
 	{
@@ -164,6 +220,13 @@ load_jobs(AllocProblem *p)
 			j->nconstraints = split_pairs(arr, false, &pairs);
 			j->constraints = pairs;
 		}
+		j->limit = worker_int8_at(t, i, 5);
+		j->reserved_node = node_index(nodes, worker_text_at(t, i, 7));
+		j->reserved = j->reserved_node >= 0;
+		j->reserved_start = worker_int8_at(t, i, 6);
+		(void) SPI_getbinval(t->vals[i], t->tupdesc, 6, &isnull);
+		if (isnull)
+			j->reserved_start = ALLOC_NEVER;
 	}
 	p->jobs = jobs;
 	p->njobs = (int) t->numvals;
@@ -210,18 +273,24 @@ text_array(Datum *values, int n)
 
 /*
  * Writes the cycle's result with one dispatch._assign_many() call for the placed jobs
- * and one dispatch._set_reasons() call for the others; returns the number assigned.
+ * and one dispatch._set_reasons() call (reasons, reservations) for the others;
+ * returns the number assigned.
  */
 static int
 write_result(const AllocProblem *p, const AllocOutput *out, char **node_names)
 {
 	Oid			assign_types[5] = {INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
 	INT8ARRAYOID};
-	Oid			reason_types[2] = {INT8ARRAYOID, TEXTARRAYOID};
+	Oid			reason_types[4] = {INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+	TEXTARRAYOID};
 	Datum	   *placed = palloc(sizeof(Datum) * (p->njobs + 1));
 	Datum	   *nodes = palloc(sizeof(Datum) * (p->njobs + 1));
 	Datum	   *waiting = palloc(sizeof(Datum) * (p->njobs + 1));
 	Datum	   *reasons = palloc(sizeof(Datum) * (p->njobs + 1));
+	Datum	   *starts = palloc(sizeof(Datum) * (p->njobs + 1));
+	bool	   *starts_null = palloc(sizeof(bool) * (p->njobs + 1));
+	Datum	   *reserved_on = palloc(sizeof(Datum) * (p->njobs + 1));
+	bool	   *reserved_null = palloc(sizeof(bool) * (p->njobs + 1));
 	Datum	   *take_jobs = palloc(sizeof(Datum) * (out->ntakes + 1));
 	Datum	   *take_units = palloc(sizeof(Datum) * (out->ntakes + 1));
 	Datum	   *take_amounts = palloc(sizeof(Datum) * (out->ntakes + 1));
@@ -236,7 +305,14 @@ write_result(const AllocProblem *p, const AllocOutput *out, char **node_names)
 		if (r->node < 0)
 		{
 			waiting[nwaiting] = job;
-			reasons[nwaiting++] = CStringGetTextDatum(r->reason);
+			reasons[nwaiting] = CStringGetTextDatum(r->reason);
+			starts_null[nwaiting] = r->reserved_node < 0 || r->expected_start == ALLOC_NEVER;
+			starts[nwaiting] = starts_null[nwaiting] ? (Datum) 0 :
+				TimestampTzGetDatum(time_t_to_timestamptz((pg_time_t) r->expected_start));
+			reserved_null[nwaiting] = r->reserved_node < 0;
+			reserved_on[nwaiting] = reserved_null[nwaiting] ? (Datum) 0 :
+				CStringGetTextDatum(node_names[r->reserved_node]);
+			nwaiting++;
 			continue;
 		}
 		placed[nplaced] = job;
@@ -267,13 +343,32 @@ write_result(const AllocProblem *p, const AllocOutput *out, char **node_names)
 	}
 	if (nwaiting > 0)
 	{
-		Datum		args[2];
+		Datum		args[4];
+		int			dims[1] = {nwaiting};
+		int			lbs[1] = {1};
 
 		args[0] = int8_array(waiting, nwaiting);
 		args[1] = text_array(reasons, nwaiting);
-		(void) worker_select("SELECT dispatch._set_reasons($1, $2)", 2, reason_types, args);
+		args[2] = PointerGetDatum(construct_md_array(starts, starts_null, 1, dims, lbs,
+													 TIMESTAMPTZOID, 8, true,
+													 TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_md_array(reserved_on, reserved_null, 1, dims, lbs,
+													 TEXTOID, -1, false, TYPALIGN_INT));
+		(void) worker_select("SELECT dispatch._set_reasons($1, $2, $3, $4)", 4, reason_types,
+							 args);
 	}
 	return assigned;
+}
+
+/* Formats t in the server's time zone for a reason: "12:04", with the date a day or more ahead. */
+static void
+format_local(int64_t t, int64_t now, char *buf, size_t len)
+{
+	pg_time_t	pt = (pg_time_t) t;
+	struct pg_tm *tm = pg_localtime(&pt, session_timezone);
+
+	if (tm == NULL || pg_strftime(buf, len, t - now < 86400 ? "%H:%M" : "%Y-%m-%d %H:%M", tm) == 0)
+		strlcpy(buf, "?", len);
 }
 
 /* Places what it can of the pending jobs and records why the others wait; returns how many it assigned. */
@@ -284,14 +379,19 @@ alloc_assign(void)
 	AllocOutput out;
 	char	  **node_names;
 	HTAB	   *nodes;
+	HTAB	   *units;
 	int			assigned;
 
 	nodes = load_nodes(&p, &node_names);
 	load_labels(&p, nodes);
-	load_units(&p, nodes);
-	load_jobs(&p);
+	units = load_units(&p, nodes);
+	load_jobs(&p, nodes);
 	if (p.njobs == 0)
 		return 0;
+	load_holds(&p, units);
+	p.now = (int64_t) timestamptz_to_time_t(GetCurrentTimestamp());
+	p.max_reservations = dispatch_max_reservations;
+	p.format_time = format_local;
 	if (alloc_run(&p, &out) < 0)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	/* An ERROR here ends the process, which frees out with everything else. */

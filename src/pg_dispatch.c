@@ -15,6 +15,7 @@
  */
 #include "pg_dispatch.h"
 #include "notify.h"
+#include "alloc.h"
 
 #include <limits.h>
 
@@ -50,6 +51,8 @@ static int	dispatch_metrics_hour_retention = 400 * 86400;
 static int	dispatch_presence_retention = 30 * 86400;
 static int	dispatch_run_history_retention = 7 * 86400;
 static int	dispatch_node_timeout = 30;
+static int	dispatch_default_time_limit = 0;
+int			dispatch_max_reservations = ALLOC_DEFAULT_RESERVATIONS;
 static int	dispatch_kill_grace = 10;
 static int	dispatch_max_output_bytes = 1024 * 1024;
 static int	dispatch_max_file_size = 1024 * 1024;
@@ -110,6 +113,11 @@ static const IntSetting int_settings[] = {
 	&dispatch_node_timeout, 30, 1, 86400, PGC_SIGHUP, GUC_UNIT_S},
 	{"dispatch.kill_grace", "Time agents wait between SIGTERM and SIGKILL when stopping a job.",
 	&dispatch_kill_grace, 10, 0, 3600, PGC_SIGHUP, GUC_UNIT_S},
+	/* Backfill (src/core/alloc_backfill.c): the time limit of jobs without one, and depth. */
+	{"dispatch.default_time_limit", "Time limit given to jobs submitted without a timeout (0: none).",
+	&dispatch_default_time_limit, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S},
+	{"dispatch.max_reservations", "Waiting jobs, in queue order, for which the scheduler reserves units.",
+	&dispatch_max_reservations, ALLOC_DEFAULT_RESERVATIONS, 1, 100000, PGC_SIGHUP, 0},
 	{"dispatch.max_output_bytes", "Output stored per job attempt; the rest is cut off, visibly.",
 	&dispatch_max_output_bytes, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
 	{"dispatch.max_file_size", "Largest job file or command, before and after rendering.",

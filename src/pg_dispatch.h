@@ -33,6 +33,7 @@ extern char *dispatch_webhook_allow;
 extern int	dispatch_notify_timeout;
 extern int	dispatch_monitor_interval;
 extern int	dispatch_max_sql_command_size;
+extern int	dispatch_max_reservations;
 
 /* launcher.c */
 extern void launcher_register(void);

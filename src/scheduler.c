@@ -22,9 +22,15 @@
  * any backend can set its latch, and the counters scheduler_stats() shows; and
  * the SQL run slots.
  *
- * Errors: the worker has no error handler of its own, so an ERROR in a cycle ends
- * the process (after rolling back) and the launcher starts a fresh scheduler after
- * a pause.  That keeps the loop free of half-finished state.
+ * Errors: an ERROR in a cycle is caught by the loop's own sigsetjmp (as
+ * PostgreSQL's auxiliary processes do), logged, and its transaction rolled back
+ * (worker_abort()); the cycle is retried after a pause that doubles from
+ * ERROR_SLEEP_MS up to MAX_SLEEP_MS while cycles keep failing.  Nothing of a
+ * failed cycle survives it: its writes are rolled back, its memory is the cycle
+ * context's, and the SQL run slots it would have freed or started are only
+ * touched after a commit.  The process, and with it the liveness grace counted
+ * from its start (_housekeeping()), stays.  FATAL still ends the process, and
+ * the launcher starts a fresh scheduler after a pause.
  */
 #include "pg_dispatch.h"
 #include "worker.h"
@@ -45,6 +51,7 @@
 
 #define MAX_SLEEP_MS 60000L
 #define MIN_SLEEP_MS 100L
+#define ERROR_SLEEP_MS 1000L
 
 PG_FUNCTION_INFO_V1(scheduler_stats);
 
@@ -167,7 +174,9 @@ run_cycle(void)
 void
 scheduler_main(Datum arg)
 {
-	MemoryContext cycle_cxt;
+	static MemoryContext cycle_cxt;
+	static long error_sleep_ms = 0;	/* statics: they survive the longjmp */
+	sigjmp_buf	recover;
 
 	worker_start();
 	worker_connect(dispatch_database, NULL, "pg_dispatch scheduler");
@@ -177,6 +186,20 @@ scheduler_main(Datum arg)
 									  ALLOCSET_DEFAULT_SIZES);
 	ereport(LOG, (errmsg("pg_dispatch scheduler started in database \"%s\"",
 						 dispatch_database)));
+
+	if (sigsetjmp(recover, 1) != 0)
+	{
+		/* A cycle failed: PG_exception_stack brought us here. */
+		error_context_stack = NULL;
+		worker_abort();
+		MemoryContextReset(cycle_cxt);
+		error_sleep_ms = error_sleep_ms == 0 ? ERROR_SLEEP_MS :
+			Min(error_sleep_ms * 2, MAX_SLEEP_MS);
+		ereport(LOG, (errmsg("pg_dispatch scheduling cycle failed, retrying in %ld ms",
+							 error_sleep_ms)));
+		worker_wait(error_sleep_ms);
+	}
+	PG_exception_stack = &recover;
 
 	while (!ShutdownRequestPending)
 	{
@@ -188,6 +211,7 @@ scheduler_main(Datum arg)
 			MemoryContext old = MemoryContextSwitchTo(cycle_cxt);
 
 			sleep_ms = run_cycle();
+			error_sleep_ms = 0;
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(cycle_cxt);
 		}

@@ -26,6 +26,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 
@@ -110,6 +111,24 @@ worker_end(void)
 	caller_cxt = NULL;
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * After an ERROR caught by a worker's own sigsetjmp: logs it, aborts the
+ * worker_begin() transaction (SPI, snapshot, locks go with it) and returns to the
+ * caller's context, so the worker can go on.
+ */
+void
+worker_abort(void)
+{
+	HOLD_INTERRUPTS();
+	EmitErrorReport();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(caller_cxt != NULL ? caller_cxt : TopMemoryContext);
+	caller_cxt = NULL;
+	FlushErrorState();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	RESUME_INTERRUPTS();
 }
 
 /*

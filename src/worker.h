@@ -23,6 +23,7 @@ extern void worker_reload_if_requested(void);
 extern void worker_wait(long ms);
 extern void worker_begin(const char *activity);
 extern void worker_end(void);
+extern void worker_abort(void);
 extern Oid	worker_extension_lock(void);
 extern bool worker_run(const char *sql, int nargs, Oid *types, Datum *values);
 extern SPITupleTable *worker_select(const char *sql, int nargs, Oid *types, Datum *values);

@@ -72,6 +72,10 @@ CREATE TABLE dispatch.jobs (
     finished_at     timestamptz,
     output_bytes    bigint NOT NULL DEFAULT 0,
     output_truncated boolean NOT NULL DEFAULT false,
+    -- The scheduler's reservation for a waiting job (50_scheduler.sql): from when
+    -- (NULL: not known) and on which node (NULL: none).
+    expected_start  timestamptz,
+    expected_node   text,
     FOREIGN KEY (joblist_id, stage) REFERENCES dispatch.stages ON DELETE CASCADE,
     UNIQUE (joblist_id, name),
     CHECK (state NOT IN ('assigned', 'running') OR node IS NOT NULL),
@@ -342,7 +346,9 @@ BEGIN
                 ELSE u.job -> 'needs' END,
            coalesce(u.job -> 'constraints', '{}'), coalesce(u.job -> 'env', '{}'),
            CASE WHEN u.job ? 'timeout'
-                THEN dispatch._json_interval(u.job -> 'timeout', '', 'timeout') END,
+                THEN dispatch._json_interval(u.job -> 'timeout', '', 'timeout')
+                ELSE nullif(current_setting('dispatch.default_time_limit'), '0')::interval
+           END,
            coalesce((u.job ->> 'retries')::int, 0),
            CASE WHEN u.stage = 0 THEN 'waiting for the scheduler' ELSE waiting END
       FROM unnest(v) WITH ORDINALITY AS u(stage, stage_name, job_path, job, ord)

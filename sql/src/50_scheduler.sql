@@ -4,7 +4,8 @@
 --
 -- Each cycle the worker calls _housekeeping() (expire silent nodes, advance stages),
 -- reads the _sched_* views, places jobs with its C allocator, and writes the whole
--- cycle back with one _assign_many() and one _set_reasons() call.
+-- cycle back with one _assign_many() and one _set_reasons() call.  Times cross the
+-- boundary as whole seconds of the Unix epoch; a job's time limit is its timeout.
 
 CREATE FUNCTION dispatch._housekeeping() RETURNS double precision
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -104,9 +105,15 @@ CREATE VIEW dispatch._sched_jobs AS
            ARRAY(SELECT n.key || '=' || n.value::text::bigint
                    FROM jsonb_each(j.needs) n ORDER BY n.key) AS needs,
            ARRAY(SELECT c.key || '=' || c.value
-                   FROM jsonb_each_text(j.constraints) c ORDER BY c.key) AS constraints
+                   FROM jsonb_each_text(j.constraints) c ORDER BY c.key) AS constraints,
+           ceil(extract(epoch FROM j.timeout
+                              + current_setting('dispatch.kill_grace')::interval))::bigint
+               AS time_limit,
+           ceil(extract(epoch FROM j.expected_start))::bigint AS expected_start,
+           j.expected_node
       FROM dispatch.joblists l,
-           LATERAL (SELECT x.job_id, x.joblist_id, x.needs, x.constraints
+           LATERAL (SELECT x.job_id, x.joblist_id, x.needs, x.constraints, x.timeout,
+                           x.expected_start, x.expected_node
                       FROM dispatch.jobs x
                      WHERE x.joblist_id = l.joblist_id AND x.state = 'pending'
                        AND x.stage = l.current_stage
@@ -115,7 +122,24 @@ CREATE VIEW dispatch._sched_jobs AS
      ORDER BY l.joblist_id, j.job_id;
 COMMENT ON VIEW dispatch._sched_jobs IS
     'Scheduler input: runnable pending jobs in FIFO order, with their needs ("type=count") '
-    'and constraints ("key=value") sorted by key';
+    'and constraints ("key=value") sorted by key, their limits and last reservations';
+
+-- A job lets go of its units by its start + timeout + kill_grace (the agent stops it
+-- then; its time limit in _sched_jobs counts the grace too), counted from the second
+-- before its assignment: the cycle that placed it counted from its own start, a
+-- moment earlier, and an estimate that grew from one cycle to the next would move
+-- every reservation behind it.  (The agent starts a job milliseconds after it is
+-- assigned; a job that overruns the estimate only delays what waits for its units.)
+CREATE VIEW dispatch._sched_holds AS
+    SELECT a.resource_id, a.amount,
+           floor(extract(epoch FROM j.assigned_at))::bigint - 1
+           + ceil(extract(epoch FROM j.timeout
+                                   + current_setting('dispatch.kill_grace')::interval))::bigint
+               AS ends
+      FROM dispatch.allocations a JOIN dispatch.jobs j USING (job_id)
+     WHERE j.state IN ('assigned', 'running');
+COMMENT ON VIEW dispatch._sched_holds IS
+    'Scheduler input: what running jobs hold and when they let go of it (NULL: not known)';
 
 CREATE FUNCTION dispatch._assign_many(job_ids bigint[], nodes text[], take_jobs bigint[],
                                       take_units bigint[], take_amounts bigint[])
@@ -154,6 +178,7 @@ BEGIN
     upd AS (
         UPDATE dispatch.jobs j
            SET state = 'assigned', node = p.node, resources = p.held, reason = NULL,
+               expected_start = NULL, expected_node = NULL,
                -- the cycle's transaction began before the snapshot that saw the units
                -- free: now() could predate the finish that freed them
                assigned_at = pg_catalog.clock_timestamp()
@@ -192,12 +217,15 @@ $$;
 COMMENT ON FUNCTION dispatch._assign(bigint, text, bigint[], bigint[]) IS
     'Assign one pending job to a node with the given resource units (tests, manual repair)';
 
-CREATE FUNCTION dispatch._set_reasons(job_ids bigint[], reasons text[]) RETURNS void
+CREATE FUNCTION dispatch._set_reasons(job_ids bigint[], reasons text[],
+                                      starts timestamptz[], nodes text[]) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    UPDATE dispatch.jobs j SET reason = u.reason
-      FROM unnest(job_ids, reasons) AS u(job_id, reason)
+    UPDATE dispatch.jobs j
+       SET reason = u.reason, expected_start = u.expected_start, expected_node = u.node
+      FROM unnest(job_ids, reasons, starts, nodes) AS u(job_id, reason, expected_start, node)
      WHERE j.job_id = u.job_id AND j.state = 'pending'
-       AND j.reason IS DISTINCT FROM u.reason
+       AND (j.reason, j.expected_start, j.expected_node)
+           IS DISTINCT FROM (u.reason, u.expected_start, u.node)
 $$;
-COMMENT ON FUNCTION dispatch._set_reasons(bigint[], text[]) IS
-    'Scheduler: record why pending jobs wait';
+COMMENT ON FUNCTION dispatch._set_reasons(bigint[], text[], timestamptz[], text[]) IS
+    'Scheduler: record why pending jobs wait, and their reservations (start, node)';

@@ -32,7 +32,9 @@ CREATE VIEW dispatch.job_status AS
            CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.command END AS command,
            j.needs, j.constraints, j.timeout, j.retries, j.timed_out, j.cancel_requested,
            j.output_bytes, j.output_truncated,
-           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.env END AS env
+           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.env END AS env,
+           CASE WHEN j.state = 'pending' THEN j.expected_start END AS expected_start,
+           CASE WHEN j.state = 'pending' THEN j.expected_node END AS expected_node
       FROM dispatch.jobs j
       JOIN dispatch.joblists l USING (joblist_id)
       JOIN dispatch.stages s ON s.joblist_id = j.joblist_id AND s.stage = j.stage;

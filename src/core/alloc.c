@@ -2,16 +2,17 @@
  * alloc.c: places pending jobs on nodes, Tetris-style, in strict FIFO order.
  *
  * Units are grouped by (type, node) with the cluster-wide pool of a type as one
- * more "node".  Each group keeps running sums (free units not reserved, free units
- * in all, capacity) and a cursor to its first unit with something left, so checking
- * whether a node can take a job costs O(needs) and taking units never rescans: within
- * one cycle free units only ever decrease.
+ * more "node" (alloc_int.h).  Each group keeps running sums (free units, capacity)
+ * and a cursor to its first unit with something left, so checking whether a node
+ * can take a job costs O(needs) and taking units never rescans: within one cycle
+ * free units only ever decrease.
  *
- * FIFO without overtaking: when a job cannot be placed, every group it could draw
- * from (its types, on its candidate nodes, plus the cluster pools of its types) is
- * reserved for the rest of the cycle; later jobs can only use groups it cannot.
- * Among the nodes that fit, the best fit wins (fewest free units of the needed types
- * left over), ties going to the node listed first.
+ * FIFO without overtaking, with backfill: a job is placed now only where what it
+ * takes stays free for its whole time limit (forever without one) after every
+ * earlier job's reservation; a job that cannot start gets a reservation at its
+ * earliest start (alloc_backfill.c), so no later job ever delays it.  Among the
+ * nodes that fit, the best fit wins (fewest free units of the needed types left
+ * over), ties going to the node listed first.
  *
  * Hostile input: amounts come from agents, so any int64_t may arrive (registration
  * caps them, docs/security.md, but this file does not count on it).  A group's sums
@@ -19,79 +20,28 @@
  * right; once saturated, taking units makes a sum count less than is free, never
  * more, so a job may wait on such a group but never gets units that are not there.
  * The cluster-wide sums per type are exact 128-bit Sums: an undercount there would
- * let one huge node make every other node look empty.  Best-fit leftovers are Sums
- * too.  Only the types some job needs get groups, so a node offering thousands of
- * odd types costs nothing.
+ * let one huge node make every other node look empty.  Best-fit leftovers and the
+ * free amounts of the future are Sums too.  Only the types some job needs get
+ * groups, so a node offering thousands of odd types costs nothing.
  */
-#include "alloc.h"
+#include "alloc_int.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* An exact sum of amounts: 2^31 values of at most 2^63 each fit with room to spare. */
-typedef __int128 Sum;
-
-typedef struct Group
-{
-	int			start;			/* its units: order[start .. start + count) */
-	int			count;
-	int			cursor;			/* first unit that may have something left */
-	int64_t		avail;			/* free and not reserved (saturating) */
-	int64_t		free_total;		/* free, reserved or not (saturating) */
-	int64_t		capacity;		/* (saturating) */
-	int			reserver;		/* first job that reserved it, or -1 */
-} Group;
-
-#define CAND_CACHE 32
-
-/* The candidate nodes of one constraint set, computed once per cycle. */
-typedef struct CandCache
-{
-	const AllocJob *job;		/* a job with this constraint set */
-	int		   *nodes;
-	int			count;
-	int64_t    *maxcap;			/* per type: the largest capacity of one candidate */
-} CandCache;
-
-typedef struct State
-{
-	const AllocProblem *p;
-	const char **types;			/* distinct types the jobs need */
-	int			ntypes;
-	Group	   *groups;			/* ntypes x (nnodes + 1); the last slot is the cluster */
-	Sum		   *type_avail;		/* per type: available units over all groups */
-	int		   *order;			/* unit indices grouped by group, stable */
-	int64_t    *unit_free;		/* working copy of every unit's free amount */
-	int		   *label_start;	/* labels of node n: node_labels[label_start[n] ..] */
-	const AllocLabel **node_labels;
-	int		   *cand;			/* candidate nodes of the current job (points into cache) */
-	const int64_t *cand_maxcap;	/* and their largest capacity per type */
-	CandCache	cache[CAND_CACHE];	/* candidate lists by constraint set */
-	int			ncached;
-	int		   *need_type;		/* scratch: the type index of each need of the job */
-	AllocOutput *out;
-	int			takes_cap;
-} State;
-
-static int	type_index(const State *st, const char *type);
-static Group *group_of(const State *st, int type, int node);
 static int	build_index(State *st);
 static int	node_has(const State *st, int node, const char *key, const char *value);
 static int	same_constraints(const AllocJob *a, const AllocJob *b);
 static int	find_candidates(State *st, const AllocJob *job);
 static void explain_constraints(const State *st, const AllocJob *job, AllocResult *r);
-static void set_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 static int	explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r);
 static int64_t sat_add(int64_t a, int64_t b);
-static int64_t node_sum(const State *st, int type, int node, int use_avail);
-static int	fits(const State *st, const AllocJob *job, int node, int use_avail);
-static int	best_node(const State *st, const AllocJob *job, int nc);
 static int	take(State *st, Group *g, int64_t amount);
 static int	place(State *st, int jobno, int node);
-static void explain_wait(const State *st, int jobno, int nc);
-static void reserve(State *st, int jobno, int nc);
+static void free_state(State *st);
 
 /* Returns a + b, or INT64_MAX (INT64_MIN) when the sum would overflow. */
 static int64_t
@@ -105,22 +55,13 @@ sat_add(int64_t a, int64_t b)
 }
 
 /* Returns the index of type among the needed types, or -1 when no job needs it. */
-static int
-type_index(const State *st, const char *type)
+int
+alloc_type_index(const State *st, const char *type)
 {
 	for (int t = 0; t < st->ntypes; t++)
 		if (strcmp(st->types[t], type) == 0)
 			return t;
 	return -1;
-}
-
-/* Returns the group of (type, node); node -1 is the cluster-wide pool. */
-static Group *
-group_of(const State *st, int type, int node)
-{
-	int			slot = node < 0 ? st->p->nnodes : node;
-
-	return &st->groups[(size_t) type * (st->p->nnodes + 1) + slot];
 }
 
 /*
@@ -143,23 +84,25 @@ build_index(State *st)
 	key = malloc(sizeof(size_t) * (p->nunits + 1));
 	st->order = malloc(sizeof(int) * (p->nunits + 1));
 	st->unit_free = malloc(sizeof(int64_t) * (p->nunits + 1));
+	st->unit_type = malloc(sizeof(int) * (p->nunits + 1));
 	st->label_start = calloc(p->nnodes + 2, sizeof(int));
 	st->node_labels = malloc(sizeof(AllocLabel *) * (p->nlabels + 1));
-	if (!st->types || !key || !st->order || !st->unit_free || !st->label_start ||
-		!st->node_labels)
+	if (!st->types || !key || !st->order || !st->unit_free || !st->unit_type ||
+		!st->label_start || !st->node_labels)
 	{
 		free(key);
 		return -1;
 	}
 	for (int j = 0; j < p->njobs; j++)
 		for (int i = 0; i < p->jobs[j].nneeds; i++)
-			if (type_index(st, p->jobs[j].needs[i].type) < 0)
+			if (alloc_type_index(st, p->jobs[j].needs[i].type) < 0)
 				st->types[st->ntypes++] = p->jobs[j].needs[i].type;
 	ngroups = (size_t) st->ntypes * nodes1;
 	for (int u = 0; u < p->nunits; u++)
 	{
-		int			t = type_index(st, p->units[u].type);
+		int			t = alloc_type_index(st, p->units[u].type);
 
+		st->unit_type[u] = t;
 		key[u] = t < 0 ? ngroups :
 			(size_t) t * nodes1 + (p->units[u].node < 0 ? (size_t) p->nnodes : (size_t) p->units[u].node);
 		st->unit_free[u] = p->units[u].free;
@@ -179,7 +122,7 @@ build_index(State *st)
 		Group	   *g = &st->groups[key[u]];
 
 		g->count++;
-		g->free_total = sat_add(g->free_total, p->units[u].free);
+		g->free = sat_add(g->free, p->units[u].free);
 		g->capacity = sat_add(g->capacity, p->units[u].capacity);
 		if (key[u] < ngroups)
 			st->type_avail[key[u] / nodes1] += p->units[u].free;
@@ -187,8 +130,7 @@ build_index(State *st)
 	for (size_t g = 0, pos = 0; g <= ngroups; g++)
 	{
 		st->groups[g].start = st->groups[g].cursor = (int) pos;
-		st->groups[g].avail = st->groups[g].free_total;
-		st->groups[g].reserver = -1;
+		st->groups[g].closed_by = -1;
 		pos += st->groups[g].count;
 	}
 	for (int u = 0; u < p->nunits; u++)
@@ -214,7 +156,7 @@ build_index(State *st)
 		}
 		free(next);
 	}
-	return 0;
+	return bf_load_holds(st) < 0 || idx_build(st) < 0 ? -1 : bf_load_reservations(st);
 }
 
 /* Returns 1 when node carries label key=value. */
@@ -254,8 +196,8 @@ find_candidates(State *st, const AllocJob *job)
 	for (int i = 0; i < st->ncached; i++)
 		if (same_constraints(st->cache[i].job, job))
 		{
+			st->cand_entry = &st->cache[i];
 			st->cand = st->cache[i].nodes;
-			st->cand_maxcap = st->cache[i].maxcap;
 			return st->cache[i].count;
 		}
 	if (st->ncached < CAND_CACHE)
@@ -265,6 +207,8 @@ find_candidates(State *st, const AllocJob *job)
 	if (e->nodes == NULL && (e->nodes = malloc(sizeof(int) * (st->p->nnodes + 1))) == NULL)
 		return -1;
 	if (e->maxcap == NULL && (e->maxcap = malloc(sizeof(int64_t) * (st->ntypes + 1))) == NULL)
+		return -1;
+	if (e->closed == NULL && (e->closed = malloc(st->ntypes + 1)) == NULL)
 		return -1;
 	if (st->ncached < CAND_CACHE)
 		st->ncached++;
@@ -282,18 +226,21 @@ find_candidates(State *st, const AllocJob *job)
 	for (int t = 0; t < st->ntypes; t++)
 	{
 		e->maxcap[t] = 0;
+		e->closed[t] = 0;
 		for (int k = 0; k < e->count; k++)
-			if (group_of(st, t, e->nodes[k])->capacity > e->maxcap[t])
-				e->maxcap[t] = group_of(st, t, e->nodes[k])->capacity;
+			if (alloc_group(st, t, e->nodes[k])->capacity > e->maxcap[t])
+				e->maxcap[t] = alloc_group(st, t, e->nodes[k])->capacity;
 	}
+	if (idx_cand_init(st, e) < 0)
+		return -1;
+	st->cand_entry = e;
 	st->cand = e->nodes;
-	st->cand_maxcap = e->maxcap;
 	return e->count;
 }
 
 /* Formats a reason into r. */
-static void
-set_reason(AllocResult *r, const char *fmt,...)
+void
+alloc_reason(AllocResult *r, const char *fmt,...)
 {
 	va_list		ap;
 
@@ -326,7 +273,7 @@ explain_constraints(const State *st, const AllocJob *job, AllocResult *r)
 			if (len >= sizeof(list))
 				len = sizeof(list) - 1;
 		}
-	set_reason(r, "no online node matches %s", list);
+	alloc_reason(r, "no online node matches %s", list);
 }
 
 /*
@@ -339,74 +286,40 @@ explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r)
 	for (int i = 0; i < job->nneeds; i++)
 	{
 		int			t = st->need_type[i];
-		int64_t		offered = sat_add(nc == 0 ? 0 : st->cand_maxcap[t],
-									  group_of(st, t, -1)->capacity);
+		int64_t		offered = sat_add(nc == 0 ? 0 : st->cand_entry->maxcap[t],
+									  alloc_group(st, t, -1)->capacity);
 
 		if (offered == 0)
 		{
-			set_reason(r, "no online node offers %s", job->needs[i].type);
+			alloc_reason(r, "no online node offers %s", job->needs[i].type);
 			return 1;
 		}
 		if (offered < job->needs[i].count)
 		{
-			set_reason(r, "no online node has %lld %s",
-					   (long long) job->needs[i].count, job->needs[i].type);
+			alloc_reason(r, "no online node has %lld %s",
+						 (long long) job->needs[i].count, job->needs[i].type);
 			return 1;
 		}
 	}
 	return 0;
 }
 
-/* Returns the free units of type on node plus the cluster pool (available ones only, or all). */
-static int64_t
-node_sum(const State *st, int type, int node, int use_avail)
+/* Makes *array (of *cap elements of size) hold at least need, doubling it; 0 or -1. */
+int
+alloc_grow(void **array, int *cap, size_t size, int need)
 {
-	const Group *g = group_of(st, type, node);
-	const Group *pool = group_of(st, type, -1);
+	int			n = *cap ? *cap : 8;
+	void	   *a;
 
-	return use_avail ? sat_add(g->avail, pool->avail) : sat_add(g->free_total, pool->free_total);
-}
-
-/* Returns 1 when node (with the pools) has enough units for every need of job. */
-static int
-fits(const State *st, const AllocJob *job, int node, int use_avail)
-{
-	for (int i = 0; i < job->nneeds; i++)
-		if (node_sum(st, st->need_type[i], node, use_avail) < job->needs[i].count)
-			return 0;
-	return 1;
-}
-
-/* Returns the best-fitting candidate node for job, or -1 when none fits now. */
-static int
-best_node(const State *st, const AllocJob *job, int nc)
-{
-	int			best = -1;
-	Sum			best_left = 0;
-
-	for (int i = 0; i < job->nneeds; i++)
-		if (st->type_avail[st->need_type[i]] < job->needs[i].count)
-			return -1;			/* not enough anywhere: no need to look at nodes */
-	for (int k = 0; k < nc; k++)
-	{
-		int			n = st->cand[k];
-		Sum			left = 0;
-
-		if (!fits(st, job, n, 1))
-			continue;
-		for (int i = 0; i < job->nneeds; i++)
-		{
-			int64_t		own = group_of(st, st->need_type[i], n)->avail;
-
-			left += own > job->needs[i].count ? own - job->needs[i].count : 0;
-		}
-		if (best < 0 || left < best_left)
-		{
-			best = n;
-			best_left = left;
-		}
-	}
-	return best;
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	if ((a = realloc(*array, size * n)) == NULL)
+		return -1;
+	*array = a;
+	*cap = n;
+	return 0;
 }
 
 /* Takes amount units from group g in unit order, recording them; 0 or -1 (memory). */
@@ -422,23 +335,20 @@ take(State *st, Group *g, int64_t amount)
 
 		if (got > 0)
 		{
-			if (out->ntakes == st->takes_cap)
-			{
-				int			cap = st->takes_cap ? st->takes_cap * 2 : 256;
-				AllocTake  *t = realloc(out->takes, sizeof(AllocTake) * cap);
+			size_t		gi = (size_t) (g - st->groups),
+						slot = gi % (st->p->nnodes + 1);
 
-				if (!t)
-					return -1;
-				out->takes = t;
-				st->takes_cap = cap;
-			}
+			if (alloc_grow((void **) &out->takes, &st->takes_cap, sizeof(AllocTake),
+						   out->ntakes + 1) < 0)
+				return -1;
 			out->takes[out->ntakes].unit = u;
 			out->takes[out->ntakes].amount = got;
 			out->ntakes++;
 			st->unit_free[u] -= got;
-			st->type_avail[(g - st->groups) / (st->p->nnodes + 1)] -= got;
-			g->avail -= got;
-			g->free_total -= got;
+			st->type_avail[gi / (st->p->nnodes + 1)] -= got;
+			idx_moved(st, (int) (gi / (st->p->nnodes + 1)),
+					  slot == (size_t) st->p->nnodes ? -1 : (int) slot, g->free, g->free - got, 1);
+			g->free -= got;
 			amount -= got;
 		}
 		if (st->unit_free[u] == 0)
@@ -447,22 +357,32 @@ take(State *st, Group *g, int64_t amount)
 	return 0;
 }
 
-/* Gives job jobno its units on node: the node's own first, then the pools; 0 or -1. */
+/*
+ * Gives job jobno its units on node: the node's own first (what stays free for the
+ * job's whole limit), then the pools, and notes when it lets go of them; 0 or -1.
+ */
 static int
 place(State *st, int jobno, int node)
 {
 	const AllocJob *job = &st->p->jobs[jobno];
 	AllocResult *r = &st->out->results[jobno];
+	int64_t		now = st->p->now,
+				end = bf_window_end(now, job->limit),
+				release = end == ALLOC_NEVER ? ALLOC_NEVER : end + 1;
 
 	r->node = node;
 	r->first_take = st->out->ntakes;
 	for (int i = 0; i < job->nneeds; i++)
 	{
-		Group	   *own = group_of(st, st->need_type[i], node);
-		int64_t		from_own = own->avail < job->needs[i].count ? own->avail : job->needs[i].count;
+		Group	   *own = alloc_group(st, st->need_type[i], node);
+		Group	   *pool = alloc_group(st, st->need_type[i], -1);
+		Sum			spare = bf_free_during(st, own, now, end);
+		int64_t		count = job->needs[i].count;
+		int64_t		from_own = spare < count ? (spare > 0 ? (int64_t) spare : 0) : count;
 
-		if (take(st, own, from_own) < 0 ||
-			take(st, group_of(st, st->need_type[i], -1), job->needs[i].count - from_own) < 0)
+		if (take(st, own, from_own) < 0 || take(st, pool, count - from_own) < 0 ||
+			(from_own > 0 && bf_add_event(own, release, from_own, -1) < 0) ||
+			(count > from_own && bf_add_event(pool, release, count - from_own, -1) < 0))
 			return -1;
 	}
 	r->ntakes = st->out->ntakes - r->first_take;
@@ -470,83 +390,42 @@ place(State *st, int jobno, int node)
 	return 0;
 }
 
-/* Explains why job jobno, which could run on an idle cluster, waits now. */
+/* Frees what alloc_run allocated in st. */
 static void
-explain_wait(const State *st, int jobno, int nc)
+free_state(State *st)
 {
-	const AllocJob *job = &st->p->jobs[jobno];
-	AllocResult *r = &st->out->results[jobno];
+	size_t		ngroups = (size_t) st->ntypes * (st->p->nnodes + 1) + 1;
 
-	for (int k = 0; k < nc; k++)
+	for (size_t g = 0; st->groups && g < ngroups; g++)
+		free(st->groups[g].ev);
+	free(st->types);
+	free(st->groups);
+	free(st->type_avail);
+	free(st->order);
+	free(st->unit_free);
+	free(st->unit_type);
+	free(st->label_start);
+	free(st->node_labels);
+	for (int i = 0; i < st->ncached; i++)
 	{
-		int			n = st->cand[k];
-
-		if (!fits(st, job, n, 0))
-			continue;
-		/* Enough is free here, but an earlier waiting job reserved it. */
-		for (int i = 0; i < job->nneeds; i++)
-		{
-			int			t = st->need_type[i];
-			int			who = group_of(st, t, n)->reserver;
-
-			if (node_sum(st, t, n, 1) >= job->needs[i].count)
-				continue;
-			if (who < 0)
-				who = group_of(st, t, -1)->reserver;
-			if (who >= 0 && st->p->jobs[who].joblist_id != job->joblist_id)
-				set_reason(r, "earlier joblist %lld holds the queue",
-						   (long long) st->p->jobs[who].joblist_id);
-			else if (who >= 0)
-				set_reason(r, "earlier job %lld holds the queue",
-						   (long long) st->p->jobs[who].job_id);
-			else
-				continue;
-			return;
-		}
+		free(st->cache[i].nodes);
+		free(st->cache[i].maxcap);
+		free(st->cache[i].closed);
+		free(st->cache[i].member);
+		free(st->cache[i].hist);
+		free(st->cache[i].hist_all);
 	}
-	for (int i = 0; i < job->nneeds; i++)
-	{
-		int64_t		most = 0;
-
-		for (int k = 0; k < nc; k++)
-		{
-			int64_t		f = node_sum(st, st->need_type[i], st->cand[k], 0);
-
-			most = f > most ? f : most;
-		}
-		if (most < job->needs[i].count || i == job->nneeds - 1)
-		{
-			set_reason(r, "not enough %s free (needs %lld)", job->needs[i].type,
-					   (long long) job->needs[i].count);
-			return;
-		}
-	}
+	free(st->bits);
+	free(st->node_reserved);
+	free(st->reserved_nodes);
+	free(st->need_type);
+	free(st->need_short);
+	free(st->sweep_at);
+	free(st->sweep_free);
+	free(st->times);
 }
 
-/* Reserves, for waiting job jobno, every group it could draw from. */
-static void
-reserve(State *st, int jobno, int nc)
-{
-	const AllocJob *job = &st->p->jobs[jobno];
-
-	for (int i = 0; i < job->nneeds; i++)
-	{
-		int			t = st->need_type[i];
-
-		if (st->type_avail[t] == 0)
-			continue;			/* nothing of this type left to hold back */
-		for (int k = -1; k < nc; k++)
-		{
-			Group	   *g = group_of(st, t, k < 0 ? -1 : st->cand[k]);
-
-			if (g->reserver < 0)
-				g->reserver = jobno;
-			st->type_avail[t] -= g->avail;
-			g->avail = 0;
-		}
-	}
-}
-
+/* Places the jobs of p in order; returns 0, or -1 when memory runs out. */
 int
 alloc_run(const AllocProblem *p, AllocOutput *out)
 {
@@ -558,11 +437,19 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 	memset(out, 0, sizeof(*out));
 	st.p = p;
 	st.out = out;
+	st.reservations_left = p->max_reservations > 0 ? p->max_reservations :
+		ALLOC_DEFAULT_RESERVATIONS;
+	st.ignore_after = INT_MAX;
+	st.current = INT_MAX;
 	for (int j = 0; j < p->njobs; j++)
 		maxneeds = p->jobs[j].nneeds > maxneeds ? p->jobs[j].nneeds : maxneeds;
 	out->results = calloc(p->njobs + 1, sizeof(AllocResult));
 	st.need_type = malloc(sizeof(int) * maxneeds);
-	if (!out->results || !st.need_type || build_index(&st) < 0)
+	st.need_short = malloc(maxneeds);
+	st.sweep_at = malloc(sizeof(int) * 2 * maxneeds);
+	st.sweep_free = malloc(sizeof(Sum) * 2 * maxneeds);
+	if (!out->results || !st.need_type || !st.need_short || !st.sweep_at || !st.sweep_free ||
+		build_index(&st) < 0)
 		goto done;
 
 	for (int j = 0; j < p->njobs; j++)
@@ -575,48 +462,50 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 		if (nc < 0)
 			goto done;
 		r->node = -1;
+		r->expected_start = ALLOC_NEVER;
+		r->reserved_node = -1;
+		st.current = j;
+		bf_unbook(&st, j);		/* its own promise must not stand in its way */
+		/* Nor, once its promised time has come, the promises of later jobs. */
+		st.ignore_after = job->reserved && job->reserved_start <= p->now ? j : INT_MAX;
 		for (int i = 0; i < job->nneeds; i++)
-			st.need_type[i] = type_index(&st, job->needs[i].type);
+			st.need_type[i] = alloc_type_index(&st, job->needs[i].type);
 		if (nc == 0)
 		{
 			if (job->nconstraints > 0)
 				explain_constraints(&st, job, r);
 			else
-				set_reason(r, "no node is online");
+				alloc_reason(r, "no node is online");
 			continue;
 		}
 		if (explain_capacity(&st, job, nc, r))
 			continue;			/* cannot run here at all: holds nothing back */
-		node = best_node(&st, job, nc);
+		node = idx_best_node(&st, job, nc);
 		if (node >= 0)
 		{
 			if (place(&st, j, node) < 0)
 				goto done;
 			continue;
 		}
-		explain_wait(&st, j, nc);
-		reserve(&st, j, nc);
+		bf_explain(&st, j, nc);
+		switch (bf_reserve(&st, j, nc))
+		{
+			case -1:
+				goto done;
+			case 0:
+				bf_close(&st, j, nc);
+				break;
+		}
 	}
 	rc = 0;
 done:
-	free(st.types);
-	free(st.groups);
-	free(st.type_avail);
-	free(st.order);
-	free(st.unit_free);
-	free(st.label_start);
-	free(st.node_labels);
-	for (int i = 0; i < st.ncached; i++)
-	{
-		free(st.cache[i].nodes);
-		free(st.cache[i].maxcap);
-	}
-	free(st.need_type);
+	free_state(&st);
 	if (rc < 0)
 		alloc_output_free(out);
 	return rc;
 }
 
+/* Frees what alloc_run allocated in out. */
 void
 alloc_output_free(AllocOutput *out)
 {

@@ -3,9 +3,14 @@
  *
  * The caller describes one scheduling cycle: online nodes and their labels,
  * resource units (identified instances of capacity 1, or amounts such as mem_mb),
- * and the pending runnable jobs in FIFO order with their needs and constraints.
+ * what running jobs hold and until when (their time limits), and the pending
+ * runnable jobs in FIFO order with their needs, constraints and time limits.
  * alloc_run() places the jobs in order, takes concrete units for each, and gives
- * every job it cannot place a reason.  No PostgreSQL headers: see docs/internals.md.
+ * every job it cannot place a reason and, when it can tell, the time it will start
+ * (backfill: docs/internals.md "Allocation rules").  No PostgreSQL headers.
+ *
+ * Times are whole seconds on any clock the caller likes (the glue uses the Unix
+ * epoch); ALLOC_NEVER stands for "not known": a job without a time limit ends then.
  */
 #ifndef DISPATCH_ALLOC_H
 #define DISPATCH_ALLOC_H
@@ -14,6 +19,9 @@
 #include <stdint.h>
 
 #define ALLOC_REASON_LEN 192
+#define ALLOC_NEVER INT64_MAX
+/* Waiting jobs that get a reservation when the problem says 0. */
+#define ALLOC_DEFAULT_RESERVATIONS 100
 
 typedef struct AllocLabel
 {
@@ -51,7 +59,23 @@ typedef struct AllocJob
 	int			nneeds;
 	const AllocConstraint *constraints;
 	int			nconstraints;
+	int64_t		limit;			/* time limit in seconds, 0 when it has none */
+	/* Its reservation from the last cycle, which it keeps unless it does better. */
+	int			reserved;		/* 1 when it has one */
+	int			reserved_node;	/* index into nodes */
+	int64_t		reserved_start; /* ALLOC_NEVER when its start was not known */
 } AllocJob;
+
+/* What a running (or assigned) job holds of one unit, and when it lets go. */
+typedef struct AllocHold
+{
+	int			unit;			/* index into the problem's units */
+	int64_t		amount;
+	int64_t		end;			/* start + time limit, or ALLOC_NEVER */
+} AllocHold;
+
+/* Formats time t for a reason ("12:04") into buf. */
+typedef void (*AllocTimeFormat) (int64_t t, int64_t now, char *buf, size_t len);
 
 typedef struct AllocProblem
 {
@@ -63,6 +87,11 @@ typedef struct AllocProblem
 	int			nunits;
 	const AllocJob *jobs;		/* FIFO order */
 	int			njobs;
+	int64_t		now;
+	const AllocHold *holds;		/* busy amounts without a hold end at ALLOC_NEVER */
+	int			nholds;
+	int			max_reservations;	/* 0: ALLOC_DEFAULT_RESERVATIONS */
+	AllocTimeFormat format_time;	/* NULL: UTC "HH:MM" */
 } AllocProblem;
 
 typedef struct AllocTake
@@ -76,6 +105,8 @@ typedef struct AllocResult
 	int			node;			/* chosen node, or -1 when the job waits */
 	int			first_take;		/* its takes: takes[first_take .. +ntakes) */
 	int			ntakes;
+	int64_t		expected_start; /* when it waits: its reservation, or ALLOC_NEVER */
+	int			reserved_node;	/* and where, or -1 when it has none */
 	char		reason[ALLOC_REASON_LEN];	/* why it waits ("" when placed) */
 } AllocResult;
 

@@ -9,6 +9,7 @@
  * limit scenarios are the sums a hostile agent's amounts would overflow.
  */
 #include "alloc.h"
+#include "alloc_sim.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@ typedef struct Scenario
 	AllocLabel	labels[MAXN];	/* terminated by key NULL */
 	AllocUnit	units[MAXN];	/* terminated by type NULL */
 	AllocJob	jobs[MAXN];		/* terminated by job_id 0 */
+	AllocHold	holds[MAXN];	/* terminated by amount 0 */
+	int			max_reservations;
 } Scenario;
 
 static int	passed;
@@ -33,7 +36,9 @@ static void render(const AllocProblem *p, const AllocOutput *out, char *buf, siz
 static void expect(const char *name, const Scenario *s, const char *want);
 static void test_scenarios(void);
 static void test_limits(void);
+static void test_backfill(void);
 static void test_random(void);
+static void test_trace(void);
 
 /* Counts array entries until the pointer field at offset is NULL (or zero). */
 static int
@@ -57,7 +62,11 @@ render(const AllocProblem *p, const AllocOutput *out, char *buf, size_t len)
 	{
 		const AllocResult *r = &out->results[j];
 
-		if (r->node < 0)
+		if (r->node < 0 && r->expected_start != ALLOC_NEVER)
+			used += snprintf(buf + used, len - used, "%lld waits: %s (starts %lld)\n",
+							 (long long) p->jobs[j].job_id, r->reason,
+							 (long long) r->expected_start);
+		else if (r->node < 0)
 			used += snprintf(buf + used, len - used, "%lld waits: %s\n",
 							 (long long) p->jobs[j].job_id, r->reason);
 		else
@@ -82,7 +91,7 @@ render(const AllocProblem *p, const AllocOutput *out, char *buf, size_t len)
 static void
 expect(const char *name, const Scenario *s, const char *want)
 {
-	AllocProblem p;
+	AllocProblem p = {0};
 	AllocOutput out;
 	char		got[4096];
 	int			njobs = 0;
@@ -97,6 +106,10 @@ expect(const char *name, const Scenario *s, const char *want)
 		njobs++;
 	p.jobs = s->jobs;
 	p.njobs = njobs;
+	p.holds = s->holds;
+	while (s->holds[p.nholds].amount != 0)
+		p.nholds++;
+	p.max_reservations = s->max_reservations;
 	if (alloc_run(&p, &out) < 0)
 	{
 		failed++;
@@ -209,6 +222,87 @@ test_scenarios(void)
 	}, "10 waits: no node is online\n");
 }
 
+static const AllocNeed cpu4[] = {{"cpu", 4}};
+static const AllocNeed cpu5[] = {{"cpu", 5}};
+static const AllocNeed lic1[] = {{"lic", 1}};
+static const AllocNeed lic2[] = {{"lic", 2}};
+static const AllocNeed cpu1_lic2[] = {{"cpu", 1}, {"lic", 2}};
+
+/* Backfill (docs/internals.md "Allocation rules"): reservations, limits, reasons. */
+static void
+test_backfill(void)
+{
+	expect("a waiting job reserves its earliest start; only what ends before may use it", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 0, 1}, {2, "cpu", 0, 0, 1}, {3, "cpu", 0, 1, 1},
+				  {4, "cpu", 0, 1, 1}, {5, "cpu", 0, 1, 1}},
+		.holds = {{0, 1, 100}, {1, 1, 100}},
+		.jobs = {{10, 1, cpu5, 1, .limit = 50}, {11, 2, cpu2, 1, .limit = 100},
+				 {12, 3, cpu1, 1, .limit = 200}, {13, 4, cpu1, 1}, {14, 5, cpu1, 1, .limit = 100}},
+	}, "10 waits: not enough cpu free (needs 5) (starts 100)\n11 -> a 3,4\n"
+	   "12 waits: reserved for job 10 from 00:01 (starts 150)\n"
+	   "13 waits: backfill: needs a time limit (starts 150)\n14 -> a 5\n");
+
+	expect("a start that is not known reserves from now, limit or not", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "gpu", 0, 0, 1}, {2, "gpu", 0, 1, 1}},
+		.jobs = {{10, 1, gpu2, 1, .limit = 10}, {11, 2, gpu1, 1, .limit = 5}},
+	}, "10 waits: not enough gpu free (needs 2)\n11 waits: earlier joblist 1 holds the queue\n");
+
+	expect("the reservation goes where the job starts soonest; other nodes stay open", &(Scenario) {
+		.nodes = {"a", "b", "c"},
+		.units = {{1, "cpu", 0, 0, 1}, {2, "cpu", 0, 0, 1}, {3, "cpu", 1, 0, 1},
+				  {4, "cpu", 1, 0, 1}, {5, "cpu", 2, 1, 1}},
+		.holds = {{0, 1, 300}, {1, 1, 300}, {2, 1, 100}, {3, 1, 100}},
+		.jobs = {{10, 1, cpu2, 1, .limit = 50}, {11, 2, cpu2, 1, .limit = 1000},
+				 {12, 3, cpu1, 1}},
+	}, "10 waits: not enough cpu free (needs 2) (starts 100)\n"
+	   "11 waits: not enough cpu free (needs 2) (starts 150)\n12 -> c 5\n");
+
+	expect("past the reservations a waiting job closes only what it is short of", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 1, 1}, {2, "cpu", 0, 1, 1}, {3, "lic", -1, 0, 1},
+				  {4, "lic", -1, 1, 1}},
+		.holds = {{2, 1, 100}},
+		.max_reservations = 1,
+		.jobs = {{10, 1, cpu1_lic2, 2, .limit = 10}, {11, 2, lic2, 1, .limit = 10},
+				 {12, 3, lic1, 1, .limit = 5}, {13, 4, cpu1, 1, .limit = 5}},
+	}, "10 waits: not enough lic free (needs 2) (starts 100)\n"
+	   "11 waits: not enough lic free (needs 2)\n12 waits: earlier joblist 2 holds the queue\n"
+	   "13 -> a 1\n");
+
+	expect("last cycle's promises are kept: an earlier job never lands on a later one's", &(Scenario) {
+		.nodes = {"a", "b"},
+		.units = {{1, "cpu", 0, 0, 1}, {2, "cpu", 0, 0, 1}, {3, "cpu", 1, 0, 1},
+				  {4, "cpu", 1, 0, 1}},
+		.holds = {{0, 1, 100}, {1, 1, 100}, {2, 1, 50}, {3, 1, 200}},
+		.jobs = {{10, 1, cpu2, 1, .limit = 100, .reserved = 1, .reserved_node = 0,
+				  .reserved_start = 100},
+				 {11, 2, cpu1, 1, .limit = 100, .reserved = 1, .reserved_node = 1,
+				  .reserved_start = 50}},
+	}, "10 waits: not enough cpu free (needs 2) (starts 100)\n"
+	   "11 waits: not enough cpu free (needs 1) (starts 50)\n");
+
+	expect("a promise a running job's overrun broke is not pushed behind later ones", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 0, 1}, {2, "cpu", 0, 0, 1}, {3, "cpu", 0, 0, 1},
+				  {4, "cpu", 0, 1, 1}},
+		.holds = {{0, 1, 100}, {1, 1, 100}, {2, 1, 100}},
+		.jobs = {{10, 1, cpu4, 1, .limit = 50, .reserved = 1, .reserved_node = 0,
+				  .reserved_start = 90},
+				 {11, 2, cpu1, 1, .limit = 1000, .reserved = 1, .reserved_node = 0,
+				  .reserved_start = 140}},
+	}, "10 waits: not enough cpu free (needs 4) (starts 100)\n"
+	   "11 waits: reserved for job 10 from 00:01 (starts 150)\n");
+
+	expect("a job past its limit lets go any second; bad holds are ignored", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 0, 1}, {2, "gpu", 0, 1, 1}},
+		.holds = {{0, 1, -50}, {0, 5, 10}, {7, 1, 10}, {-1, 1, 10}, {1, 1, 10}},
+		.jobs = {{10, 1, cpu1, 1, .limit = 10}},
+	}, "10 waits: not enough cpu free (needs 1) (starts 1)\n");
+}
+
 #define MAX INT64_MAX
 
 /* Amounts at INT64_MAX: every sum of them would overflow 64 bits. */
@@ -274,7 +368,7 @@ test_random(void)
 		AllocJob	jobs[100];
 		AllocNeed	needs[100][2];
 		int64_t		given[200] = {0};
-		AllocProblem p = {names, 8, NULL, 0, units, 0, jobs, 0};
+		AllocProblem p = {.nodes = names, .nnodes = 8, .units = units, .jobs = jobs};
 		AllocOutput a, b;
 		char		ra[16384], rb[16384];
 		int			ok = 1;
@@ -298,7 +392,7 @@ test_random(void)
 					1 + rand_r(&seed) % (k ? 3 : 900)};
 			if (n == 2 && strcmp(needs[j][0].type, needs[j][1].type) == 0)
 				n = 1;
-			jobs[j] = (AllocJob) {j + 1, 1 + j / 3, needs[j], n, NULL, 0};
+			jobs[j] = (AllocJob) {.job_id = j + 1, .joblist_id = 1 + j / 3, .needs = needs[j], .nneeds = n};
 		}
 		p.njobs = 100;
 		if (alloc_run(&p, &a) < 0 || alloc_run(&p, &b) < 0)
@@ -342,12 +436,49 @@ test_random(void)
 	}
 }
 
+/*
+ * Backfill in simulated time (alloc_sim.c): no later job ever delays an earlier one,
+ * promises were made and checked (so the check can fail), and the cluster stays
+ * nearly as busy as with a greedy placement that ignores FIFO.
+ */
+static void
+test_trace(void)
+{
+	for (unsigned int seed = 1; seed <= 3; seed++)
+	{
+		SimConfig	c = {.nodes = 6, .cpus = 8, .gpus = 2, .licences = 2, .jobs = 300,
+		.seed = seed};
+		SimResult	bf, gr;
+		int			ok;
+
+		if (alloc_sim(&c, &bf) < 0 || (c.greedy = 1, alloc_sim(&c, &gr)) < 0)
+		{
+			failed++;
+			fprintf(stderr, "FAIL trace %u: the simulation failed\n", seed);
+			continue;
+		}
+		ok = bf.delays == 0 && bf.promises > 100 && bf.placed_out_of_order > 0 &&
+			bf.utilisation >= 0.9 * gr.utilisation;
+		if (ok)
+			passed++;
+		else
+		{
+			failed++;
+			fprintf(stderr, "FAIL trace %u: %ld delays, %ld promises (%ld broken), "
+					"utilisation %.3f against greedy %.3f\n", seed, bf.delays, bf.promises,
+					bf.broken, bf.utilisation, gr.utilisation);
+		}
+	}
+}
+
 int
 main(void)
 {
 	test_scenarios();
 	test_limits();
+	test_backfill();
 	test_random();
+	test_trace();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
