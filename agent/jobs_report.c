@@ -225,9 +225,12 @@ send_batch(Conn *c, Batch *b)
 	StrBuf		reply;
 	JsonValue  *answers = NULL;
 	const JsonValue *a;
-	int			i, rc = 0;
+	int			i, ends = 0, rc = 0;
 	CallResult	cr;
 
+	for (i = 0; i < b->n; i++)
+		ends += b->reports[i].finish;
+	log_debug("agent_report: %d report(s), %d end(s), %zu output bytes", b->n, ends, b->bytes);
 	sb_init(&reply);
 	cr = conn_report(c, jobs_conf->node, b->json.data, &reply, err, sizeof(err));
 	if (cr == CALL_REJECTED && (max_reports > 1 || max_bytes > CHUNK))

@@ -224,52 +224,6 @@ $$;
 COMMENT ON FUNCTION dispatch._finish_reason(dispatch.jobs, int, int, boolean, text) IS
     'Why an attempt of job j that ended so failed; NULL when it succeeded';
 
-CREATE FUNCTION dispatch._report_finish(j dispatch.jobs, exit_code int, signal int,
-                                        timed_out boolean, detail text)
-RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    why text := dispatch._finish_reason(j, exit_code, signal, timed_out, detail);
-BEGIN
-    IF length(detail) > dispatch._agent_limit('finish detail') THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('detail of job %s is longer than %s characters', j.job_id,
-                             dispatch._agent_limit('finish detail'));
-    END IF;
-    UPDATE dispatch.jobs x
-       SET exit_code = _report_finish.exit_code, signal = _report_finish.signal,
-           timed_out = coalesce(_report_finish.timed_out, false)
-     WHERE x.job_id = j.job_id;
-    IF j.cancel_requested THEN
-        PERFORM dispatch._finish_job(j.job_id, 'cancelled', j.reason);
-        RETURN 'cancelled';
-    ELSIF why IS NULL THEN
-        PERFORM dispatch._finish_job(j.job_id, 'succeeded', NULL);
-        RETURN 'succeeded';
-    END IF;
-    RETURN dispatch._end_attempt(j.job_id, 'failed', why);
-END
-$$;
-COMMENT ON FUNCTION dispatch._report_finish(dispatch.jobs, int, int, boolean, text) IS
-    'Records how the active attempt of the locked job j ended; returns the job state afterwards '
-    '(the caller wakes the scheduler)';
-
-CREATE FUNCTION dispatch.agent_finish(node text, job bigint, attempt int, exit_code int,
-                                      signal int, timed_out boolean, detail text DEFAULT NULL)
-RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    result text := dispatch._report_finish(dispatch._agent_job(node, job, attempt), exit_code,
-                                           signal, timed_out, detail);
-BEGIN
-    PERFORM dispatch.wake_scheduler();
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION dispatch.agent_finish(text, bigint, int, int, int, boolean, text) IS
-    'Agent (one job per call; dispatch.agent_report batches): report how a job attempt ended; '
-    'returns the job state afterwards';
-
 CREATE FUNCTION dispatch.agent_drain(node text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE

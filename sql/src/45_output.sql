@@ -100,57 +100,54 @@ $$;
 COMMENT ON FUNCTION dispatch._gap_message(bigint, text, bigint, bigint) IS
     'The message for an output chunk that would leave a gap';
 
-CREATE FUNCTION dispatch._store_output(j dispatch.jobs, stream text, "offset" bigint, data text)
-RETURNS bigint
+CREATE FUNCTION dispatch._store_chunks(j dispatch.jobs, chunks jsonb) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    stored bigint;
-    room bigint;
-    chunk text := data;
+    have bigint[] := ARRAY[dispatch._output_stored(j, 'stdout'), dispatch._output_stored(j, 'stderr')];
+    next bigint[] := have;
+    bytes bigint;
+    cut boolean;
+    chunk text;
+    c record;
 BEGIN
-    PERFORM dispatch._check_stream(stream);
-    SELECT x.output_bytes, x.output_truncated INTO j.output_bytes, j.output_truncated
+    SELECT x.output_bytes, x.output_truncated INTO bytes, cut
       FROM dispatch.jobs x WHERE x.job_id = j.job_id;
-    IF j.output_truncated THEN
-        RETURN -1;
+    IF cut THEN
+        RETURN NULL;                    -- the output limit was reached: nothing more is kept
     END IF;
-    stored := dispatch._output_stored(j, stream);
-    CASE dispatch._chunk_fits(stored, "offset", octet_length(chunk))
-        WHEN true THEN NULL;
-        WHEN false THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = dispatch._gap_message(j.job_id, stream, "offset", stored),
-                HINT = 'Send output from the stored length returned by dispatch.agent_resume().';
-        ELSE RETURN stored;             -- a chunk sent again after a reconnect
-    END CASE;
-    room := dispatch._setting_bytes('dispatch.max_output_bytes') - j.output_bytes;
-    IF octet_length(chunk) > room THEN
-        chunk := dispatch._utf8_prefix(chunk, greatest(room, 0));
-    END IF;
-    IF chunk <> '' THEN
-        INSERT INTO dispatch.job_output (job_id, attempt, stream, "offset", data)
-        VALUES (j.job_id, j.attempt, stream, "offset", chunk);
-    END IF;
-    UPDATE dispatch.jobs x
-       SET output_bytes = output_bytes + octet_length(chunk),
-           output_truncated = chunk IS DISTINCT FROM data
-     WHERE x.job_id = j.job_id;
-    IF chunk IS DISTINCT FROM data THEN
-        RETURN -1;
-    END IF;
-    RETURN stored + octet_length(chunk);
+    -- Every chunk must continue its stream or be stored already: check them all first.
+    FOR c IN SELECT e ->> 'stream' AS stream, (e ->> 'offset')::bigint AS "offset",
+                    e ->> 'data' AS data, (e ->> 'stream' = 'stderr')::int + 1 AS s
+               FROM jsonb_array_elements(chunks) e LOOP
+        CASE dispatch._chunk_fits(next[c.s], c."offset", octet_length(c.data))
+            WHEN true THEN next[c.s] := c."offset" + octet_length(c.data);
+            WHEN false THEN RETURN dispatch._gap_message(j.job_id, c.stream, c."offset", next[c.s]);
+            ELSE NULL;
+        END CASE;
+    END LOOP;
+    FOR c IN SELECT e ->> 'stream' AS stream, (e ->> 'offset')::bigint AS "offset",
+                    e ->> 'data' AS data, (e ->> 'stream' = 'stderr')::int + 1 AS s
+               FROM jsonb_array_elements(chunks) e LOOP
+        -- a chunk sent again after a reconnect is acknowledged, not stored twice
+        CONTINUE WHEN cut OR dispatch._chunk_fits(have[c.s], c."offset", octet_length(c.data)) IS NULL;
+        chunk := c.data;
+        IF octet_length(chunk) > dispatch._setting_bytes('dispatch.max_output_bytes') - bytes THEN
+            chunk := dispatch._utf8_prefix(chunk, greatest(
+                dispatch._setting_bytes('dispatch.max_output_bytes') - bytes, 0));
+            cut := true;
+        END IF;
+        IF chunk <> '' THEN
+            INSERT INTO dispatch.job_output (job_id, attempt, stream, "offset", data)
+            VALUES (j.job_id, j.attempt, c.stream, c."offset", chunk);
+        END IF;
+        bytes := bytes + octet_length(chunk);
+        have[c.s] := c."offset" + octet_length(c.data);
+    END LOOP;
+    UPDATE dispatch.jobs x SET output_bytes = bytes, output_truncated = cut
+     WHERE x.job_id = j.job_id AND (x.output_bytes, x.output_truncated) <> (bytes, cut);
+    RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION dispatch._store_output(dispatch.jobs, text, bigint, text) IS
-    'Stores a chunk of output of the locked job j at offset of stream; returns the stored '
-    'length, -1 once truncated; a gap raises 22023';
-
-CREATE FUNCTION dispatch.agent_output(node text, job bigint, attempt int, stream text,
-                                      "offset" bigint, data text)
-RETURNS bigint
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT dispatch._store_output(dispatch._agent_job(node, job, attempt), stream, "offset", data)
-$$;
-COMMENT ON FUNCTION dispatch.agent_output(text, bigint, int, text, bigint, text) IS
-    'Agent (one chunk per call; dispatch.agent_report batches): store a chunk of job output; '
-    'returns the stored length, -1 once truncated';
+COMMENT ON FUNCTION dispatch._store_chunks(dispatch.jobs, jsonb) IS
+    'Stores the output chunks (checked JSON) of the locked job j, cut at dispatch.max_output_bytes; '
+    'returns NULL, or why nothing was stored (a chunk would leave a gap)';

@@ -1,5 +1,5 @@
 ------------------------------------------------------------------------------
--- The batched report: the output and the ends of many jobs in one call
+-- Agent reports: the output and the ends of many jobs in one call
 ------------------------------------------------------------------------------
 --
 -- dispatch.agent_report(node, reports) takes a JSON array of reports, one per job
@@ -7,14 +7,16 @@
 -- "finish": {"exit_code", "signal", "timed_out", "detail"}}, both parts optional.
 -- The whole array is checked first (its shape, dispatch.agent_report_max_batch
 -- reports, dispatch.agent_report_max_size bytes): a malformed batch is refused whole
--- (22023, the detail naming the JSON path) and changes nothing.  Then the reports are
--- applied in job order (the order cancel_joblist locks jobs in) through the code of
--- agent_output and agent_finish, in one transaction and without subtransactions: a
--- report for an attempt that is not active on this node (stale, or another node's
--- job) is answered "stale", one whose output would leave a gap "rejected" (before
--- anything of it is stored), and neither stops the others.  A report with neither
--- part asks what agent_resume answers.  The answer is an array in the order of the
--- reports; docs/agent.md describes it.
+-- (22023, the detail naming the JSON path) and changes nothing.  Then the batch is
+-- applied in one transaction, without subtransactions: its jobs are locked in job
+-- order (the order cancel_joblist locks them in); a report for an attempt that is
+-- not active on this node (stale, another node's job, or a job whose end is earlier
+-- in the batch) is answered "stale", one whose output would leave a gap "rejected"
+-- (nothing of it is stored), and neither stops the others; the ends are recorded
+-- set-wise, a few statements for the whole batch.  A report with neither part asks
+-- what agent_resume answers.  The answer is an array in the order of the reports
+-- (agent/README.md).  The one-job calls of older agents, agent_output and
+-- agent_finish, are one-report batches with their old errors (55000, 22023).
 
 CREATE FUNCTION dispatch._check_reports(reports jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -35,10 +37,10 @@ BEGIN
         PERFORM dispatch._check_keys(r.e, ARRAY['job_id', 'attempt', 'output', 'finish'], r.p,
                                      'a report');
         PERFORM dispatch._require_key(r.e, 'job_id', r.p, 'a report');
-        PERFORM dispatch._json_int(r.e -> 'job_id', 1, 9223372036854775807,
+        PERFORM dispatch._json_int(r.e -> 'job_id', -9223372036854775808, 9223372036854775807,
                                    dispatch._path(r.p, 'job_id'), 'job_id');
         PERFORM dispatch._require_key(r.e, 'attempt', r.p, 'a report');
-        PERFORM dispatch._json_int(r.e -> 'attempt', 1, 2147483647,
+        PERFORM dispatch._json_int(r.e -> 'attempt', -2147483648, 2147483647,
                                    dispatch._path(r.p, 'attempt'), 'attempt');
         FOR c IN SELECT * FROM dispatch._json_items(r.e, 'output', r.p, 'report', false) LOOP
             PERFORM dispatch._json_typed('object', c.item, c.item_path, 'an output chunk');
@@ -77,78 +79,170 @@ $$;
 COMMENT ON FUNCTION dispatch._check_reports(jsonb) IS
     'Fails unless reports is a batch of reports agent_report accepts (shape and limits)';
 
-CREATE FUNCTION dispatch._report_one(node text, report jsonb) RETURNS jsonb
+CREATE FUNCTION dispatch._end_reports(fin int[], reports jsonb) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    job bigint := (report ->> 'job_id')::bigint;
-    attempt int := (report ->> 'attempt')::int;
-    answer jsonb := jsonb_build_object('job_id', job, 'attempt', attempt);
-    j dispatch.jobs;
-    refusal text;
-    have bigint[];
-    c record;
-    f jsonb := report -> 'finish';
+    ends jsonb := '{}';
+    done bigint[];
+    finals text[];
+    whys text[];
+    r record;
 BEGIN
-    SELECT * INTO j FROM dispatch.jobs x WHERE x.job_id = job FOR UPDATE;
-    refusal := dispatch._attempt_refusal(j, node, job, attempt);
-    IF refusal IS NOT NULL THEN
-        RETURN answer || jsonb_build_object('status', 'stale', 'message', refusal);
-    END IF;
-
-    -- Every chunk must continue its stream or be stored already; check all first.
-    have := ARRAY[dispatch._output_stored(j, 'stdout'), dispatch._output_stored(j, 'stderr')];
-    FOR c IN SELECT e ->> 'stream' AS stream, (e ->> 'offset')::bigint AS "offset",
-                    e ->> 'data' AS data, (e ->> 'stream' = 'stderr')::int + 1 AS s
-               FROM jsonb_array_elements(coalesce(report -> 'output', '[]')) e LOOP
-        CONTINUE WHEN j.output_truncated;
-        CASE dispatch._chunk_fits(have[c.s], c."offset", octet_length(c.data))
-            WHEN true THEN have[c.s] := c."offset" + octet_length(c.data);
-            WHEN false THEN
-                RETURN answer || jsonb_build_object('status', 'rejected', 'message',
-                    dispatch._gap_message(job, c.stream, c."offset", have[c.s]));
-            ELSE NULL;
-        END CASE;
+    UPDATE dispatch.jobs x
+       SET exit_code = (f.e #>> '{finish,exit_code}')::int, signal = (f.e #>> '{finish,signal}')::int,
+           timed_out = coalesce((f.e #>> '{finish,timed_out}')::boolean, false)
+      FROM (SELECT reports -> (o - 1) AS e FROM unnest(fin) o) f
+     WHERE x.job_id = (f.e ->> 'job_id')::bigint;
+    SELECT array_agg(x.job_id ORDER BY x.job_id),
+           array_agg(CASE WHEN x.cancel_requested THEN 'cancelled' ELSE 'succeeded' END
+                     ORDER BY x.job_id),
+           array_agg(CASE WHEN x.cancel_requested THEN x.reason END ORDER BY x.job_id)
+      INTO done, finals, whys
+      FROM unnest(fin) o JOIN dispatch.jobs x ON x.job_id = (reports -> (o - 1) ->> 'job_id')::bigint
+     WHERE x.cancel_requested
+        OR dispatch._finish_reason(x, x.exit_code, x.signal, x.timed_out,
+                                   reports -> (o - 1) #>> '{finish,detail}') IS NULL;
+    PERFORM dispatch._finish_jobs(done, finals, whys) WHERE done IS NOT NULL;
+    FOR r IN SELECT o, x.job_id, x.state,
+                    dispatch._finish_reason(x, x.exit_code, x.signal, x.timed_out,
+                                            reports -> (o - 1) #>> '{finish,detail}') AS why
+               FROM unnest(fin) o JOIN dispatch.jobs x
+                 ON x.job_id = (reports -> (o - 1) ->> 'job_id')::bigint
+              ORDER BY x.job_id LOOP
+        ends := ends || jsonb_build_object(r.o::text, CASE WHEN r.job_id = ANY (done) THEN r.state
+            ELSE dispatch._end_attempt(r.job_id, 'failed', r.why) END);
     END LOOP;
-    PERFORM dispatch._store_output(j, e ->> 'stream', (e ->> 'offset')::bigint, e ->> 'data')
-       FROM jsonb_array_elements(coalesce(report -> 'output', '[]')) WITH ORDINALITY AS x(e, o)
-      ORDER BY o;
-
-    SELECT * INTO j FROM dispatch.jobs x WHERE x.job_id = job;
-    answer := answer || jsonb_build_object('status', 'accepted',
-        'stdout', dispatch._output_stored(j, 'stdout'),
-        'stderr', dispatch._output_stored(j, 'stderr'),
-        'truncated', j.output_truncated, 'cancel', j.cancel_requested);
-    IF f IS NOT NULL THEN
-        answer := answer || jsonb_build_object('state', dispatch._report_finish(j,
-            (f ->> 'exit_code')::int, (f ->> 'signal')::int,
-            coalesce((f ->> 'timed_out')::boolean, false), f ->> 'detail'));
-    END IF;
-    RETURN answer;
+    RETURN ends;
 END
 $$;
-COMMENT ON FUNCTION dispatch._report_one(text, jsonb) IS
-    'Applies one checked report of node; returns its answer (accepted, stale or rejected)';
+COMMENT ON FUNCTION dispatch._end_reports(int[], jsonb) IS
+    'Records the ends of the accepted reports at ordinals fin of reports (their jobs locked); '
+    'returns {ordinal: the job state afterwards}';
+
+CREATE FUNCTION dispatch._apply_reports(node text, reports jsonb) RETURNS jsonb[]
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    answers jsonb[] := '{}';
+    fin int[] := '{}';
+    ended bigint[] := '{}';
+    ends jsonb;
+    r record;
+    why text;
+BEGIN
+    PERFORM 1 FROM dispatch.jobs j
+     WHERE j.job_id IN (SELECT (e ->> 'job_id')::bigint FROM jsonb_array_elements(reports) e)
+     ORDER BY j.job_id FOR UPDATE;
+    FOR r IN SELECT x.o::int AS o, x.e, (x.e ->> 'job_id')::bigint AS job,
+                    (x.e ->> 'attempt')::int AS attempt, j
+               FROM jsonb_array_elements(reports) WITH ORDINALITY AS x(e, o)
+               LEFT JOIN dispatch.jobs j ON j.job_id = (x.e ->> 'job_id')::bigint
+              ORDER BY 3, 1 LOOP
+        answers[r.o] := jsonb_build_object('job_id', r.job, 'attempt', r.attempt);
+        why := CASE WHEN r.job = ANY (ended)
+                    THEN format('The end of job %s is earlier in this batch.', r.job)
+                    ELSE dispatch._attempt_refusal(r.j, node, r.job, r.attempt) END;
+        IF why IS NOT NULL THEN
+            answers[r.o] := answers[r.o] || jsonb_build_object('status', 'stale', 'message', why);
+            CONTINUE;
+        END IF;
+        why := dispatch._store_chunks(r.j, r.e -> 'output') WHERE r.e ? 'output';
+        IF why IS NOT NULL THEN
+            answers[r.o] := answers[r.o] || jsonb_build_object('status', 'rejected', 'message', why);
+            CONTINUE;
+        END IF;
+        answers[r.o] := answers[r.o] || jsonb_build_object('status', 'accepted',
+            'cancel', (r.j).cancel_requested);
+        IF r.e ? 'finish' THEN
+            fin := fin || r.o;
+            ended := ended || r.job;
+        END IF;
+        IF r.e ? 'output' OR NOT r.e ? 'finish' THEN
+            answers[r.o] := answers[r.o] || (SELECT jsonb_build_object(
+                'stdout', dispatch._output_stored(x, 'stdout'),
+                'stderr', dispatch._output_stored(x, 'stderr'), 'truncated', x.output_truncated)
+                FROM dispatch.jobs x WHERE x.job_id = r.job);
+        END IF;
+    END LOOP;
+    IF fin <> '{}' THEN
+        ends := dispatch._end_reports(fin, reports);
+        FOR r IN SELECT key::int AS o, value ->> 0 AS state FROM jsonb_each(ends) LOOP
+            answers[r.o] := answers[r.o] || jsonb_build_object('state', r.state);
+        END LOOP;
+        PERFORM dispatch.wake_scheduler();
+    END IF;
+    RETURN answers;
+END
+$$;
+COMMENT ON FUNCTION dispatch._apply_reports(text, jsonb) IS
+    'Applies a checked batch of reports of node (the caller checked that it acts for node); '
+    'returns the answers in the order of the reports';
 
 CREATE FUNCTION dispatch.agent_report(node text, reports jsonb) RETURNS jsonb
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n dispatch.nodes := dispatch._agent_node(node);
-    answers jsonb[] := '{}';
-    finished boolean := false;
-    r record;
 BEGIN
     PERFORM dispatch._check_reports(reports);
-    FOR r IN SELECT e, o FROM jsonb_array_elements(reports) WITH ORDINALITY AS x(e, o)
-              ORDER BY (e ->> 'job_id')::bigint, o LOOP
-        answers[r.o] := dispatch._report_one(n.node, r.e);
-        finished := finished OR answers[r.o] ? 'state';
-    END LOOP;
-    IF finished THEN
-        PERFORM dispatch.wake_scheduler();
-    END IF;
-    RETURN to_jsonb(answers);
+    RETURN to_jsonb(dispatch._apply_reports(n.node, reports));
 END
 $$;
 COMMENT ON FUNCTION dispatch.agent_report(text, jsonb) IS
     'Agent: report the output and the ends of many job attempts in one call; returns one '
     'answer per report (accepted, stale or rejected), in their order';
+
+CREATE FUNCTION dispatch._report(node text, report jsonb) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    answer jsonb;
+BEGIN
+    PERFORM dispatch._agent_node(node);
+    PERFORM dispatch._check_reports(jsonb_build_array(report));
+    answer := (dispatch._apply_reports(node, jsonb_build_array(report)))[1];
+    IF answer ->> 'status' = 'stale' THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('report for job %s attempt %s from node "%s" refused',
+                             report -> 'job_id', report -> 'attempt', node),
+            DETAIL = answer ->> 'message';
+    ELSIF answer ->> 'status' = 'rejected' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = answer ->> 'message',
+            HINT = 'Send output from the stored length returned by dispatch.agent_resume().';
+    END IF;
+    RETURN answer;
+END
+$$;
+COMMENT ON FUNCTION dispatch._report(text, jsonb) IS
+    'One report as a one-job call: its accepted answer, else the error of a stale attempt '
+    '(55000) or of a gap (22023)';
+
+CREATE FUNCTION dispatch.agent_output(node text, job bigint, attempt int, stream text,
+                                      "offset" bigint, data text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    answer jsonb;
+BEGIN
+    PERFORM dispatch._check_stream(stream);
+    answer := dispatch._report(node, jsonb_build_object('job_id', job, 'attempt', attempt,
+        'output', jsonb_build_array(jsonb_build_object('stream', stream, 'offset', "offset",
+                                                       'data', data))));
+    RETURN CASE WHEN (answer ->> 'truncated')::boolean THEN -1
+                ELSE (answer ->> stream)::bigint END;
+END
+$$;
+COMMENT ON FUNCTION dispatch.agent_output(text, bigint, int, text, bigint, text) IS
+    'Agent (one chunk per call; agent_report batches): store a chunk of job output; returns '
+    'the stored length, -1 once truncated';
+
+CREATE FUNCTION dispatch.agent_finish(node text, job bigint, attempt int, exit_code int,
+                                      signal int, timed_out boolean, detail text DEFAULT NULL)
+RETURNS text
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._report(node, jsonb_build_object('job_id', job, 'attempt', attempt,
+        'finish', jsonb_strip_nulls(jsonb_build_object('exit_code', exit_code,
+            'signal', signal, 'timed_out', coalesce(timed_out, false), 'detail', detail))))
+        ->> 'state'
+$$;
+COMMENT ON FUNCTION dispatch.agent_finish(text, bigint, int, int, int, boolean, text) IS
+    'Agent (one job per call; agent_report batches): report how a job attempt ended; returns '
+    'the job state afterwards';
