@@ -17,7 +17,8 @@
 # Each throughput phase is cut after CAP seconds (jobs/s is then counted over what
 # ended by then, and the line says so), so a slow build cannot hold the machine.
 # Sizes: N1=1000 N2=20000 LISTS=1000 PER=20 BIG=20000 LAT=200 CAP=300 CPUS=16 by
-# default; `e2e_bench.sh quick` divides them by 10 (a one-minute run).  As root it
+# default; `e2e_bench.sh quick` divides them by 10 (a one-minute run).  PROFILE=1 loads
+# pg_stat_statements (track = all) and prints where the server's time went.  As root it
 # copies the agent, gives the copy the capabilities --job-user needs and runs itself
 # as BENCH_USER (postgres); PostgreSQL refuses root.
 set -euo pipefail
@@ -58,6 +59,14 @@ trap cleanup EXIT
 
 PGBIN=$PGBIN bash "$here/../scripts/cluster.sh" "$dir" "$PORT" 1h
 psql() { "$PGBIN/psql" -X -q -At -h "$dir" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 "$@"; }
+if [ -n "${PROFILE:-}" ]; then
+    cat >>"$dir/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'pg_dispatch, pg_stat_statements'
+pg_stat_statements.track = all
+CONF
+    "$PGBIN/pg_ctl" -D "$dir/data" -w restart >/dev/null
+    psql -c 'CREATE EXTENSION pg_stat_statements'
+fi
 psql -c 'CREATE ROLE agent_bench LOGIN IN ROLE dispatch_agent'
 for n in e2e1 e2e2; do
     mkdir "$dir/work-$n"
@@ -191,3 +200,10 @@ phase "$LISTS joblists of $PER jobs" "SELECT $(jobs_of "$PER") FROM generate_ser
 phase "1 joblist of $BIG jobs" "SELECT $(jobs_of "$BIG") FROM generate_series(1, 1) i"
 awk -v a="$rate2" -v b="$rate1" -v n1="$N1" -v n2="$N2" \
     'BEGIN { printf "throughput ratio, %d-deep / %d-deep queue: %.3f\n", n2, n1, (b > 0 ? a / b : 0) }'
+if [ -n "${PROFILE:-}" ]; then
+    echo "where the server's time went (pg_stat_statements, top 12 by total time):"
+    psql -F ' | ' -c "SELECT round(total_exec_time::numeric) AS ms, calls,
+                             round((total_exec_time / calls)::numeric, 3) AS ms_per_call,
+                             regexp_replace(left(query, 90), '\s+', ' ', 'g')
+                        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+fi

@@ -30,9 +30,10 @@ COMMENT ON FUNCTION dispatch._release(bigint) IS
 CREATE FUNCTION dispatch._finish_jobs(jobs bigint[], finals text[], whys text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE dispatch.jobs j SET state = f.final, reason = f.why, finished_at = now()
-      FROM unnest(jobs, finals, whys) AS f(job_id, final, why)
-     WHERE j.job_id = f.job_id;
+    UPDATE dispatch.jobs j
+       SET state = finals[array_position(jobs, j.job_id)],
+           reason = whys[array_position(jobs, j.job_id)], finished_at = now()
+     WHERE j.job_id = ANY (jobs);
     DELETE FROM dispatch.allocations a WHERE a.job_id = ANY (jobs);
 END
 $$;

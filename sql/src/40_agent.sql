@@ -4,9 +4,11 @@
 --
 -- An agent acts only for the nodes its role registered, through these SECURITY
 -- DEFINER functions: it registers, heartbeats, claims assigned jobs (agent_poll),
--- reports their end, drains and goes offline.  Every report carries (job, attempt)
--- and is refused for a stale attempt, so a result is recorded exactly once.  Output
--- and metrics have their own files (45_output.sql, 80_metrics.sql).
+-- asks where the server stands on a job (agent_resume), drains and goes offline.
+-- Every report carries (job, attempt) and is refused for a stale attempt
+-- (_attempt_refusal), so a result is recorded exactly once.  Output, the reports of
+-- output and ends, and metrics have their own files (45_output.sql,
+-- 47_agent_report.sql, 80_metrics.sql).
 
 CREATE FUNCTION dispatch._agent_node(node text) RETURNS dispatch.nodes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -2,10 +2,11 @@
 -- Job output: chunks at byte offsets, streamed while the job runs
 ------------------------------------------------------------------------------
 --
--- The agent sends output in chunks at byte offsets (agent_output); a chunk sent
--- again after a reconnect is acknowledged without being stored twice, and output
--- beyond dispatch.max_output_bytes is cut at a character boundary and marked
--- truncated.  job_log() reads it back.
+-- The agent sends output in chunks at byte offsets (in its reports,
+-- 47_agent_report.sql, through _store_chunks); a chunk sent again after a reconnect
+-- is acknowledged without being stored twice, one that would leave a gap is refused,
+-- and output beyond dispatch.max_output_bytes is cut at a character boundary and
+-- marked truncated.  job_log() reads it back.
 
 CREATE TABLE dispatch.job_output (
     job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,

@@ -79,66 +79,62 @@ $$;
 COMMENT ON FUNCTION dispatch._check_reports(jsonb) IS
     'Fails unless reports is a batch of reports agent_report accepts (shape and limits)';
 
-CREATE FUNCTION dispatch._end_reports(fin int[], reports jsonb) RETURNS jsonb
+CREATE FUNCTION dispatch._end_reports(ends jsonb) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    ends jsonb := '{}';
+    ids bigint[] := ARRAY(SELECT k::bigint FROM jsonb_object_keys(ends) k ORDER BY 1);
+    states jsonb := '{}';
     done bigint[];
     finals text[];
     whys text[];
     r record;
 BEGIN
     UPDATE dispatch.jobs x
-       SET exit_code = (f.e #>> '{finish,exit_code}')::int, signal = (f.e #>> '{finish,signal}')::int,
-           timed_out = coalesce((f.e #>> '{finish,timed_out}')::boolean, false)
-      FROM (SELECT reports -> (o - 1) AS e FROM unnest(fin) o) f
-     WHERE x.job_id = (f.e ->> 'job_id')::bigint;
-    SELECT array_agg(x.job_id ORDER BY x.job_id),
-           array_agg(CASE WHEN x.cancel_requested THEN 'cancelled' ELSE 'succeeded' END
-                     ORDER BY x.job_id),
-           array_agg(CASE WHEN x.cancel_requested THEN x.reason END ORDER BY x.job_id)
-      INTO done, finals, whys
-      FROM unnest(fin) o JOIN dispatch.jobs x ON x.job_id = (reports -> (o - 1) ->> 'job_id')::bigint
-     WHERE x.cancel_requested
-        OR dispatch._finish_reason(x, x.exit_code, x.signal, x.timed_out,
-                                   reports -> (o - 1) #>> '{finish,detail}') IS NULL;
-    PERFORM dispatch._finish_jobs(done, finals, whys) WHERE done IS NOT NULL;
-    FOR r IN SELECT o, x.job_id, x.state,
+       SET exit_code = (ends -> x.job_id::text #>> '{finish,exit_code}')::int,
+           signal = (ends -> x.job_id::text #>> '{finish,signal}')::int,
+           timed_out = coalesce((ends -> x.job_id::text #>> '{finish,timed_out}')::boolean, false)
+     WHERE x.job_id = ANY (ids);
+    FOR r IN SELECT x.job_id, x.cancel_requested, x.reason,
                     dispatch._finish_reason(x, x.exit_code, x.signal, x.timed_out,
-                                            reports -> (o - 1) #>> '{finish,detail}') AS why
-               FROM unnest(fin) o JOIN dispatch.jobs x
-                 ON x.job_id = (reports -> (o - 1) ->> 'job_id')::bigint
-              ORDER BY x.job_id LOOP
-        ends := ends || jsonb_build_object(r.o::text, CASE WHEN r.job_id = ANY (done) THEN r.state
-            ELSE dispatch._end_attempt(r.job_id, 'failed', r.why) END);
+                                            ends -> x.job_id::text #>> '{finish,detail}') AS why
+               FROM dispatch.jobs x WHERE x.job_id = ANY (ids) ORDER BY x.job_id LOOP
+        IF r.cancel_requested OR r.why IS NULL THEN
+            done := done || r.job_id;
+            finals := finals || CASE WHEN r.cancel_requested THEN 'cancelled' ELSE 'succeeded' END;
+            whys := whys || CASE WHEN r.cancel_requested THEN r.reason END;
+            states := states || jsonb_build_object(r.job_id::text, finals[cardinality(finals)]);
+        ELSE
+            states := states || jsonb_build_object(r.job_id::text,
+                                                   dispatch._end_attempt(r.job_id, 'failed', r.why));
+        END IF;
     END LOOP;
-    RETURN ends;
+    PERFORM dispatch._finish_jobs(done, finals, whys) WHERE done IS NOT NULL;
+    RETURN states;
 END
 $$;
-COMMENT ON FUNCTION dispatch._end_reports(int[], jsonb) IS
-    'Records the ends of the accepted reports at ordinals fin of reports (their jobs locked); '
-    'returns {ordinal: the job state afterwards}';
+COMMENT ON FUNCTION dispatch._end_reports(jsonb) IS
+    'Records the ends of accepted reports ({job id: report}, their jobs locked): exit codes, '
+    'successes and cancels set-wise, failures one by one; returns {job id: state afterwards}';
 
 CREATE FUNCTION dispatch._apply_reports(node text, reports jsonb) RETURNS jsonb[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     answers jsonb[] := '{}';
-    fin int[] := '{}';
-    ended bigint[] := '{}';
-    ends jsonb;
+    ends jsonb := '{}';                 -- {job id: its report with an end}
+    at jsonb := '{}';                   -- {job id: the ordinal of that report}
     r record;
     why text;
 BEGIN
     PERFORM 1 FROM dispatch.jobs j
-     WHERE j.job_id IN (SELECT (e ->> 'job_id')::bigint FROM jsonb_array_elements(reports) e)
+     WHERE j.job_id = ANY (ARRAY(SELECT (e ->> 'job_id')::bigint FROM jsonb_array_elements(reports) e))
      ORDER BY j.job_id FOR UPDATE;
     FOR r IN SELECT x.o::int AS o, x.e, (x.e ->> 'job_id')::bigint AS job,
-                    (x.e ->> 'attempt')::int AS attempt, j
+                    (x.e ->> 'attempt')::int AS attempt,
+                    (SELECT j FROM dispatch.jobs j WHERE j.job_id = (x.e ->> 'job_id')::bigint) AS j
                FROM jsonb_array_elements(reports) WITH ORDINALITY AS x(e, o)
-               LEFT JOIN dispatch.jobs j ON j.job_id = (x.e ->> 'job_id')::bigint
               ORDER BY 3, 1 LOOP
         answers[r.o] := jsonb_build_object('job_id', r.job, 'attempt', r.attempt);
-        why := CASE WHEN r.job = ANY (ended)
+        why := CASE WHEN ends ? r.job::text
                     THEN format('The end of job %s is earlier in this batch.', r.job)
                     ELSE dispatch._attempt_refusal(r.j, node, r.job, r.attempt) END;
         IF why IS NOT NULL THEN
@@ -153,8 +149,8 @@ BEGIN
         answers[r.o] := answers[r.o] || jsonb_build_object('status', 'accepted',
             'cancel', (r.j).cancel_requested);
         IF r.e ? 'finish' THEN
-            fin := fin || r.o;
-            ended := ended || r.job;
+            ends := ends || jsonb_build_object(r.job::text, r.e);
+            at := at || jsonb_build_object(r.job::text, r.o);
         END IF;
         IF r.e ? 'output' OR NOT r.e ? 'finish' THEN
             answers[r.o] := answers[r.o] || (SELECT jsonb_build_object(
@@ -163,9 +159,9 @@ BEGIN
                 FROM dispatch.jobs x WHERE x.job_id = r.job);
         END IF;
     END LOOP;
-    IF fin <> '{}' THEN
-        ends := dispatch._end_reports(fin, reports);
-        FOR r IN SELECT key::int AS o, value ->> 0 AS state FROM jsonb_each(ends) LOOP
+    IF ends <> '{}' THEN
+        FOR r IN SELECT (at ->> key)::int AS o, value ->> 0 AS state
+                   FROM jsonb_each(dispatch._end_reports(ends)) LOOP
             answers[r.o] := answers[r.o] || jsonb_build_object('state', r.state);
         END LOOP;
         PERFORM dispatch.wake_scheduler();
