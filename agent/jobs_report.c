@@ -62,6 +62,7 @@ static int	max_reports = BATCH_REPORTS;	/* halved when the server refuses a batc
 static size_t max_bytes = BATCH_BYTES;
 
 static int	put_stream(Batch *b, Job *j, int s, int final, int *more);
+static void cut_json(Batch *b, size_t len);
 static void add_report(Batch *b, Job *j, int query);
 static int	apply_answer(Report *r, const JsonValue *a);
 static int	send_batch(Conn *c, Batch *b);
@@ -118,13 +119,26 @@ put_stream(Batch *b, Job *j, int s, int final, int *more)
 	return len > 0;
 }
 
-/* Appends j's report to b: a question only (query), else its new output and, once all is out, its end. */
+/* Truncates b's JSON text back to len bytes. */
+static void
+cut_json(Batch *b, size_t len)
+{
+	b->json.len = len;
+	b->json.data[len] = '\0';
+}
+
+/*
+ * Appends j's report to b: a question only (query), else its new output and,
+ * once all is out, its end; a report that would carry neither is left out.
+ */
 static void
 add_report(Batch *b, Job *j, int query)
 {
 	Report	   *r = &b->reports[b->n++];
 	JobStatus	st;
 	char		err[AGENT_ERRLEN];
+	size_t		start = b->json.len, output;
+	int			chunks = 0;
 
 	r->job = j;
 	r->finish = 0;
@@ -133,10 +147,25 @@ add_report(Batch *b, Job *j, int query)
 			  j->job_id, j->attempt);
 	if (!query)
 	{
+		output = b->json.len;
 		sb_puts(&b->json, ",\"output\":[");
-		put_stream(b, j, 0, j->done, &r->more);
-		put_stream(b, j, 1, j->done, &r->more);
-		sb_puts(&b->json, "]");
+		chunks += put_stream(b, j, 0, j->done, &r->more);
+		chunks += put_stream(b, j, 1, j->done, &r->more);
+		if (chunks > 0)
+			sb_puts(&b->json, "]");
+		else
+			cut_json(b, output);
+	}
+	if (!query && chunks == 0 && !(j->done && !r->more))
+	{
+		cut_json(b, start);		/* nothing new: no report */
+		b->n--;
+		if (r->more)
+		{
+			j->dirty = 1;		/* the batch was full: next round */
+			j->next_send = 0;
+		}
+		return;
 	}
 	if (!query && j->done && !r->more)
 	{

@@ -65,9 +65,10 @@ my $locker = $node->background_psql('postgres');
 $locker->query_safe('BEGIN');
 $locker->query_safe('LOCK TABLE dispatch.job_history IN SHARE MODE');
 my $seen = scalar(batches($agents[0]));
-$jl = many('cut', 20);
-wait_until(sub { my @s = glob("$agents[0]{workdir}/jobs/*/status"); @s == 20 },
-	'all 20 jobs end while their reports wait');
+# As many jobs as the agent has cpus: all start, although no end reaches the server.
+$jl = many('cut', 8);
+wait_until(sub { my @s = glob("$agents[0]{workdir}/jobs/*/status"); @s == 8 },
+	'all 8 jobs end while their reports wait');
 wait_for($node, "SELECT count(*) = 1 FROM pg_stat_activity
                   WHERE query LIKE '%agent_report%' AND wait_event_type = 'Lock'",
 	'a batch waits for the lock');
@@ -78,16 +79,16 @@ wait_until(sub { slurp_file($agents[0]{log}) =~ /agent_report failed/ }, 'the ag
 wait_for($node, "SELECT count(*) = 1 FROM pg_stat_activity
                   WHERE query LIKE '%agent_report%' AND wait_event_type = 'Lock' AND pid <> $pid",
 	'after reconnecting, the agent sends its spool again');
-is(query($node, "SELECT count(*) FROM dispatch.jobs WHERE joblist_id = $jl AND state = 'running'"), '20',
+is(query($node, "SELECT count(*) FROM dispatch.jobs WHERE joblist_id = $jl AND state = 'running'"), '8',
 	'nothing of the cut batch was recorded');
 $locker->query_safe('COMMIT');
 $locker->quit;
 wait_for($node, "SELECT state = 'succeeded' FROM dispatch.joblist_status WHERE joblist_id = $jl",
 	'the replayed batch is recorded');
-recorded_once($jl, 20, 'after the cut');
+recorded_once($jl, 8, 'after the cut');
 my @after = (batches($agents[0]))[ $seen .. scalar(batches($agents[0])) - 1 ];
-ok((grep { $_->[0] == 20 && $_->[1] == 0 } @after), 'the replay first asks about all 20 jobs in one call');
-ok((grep { $_->[1] == 20 } @after), 'and reports their 20 ends in one call');
+ok((grep { $_->[0] == 8 && $_->[1] == 0 } @after), 'the replay first asks about all 8 jobs in one call');
+ok((grep { $_->[1] == 8 } @after), 'and reports their 8 ends in one call');
 wait_until(sub { !glob("$agents[0]{workdir}/jobs/*") }, 'the spool is empty');
 stop_agent($agents[0]);
 done_testing();
