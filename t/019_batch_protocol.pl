@@ -19,7 +19,10 @@ my @agents = map { start_agent($node, $_, '-v', '--metrics-interval', '0', '--re
 sub batches
 {
 	my ($agent) = @_;
-	return map { [ $1, $2 ] } slurp_file($agent->{log}) =~ /agent_report: (\d+) report\(s\), (\d+) end\(s\)/g;
+	my $log = slurp_file($agent->{log});
+	my @batches;
+	push @batches, [ $1, $2 ] while $log =~ /agent_report: (\d+) report\(s\), (\d+) end\(s\)/g;
+	return @batches;
 }
 
 # Checks that every job of joblist jl has one end: one final event, one history row,
