@@ -16,7 +16,8 @@
 -- set-wise, a few statements for the whole batch.  A report with neither part asks
 -- what agent_resume answers.  The answer is an array in the order of the reports
 -- (agent/README.md).  The one-job calls of older agents, agent_output and
--- agent_finish, are one-report batches with their old errors (55000, 22023).
+-- agent_finish, are one-report batches with their old errors (55000, 22023); their
+-- typed arguments are checked by them, not as JSON.
 
 CREATE FUNCTION dispatch._check_reports(reports jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -192,7 +193,6 @@ DECLARE
     answer jsonb;
 BEGIN
     PERFORM dispatch._agent_node(node);
-    PERFORM dispatch._check_reports(jsonb_build_array(report));
     answer := (dispatch._apply_reports(node, jsonb_build_array(report)))[1];
     IF answer ->> 'status' = 'stale' THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -208,8 +208,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._report(text, jsonb) IS
-    'One report as a one-job call: its accepted answer, else the error of a stale attempt '
-    '(55000) or of a gap (22023)';
+    'One report built from the typed arguments of a one-job call (checked by it): its '
+    'accepted answer, else the error of a stale attempt (55000) or of a gap (22023)';
 
 CREATE FUNCTION dispatch.agent_output(node text, job bigint, attempt int, stream text,
                                       "offset" bigint, data text)
@@ -219,6 +219,7 @@ DECLARE
     answer jsonb;
 BEGIN
     PERFORM dispatch._check_stream(stream);
+    PERFORM dispatch._check_not_null("offset", 'offset'), dispatch._check_not_null(data, 'data');
     answer := dispatch._report(node, jsonb_build_object('job_id', job, 'attempt', attempt,
         'output', jsonb_build_array(jsonb_build_object('stream', stream, 'offset', "offset",
                                                        'data', data))));
@@ -233,11 +234,18 @@ COMMENT ON FUNCTION dispatch.agent_output(text, bigint, int, text, bigint, text)
 CREATE FUNCTION dispatch.agent_finish(node text, job bigint, attempt int, exit_code int,
                                       signal int, timed_out boolean, detail text DEFAULT NULL)
 RETURNS text
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT dispatch._report(node, jsonb_build_object('job_id', job, 'attempt', attempt,
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF length(detail) > dispatch._agent_limit('finish detail') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('detail is longer than %s characters',
+                             dispatch._agent_limit('finish detail'));
+    END IF;
+    RETURN dispatch._report(node, jsonb_build_object('job_id', job, 'attempt', attempt,
         'finish', jsonb_strip_nulls(jsonb_build_object('exit_code', exit_code,
             'signal', signal, 'timed_out', coalesce(timed_out, false), 'detail', detail))))
-        ->> 'state'
+        ->> 'state';
+END
 $$;
 COMMENT ON FUNCTION dispatch.agent_finish(text, bigint, int, int, int, boolean, text) IS
     'Agent (one job per call; agent_report batches): report how a job attempt ended; returns '
