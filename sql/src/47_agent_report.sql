@@ -161,7 +161,7 @@ BEGIN
         END IF;
     END LOOP;
     IF ends <> '{}' THEN
-        FOR r IN SELECT (at ->> key)::int AS o, value ->> 0 AS state
+        FOR r IN SELECT (at ->> key)::int AS o, value #>> '{}' AS state
                    FROM jsonb_each(dispatch._end_reports(ends)) LOOP
             answers[r.o] := answers[r.o] || jsonb_build_object('state', r.state);
         END LOOP;
