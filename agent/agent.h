@@ -169,7 +169,7 @@ void		jobs_inotify_read(void);
 void		jobs_reap(void);
 void		jobs_check_alive(void);
 void		jobs_info_json(StrBuf *sb);
-void		jobs_resume_all(Conn *c);
+void		jobs_resume_all(void);
 void		jobs_on_poll_row(const PollRow *row, void *arg);
 void		jobs_pump(Conn *c, int all);
 void		jobs_record_ended(int connected);

@@ -19,7 +19,6 @@
  */
 #include "conn.h"
 
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,71 +359,15 @@ conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void 
 	return CALL_OK;
 }
 
-/* dispatch.agent_resume(node, job, attempt): the stored output lengths and whether a cancel is pending. */
+/* dispatch.agent_report(node, reports): the answers, a JSON array, go to answers (initialised). */
 CallResult
-conn_resume(Conn *c, const char *node, int64_t job, int attempt, int64_t *out_bytes,
-			int64_t *err_bytes, int *cancel, char *err, size_t errlen)
+conn_report(Conn *c, const char *node, const char *reports, StrBuf *answers, char *err,
+			size_t errlen)
 {
-	char		j[32], a[16];
-	const char *p[] = {node, j, a};
-	PGresult   *r;
-	CallResult	rc;
+	const char *p[] = {node, reports};
 
-	snprintf(j, sizeof(j), "%" PRId64, job);
-	snprintf(a, sizeof(a), "%d", attempt);
-	rc = call(c, "SELECT stdout_bytes, stderr_bytes, cancel_requested FROM dispatch.agent_resume($1, $2, $3)",
-			  3, p, &r, err, errlen);
-	if (rc != CALL_OK)
-		return rc;
-	if (PQntuples(r) != 1)
-	{
-		agent_seterr(err, errlen, "unexpected reply from agent_resume: %d rows", PQntuples(r));
-		PQclear(r);
-		return CALL_ERROR;
-	}
-	*out_bytes = col_int(r, 0, "stdout_bytes", 0);
-	*err_bytes = col_int(r, 0, "stderr_bytes", 0);
-	*cancel = col(r, 0, "cancel_requested") != NULL && strcmp(col(r, 0, "cancel_requested"), "t") == 0;
-	PQclear(r);
-	return CALL_OK;
-}
-
-/* dispatch.agent_output(...): stores *stored (the server's length, -1 once truncated). */
-CallResult
-conn_output(Conn *c, const char *node, int64_t job, int attempt, const char *stream,
-			int64_t offset, const char *data, int64_t *stored, char *err, size_t errlen)
-{
-	char		j[32], a[16], o[32];
-	const char *p[] = {node, j, a, stream, o, data};
-	StrBuf		reply;
-	CallResult	rc;
-
-	snprintf(j, sizeof(j), "%" PRId64, job);
-	snprintf(a, sizeof(a), "%d", attempt);
-	snprintf(o, sizeof(o), "%" PRId64, offset);
-	sb_init(&reply);
-	rc = call_text(c, "SELECT dispatch.agent_output($1, $2, $3, $4, $5, $6)", 6, p, &reply, err, errlen);
-	if (rc == CALL_OK)
-		*stored = strtoll(reply.data, NULL, 10);
-	sb_free(&reply);
-	return rc;
-}
-
-/* dispatch.agent_finish(...) for status st: the job's state afterwards goes to state. */
-CallResult
-conn_finish(Conn *c, const char *node, int64_t job, int attempt, const JobStatus *st,
-			StrBuf *state, char *err, size_t errlen)
-{
-	char		j[32], a[16], code[16], sig[16];
-	const char *p[] = {node, j, a, st->has_exit ? code : NULL, st->signal ? sig : NULL,
-	st->timed_out ? "true" : "false", st->detail[0] ? st->detail : NULL};
-
-	snprintf(j, sizeof(j), "%" PRId64, job);
-	snprintf(a, sizeof(a), "%d", attempt);
-	snprintf(code, sizeof(code), "%d", st->exit_code);
-	snprintf(sig, sizeof(sig), "%d", st->signal);
-	return call_text(c, "SELECT dispatch.agent_finish($1, $2, $3, $4, $5, $6, $7)", 7, p, state,
-					 err, errlen);
+	return call_text(c, "SELECT dispatch.agent_report($1, $2::jsonb)::text", 2, p, answers, err,
+					 errlen);
 }
 
 /* Calls a void dispatch.<func>(node) such as agent_drain or agent_offline. */

@@ -56,12 +56,8 @@ CallResult	conn_register(Conn *c, const char *node, const char *info, StrBuf *re
 CallResult	conn_heartbeat(Conn *c, const char *node, StrBuf *state, char *err, size_t errlen);
 CallResult	conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void *arg,
 					  char *err, size_t errlen);
-CallResult	conn_resume(Conn *c, const char *node, int64_t job, int attempt, int64_t *out_bytes,
-						int64_t *err_bytes, int *cancel, char *err, size_t errlen);
-CallResult	conn_output(Conn *c, const char *node, int64_t job, int attempt, const char *stream,
-						int64_t offset, const char *data, int64_t *stored, char *err, size_t errlen);
-CallResult	conn_finish(Conn *c, const char *node, int64_t job, int attempt, const JobStatus *st,
-						StrBuf *state, char *err, size_t errlen);
+CallResult	conn_report(Conn *c, const char *node, const char *reports, StrBuf *answers,
+						char *err, size_t errlen);
 CallResult	conn_online_nodes(Conn *c, const char *node, StrBuf *json, char *err, size_t errlen);
 CallResult	conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t errlen);
 CallResult	conn_node_call(Conn *c, const char *func, const char *node, char *err, size_t errlen);

@@ -116,7 +116,7 @@ establish(Agent *a)
 	{
 		if (a->draining)
 			send_drain(a);
-		jobs_resume_all(a->conn);
+		jobs_resume_all();
 		a->connected = 1;
 		a->backoff_ms = BACKOFF_MIN_MS;
 		a->next_tick = now + a->heartbeat_ms;

@@ -60,6 +60,8 @@ static int	dispatch_max_job_files_size = 16 * 1024 * 1024;
 static int	dispatch_max_node_resources = 16384;
 static int	dispatch_max_node_labels = 64;
 static int	dispatch_max_node_info_size = 1024 * 1024;
+static int	dispatch_agent_report_max_batch = 1000;
+static int	dispatch_agent_report_max_size = 16 * 1024 * 1024;
 static int	dispatch_metrics_max_batch = 1000;
 static int	dispatch_metrics_max_per_sample = 500;
 static int	dispatch_metrics_max_sample_size = 256 * 1024;
@@ -131,6 +133,10 @@ static const IntSetting int_settings[] = {
 	&dispatch_max_node_labels, 64, 0, 10000, PGC_SUSET, 0},
 	{"dispatch.max_node_info_size", "Largest node registration (agent_register's info).",
 	&dispatch_max_node_info_size, 1024 * 1024, 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.agent_report_max_batch", "Job reports an agent may send in one agent_report call.",
+	&dispatch_agent_report_max_batch, 1000, 1, 100000, PGC_SUSET, 0},
+	{"dispatch.agent_report_max_size", "Largest agent_report batch, as JSON text.",
+	&dispatch_agent_report_max_size, 16 * 1024 * 1024, 64 * 1024, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
 	{"dispatch.metrics_max_batch", "Metric samples an agent may send in one call.",
 	&dispatch_metrics_max_batch, 1000, 1, 100000, PGC_SUSET, 0},
 	/* 600 int4 series ids still fit a btree entry of metric_layouts. */

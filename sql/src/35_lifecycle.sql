@@ -27,13 +27,23 @@ $$;
 COMMENT ON FUNCTION dispatch._release(bigint) IS
     'Releases whatever job holds';
 
-CREATE FUNCTION dispatch._finish_job(job bigint, final text, why text) RETURNS void
+CREATE FUNCTION dispatch._finish_jobs(jobs bigint[], finals text[], whys text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    UPDATE dispatch.jobs SET state = final, reason = why, finished_at = now()
-     WHERE job_id = job;
-    PERFORM dispatch._release(job);
+    UPDATE dispatch.jobs j
+       SET state = finals[array_position(jobs, j.job_id)],
+           reason = whys[array_position(jobs, j.job_id)], finished_at = now()
+     WHERE j.job_id = ANY (jobs);
+    DELETE FROM dispatch.allocations a WHERE a.job_id = ANY (jobs);
 END
+$$;
+COMMENT ON FUNCTION dispatch._finish_jobs(bigint[], text[], text[]) IS
+    'Ends each of jobs in its final state with its reason (parallel arrays) and frees their '
+    'resources, one statement for all';
+
+CREATE FUNCTION dispatch._finish_job(job bigint, final text, why text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._finish_jobs(ARRAY[job], ARRAY[final], ARRAY[why])
 $$;
 COMMENT ON FUNCTION dispatch._finish_job(bigint, text, text) IS
     'Ends a job in a final state with a reason and frees its resources';

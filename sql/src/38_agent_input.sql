@@ -18,11 +18,12 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
         WHEN 'label value' THEN 255               -- characters
         WHEN 'info text' THEN 255                 -- characters of hostname, arch, os, version
         WHEN 'metric name' THEN 255               -- bytes, plugin labels included
+        WHEN 'finish detail' THEN 4096            -- characters of a job's end detail
         WHEN 'sample depth' THEN 8 END            -- levels of nesting below a sample
 $$;
 COMMENT ON FUNCTION dispatch._agent_limit(text) IS
     'The fixed limits on agent input (what: amount, label value, info text, metric name, '
-    'sample depth); the others are dispatch.max_node_* and dispatch.metrics_* settings';
+    'finish detail, sample depth); the others are dispatch.max_node_* and dispatch.metrics_* settings';
 
 CREATE FUNCTION dispatch._check_node_info(info jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

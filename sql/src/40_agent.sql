@@ -4,9 +4,11 @@
 --
 -- An agent acts only for the nodes its role registered, through these SECURITY
 -- DEFINER functions: it registers, heartbeats, claims assigned jobs (agent_poll),
--- reports their end, drains and goes offline.  Every report carries (job, attempt)
--- and is refused for a stale attempt, so a result is recorded exactly once.  Output
--- and metrics have their own files (45_output.sql, 80_metrics.sql).
+-- asks where the server stands on a job (agent_resume), drains and goes offline.
+-- Every report carries (job, attempt) and is refused for a stale attempt
+-- (_attempt_refusal), so a result is recorded exactly once.  Output, the reports of
+-- output and ends, and metrics have their own files (45_output.sql,
+-- 47_agent_report.sql, 80_metrics.sql).
 
 CREATE FUNCTION dispatch._agent_node(node text) RETURNS dispatch.nodes
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -26,22 +28,34 @@ $$;
 COMMENT ON FUNCTION dispatch._agent_node(text) IS
     'Locks and returns the node row after checking that the caller acts for it';
 
+CREATE FUNCTION dispatch._attempt_refusal(j dispatch.jobs, node text, job bigint, attempt int)
+RETURNS text
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN j.job_id IS NULL THEN format('Job %s does not exist.', job)
+                WHEN j.node IS DISTINCT FROM node OR j.attempt <> attempt
+                     OR j.state NOT IN ('assigned', 'running')
+                THEN format('The job is at attempt %s, %s, on node %s.', j.attempt, j.state,
+                            coalesce('"' || j.node || '"', 'none')) END
+$$;
+COMMENT ON FUNCTION dispatch._attempt_refusal(dispatch.jobs, text, bigint, int) IS
+    'Why a report for (job, attempt) from node is refused, given the job row j (NULL row: '
+    'no such job); NULL when the attempt is active on that node';
+
 CREATE FUNCTION dispatch._agent_job(node text, job bigint, attempt int)
 RETURNS dispatch.jobs
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j dispatch.jobs;
+    refusal text;
 BEGIN
     PERFORM dispatch._agent_node(node);
     SELECT * INTO j FROM dispatch.jobs x WHERE x.job_id = job FOR UPDATE;
-    IF NOT FOUND OR j.node IS DISTINCT FROM node OR j.attempt <> attempt
-       OR j.state NOT IN ('assigned', 'running') THEN
+    refusal := dispatch._attempt_refusal(j, node, job, attempt);
+    IF refusal IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = format('report for job %s attempt %s from node "%s" refused',
                              job, attempt, node),
-            DETAIL = CASE WHEN j.job_id IS NULL THEN format('Job %s does not exist.', job)
-                          ELSE format('The job is at attempt %s, %s, on node %s.', j.attempt,
-                                      j.state, coalesce('"' || j.node || '"', 'none')) END;
+            DETAIL = refusal;
     END IF;
     RETURN j;
 END
@@ -191,51 +205,28 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j dispatch.jobs := dispatch._agent_job(node, job, attempt);
 BEGIN
-    SELECT coalesce(max(o."offset" + octet_length(o.data)) FILTER (WHERE o.stream = 'stdout'), 0),
-           coalesce(max(o."offset" + octet_length(o.data)) FILTER (WHERE o.stream = 'stderr'), 0)
-      INTO stdout_bytes, stderr_bytes
-      FROM dispatch.job_output o WHERE o.job_id = j.job_id AND o.attempt = j.attempt;
+    stdout_bytes := dispatch._output_stored(j, 'stdout');
+    stderr_bytes := dispatch._output_stored(j, 'stderr');
     cancel_requested := j.cancel_requested;
 END
 $$;
 COMMENT ON FUNCTION dispatch.agent_resume(text, bigint, int) IS
     'Agent: how much output of a running job the server holds (after a reconnect)';
 
-CREATE FUNCTION dispatch.agent_finish(node text, job bigint, attempt int, exit_code int,
-                                      signal int, timed_out boolean, detail text DEFAULT NULL)
+CREATE FUNCTION dispatch._finish_reason(j dispatch.jobs, exit_code int, signal int,
+                                        timed_out boolean, detail text)
 RETURNS text
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    j dispatch.jobs := dispatch._agent_job(node, job, attempt);
-    why text;
-    result text;
-BEGIN
-    UPDATE dispatch.jobs x
-       SET exit_code = agent_finish.exit_code, signal = agent_finish.signal,
-           timed_out = coalesce(agent_finish.timed_out, false)
-     WHERE x.job_id = job;
-    why := CASE
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE
         WHEN coalesce(timed_out, false)
             THEN coalesce('timed out after ' || j.timeout, 'timed out')
         WHEN signal IS NOT NULL THEN format('killed by signal %s', signal)
         WHEN exit_code IS NOT NULL AND exit_code <> 0 THEN format('exited with code %s', exit_code)
         WHEN exit_code IS NULL THEN coalesce(detail, 'ended without an exit status')
-    END;
-    IF j.cancel_requested THEN
-        PERFORM dispatch._finish_job(job, 'cancelled', j.reason);
-        result := 'cancelled';
-    ELSIF why IS NULL THEN
-        PERFORM dispatch._finish_job(job, 'succeeded', NULL);
-        result := 'succeeded';
-    ELSE
-        result := dispatch._end_attempt(job, 'failed', why);
-    END IF;
-    PERFORM dispatch.wake_scheduler();
-    RETURN result;
-END
+    END
 $$;
-COMMENT ON FUNCTION dispatch.agent_finish(text, bigint, int, int, int, boolean, text) IS
-    'Agent: report how a job attempt ended; returns the job state afterwards';
+COMMENT ON FUNCTION dispatch._finish_reason(dispatch.jobs, int, int, boolean, text) IS
+    'Why an attempt of job j that ended so failed; NULL when it succeeded';
 
 CREATE FUNCTION dispatch.agent_drain(node text) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -2,11 +2,12 @@
 -- Job output: chunks at byte offsets, streamed while the job runs
 ------------------------------------------------------------------------------
 --
--- The agent sends output in chunks at byte offsets (agent_output); a chunk sent
--- again after a reconnect is acknowledged without being stored twice, and output
--- beyond dispatch.max_output_bytes is cut at a character boundary and marked
--- truncated.  job_log() reads it back.  Output is private: only the job's submitter
--- and admins read it, through job_log() or the table (row-level security).
+-- The agent sends output in chunks at byte offsets (in its reports,
+-- 47_agent_report.sql, through _store_chunks); a chunk sent again after a reconnect
+-- is acknowledged without being stored twice, one that would leave a gap is refused,
+-- and output beyond dispatch.max_output_bytes is cut at a character boundary and
+-- marked truncated.  job_log() reads it back.  Output is private: only the job's
+-- submitter and admins read it, through job_log() or the table (row-level security).
 
 CREATE TABLE dispatch.job_output (
     job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,
@@ -84,49 +85,80 @@ $$;
 COMMENT ON FUNCTION dispatch._utf8_prefix(text, bigint) IS
     'Returns the longest prefix of s that fits in max_bytes bytes';
 
-CREATE FUNCTION dispatch.agent_output(node text, job bigint, attempt int, stream text,
-                                      "offset" bigint, data text)
-RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    j dispatch.jobs := dispatch._agent_job(node, job, attempt);
-    stored bigint;
-    room bigint;
-    chunk text := data;
-BEGIN
-    PERFORM dispatch._check_stream(stream);
-    IF j.output_truncated THEN
-        RETURN -1;
-    END IF;
-    SELECT coalesce(max(o."offset" + octet_length(o.data)), 0) INTO stored
+CREATE FUNCTION dispatch._output_stored(j dispatch.jobs, stream text) RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(max(o."offset" + octet_length(o.data)), 0)
       FROM dispatch.job_output o
-     WHERE o.job_id = job AND o.attempt = j.attempt AND o.stream = agent_output.stream;
-    IF "offset" + octet_length(chunk) <= stored THEN
-        RETURN stored;                  -- a chunk sent again after a reconnect
+     WHERE o.job_id = j.job_id AND o.attempt = j.attempt AND o.stream = _output_stored.stream
+$$;
+COMMENT ON FUNCTION dispatch._output_stored(dispatch.jobs, text) IS
+    'How many bytes of stream the server holds for the current attempt of job j';
+
+CREATE FUNCTION dispatch._chunk_fits(stored bigint, "offset" bigint, len bigint) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN "offset" + len <= stored THEN NULL ELSE "offset" = stored END
+$$;
+COMMENT ON FUNCTION dispatch._chunk_fits(bigint, bigint, bigint) IS
+    'Whether a chunk of len bytes at offset continues a stream of stored bytes: true, '
+    'false (it would leave a gap) or NULL (stored already: a chunk sent again)';
+
+CREATE FUNCTION dispatch._gap_message(job bigint, stream text, "offset" bigint, stored bigint)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('output chunk of job %s starts at byte %s of %s, but %s bytes are stored',
+                  job, "offset", stream, stored)
+$$;
+COMMENT ON FUNCTION dispatch._gap_message(bigint, text, bigint, bigint) IS
+    'The message for an output chunk that would leave a gap';
+
+CREATE FUNCTION dispatch._store_chunks(j dispatch.jobs, chunks jsonb) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    have bigint[] := ARRAY[dispatch._output_stored(j, 'stdout'), dispatch._output_stored(j, 'stderr')];
+    next bigint[] := have;
+    bytes bigint;
+    cut boolean;
+    chunk text;
+    c record;
+BEGIN
+    SELECT x.output_bytes, x.output_truncated INTO bytes, cut
+      FROM dispatch.jobs x WHERE x.job_id = j.job_id;
+    IF cut THEN
+        RETURN NULL;                    -- the output limit was reached: nothing more is kept
     END IF;
-    IF "offset" <> stored THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('output chunk of job %s starts at byte %s of %s, but %s bytes are stored',
-                             job, "offset", stream, stored),
-            HINT = 'Send output from the stored length returned by dispatch.agent_resume().';
-    END IF;
-    room := dispatch._setting_bytes('dispatch.max_output_bytes') - j.output_bytes;
-    IF octet_length(chunk) > room THEN
-        chunk := dispatch._utf8_prefix(chunk, greatest(room, 0));
-    END IF;
-    IF chunk <> '' THEN
-        INSERT INTO dispatch.job_output (job_id, attempt, stream, "offset", data)
-        VALUES (job, j.attempt, stream, "offset", chunk);
-    END IF;
-    UPDATE dispatch.jobs x
-       SET output_bytes = output_bytes + octet_length(chunk),
-           output_truncated = chunk IS DISTINCT FROM data
-     WHERE x.job_id = job;
-    IF chunk IS DISTINCT FROM data THEN
-        RETURN -1;
-    END IF;
-    RETURN stored + octet_length(chunk);
+    -- Every chunk must continue its stream or be stored already: check them all first.
+    FOR c IN SELECT e ->> 'stream' AS stream, (e ->> 'offset')::bigint AS "offset",
+                    e ->> 'data' AS data, (e ->> 'stream' = 'stderr')::int + 1 AS s
+               FROM jsonb_array_elements(chunks) e LOOP
+        CASE dispatch._chunk_fits(next[c.s], c."offset", octet_length(c.data))
+            WHEN true THEN next[c.s] := c."offset" + octet_length(c.data);
+            WHEN false THEN RETURN dispatch._gap_message(j.job_id, c.stream, c."offset", next[c.s]);
+            ELSE NULL;
+        END CASE;
+    END LOOP;
+    FOR c IN SELECT e ->> 'stream' AS stream, (e ->> 'offset')::bigint AS "offset",
+                    e ->> 'data' AS data, (e ->> 'stream' = 'stderr')::int + 1 AS s
+               FROM jsonb_array_elements(chunks) e LOOP
+        -- a chunk sent again after a reconnect is acknowledged, not stored twice
+        CONTINUE WHEN cut OR dispatch._chunk_fits(have[c.s], c."offset", octet_length(c.data)) IS NULL;
+        chunk := c.data;
+        IF octet_length(chunk) > dispatch._setting_bytes('dispatch.max_output_bytes') - bytes THEN
+            chunk := dispatch._utf8_prefix(chunk, greatest(
+                dispatch._setting_bytes('dispatch.max_output_bytes') - bytes, 0));
+            cut := true;
+        END IF;
+        IF chunk <> '' THEN
+            INSERT INTO dispatch.job_output (job_id, attempt, stream, "offset", data)
+            VALUES (j.job_id, j.attempt, c.stream, c."offset", chunk);
+        END IF;
+        bytes := bytes + octet_length(chunk);
+        have[c.s] := c."offset" + octet_length(c.data);
+    END LOOP;
+    UPDATE dispatch.jobs x SET output_bytes = bytes, output_truncated = cut
+     WHERE x.job_id = j.job_id AND (x.output_bytes, x.output_truncated) <> (bytes, cut);
+    RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION dispatch.agent_output(text, bigint, int, text, bigint, text) IS
-    'Agent: store a chunk of job output; returns the stored length, -1 once truncated';
+COMMENT ON FUNCTION dispatch._store_chunks(dispatch.jobs, jsonb) IS
+    'Stores the output chunks (checked JSON) of the locked job j, cut at dispatch.max_output_bytes; '
+    'returns NULL, or why nothing was stored (a chunk would leave a gap)';

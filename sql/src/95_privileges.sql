@@ -71,6 +71,7 @@ GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_h
                           dispatch.agent_drain(text), dispatch.agent_offline(text),
                           dispatch.agent_metrics(text, jsonb), dispatch.agent_online_nodes(text)
     TO dispatch_agent;
+GRANT EXECUTE ON FUNCTION dispatch.agent_report(text, jsonb) TO dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.add_resource(text, text, text),
                           dispatch.remove_resource(text, text, text),
                           dispatch.bind_node(text, name), dispatch.set_node_labels(text, jsonb)
