@@ -3,11 +3,12 @@
 # in DIR/data that listens only on a socket in DIR, with pg_dispatch preloaded and
 # created in database postgres.  Used by the demo and the benchmarks; run it as an
 # unprivileged user (PostgreSQL refuses root).  Stop it with pg_ctl -D DIR/data stop.
+# PG_BIN names another PostgreSQL 15 bin directory (default: Debian's).
 set -euo pipefail
 dir=$1
 port=$2
 node_timeout=$3
-bin=/usr/lib/postgresql/15/bin
+bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 "$bin/initdb" -D "$dir/data" -A trust >/dev/null
 cat >> "$dir/data/postgresql.conf" <<CONF
