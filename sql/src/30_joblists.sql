@@ -122,8 +122,7 @@ COMMENT ON FUNCTION dispatch._env_name_pattern() IS
 CREATE FUNCTION dispatch._job_plainly_valid(job jsonb, max_command bigint, max_env bigint)
 RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
     SELECT coalesce(jsonb_typeof(job) = 'object'
-       AND (SELECT bool_and(k = ANY (ARRAY['name', 'command', 'needs', 'env', 'retries']))
-              FROM jsonb_object_keys(job) k)
+       AND job - ARRAY['name', 'command', 'needs', 'env', 'retries'] = '{}'
        AND jsonb_typeof(job -> 'name') = 'string'
        AND length(job ->> 'name') BETWEEN 1 AND 200
        AND jsonb_typeof(job -> 'command') = 'string' AND job ->> 'command' <> ''
