@@ -25,6 +25,7 @@ SELECT dispatch.submit_joblist('{"name": "lim_ok", "stages": [
   {"jobs": [{"name": "c", "command": "true"}]}]}') IS NOT NULL AS submitted;
 SELECT dispatch.submit_joblist('{"name": "lim_big", "stages": [
   {"jobs": [{"name": "a"}, {"name": "a"}, {"name": "a"}, {"name": "a"}]}]}');
+SELECT dispatch.submit_joblist('{"name": "lim_big", "stages": [{}, {}, {}, {}]}');
 RESET dispatch.max_jobs_per_joblist;
 SELECT dispatch.cancel_joblist('lim_ok');
 
@@ -57,6 +58,45 @@ SELECT dispatch.submit_joblist('{"name": "d", "stages": [
   {"name": "x", "jobs": [{"name": "a", "command": "true"}]}, "x",
   {"name": "x", "jobs": [{"name": "b", "command": "true"}]}]}');
 SELECT count(*) AS stored FROM dispatch.joblists WHERE name = 'd';
+
+-- Plain jobs are vouched for in one set-based check; whatever it does not vouch for is
+-- validated one by one, so each of these still gets its own error.
+DO $$
+DECLARE
+    j jsonb;
+    msg text;
+    detail text;
+BEGIN
+    FOR j IN VALUES ('{"name": "a"}'::jsonb), ('{"name": "a", "command": ""}'),
+                    ('{"name": "a", "command": "true", "needs": {"cpu": 1.5}}'),
+                    ('{"name": "a", "command": "true", "needs": {"cpu": "1"}}'),
+                    ('{"name": "a", "command": "true", "needs": {"cpu": 0}}'),
+                    ('{"name": "a", "command": "true", "needs": {"cpu": 1000000001}}'),
+                    ('{"name": "a", "command": "true", "needs": {"CPU": 1}}'),
+                    ('{"name": "a", "command": "true", "needs": []}'),
+                    ('{"name": "a", "command": "true", "env": {"DISPATCH_X": "1"}}'),
+                    ('{"name": "a", "command": "true", "env": {"A": 1}}'),
+                    ('{"name": "a", "command": "true", "env": ["A"]}'),
+                    ('{"name": "a", "command": "true", "retries": 101}'),
+                    ('{"name": "a", "command": "true", "retries": -1}'),
+                    ('{"name": "a", "command": "true", "retries": 1.5}'),
+                    ('{"name": "a", "command": "true", "cmd": "x"}'),
+                    ('{"name": "ok", "command": "true"}'),
+                    ('{"name": "", "command": "true"}'),
+                    (jsonb_build_object('name', repeat('n', 201), 'command', 'true')) LOOP
+        BEGIN
+            PERFORM dispatch.submit_joblist(jsonb_build_object('name', 'p', 'stages',
+                jsonb_build_array(jsonb_build_object('jobs', jsonb_build_array(
+                    '{"name": "ok", "command": "true", "needs": {"cpu": 2}, "env": {"A": "1"},
+                      "retries": 3}'::jsonb, j)))));
+            RAISE NOTICE 'accepted: %', j;
+        EXCEPTION WHEN invalid_parameter_value THEN
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+            RAISE NOTICE '% (%)', msg, detail;
+        END;
+    END LOOP;
+END
+$$;
 
 -- env is bounded by dispatch.max_env_size (as JSON text), a constraint value by the
 -- longest label value (255 characters): the error names the JSON path.

@@ -122,6 +122,46 @@ $$;
 COMMENT ON FUNCTION dispatch._validate_needs(jsonb, text) IS
     'Validates the needs of a job (at path): resource types with positive counts';
 
+CREATE FUNCTION dispatch._env_name_pattern() RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT '^(?!DISPATCH_)[A-Za-z_][A-Za-z0-9_]*$'
+$$;
+COMMENT ON FUNCTION dispatch._env_name_pattern() IS
+    'The pattern of the names in a job''s env: not DISPATCH_*';
+
+-- A plain job (no constraints, timeout, files or templates, every value obviously
+-- valid) is vouched for by one expression, set-based; every other job, and every job
+-- this does not vouch for, goes through _validate_job, which is exact and names the
+-- error.  So this may be stricter than _validate_job, never looser.  It has no SET
+-- clause so that it is inlined into its caller's query, whose search_path is safe.
+CREATE FUNCTION dispatch._job_plainly_valid(job jsonb, max_command bigint, max_env bigint)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_typeof(job) = 'object'
+       AND job - ARRAY['name', 'command', 'needs', 'env', 'retries'] = '{}'
+       AND jsonb_typeof(job -> 'name') = 'string'
+       AND length(job ->> 'name') BETWEEN 1 AND 200
+       AND jsonb_typeof(job -> 'command') = 'string' AND job ->> 'command' <> ''
+       AND octet_length(job ->> 'command') <= max_command
+       AND (NOT job ? 'needs'
+            OR jsonb_typeof(job -> 'needs') = 'object'
+               AND (SELECT coalesce(bool_and(
+                               n.key ~ dispatch._name_pattern('resource type')
+                               AND n.value::text ~ '^([1-9][0-9]{0,8}|1000000000)$'), true)
+                      FROM jsonb_each(job -> 'needs') n))
+       AND (NOT job ? 'env'
+            OR jsonb_typeof(job -> 'env') = 'object'
+               AND octet_length((job -> 'env')::text) <= max_env
+               AND (SELECT coalesce(bool_and(
+                               e.key ~ dispatch._env_name_pattern()
+                               AND jsonb_typeof(e.value) = 'string'), true)
+                      FROM jsonb_each(job -> 'env') e))
+       AND (NOT job ? 'retries' OR (job -> 'retries')::text ~ '^(100|[1-9]?[0-9])$'),
+           false)
+$$;
+COMMENT ON FUNCTION dispatch._job_plainly_valid(jsonb, bigint, bigint) IS
+    'True when job is a plain job spec that _validate_job would accept (max_command, '
+    'max_env: the size limits in bytes); false says nothing';
+
 CREATE FUNCTION dispatch._validate_job(job jsonb, path text, duplicate boolean DEFAULT false)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -151,7 +191,7 @@ BEGIN
             'A constraint key is a label key (1 to 63 letters, digits, "_", "." or "-"), matching the labels an admin set, or "reported:" and a label key, matching what the agent reports.');
     END IF;
     IF job ? 'env' THEN
-        PERFORM dispatch._json_string_map(job -> 'env', '^(?!DISPATCH_)[A-Za-z_][A-Za-z0-9_]*$',
+        PERFORM dispatch._json_string_map(job -> 'env', dispatch._env_name_pattern(),
             dispatch._path(path, 'env'), 'env',
             'An environment variable name is a letter or "_" followed by letters, digits or "_", and must not start with DISPATCH_.');
     END IF;
@@ -237,6 +277,9 @@ RETURNS TABLE (stage_name text, job_path text, job jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i int;
+    plain boolean;
+    max_command bigint := dispatch._setting_bytes('dispatch.max_file_size');
+    max_env bigint := dispatch._setting_bytes('dispatch.max_env_size');
 BEGIN
     PERFORM dispatch._json_typed('object', spec, path, 'stage');
     PERFORM dispatch._check_keys(spec, ARRAY['name', 'jobs'], path, 'stage');
@@ -249,10 +292,12 @@ BEGIN
         PERFORM dispatch._spec_error(dispatch._path(path, 'name'),
             format('duplicate stage name "%s"', stage_name));
     END IF;
-    FOR job, i, job_path IN SELECT *
-                              FROM dispatch._json_items(spec, 'jobs', path, 'stage', true,
-                                                        'stage has no jobs') LOOP
-        PERFORM dispatch._validate_job(job, job_path, i IS NOT DISTINCT FROM duplicate_job);
+    FOR job, i, job_path, plain IN
+        SELECT x.*, dispatch._job_plainly_valid(x.item, max_command, max_env)
+          FROM dispatch._json_items(spec, 'jobs', path, 'stage', true, 'stage has no jobs') x LOOP
+        IF plain IS NOT TRUE OR i IS NOT DISTINCT FROM duplicate_job THEN
+            PERFORM dispatch._validate_job(job, job_path, i IS NOT DISTINCT FROM duplicate_job);
+        END IF;
         RETURN NEXT;
     END LOOP;
 END
@@ -279,7 +324,13 @@ BEGIN
         PERFORM dispatch._json_typed('boolean', spec -> 'fail_fast',
                                      dispatch._path(path, 'fail_fast'), 'fail_fast');
     END IF;
-    -- Counted before any job is looked at, so that an oversized spec costs little.
+    -- Counted before any job is looked at, so that an oversized spec costs little (a
+    -- stage has a job at least, so the jobs' limit bounds the stages too).
+    IF jsonb_typeof(spec -> 'stages') = 'array' THEN
+        PERFORM dispatch._check_count(jsonb_array_length(spec -> 'stages'),
+            'dispatch.max_jobs_per_joblist', dispatch._path(path, 'stages'), 'the joblist',
+            'stages');
+    END IF;
     PERFORM dispatch._check_count(
         (SELECT coalesce(sum(jsonb_array_length(x -> 'jobs')), 0)
            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(spec -> 'stages') = 'array'
@@ -307,19 +358,16 @@ COMMENT ON FUNCTION dispatch._validate_joblist(jsonb, text) IS
 CREATE FUNCTION dispatch._job_command(job jsonb, path text) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    cmd text := job ->> 'command';
+    cmd text := dispatch._render_template(job ->> 'command',
+                    coalesce(job -> 'replacements', '{}'), dispatch._path(path, 'replacements'));
 BEGIN
-    IF (job ->> 'template')::boolean THEN
-        cmd := dispatch._render_template(cmd, coalesce(job -> 'replacements', '{}'),
-                                         dispatch._path(path, 'replacements'));
-        PERFORM dispatch._check_size(cmd, 'dispatch.max_file_size',
-                                     dispatch._path(path, 'command'), 'rendered command');
-    END IF;
+    PERFORM dispatch._check_size(cmd, 'dispatch.max_file_size', dispatch._path(path, 'command'),
+                                 'rendered command');
     RETURN cmd;
 END
 $$;
 COMMENT ON FUNCTION dispatch._job_command(jsonb, text) IS
-    'The command of a validated job spec (at path), rendered when it is a template';
+    'The rendered command of a validated job spec (at path) whose command is a template';
 
 CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -341,7 +389,9 @@ BEGIN
     -- Job ids follow the spec's order, which is the order the scheduler serves them in.
     INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
                                env, timeout, retries, reason)
-    SELECT jl, u.stage, u.job ->> 'name', dispatch._job_command(u.job, u.job_path),
+    SELECT jl, u.stage, u.job ->> 'name',
+           CASE WHEN (u.job ->> 'template')::boolean THEN dispatch._job_command(u.job, u.job_path)
+                ELSE u.job ->> 'command' END,
            CASE WHEN coalesce(u.job -> 'needs', '{}') = '{}' THEN '{"cpu": 1}'
                 ELSE u.job -> 'needs' END,
            coalesce(u.job -> 'constraints', '{}'), coalesce(u.job -> 'env', '{}'),

@@ -118,8 +118,23 @@ END
 $$;
 COMMENT ON FUNCTION dispatch._job_event() IS
     'Records every job state change in job_events';
+-- Jobs arrive by the thousand in one INSERT (_submit): their first events are written
+-- with one statement, not a trigger call per job.
+CREATE FUNCTION dispatch._job_events_inserted() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    INSERT INTO dispatch.job_events (job_id, attempt, state, node, detail)
+    SELECT n.job_id, n.attempt, n.state, n.node,
+           CASE WHEN n.state IN ('assigned', 'running') THEN NULL ELSE n.reason END
+      FROM new_jobs n ORDER BY n.job_id;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION dispatch._job_events_inserted() IS
+    'Records the first state of every job an INSERT added in job_events';
 CREATE TRIGGER jobs_event_ins AFTER INSERT ON dispatch.jobs
-    FOR EACH ROW EXECUTE FUNCTION dispatch._job_event();
+    REFERENCING NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION dispatch._job_events_inserted();
 CREATE TRIGGER jobs_event_upd AFTER UPDATE OF state, attempt ON dispatch.jobs
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR OLD.attempt <> NEW.attempt)
     EXECUTE FUNCTION dispatch._job_event();
