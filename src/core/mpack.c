@@ -9,7 +9,9 @@
  *   a value  '0'     the same bits as the column's previous value
  *            '10'    a decimal whose scaled integer moved by the same step as before
  *            '110'   a decimal: '0' and its zigzagged step, or '1' and the change
- *                    of its step (whichever is shorter), as a zint
+ *                    of its step (whichever is smaller), as a step: '0' and the
+ *                    column's width of bits, or '1' and a zint, whose length
+ *                    becomes the width (random values cost their bits plus one)
  *            '1110'  a decimal with a new number of digits: 3 bits of digits and
  *                    its zigzagged scaled integer plus one, as a zint
  *            '1111'  any other double: Gorilla's XOR with the previous bits, '0'
@@ -34,8 +36,10 @@ static uint64_t zigzag(int64_t x);
 static int64_t unzigzag(uint64_t z);
 static void put_bits(uint8_t *buf, size_t *pos, uint64_t v, int n);
 static void put_zint(uint8_t *buf, size_t *pos, uint64_t z);
+static void put_step(uint8_t *buf, size_t *pos, MpackColumn *c, uint64_t z);
 static int	get_bits(MpackReader *r, int n, uint64_t *v);
 static int	get_zint(MpackReader *r, uint64_t *z);
+static int	get_step(MpackReader *r, MpackColumn *c, uint64_t *z);
 static int	scale(double v, int decimals, int64_t *scaled);
 static void reset_columns(MpackState *s, int32_t layout, int nvals);
 static void put_value(uint8_t *buf, size_t *pos, MpackColumn *c, double v);
@@ -107,6 +111,27 @@ put_zint(uint8_t *buf, size_t *pos, uint64_t z)
 	put_bits(buf, pos, z, k);
 }
 
+/*
+ * Appends z >= 1, a step of column c: '0' and z in the column's width when it
+ * fits and the width is not much too wide, else '1' and z as a zint, which sets
+ * the width to z's.
+ */
+static void
+put_step(uint8_t *buf, size_t *pos, MpackColumn *c, uint64_t z)
+{
+	int			k = 63 - __builtin_clzll(z);
+
+	if (c->width > 0 && k + 1 <= c->width && 7 + k >= 1 + c->width)
+	{
+		put_bits(buf, pos, 0, 1);
+		put_bits(buf, pos, z, c->width);
+		return;
+	}
+	put_bits(buf, pos, 1, 1);
+	put_zint(buf, pos, z);
+	c->width = (uint8_t) (k + 1);
+}
+
 /* Reads n (0 .. 64) bits into *v; -1 when the stream ends first. */
 static int
 get_bits(MpackReader *r, int n, uint64_t *v)
@@ -139,6 +164,22 @@ get_zint(MpackReader *r, uint64_t *z)
 	if (get_bits(r, 6, &k) < 0 || get_bits(r, (int) k, &low) < 0)
 		return -1;
 	*z = ((uint64_t) 1 << k) | low;
+	return 0;
+}
+
+/* Reads a step of column c written by put_step(); -1 when damaged. */
+static int
+get_step(MpackReader *r, MpackColumn *c, uint64_t *z)
+{
+	uint64_t	flag;
+
+	if (get_bits(r, 1, &flag) < 0)
+		return -1;
+	if (!flag)
+		return c->width == 0 ? -1 : get_bits(r, c->width, z);
+	if (get_zint(r, z) < 0)
+		return -1;
+	c->width = (uint8_t) (64 - __builtin_clzll(*z));
 	return 0;
 }
 
@@ -176,7 +217,7 @@ reset_columns(MpackState *s, int32_t layout, int nvals)
 size_t
 mpack_sample_bound(int nvals)
 {
-	size_t		bits = 71 + 43 + 81 * (size_t) (nvals > 0 ? nvals : 0);
+	size_t		bits = 71 + 43 + 82 * (size_t) (nvals > 0 ? nvals : 0);
 
 	return bits / 8 + 2;
 }
@@ -237,12 +278,12 @@ put_value(uint8_t *buf, size_t *pos, MpackColumn *c, double v)
 			if (zigzag(delta) <= zigzag(dod))
 			{
 				put_bits(buf, pos, 0, 1);
-				put_zint(buf, pos, zigzag(delta));
+				put_step(buf, pos, c, zigzag(delta));
 			}
 			else
 			{
 				put_bits(buf, pos, 1, 1);
-				put_zint(buf, pos, zigzag(dod));
+				put_step(buf, pos, c, zigzag(dod));
 			}
 		}
 		c->scaled = m;
@@ -426,7 +467,7 @@ get_value(MpackReader *r, MpackColumn *c, double *v)
 			return -1;
 		if (code == 6)
 		{
-			if (get_bits(r, 1, &bit) < 0 || get_zint(r, &z) < 0)
+			if (get_bits(r, 1, &bit) < 0 || get_step(r, c, &z) < 0)
 				return -1;
 			step = bit ? step + (uint64_t) unzigzag(z) : (uint64_t) unzigzag(z);
 		}

@@ -37,6 +37,7 @@ typedef struct MpackColumn
 	int8_t		decimals;		/* digits after the point, -1: not a decimal */
 	uint8_t		lead;			/* XOR window of the previous raw value: leading zeros */
 	uint8_t		len;			/* and its length, 0 when there is none */
+	uint8_t		width;			/* bits of a step that needs no length, 0: none yet */
 } MpackColumn;
 
 /* The state shared by the writer and the reader. */
