@@ -51,8 +51,8 @@ SQL
 run() {
 	local t0 t1 stored
 	for a in $(seq 1 "$2"); do
-		psql -c "SELECT format('SELECT dispatch.agent_metrics(%L, samples) FROM batches
-		                         WHERE run = %L AND agent = %s AND k = %s', '$1_' || $a, '$1', $a, k)
+		psql -c "SELECT format('SELECT dispatch.agent_metrics(%L, samples) FROM batches WHERE run = %L AND agent = %s AND k = %s;',
+		                       '$1_' || $a, '$1', $a, k)
 		           FROM batches WHERE run = '$1' AND agent = $a ORDER BY k" > "$dir/$1_$a.sql"
 	done
 	t0=$(date +%s.%N)

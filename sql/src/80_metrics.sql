@@ -223,12 +223,14 @@ BEGIN
     -- Every sample is checked before any is stored (38_agent_input.sql): a bad one
     -- refuses the batch with SQLSTATE class 22, and the agent drops it alone.  One
     -- older than the raw retention is skipped: its hour is packed and about to go.
+    -- (materialized: each sample is checked once, not once per use of its time)
+    WITH x AS MATERIALIZED (
+        SELECT e.o::int AS o, e.v, dispatch._check_sample(e.v, format('[%s]', e.o - 1)) AS at
+          FROM jsonb_array_elements(samples) WITH ORDINALITY e(v, o))
     SELECT array_agg(ROW(x.o, x.at, f.names, f.vals, f.digest, f.long_name)::dispatch._metric_row
                      ORDER BY x.at, x.o)
       INTO batch
-      FROM (SELECT e.o::int AS o, e.v, dispatch._check_sample(e.v, format('[%s]', e.o - 1)) AS at
-              FROM jsonb_array_elements(samples) WITH ORDINALITY e(v, o)) x,
-           dispatch._sample_flat(x.v, dispatch._agent_limit('metric name')::int) f
+      FROM x, dispatch._sample_flat(x.v, dispatch._agent_limit('metric name')::int) f
      WHERE x.at >= oldest AND cardinality(f.names) > 0;
     PERFORM dispatch._check_sample_metrics(b.names, format('[%s]', b.o - 1))
        FROM (SELECT * FROM unnest(batch) u
