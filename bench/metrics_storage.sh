@@ -45,11 +45,18 @@ started=$(date +%s)
 bash "$here_dir/../scripts/cluster.sh" "$dir" "$port" 1h
 psql() { $bin/psql -X -q -At -h "$dir" -p $port -d postgres -v ON_ERROR_STOP=1 "$@"; }
 # Samples must outlive the run (retention drops whole partitions that are older), and
-# the monitor must not pack or roll up the day while it is being filled: after the
-# tick the reload causes, it sleeps for an hour.
+# the monitor must not pack or roll up the day while it is being filled.
 psql -c "ALTER SYSTEM SET dispatch.metrics_raw_retention = '$((hours + 72))h'" \
      -c "ALTER SYSTEM SET dispatch.monitor_interval = '1h'" \
-     -c "SELECT pg_reload_conf()" >/dev/null
+     >/dev/null
+# A restart, not a reload: the monitor then ticks once at start and sleeps for an hour
+# (after a reload it would tick once more at its old interval); the bench waits for that
+# tick (its rollup state appears) before it stores anything.
+$bin/pg_ctl -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null
+for i in $(seq 1 60); do
+	[ "$(psql -c 'SELECT count(*) FROM dispatch.metric_rollup_state')" = 2 ] && break
+	sleep 0.5
+done
 psql -f "$here_dir/metrics_sample.sql" >/dev/null
 
 psql -v nodes="$nodes" -v hours="$hours" -v real_minutes="$real_minutes" <<'SQL'
