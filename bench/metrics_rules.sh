@@ -54,7 +54,7 @@ ON CONFLICT (node) DO UPDATE SET last_sample_at = excluded.last_sample_at,
 SELECT dispatch.create_alert_rule('rule' || i, jsonb_build_object(
            'metric', (ARRAY['cpu.user', 'mem.used', 'load.1', 'fs./.used', 'node.up'])[i % 5 + 1],
            'op', CASE WHEN i % 5 = 4 THEN '=' ELSE '>' END,
-           'threshold', CASE i % 5 WHEN 0 THEN 70 WHEN 1 THEN 2.2e11 WHEN 2 THEN 22
+           'threshold', CASE i % 5 WHEN 0 THEN 40 WHEN 1 THEN 2.2e11 WHEN 2 THEN 22
                                    WHEN 3 THEN 2.1e11 ELSE 0 END,
            'for', CASE WHEN i % 3 = 0 THEN '1 hour' ELSE '0' END,
            'notify', jsonb_build_array('mailto:ops@example.com'))
@@ -77,7 +77,10 @@ BEGIN
     RETURN round(best);
 END
 $$;
-SELECT pg_temp.evaluate_ms() || ' ' || (SELECT count(*) FROM dispatch.alerts);
+\o /dev/null
+SELECT pg_temp.evaluate_ms() AS ms \gset
+\o
+SELECT :ms || ' ' || count(*) FROM dispatch.alerts;
 SQL
 }
 
