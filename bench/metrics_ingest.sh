@@ -19,27 +19,10 @@
 # Knobs: SAMPLES (2000 per agent), BATCH (500, the agent's batch), PORT.
 # Run as an unprivileged user (PostgreSQL refuses root):  bash bench/metrics_ingest.sh
 set -euo pipefail
-bin=/usr/lib/postgresql/15/bin
 samples=${SAMPLES:-2000}
 batch=${BATCH:-500}
-here_dir=$(cd "$(dirname "$0")" && pwd)
-dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
 port=${PORT:-54338}
-trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-started=$(date +%s)
-
-bash "$here_dir/../scripts/cluster.sh" "$dir" "$port" 1h
-psql() { $bin/psql -X -q -At -h "$dir" -p $port -d postgres -v ON_ERROR_STOP=1 "$@"; }
-psql -c "ALTER SYSTEM SET dispatch.monitor_interval = '1h'" >/dev/null
-# A restart, not a reload: the monitor then ticks once at start and sleeps for an hour
-# (after a reload it would tick once more at its old interval); the bench waits for that
-# tick (its rollup state appears) before it stores anything.
-$bin/pg_ctl -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null
-for i in $(seq 1 60); do
-	[ "$(psql -c 'SELECT count(*) FROM dispatch.metric_rollup_state')" = 2 ] && break
-	sleep 0.5
-done
-psql -f "$here_dir/metrics_sample.sql" >/dev/null
+source "$(dirname "$0")/metrics_server.sh"
 # The batches of every run: run r, agent a, call k; samples 10 s apart ending now.
 psql -c "CREATE TABLE batches (run text, agent int, k int, samples jsonb, PRIMARY KEY (run, agent, k))"
 
@@ -75,7 +58,7 @@ run() {
 	echo "$stored $t0 $t1" | awk '{ printf "%.0f", $1 / ($3 - $2) }'
 }
 
-sizes="1 10 100 $batch"
+sizes=$(printf "%s\n" 1 10 100 "$batch" | sort -nu | tr "\n" " ")
 for s in $sizes; do generate "b$s" 1 "$s"; done
 for c in 8 32; do generate "c$c" "$c" "$batch"; done
 

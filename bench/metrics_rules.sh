@@ -15,22 +15,10 @@
 # Knobs: NODES (10000), RULES (100), PORT.
 # Run as an unprivileged user (PostgreSQL refuses root):  bash bench/metrics_rules.sh
 set -euo pipefail
-bin=/usr/lib/postgresql/15/bin
 nodes=${NODES:-10000}
 rules=${RULES:-100}
-here_dir=$(cd "$(dirname "$0")" && pwd)
-dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
 port=${PORT:-54339}
-trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-started=$(date +%s)
-
-bash "$here_dir/../scripts/cluster.sh" "$dir" "$port" 1h
-psql() { $bin/psql -X -q -At -h "$dir" -p $port -d postgres -v ON_ERROR_STOP=1 "$@"; }
-psql -c "ALTER SYSTEM SET dispatch.monitor_interval = '1h'" >/dev/null
-# A restart: the monitor ticks once at start and then sleeps for an hour, so the
-# evaluations timed are the bench's own.
-$bin/pg_ctl -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null
-psql -f "$here_dir/metrics_sample.sql" >/dev/null
+source "$(dirname "$0")/metrics_server.sh"
 
 # Sets the cluster up with $1 nodes and prints the best evaluation time in ms.
 measure() {

@@ -32,32 +32,12 @@
 # Knobs: NODES (10), HOURS (24), REAL_MINUTES (10), PORT.
 # Run as an unprivileged user (PostgreSQL refuses root):  bash bench/metrics_storage.sh
 set -euo pipefail
-bin=/usr/lib/postgresql/15/bin
 nodes=${NODES:-10}
 hours=${HOURS:-24}
 real_minutes=${REAL_MINUTES:-10}
-here_dir=$(cd "$(dirname "$0")" && pwd)
-dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
 port=${PORT:-54337}
-trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-started=$(date +%s)
-
-bash "$here_dir/../scripts/cluster.sh" "$dir" "$port" 1h
-psql() { $bin/psql -X -q -At -h "$dir" -p $port -d postgres -v ON_ERROR_STOP=1 "$@"; }
-# Samples must outlive the run (retention drops whole partitions that are older), and
-# the monitor must not pack or roll up the day while it is being filled.
-psql -c "ALTER SYSTEM SET dispatch.metrics_raw_retention = '$((hours + 72))h'" \
-     -c "ALTER SYSTEM SET dispatch.monitor_interval = '1h'" \
-     >/dev/null
-# A restart, not a reload: the monitor then ticks once at start and sleeps for an hour
-# (after a reload it would tick once more at its old interval); the bench waits for that
-# tick (its rollup state appears) before it stores anything.
-$bin/pg_ctl -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null
-for i in $(seq 1 60); do
-	[ "$(psql -c 'SELECT count(*) FROM dispatch.metric_rollup_state')" = 2 ] && break
-	sleep 0.5
-done
-psql -f "$here_dir/metrics_sample.sql" >/dev/null
+settings="ALTER SYSTEM SET dispatch.metrics_raw_retention = '$((hours + 72))h'"	# samples outlive the run
+source "$(dirname "$0")/metrics_server.sh"
 
 psql -v nodes="$nodes" -v hours="$hours" -v real_minutes="$real_minutes" <<'SQL'
 -- The day ends at the last UTC midnight, so that with HOURS=24 it is one UTC day.
