@@ -214,6 +214,7 @@ DECLARE
     stored int;
     rolled_up timestamptz;
     packed_to timestamptz;
+    packed timestamptz[];			-- instants of the batch already packed
     latest_at timestamptz;
     oldest timestamptz := now() - current_setting('dispatch.metrics_raw_retention')::interval;
 BEGIN
@@ -267,15 +268,21 @@ BEGIN
          ORDER BY b.digest
         ON CONFLICT DO NOTHING;
     END IF;
-    -- A sample of an hour already packed (a late replay) is looked for in the packs.
+    -- A sample of an hour already packed (a late replay) is looked for in the packs,
+    -- each pack the batch reaches into decoded once.
     SELECT max(p.t1) INTO packed_to FROM dispatch.metric_packs p WHERE p.node_id = id;
+    IF packed_to IS NOT NULL AND EXISTS (SELECT FROM unnest(batch) b WHERE b.at <= packed_to) THEN
+        SELECT array_agg(u.at) INTO packed
+          FROM dispatch.metric_packs p, dispatch._unpack(p.data) u
+         WHERE p.node_id = id
+           AND EXISTS (SELECT FROM unnest(batch) b WHERE b.at BETWEEN p.t0 AND p.t1)
+           AND u.at IN (SELECT b.at FROM unnest(batch) b);
+    END IF;
     WITH ins AS (
         INSERT INTO dispatch.metric_recent (node_id, at, layout_id, vals)
         SELECT id, b.at, l.layout_id, b.vals
           FROM unnest(batch) b JOIN dispatch.metric_layouts l ON l.digest = b.digest
-         WHERE packed_to IS NULL OR b.at > packed_to
-            OR NOT EXISTS (SELECT FROM dispatch.metric_packs p, dispatch._unpack(p.data) u
-                            WHERE p.node_id = id AND p.t0 <= b.at AND p.t1 >= b.at AND u.at = b.at)
+         WHERE b.at <> ALL (coalesce(packed, '{}'))
          ORDER BY b.at
         ON CONFLICT (node_id, at) DO NOTHING
         RETURNING at),
