@@ -16,6 +16,8 @@ OBJS = \
 	src/monitor.o \
 	src/notify.o \
 	src/target.o \
+	src/metric_pack.o \
+	src/metric_sample.o \
 	src/core/alloc.o \
 	src/core/alloc_backfill.o \
 	src/core/alloc_index.o \
@@ -23,14 +25,15 @@ OBJS = \
 	src/core/template.o \
 	src/core/cron.o \
 	src/core/cron_next.o \
-	src/core/mailhdr.o
+	src/core/mailhdr.o \
+	src/core/mpack.o
 
 # The install script is built from sql/src/*.sql, one concern per file, in name order.
 DATA_built = sql/pg_dispatch--0.1.sql
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src -I$(srcdir)/src/core
-SHLIB_LINK = -lcurl
+SHLIB_LINK = -lcurl -lm
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 # pg_regress reads sql/ and expected/ below --inputdir; our inputs live in sql-tests/

@@ -44,16 +44,22 @@ SELECT dispatch.agent_metrics('mx1', '[{"no_t": 1}]');
 -- Rollups of complete minutes; old partitions are dropped by retention.
 INSERT INTO dispatch.metric_rollup_state VALUES ('1m', date_trunc('minute', now()) - interval '3 days')
 ON CONFLICT (resolution) DO UPDATE SET done_until = excluded.done_until;
-SELECT dispatch._store_sample(node_id, date_trunc('minute', now()) - interval '3 days' + s * interval '10 seconds',
-                              ARRAY['cpu.user'], ARRAY[s::real])
+-- (stored directly: agent_metrics() takes nothing older than the raw retention)
+INSERT INTO dispatch.metric_layouts (series, digest)
+SELECT ARRAY[series_id], (dispatch._sample_flat('{"cpu": {"user": 0}}', 255)).digest
+  FROM dispatch.metric_series WHERE name = 'cpu.user';
+INSERT INTO dispatch.metric_recent
+SELECT node_id, date_trunc('minute', now()) - interval '3 days' + s * interval '10 seconds',
+       (SELECT layout_id FROM dispatch.metric_layouts ORDER BY layout_id DESC LIMIT 1), ARRAY[s]
   FROM dispatch.metric_nodes, generate_series(0, 5) s WHERE node = 'mx1';
+SELECT dispatch._metric_partition('metric_packs', now() - interval '3 days') IS NOT NULL AS packs_partition;
 SELECT count(*) AS partitions_before FROM pg_inherits
- WHERE inhparent = 'dispatch.metric_samples'::regclass \gset
+ WHERE inhparent = 'dispatch.metric_packs'::regclass \gset
 SELECT dispatch._metrics_maintain();
 SELECT avg, min, max FROM dispatch.metric_rollups_1m r JOIN dispatch.metric_layouts l USING (layout_id)
  WHERE l.series = ARRAY[(SELECT series_id FROM dispatch.metric_series WHERE name = 'cpu.user')];
 SELECT :partitions_before - count(*) AS partitions_dropped FROM pg_inherits
- WHERE inhparent = 'dispatch.metric_samples'::regclass;
+ WHERE inhparent = 'dispatch.metric_packs'::regclass;
 SELECT count(*) AS old_samples FROM dispatch.metric_samples WHERE at < now() - interval '2 days';
 
 -- Alert rules: every malformed spec.

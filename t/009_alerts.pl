@@ -161,7 +161,7 @@ is(scalar(keys %seen), query($node, "SELECT count(*) FROM dispatch.notifications
 	'every notification marked sent was received');
 
 # --- retention drops an expired partition ------------------------------------------
-my $old = query($node, "SELECT dispatch._metric_partition('metric_samples', now() - interval '5 days')");
+my $old = query($node, "SELECT dispatch._metric_partition('metric_packs', now() - interval '5 days')");
 wait_for($node, "SELECT to_regclass('dispatch.$old') IS NULL", "the monitor drops $old");
 
 query($node, "SELECT dispatch.drop_alert_rule('deep-queue')");

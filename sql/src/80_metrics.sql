@@ -1,14 +1,26 @@
 ------------------------------------------------------------------------------
--- Metrics: compact storage of node samples, rollups, retention
+-- Metrics: compact storage of node samples, packing, rollups, retention
 ------------------------------------------------------------------------------
 --
--- Storage is designed for bytes per sample.  A sample is one row per node and
--- interval: the values of all its metrics in one real[] whose order is given by
--- a layout (an array of series ids, shared by every sample with the same metric
--- names), so a row carries ~4 bytes per value plus one row header.  Raw samples
--- are partitioned by day and expire by dropping whole partitions; minute and hour
--- rollups (avg, min, max per element) are kept longer, hour rollups partitioned by
--- month.  The monitor worker computes rollups and manages partitions.
+-- A sample is one row per node and interval: the values of all its metrics, as
+-- double precision, in the order of a layout (an array of series ids shared by
+-- every sample with the same metric names, found by the SHA-256 of the names).
+-- Recent samples are plain rows in metric_recent, partitioned by UTC hour, with a
+-- default partition for the stragglers of hours that have none.  Once an hour has
+-- closed, the monitor packs each node's samples of it into one compressed row of
+-- metric_packs (src/core/mpack.c: delta-of-delta instants, decimals as scaled
+-- integers, other doubles XOR'd; bit-exact) and drops the hour's partition.
+-- Readers see both through dispatch._samples_in() (the metric_samples view) or,
+-- for one metric, dispatch._unpack_metric().  Minute and hour rollups (avg, min,
+-- max per element) are kept longer.  Agents create no partition, so concurrent
+-- agents never wait on each other's DDL: the monitor creates them ahead.
+--
+-- Ingestion is set-based: agent_metrics() checks the whole batch, flattens each
+-- sample in C (dispatch._sample_flat), creates unknown series and layouts in one
+-- global order (names, then digests) so that agents registering new nodes at once
+-- cannot deadlock, and stores the batch with one INSERT ... ON CONFLICT DO NOTHING
+-- on (node_id, at): a replayed sample is stored once.  A replay of an hour already
+-- packed is checked against the packs of that node.
 
 CREATE TABLE dispatch.metric_series (
     series_id       int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -19,29 +31,51 @@ COMMENT ON TABLE dispatch.metric_series IS
 
 CREATE TABLE dispatch.metric_layouts (
     layout_id       int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    series          int[] NOT NULL UNIQUE
+    series          int[] NOT NULL UNIQUE,
+    digest          bytea NOT NULL UNIQUE
 );
 COMMENT ON TABLE dispatch.metric_layouts IS
-    'The metric order of sample rows: element i of a row''s values is series[i]';
+    'The metric order of samples: element i of a sample''s values is series[i]; digest is '
+    'the SHA-256 of the names, each followed by a NUL byte';
 
 CREATE TABLE dispatch.metric_nodes (
     node_id         int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     node            text NOT NULL UNIQUE,
     last_sample_at  timestamptz,
     top             jsonb,
-    problems        jsonb
+    problems        jsonb,
+    latest_layout   int,
+    latest_vals     double precision[]
 );
 COMMENT ON TABLE dispatch.metric_nodes IS
-    'Nodes that sent metrics, with their latest top processes and collection problems';
+    'Nodes that sent metrics, with their latest sample (layout and values), top processes '
+    'and collection problems';
 
-CREATE TABLE dispatch.metric_samples (
+CREATE TABLE dispatch.metric_recent (
     node_id         int NOT NULL,
     at              timestamptz NOT NULL,
     layout_id       int NOT NULL,
-    vals            real[] NOT NULL
+    vals            double precision[] NOT NULL
 ) PARTITION BY RANGE (at);
-COMMENT ON TABLE dispatch.metric_samples IS
-    'Raw samples, one row per node and interval, partitioned by day';
+CREATE UNIQUE INDEX metric_recent_node_at ON dispatch.metric_recent (node_id, at);
+CREATE TABLE dispatch.metric_recent_default PARTITION OF dispatch.metric_recent DEFAULT;
+COMMENT ON TABLE dispatch.metric_recent IS
+    'Samples not packed yet, one row per node and interval, partitioned by UTC hour';
+COMMENT ON TABLE dispatch.metric_recent_default IS
+    'Samples of hours that have no partition of their own (late replays, a monitor that was down)';
+
+CREATE TABLE dispatch.metric_packs (
+    node_id         int NOT NULL,
+    t0              timestamptz NOT NULL,
+    t1              timestamptz NOT NULL,
+    n               int NOT NULL,
+    layouts         int[] NOT NULL,
+    data            bytea NOT NULL
+) PARTITION BY RANGE (t0);
+ALTER TABLE dispatch.metric_packs ALTER COLUMN data SET STORAGE EXTERNAL;	-- packed already
+COMMENT ON TABLE dispatch.metric_packs IS
+    'Packed samples: n samples of a node from t0 to t1 (at most one UTC hour, at most 4096), '
+    'with the layouts they use; partitioned by day';
 
 CREATE TABLE dispatch.metric_rollups_1m (
     node_id         int NOT NULL,
@@ -61,7 +95,9 @@ CREATE TABLE dispatch.metric_rollup_state (
     resolution      text PRIMARY KEY CHECK (resolution IN ('1m', '1h')),
     done_until      timestamptz NOT NULL
 );
-COMMENT ON TABLE dispatch.metric_rollup_state IS 'How far each rollup has been computed';
+COMMENT ON TABLE dispatch.metric_rollup_state IS
+    'How far each rollup has been computed; agent_metrics() shares the 1m row, the monitor '
+    'locks it while it rolls up and packs';
 
 CREATE TABLE dispatch.metric_rollup_redo (
     at              timestamptz PRIMARY KEY
@@ -69,20 +105,42 @@ CREATE TABLE dispatch.metric_rollup_redo (
 COMMENT ON TABLE dispatch.metric_rollup_redo IS
     'Minutes that received samples after they were rolled up (a replayed agent queue): rolled up again';
 
+CREATE TYPE dispatch._metric_row AS (o int, at timestamptz, names text[], vals double precision[],
+                                     digest bytea, long_name boolean);
+COMMENT ON TYPE dispatch._metric_row IS
+    'A flattened sample of an agent_metrics() batch: its position, instant, sorted metric names, '
+    'values, the digest of the names and whether a name is too long';
+
+CREATE FUNCTION dispatch._metric_unit(tbl text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE tbl WHEN 'metric_recent' THEN 'hour' WHEN 'metric_rollups_1h' THEN 'month'
+                    ELSE 'day' END
+$$;
+COMMENT ON FUNCTION dispatch._metric_unit(text) IS
+    'The span of one partition of metric table tbl: hour, day or month';
+
+CREATE FUNCTION dispatch._metric_suffix(unit text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE unit WHEN 'hour' THEN 'YYYYMMDDHH24' WHEN 'month' THEN 'YYYYMM' ELSE 'YYYYMMDD' END
+$$;
+COMMENT ON FUNCTION dispatch._metric_suffix(text) IS
+    'The to_char() pattern of the UTC start that ends the names of partitions spanning unit';
+
 CREATE FUNCTION dispatch._metric_partition(tbl text, at timestamptz) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    unit text := CASE WHEN tbl = 'metric_rollups_1h' THEN 'month' ELSE 'day' END;
+    unit text := dispatch._metric_unit(tbl);
     lo timestamp := date_trunc(unit, at AT TIME ZONE 'UTC');	-- partitions follow UTC
-    part text := format('%s_%s', tbl,
-                        to_char(lo, CASE unit WHEN 'month' THEN 'YYYYMM' ELSE 'YYYYMMDD' END));
+    part text := format('%s_%s', tbl, to_char(lo, dispatch._metric_suffix(unit)));
 BEGIN
     IF to_regclass('dispatch.' || part) IS NULL THEN
         EXECUTE format('CREATE TABLE IF NOT EXISTS dispatch.%I PARTITION OF dispatch.%I
                         FOR VALUES FROM (%L) TO (%L)', part, tbl, lo AT TIME ZONE 'UTC',
                        (lo + ('1 ' || unit)::interval) AT TIME ZONE 'UTC');
-        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON dispatch.%I (node_id, at)',
-                       part || '_node_at', part);
+        IF tbl <> 'metric_recent' THEN		-- metric_recent's unique index is inherited
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON dispatch.%I (node_id, %I)',
+                           part || '_node_at', part, CASE tbl WHEN 'metric_packs' THEN 't0' ELSE 'at' END);
+        END IF;
         EXECUTE format('COMMENT ON TABLE dispatch.%I IS %L', part,
                        format('%s from %s', tbl, lo));
     END IF;
@@ -90,159 +148,158 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._metric_partition(text, timestamptz) IS
-    'The partition of table tbl holding instant at (days for samples and minute rollups, '
-    'months for hour rollups), created when missing; returns its name';
+    'The partition of table tbl holding instant at (hours for recent samples, days for packs '
+    'and minute rollups, months for hour rollups), created when missing; returns its name';
 
-CREATE FUNCTION dispatch._series_id(name text) RETURNS int
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    id int;
-BEGIN
-    SELECT series_id INTO id FROM dispatch.metric_series s WHERE s.name = _series_id.name;
-    IF id IS NULL THEN
-        INSERT INTO dispatch.metric_series (name) VALUES (name)
-        ON CONFLICT ON CONSTRAINT metric_series_name_key DO NOTHING RETURNING series_id INTO id;
-        IF id IS NULL THEN
-            SELECT series_id INTO id FROM dispatch.metric_series s WHERE s.name = _series_id.name;
-        END IF;
-    END IF;
-    RETURN id;
-END
-$$;
-COMMENT ON FUNCTION dispatch._series_id(text) IS
-    'The id of metric name, numbered on first sight';
+CREATE FUNCTION dispatch._sample_flat(sample jsonb, max_name int, OUT names text[],
+                                      OUT vals double precision[], OUT digest bytea,
+                                      OUT long_name boolean)
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', '_sample_flat';
+COMMENT ON FUNCTION dispatch._sample_flat(jsonb, int) IS
+    'The metrics of one agent sample, sorted by name: object keys and array elements join the '
+    'name with "." (an array element is named by its mount, sensor, dev, iface, name or index), '
+    'load.1, load.5, load.15, plugins as name{labels}; the SHA-256 of the names; whether a name '
+    'is longer than max_name bytes';
 
-CREATE FUNCTION dispatch._layout_id(series int[]) RETURNS int
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    id int;
-BEGIN
-    SELECT layout_id INTO id FROM dispatch.metric_layouts l WHERE l.series = _layout_id.series;
-    IF id IS NULL THEN
-        INSERT INTO dispatch.metric_layouts (series) VALUES (series)
-        ON CONFLICT ON CONSTRAINT metric_layouts_series_key DO NOTHING RETURNING layout_id INTO id;
-        IF id IS NULL THEN
-            SELECT layout_id INTO id FROM dispatch.metric_layouts l
-             WHERE l.series = _layout_id.series;
-        END IF;
-    END IF;
-    RETURN id;
-END
-$$;
-COMMENT ON FUNCTION dispatch._layout_id(int[]) IS
-    'The id of the layout with these series, created on first sight';
+CREATE FUNCTION dispatch._pack_add(internal, timestamptz, int, double precision[]) RETURNS internal
+    LANGUAGE C IMMUTABLE AS 'MODULE_PATHNAME', '_pack_add';
+COMMENT ON FUNCTION dispatch._pack_add(internal, timestamptz, int, double precision[]) IS
+    'Step of dispatch._pack(): appends one sample';
+CREATE FUNCTION dispatch._pack_final(internal) RETURNS bytea
+    LANGUAGE C IMMUTABLE AS 'MODULE_PATHNAME', '_pack_final';
+COMMENT ON FUNCTION dispatch._pack_final(internal) IS 'End of dispatch._pack(): the pack';
+CREATE AGGREGATE dispatch._pack(timestamptz, int, double precision[]) (
+    SFUNC = dispatch._pack_add, STYPE = internal, FINALFUNC = dispatch._pack_final);
+COMMENT ON AGGREGATE dispatch._pack(timestamptz, int, double precision[]) IS
+    'Packs samples (at, layout_id, vals), given in time order, into one compressed bytea';
 
-CREATE FUNCTION dispatch._store_sample(node_id int, at timestamptz, names text[], vals real[])
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    layout int := dispatch._layout_id(
-        ARRAY(SELECT dispatch._series_id(n) FROM unnest(names) WITH ORDINALITY x(n, o) ORDER BY o));
-BEGIN
-    PERFORM dispatch._metric_partition('metric_samples', at);
-    INSERT INTO dispatch.metric_samples VALUES (node_id, at, layout, vals);
-END
-$$;
-COMMENT ON FUNCTION dispatch._store_sample(int, timestamptz, text[], real[]) IS
-    'Stores one sample of node_id at instant at: metric names and values in the same order';
+CREATE FUNCTION dispatch._unpack(pack bytea)
+RETURNS TABLE (at timestamptz, layout_id int, vals double precision[])
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', '_unpack';
+COMMENT ON FUNCTION dispatch._unpack(bytea) IS 'The samples of a pack, exactly as they were packed';
 
-CREATE FUNCTION dispatch._flatten(prefix text, v jsonb)
-RETURNS TABLE (name text, value real)
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT prefix, (v #>> '{}')::real WHERE jsonb_typeof(v) = 'number'
+CREATE FUNCTION dispatch._unpack_metric(pack bytea, layouts int[], positions int[])
+RETURNS TABLE (at timestamptz, value double precision)
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', '_unpack_metric';
+COMMENT ON FUNCTION dispatch._unpack_metric(bytea, int[], int[]) IS
+    'One metric of the samples of a pack: element positions[i] of each sample whose layout '
+    'is layouts[i]';
+
+CREATE FUNCTION dispatch._samples_in(t0 timestamptz, t1 timestamptz)
+RETURNS TABLE (node_id int, at timestamptz, layout_id int, vals double precision[])
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.node_id, r.at, r.layout_id, r.vals FROM dispatch.metric_recent r
+     WHERE r.at >= _samples_in.t0 AND r.at < _samples_in.t1
     UNION ALL
-    SELECT f.name, f.value
-      FROM jsonb_each(CASE WHEN jsonb_typeof(v) = 'object' THEN v ELSE '{}' END) e,
-           dispatch._flatten(concat_ws('.', prefix, e.key), e.value) f
-    UNION ALL
-    SELECT f.name, f.value
-      FROM jsonb_array_elements(CASE WHEN jsonb_typeof(v) = 'array' THEN v ELSE '[]' END)
-           WITH ORDINALITY a(e, o),
-           dispatch._flatten(concat_ws('.', prefix,
-               coalesce(a.e ->> 'mount', a.e ->> 'sensor', a.e ->> 'dev', a.e ->> 'iface',
-                        a.e ->> 'name', a.e ->> 'index', (a.o - 1)::text)),
-               CASE WHEN jsonb_typeof(a.e) = 'object'
-                    THEN a.e - ARRAY['mount', 'sensor', 'dev', 'iface', 'name', 'index'] ELSE a.e END) f
+    SELECT p.node_id, u.at, u.layout_id, u.vals
+      FROM dispatch.metric_packs p, dispatch._unpack(p.data) u
+     WHERE p.t0 < _samples_in.t1 AND p.t1 >= _samples_in.t0
+       AND u.at >= _samples_in.t0 AND u.at < _samples_in.t1
 $$;
-COMMENT ON FUNCTION dispatch._flatten(text, jsonb) IS
-    'The numeric leaves of v as (name, value): object keys and array elements join the '
-    'name with "." (an array element is named by its mount, sensor, dev, iface, name or '
-    'index: temperature sensors of one chip share a name but not a sensor id)';
+COMMENT ON FUNCTION dispatch._samples_in(timestamptz, timestamptz) IS
+    'Every sample of [t0, t1), plain or packed';
 
-CREATE FUNCTION dispatch._sample_metrics(sample jsonb)
-RETURNS TABLE (name text, value real)
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT f.name, f.value
-      FROM jsonb_each(sample - ARRAY['t', 'load', 'plugins', 'top_cpu', 'top_rss', 'problems']) e,
-           dispatch._flatten(e.key, e.value) f
-    UNION ALL
-    SELECT 'load.' || m, (sample -> 'load' ->> (o - 1)::int)::real
-      FROM unnest(ARRAY['1', '5', '15']) WITH ORDINALITY x(m, o)
-     WHERE jsonb_typeof(sample -> 'load' -> (o - 1)::int) = 'number'
-    UNION ALL
-    SELECT 'plugin.' || (p ->> 'name') ||
-           coalesce((SELECT '{' || string_agg(format('%s="%s"', l.key, l.value), ',' ORDER BY l.key) || '}'
-                       FROM jsonb_each_text(p -> 'labels') l), ''),
-           (p ->> 'value')::real
-      FROM jsonb_array_elements(coalesce(sample -> 'plugins', '[]')) p
-     WHERE jsonb_typeof(p -> 'value') = 'number'
-$$;
-COMMENT ON FUNCTION dispatch._sample_metrics(jsonb) IS
-    'The metrics of one agent sample: its numeric values, the load averages as load.1, '
-    'load.5 and load.15, plugins as name{labels}';
+CREATE VIEW dispatch.metric_samples AS
+    SELECT * FROM dispatch._samples_in('-infinity', 'infinity');
+COMMENT ON VIEW dispatch.metric_samples IS
+    'Every sample, plain or packed: one row per node and interval (unpacks everything: '
+    'use dispatch.metric_history() for one metric)';
 
 CREATE FUNCTION dispatch.agent_metrics(node text, samples jsonb) RETURNS int
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n dispatch.nodes := dispatch._agent_node(node);
     id int;
-    s record;
-    sample_at timestamptz;
-    names text[];
-    vals real[];
-    stored int := 0;
+    batch dispatch._metric_row[];
+    stored int;
     rolled_up timestamptz;
-    latest jsonb;
+    packed_to timestamptz;
+    packed timestamptz[];			-- instants of the batch already packed
     latest_at timestamptz;
     oldest timestamptz := now() - current_setting('dispatch.metrics_raw_retention')::interval;
 BEGIN
     PERFORM dispatch._json_typed('array', samples, '', 'samples');
     PERFORM dispatch._check_count(jsonb_array_length(samples), 'dispatch.metrics_max_batch',
                                   'the top level', 'the batch', 'samples');
-    -- The share lock makes the monitor's rollup wait for these samples, and lets a
-    -- sample that comes after its minute was rolled up see that it must be redone.
+    -- Every sample is checked before any is stored (38_agent_input.sql): a bad one
+    -- refuses the batch with SQLSTATE class 22, and the agent drops it alone.  One
+    -- older than the raw retention is skipped: its hour is packed and about to go.
+    -- (materialized: each sample is checked once, not once per use of its time)
+    WITH x AS MATERIALIZED (
+        SELECT e.o::int AS o, e.v, dispatch._check_sample(e.v, format('[%s]', e.o - 1)) AS at
+          FROM jsonb_array_elements(samples) WITH ORDINALITY e(v, o))
+    SELECT array_agg(ROW(x.o, x.at, f.names, f.vals, f.digest, f.long_name)::dispatch._metric_row
+                     ORDER BY x.at, x.o)
+      INTO batch
+      FROM x, dispatch._sample_flat(x.v, dispatch._agent_limit('metric name')::int) f
+     WHERE x.at >= oldest AND cardinality(f.names) > 0;
+    PERFORM dispatch._check_sample_metrics(b.names, format('[%s]', b.o - 1))
+       FROM (SELECT * FROM unnest(batch) u
+              WHERE cardinality(u.names) > current_setting('dispatch.metrics_max_per_sample')::int
+                 OR u.long_name ORDER BY u.o) b;
+    IF batch IS NULL THEN
+        RETURN 0;
+    END IF;
+    -- The share lock makes the monitor's rollup and packing wait for these samples,
+    -- and lets a sample that comes after its minute was rolled up see that it must
+    -- be redone.
     SELECT done_until INTO rolled_up FROM dispatch.metric_rollup_state
      WHERE resolution = '1m' FOR SHARE;
     INSERT INTO dispatch.metric_nodes (node) VALUES (n.node)
     ON CONFLICT ON CONSTRAINT metric_nodes_node_key DO NOTHING;
     SELECT node_id INTO id FROM dispatch.metric_nodes m WHERE m.node = n.node;
-    -- Every sample is checked before any is stored (38_agent_input.sql): a bad one
-    -- refuses the batch with SQLSTATE class 22, and the agent drops it alone.
-    FOR s IN SELECT x.e, format('[%s]', x.o - 1) AS path,
-                    dispatch._check_sample(x.e, format('[%s]', x.o - 1)) AS at
-               FROM jsonb_array_elements(samples) WITH ORDINALITY x(e, o) ORDER BY 3 LOOP
-        sample_at := s.at;
-        CONTINUE WHEN sample_at < oldest;	-- its partition is gone or about to go
-        -- a sample already stored (a replay after a lost reply) is skipped
-        CONTINUE WHEN EXISTS (SELECT FROM dispatch.metric_samples x
-                               WHERE x.node_id = id AND x.at = sample_at);
-        SELECT array_agg(m.name ORDER BY m.name), array_agg(m.value ORDER BY m.name)
-          INTO names, vals FROM dispatch._sample_metrics(s.e) m;
-        CONTINUE WHEN names IS NULL;
-        PERFORM dispatch._check_sample_metrics(names, s.path);
-        PERFORM dispatch._store_sample(id, sample_at, names, vals);
-        IF sample_at < rolled_up THEN
-            INSERT INTO dispatch.metric_rollup_redo VALUES (date_trunc('minute', sample_at))
-            ON CONFLICT DO NOTHING;
-        END IF;
-        latest := s.e;			-- samples come in time order
-        latest_at := sample_at;
-        stored := stored + 1;
-    END LOOP;
+    -- New names and layouts, in one order for every agent: series by name, then
+    -- layouts by digest, so that agents waiting on each other's inserts queue up
+    -- instead of deadlocking.
+    IF EXISTS (SELECT FROM unnest(batch) b
+                WHERE NOT EXISTS (SELECT FROM dispatch.metric_layouts l WHERE l.digest = b.digest)) THEN
+        INSERT INTO dispatch.metric_series (name)
+        SELECT d.nm FROM (SELECT DISTINCT nm FROM unnest(batch) b, unnest(b.names) nm
+                           WHERE NOT EXISTS (SELECT FROM dispatch.metric_layouts l
+                                              WHERE l.digest = b.digest)) d
+         ORDER BY d.nm COLLATE "C"
+        ON CONFLICT DO NOTHING;
+        INSERT INTO dispatch.metric_layouts (series, digest)
+        SELECT ARRAY(SELECT s.series_id FROM unnest(b.names) WITH ORDINALITY u(nm, k)
+                       JOIN dispatch.metric_series s ON s.name = u.nm ORDER BY u.k), b.digest
+          FROM (SELECT DISTINCT ON (u.digest) u.digest, u.names FROM unnest(batch) u
+                 ORDER BY u.digest) b
+         WHERE NOT EXISTS (SELECT FROM dispatch.metric_layouts l WHERE l.digest = b.digest)
+         ORDER BY b.digest
+        ON CONFLICT DO NOTHING;
+    END IF;
+    -- A sample of an hour already packed (a late replay) is looked for in the packs,
+    -- each pack the batch reaches into decoded once.
+    SELECT max(p.t1) INTO packed_to FROM dispatch.metric_packs p WHERE p.node_id = id;
+    IF packed_to IS NOT NULL AND EXISTS (SELECT FROM unnest(batch) b WHERE b.at <= packed_to) THEN
+        SELECT array_agg(u.at) INTO packed
+          FROM dispatch.metric_packs p, dispatch._unpack(p.data) u
+         WHERE p.node_id = id
+           AND EXISTS (SELECT FROM unnest(batch) b WHERE b.at BETWEEN p.t0 AND p.t1)
+           AND u.at IN (SELECT b.at FROM unnest(batch) b);
+    END IF;
+    WITH ins AS (
+        INSERT INTO dispatch.metric_recent (node_id, at, layout_id, vals)
+        SELECT id, b.at, l.layout_id, b.vals
+          FROM unnest(batch) b JOIN dispatch.metric_layouts l ON l.digest = b.digest
+         WHERE b.at <> ALL (coalesce(packed, '{}'))
+         ORDER BY b.at
+        ON CONFLICT (node_id, at) DO NOTHING
+        RETURNING at),
+    redo AS (
+        INSERT INTO dispatch.metric_rollup_redo
+        SELECT DISTINCT date_trunc('minute', at) FROM ins WHERE at < rolled_up
+        ON CONFLICT DO NOTHING)
+    SELECT count(*), max(at) INTO stored, latest_at FROM ins;
     -- One row version per batch, not per sample.
     UPDATE dispatch.metric_nodes m
        SET last_sample_at = latest_at,
-           top = jsonb_build_object('cpu', latest -> 'top_cpu', 'rss', latest -> 'top_rss'),
-           problems = latest -> 'problems'
+           top = jsonb_build_object('cpu', s.e -> 'top_cpu', 'rss', s.e -> 'top_rss'),
+           problems = s.e -> 'problems',
+           latest_layout = s.layout_id, latest_vals = s.vals
+      FROM (SELECT samples -> (b.o - 1) AS e, l.layout_id, b.vals
+              FROM unnest(batch) b JOIN dispatch.metric_layouts l ON l.digest = b.digest
+             WHERE b.at = latest_at LIMIT 1) s
      WHERE m.node_id = id AND latest_at IS NOT NULL
        AND (m.last_sample_at IS NULL OR latest_at >= m.last_sample_at);
     RETURN stored;
@@ -254,12 +311,10 @@ COMMENT ON FUNCTION dispatch.agent_metrics(text, jsonb) IS
     '38_agent_input.sql is refused whole); returns how many were new';
 
 CREATE VIEW dispatch.metric_latest AS
-    SELECT m.node, s.name AS metric, v.value::numeric::double precision AS value, x.at
+    SELECT m.node, s.name AS metric, v.value, m.last_sample_at AS at
       FROM dispatch.metric_nodes m
-      CROSS JOIN LATERAL (SELECT * FROM dispatch.metric_samples x
-                           WHERE x.node_id = m.node_id ORDER BY x.at DESC LIMIT 1) x
-      JOIN dispatch.metric_layouts l USING (layout_id)
-      CROSS JOIN LATERAL unnest(l.series, x.vals) AS v(series_id, value)
+      JOIN dispatch.metric_layouts l ON l.layout_id = m.latest_layout
+      CROSS JOIN LATERAL unnest(l.series, m.latest_vals) AS v(series_id, value)
       JOIN dispatch.metric_series s USING (series_id);
 COMMENT ON VIEW dispatch.metric_latest IS 'The latest value of every metric of every node';
 
@@ -284,8 +339,8 @@ CREATE VIEW dispatch.node_overview AS
 COMMENT ON VIEW dispatch.node_overview IS
     'One row per node: state, cpu, memory, fullest disk, load, hottest sensor, running jobs';
 
--- Values of metric on node between t0 and t1: raw samples while they are kept, else
--- minute rollups, else hour rollups (source says which).
+-- Values of metric on node between t0 and t1: samples (plain or packed) while they
+-- are kept, else minute rollups, else hour rollups (source says which).
 CREATE FUNCTION dispatch.metric_history(node text, metric text, t0 timestamptz,
                                         t1 timestamptz DEFAULT now())
 RETURNS TABLE (at timestamptz, avg double precision, min double precision,
@@ -294,13 +349,23 @@ LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id int := (SELECT node_id FROM dispatch.metric_nodes m WHERE m.node = metric_history.node);
     sid int := (SELECT series_id FROM dispatch.metric_series s WHERE s.name = metric);
+    lay int[];
+    pos int[];
 BEGIN
     IF t0 >= now() - current_setting('dispatch.metrics_raw_retention')::interval THEN
+        SELECT array_agg(l.layout_id), array_agg(array_position(l.series, sid)) INTO lay, pos
+          FROM dispatch.metric_layouts l WHERE sid = ANY (l.series);
         RETURN QUERY
-        SELECT x.at, y.v, y.v, y.v, 'raw'::text
-          FROM dispatch.metric_samples x JOIN dispatch.metric_layouts l USING (layout_id),
-               LATERAL (SELECT x.vals[array_position(l.series, sid)]::double precision) AS y(v)
-         WHERE x.node_id = id AND x.at BETWEEN t0 AND t1 AND sid = ANY (l.series)
+        SELECT x.at, x.v, x.v, x.v, 'raw'::text
+          FROM (SELECT r.at, r.vals[array_position(l.series, sid)] AS v
+                  FROM dispatch.metric_recent r JOIN dispatch.metric_layouts l USING (layout_id)
+                 WHERE r.node_id = id AND r.at BETWEEN metric_history.t0 AND metric_history.t1
+                   AND sid = ANY (l.series)
+                UNION ALL
+                SELECT u.at, u.value
+                  FROM dispatch.metric_packs p, dispatch._unpack_metric(p.data, lay, pos) u
+                 WHERE p.node_id = id AND p.t0 <= metric_history.t1 AND p.t1 >= metric_history.t0
+                   AND p.layouts && lay AND u.at BETWEEN metric_history.t0 AND metric_history.t1) x
          ORDER BY x.at;
     ELSIF t0 >= now() - current_setting('dispatch.metrics_minute_retention')::interval THEN
         RETURN QUERY
@@ -318,16 +383,17 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch.metric_history(text, text, timestamptz, timestamptz) IS
-    'A metric of a node over time, from raw samples or the rollups that cover the interval';
+    'A metric of a node over time, from samples (plain or packed) or the rollups that cover the interval';
 
 CREATE FUNCTION dispatch._rollup(src text, dst text, unit text, since timestamptz,
                                  upto timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     d timestamptz;
+    part text := dispatch._metric_unit(dst);
 BEGIN
-    FOR d IN SELECT generate_series(date_trunc(CASE WHEN dst = 'metric_rollups_1h' THEN 'month' ELSE 'day' END, since, 'UTC'),
-                                    upto, CASE WHEN dst = 'metric_rollups_1h' THEN '1 month' ELSE '1 day' END::interval) LOOP
+    FOR d IN SELECT generate_series(date_trunc(part, since, 'UTC'), upto,
+                                    ('1 ' || part)::interval) LOOP
         PERFORM dispatch._metric_partition(dst, d);
     END LOOP;
     EXECUTE format('DELETE FROM dispatch.%I WHERE at >= $1 AND at < $2', dst) USING since, upto;
@@ -337,11 +403,13 @@ BEGIN
                array_agg(hi ORDER BY i)
           FROM (SELECT node_id, date_trunc(%L, at) AS t, layout_id, i,
                        avg(va)::real AS a, min(vl) AS lo, max(vh) AS hi
-                  FROM dispatch.%I s, %s
+                  FROM %s s, %s
                  WHERE at >= $1 AND at < $2
                  GROUP BY 1, 2, 3, 4) g
          GROUP BY node_id, t, layout_id$q$,
-        dst, unit, src,
+        dst, unit,
+        CASE WHEN src = 'metric_samples' THEN 'dispatch._samples_in($1, $2)'
+             ELSE format('dispatch.%I', src) END,
         CASE WHEN src = 'metric_samples'
              THEN 'unnest(s.vals, s.vals, s.vals) WITH ORDINALITY u(va, vl, vh, i)'
              ELSE 'unnest(s.avg, s.min, s.max) WITH ORDINALITY u(va, vl, vh, i)' END)
@@ -349,8 +417,52 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._rollup(text, text, text, timestamptz, timestamptz) IS
-    'Rolls samples (or minute rollups) of [since, upto) of table src up into table dst, '
-    'replacing what dst held for that span';
+    'Rolls samples, plain and packed (src metric_samples), or minute rollups of [since, upto) '
+    'up into table dst, replacing what dst held for that span';
+
+CREATE FUNCTION dispatch._metric_partition_end(relname text, tbl text) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (CASE dispatch._metric_unit(tbl)
+                WHEN 'hour' THEN to_date(left(right(relname, 10), 8), 'YYYYMMDD')
+                                 + (right(relname, 2)::int + 1) * interval '1 hour'
+                WHEN 'month' THEN to_date(right(relname, 6) || '01', 'YYYYMMDD') + interval '1 month'
+                ELSE to_date(right(relname, 8), 'YYYYMMDD') + interval '1 day'
+            END) AT TIME ZONE 'UTC'
+$$;
+COMMENT ON FUNCTION dispatch._metric_partition_end(text, text) IS
+    'Where the partition relname of metric table tbl ends (its name says where it starts)';
+
+CREATE FUNCTION dispatch._metrics_pack(upto timestamptz) RETURNS int
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    packed int;
+    p record;
+BEGIN
+    PERFORM dispatch._metric_partition('metric_packs', d)
+       FROM (SELECT DISTINCT date_trunc('day', r.at, 'UTC') AS d FROM dispatch.metric_recent r
+              WHERE r.at < upto) x;
+    INSERT INTO dispatch.metric_packs (node_id, t0, t1, n, layouts, data)
+    SELECT x.node_id, min(x.at), max(x.at), count(*), array_agg(DISTINCT x.layout_id),
+           dispatch._pack(x.at, x.layout_id, x.vals ORDER BY x.at)
+      FROM (SELECT r.*, date_trunc('hour', r.at, 'UTC') AS h,
+                   (row_number() OVER (PARTITION BY r.node_id, date_trunc('hour', r.at, 'UTC')
+                                       ORDER BY r.at) - 1) / 4096 AS chunk
+              FROM dispatch.metric_recent r WHERE r.at < upto) x
+     GROUP BY x.node_id, x.h, x.chunk;
+    GET DIAGNOSTICS packed = ROW_COUNT;
+    FOR p IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+              WHERE i.inhparent = 'dispatch.metric_recent'::regclass
+                AND c.relname <> 'metric_recent_default'
+                AND dispatch._metric_partition_end(c.relname, 'metric_recent') <= upto LOOP
+        EXECUTE format('DROP TABLE dispatch.%I', p.relname);
+    END LOOP;
+    DELETE FROM dispatch.metric_recent_default WHERE at < upto;
+    RETURN packed;
+END
+$$;
+COMMENT ON FUNCTION dispatch._metrics_pack(timestamptz) IS
+    'Monitor: packs every sample before upto, one pack per node and UTC hour (at most 4096 '
+    'samples each), and drops the plain rows; returns how many packs it wrote';
 
 CREATE FUNCTION dispatch._metrics_maintain() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -361,11 +473,20 @@ DECLARE
     redo timestamptz;
     p record;
 BEGIN
+    -- First the lock agent_metrics() shares: calls in flight finish, new ones wait,
+    -- so no agent holds a lock the partition DDL below needs.
+    PERFORM FROM dispatch.metric_rollup_state WHERE resolution = '1m' FOR UPDATE;
     PERFORM dispatch._metric_partition(t, now() + d)
-       FROM unnest(ARRAY['metric_samples', 'metric_rollups_1m']) t,
+       FROM unnest(ARRAY['metric_packs', 'metric_rollups_1m']) t,
             unnest(ARRAY[interval '0', interval '1 day']) d;
     PERFORM dispatch._metric_partition('metric_rollups_1h', now() + d)
        FROM unnest(ARRAY[interval '0', interval '1 month']) d;
+    -- this hour and the next, unless samples of theirs are in the default partition
+    PERFORM dispatch._metric_partition('metric_recent', x.h)
+       FROM (SELECT date_trunc('hour', now() + d, 'UTC') AS h
+               FROM unnest(ARRAY[interval '0', interval '1 hour']) d) x
+      WHERE NOT EXISTS (SELECT FROM dispatch.metric_recent_default r
+                         WHERE r.at >= x.h AND r.at < x.h + interval '1 hour');
 
     FOR job IN SELECT * FROM (VALUES ('1m', 'metric_samples', 'metric_rollups_1m', 'minute'),
                                      ('1h', 'metric_rollups_1m', 'metric_rollups_1h', 'hour'))
@@ -378,8 +499,14 @@ BEGIN
         END IF;
         upto := date_trunc(job.unit, now());
         IF done IS NULL THEN
-            EXECUTE format('SELECT date_trunc(%L, min(at)) FROM dispatch.%I', job.unit, job.src)
-               INTO done;
+            IF job.src = 'metric_samples' THEN
+                SELECT date_trunc('minute', least((SELECT min(at) FROM dispatch.metric_recent),
+                                                  (SELECT min(t0) FROM dispatch.metric_packs)))
+                  INTO done;
+            ELSE
+                EXECUTE format('SELECT date_trunc(%L, min(at)) FROM dispatch.%I', job.unit, job.src)
+                   INTO done;
+            END IF;
             done := coalesce(done, upto);
             INSERT INTO dispatch.metric_rollup_state VALUES (job.resolution, done);
         END IF;
@@ -391,19 +518,19 @@ BEGIN
         END IF;
     END LOOP;
 
+    PERFORM dispatch._metrics_pack(date_trunc('hour', now(), 'UTC'));
+
     -- Retention: a partition goes when all of it is older than its table's setting.
     FOR p IN SELECT c.relname, parent.relname AS tbl,
-                    CASE WHEN parent.relname = 'metric_rollups_1h'
-                         THEN to_date(right(c.relname, 6) || '01', 'YYYYMMDD') + interval '1 month'
-                         ELSE to_date(right(c.relname, 8), 'YYYYMMDD') + interval '1 day'
-                    END AT TIME ZONE 'UTC' AS ends
+                    dispatch._metric_partition_end(c.relname, parent.relname) AS ends
                FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid
                JOIN pg_class parent ON parent.oid = i.inhparent
               WHERE parent.relnamespace = 'dispatch'::regnamespace
-                AND parent.relname IN ('metric_samples', 'metric_rollups_1m', 'metric_rollups_1h') LOOP
+                AND parent.relname IN ('metric_packs', 'metric_rollups_1m', 'metric_rollups_1h')
+    LOOP
         IF p.ends <= now() - current_setting(CASE p.tbl
-                WHEN 'metric_samples' THEN 'dispatch.metrics_raw_retention'
+                WHEN 'metric_packs' THEN 'dispatch.metrics_raw_retention'
                 WHEN 'metric_rollups_1m' THEN 'dispatch.metrics_minute_retention'
                 ELSE 'dispatch.metrics_hour_retention' END)::interval THEN
             EXECUTE format('DROP TABLE dispatch.%I', p.relname);
@@ -412,8 +539,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._metrics_maintain() IS
-    'Monitor: rollups of complete minutes and hours, partitions ahead, expired partitions'
-    ' dropped';
+    'Monitor: partitions ahead, rollups of complete minutes and hours, closed hours packed, '
+    'expired partitions dropped';
 
 CREATE FUNCTION dispatch._monitor_tick() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -4,7 +4,8 @@
 --
 -- The monitor worker evaluates every rule each dispatch.monitor_interval against
 -- the latest value of its metric on every selected node (node.up is 1 for an
--- online node, 0 otherwise).  An alert is pending while the condition holds for
+-- online node, 0 otherwise), all rules in one set-based pass over the latest sample
+-- each node keeps on dispatch.metric_nodes.  An alert is pending while the condition holds for
 -- less than the rule's "for", firing after that (notified again every "repeat"),
 -- and resolved when the condition stops.  Each notification is a row of the
 -- outbox, written in the same transaction as the state change; the worker sends
@@ -211,13 +212,18 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT n.node, (n.state = 'online')::int::double precision
       FROM dispatch.nodes n WHERE metric = 'node.up'
     UNION ALL
-    SELECT l.node, l.value FROM dispatch.metric_latest l
-     WHERE l.metric = _metric_now.metric AND metric <> 'node.up'
-       AND l.at > now() - 3 * current_setting('dispatch.monitor_interval')::interval
-                        - interval '30 seconds'
+    SELECT m.node, m.latest_vals[p.pos]
+      FROM dispatch.metric_series s
+      CROSS JOIN LATERAL (SELECT l.layout_id, array_position(l.series, s.series_id) AS pos
+                            FROM dispatch.metric_layouts l WHERE s.series_id = ANY (l.series)) p
+      JOIN dispatch.metric_nodes m ON m.latest_layout = p.layout_id
+     WHERE s.name = _metric_now.metric AND metric <> 'node.up'
+       AND m.last_sample_at > now() - 3 * current_setting('dispatch.monitor_interval')::interval
+                                    - interval '30 seconds'
 $$;
 COMMENT ON FUNCTION dispatch._metric_now(text) IS
-    'The latest value of metric on every node (node.up: 1 online, 0 not), fresh samples only';
+    'The latest value of metric on every node (node.up: 1 online, 0 not), fresh samples only: '
+    'one element of each node''s latest sample, found by its position in the node''s layout';
 
 CREATE FUNCTION dispatch._notify(r dispatch.alert_rules, ev dispatch.alert_events) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -251,57 +257,71 @@ COMMENT ON FUNCTION dispatch._alert_event(dispatch.alert_rules, text, text, doub
 CREATE FUNCTION dispatch._evaluate_alerts() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r dispatch.alert_rules;
-    c record;
-    holds boolean;
+    rules bigint[];
+    nodes text[];
+    events text[];
+    vals double precision[];
 BEGIN
-    FOR r IN SELECT * FROM dispatch.alert_rules ORDER BY rule_id LOOP
-        FOR c IN
-            SELECT coalesce(v.node, a.node) AS node, v.value, a.state, a.since, a.notified_at
-              FROM (SELECT m.node, m.value FROM dispatch._metric_now(r.metric) m
-                      JOIN dispatch.nodes n USING (node)
-                     WHERE (r.node_pattern IS NULL OR m.node LIKE replace(r.node_pattern, '*', '%'))
-                       AND n.labels @> r.labels) v
-              FULL JOIN (SELECT * FROM dispatch.alerts WHERE rule_id = r.rule_id) a USING (node)
-        LOOP
-            holds := CASE r.op WHEN '>' THEN c.value > r.threshold
-                               WHEN '>=' THEN c.value >= r.threshold
-                               WHEN '<' THEN c.value < r.threshold
-                               WHEN '<=' THEN c.value <= r.threshold
-                               WHEN '=' THEN c.value = r.threshold
-                               ELSE c.value <> r.threshold END;
-            IF c.value IS NULL THEN
-                CONTINUE;				-- no fresh value: the alert keeps its state
-            ELSIF holds AND c.state IS NULL THEN
-                INSERT INTO dispatch.alerts (rule_id, node, state, value, since)
-                VALUES (r.rule_id, c.node, 'pending', c.value, now());
-                c.state := 'pending';
-                c.since := now();
-            ELSIF NOT holds AND c.state IS NOT NULL THEN
-                DELETE FROM dispatch.alerts WHERE rule_id = r.rule_id AND node = c.node;
-                IF c.state = 'firing' THEN
-                    PERFORM dispatch._alert_event(r, c.node, 'resolved', c.value);
-                END IF;
-                CONTINUE;
-            ELSIF NOT holds THEN
-                CONTINUE;
-            END IF;
-            UPDATE dispatch.alerts SET value = c.value WHERE rule_id = r.rule_id AND node = c.node;
-            IF c.state = 'pending' AND now() - c.since >= r.hold THEN
-                UPDATE dispatch.alerts SET state = 'firing', fired_at = now(), notified_at = now()
-                 WHERE rule_id = r.rule_id AND node = c.node;
-                PERFORM dispatch._alert_event(r, c.node, 'firing', c.value);
-            ELSIF c.state = 'firing' AND now() - c.notified_at >= r.repeat THEN
-                UPDATE dispatch.alerts SET notified_at = now()
-                 WHERE rule_id = r.rule_id AND node = c.node;
-                PERFORM dispatch._alert_event(r, c.node, 'repeat', c.value);
-            END IF;
-        END LOOP;
-    END LOOP;
+    -- Set-based, every rule at once: the value of each rule's metric on each node it
+    -- selects (one at most: a node has one latest sample; none when not fresh, and the
+    -- alert keeps its state), whether the condition holds, and what follows for the
+    -- alert, which is written only when something changed.  An alert is deleted when its condition
+    -- stops (a firing one is resolved), created pending when it starts, firing once it
+    -- has held for the rule's "for" (at once when that is 0), repeated every "repeat".
+    WITH cur AS MATERIALIZED (
+        SELECT r.rule_id, v.node, v.value,
+               CASE r.op WHEN '>' THEN v.value > r.threshold
+                         WHEN '>=' THEN v.value >= r.threshold
+                         WHEN '<' THEN v.value < r.threshold
+                         WHEN '<=' THEN v.value <= r.threshold
+                         WHEN '=' THEN v.value = r.threshold
+                         ELSE v.value <> r.threshold END AS holds
+          FROM (SELECT DISTINCT metric FROM dispatch.alert_rules) m	-- each metric read once
+          CROSS JOIN LATERAL dispatch._metric_now(m.metric) v
+          JOIN dispatch.alert_rules r ON r.metric = m.metric
+          JOIN dispatch.nodes n ON n.node = v.node
+         WHERE (r.node_pattern IS NULL OR v.node LIKE replace(r.node_pattern, '*', '%'))
+           AND (r.labels = '{}' OR n.labels @> r.labels) AND v.value IS NOT NULL),
+    st AS MATERIALIZED (
+        SELECT c.rule_id, c.node, c.value, c.holds, a.state, a.since,
+               CASE WHEN NOT c.holds THEN CASE WHEN a.state = 'firing' THEN 'resolved' END
+                    WHEN coalesce(a.state, 'pending') = 'pending'
+                         AND now() - coalesce(a.since, now()) >= r.hold THEN 'firing'
+                    WHEN a.state = 'firing' AND now() - a.notified_at >= r.repeat THEN 'repeat'
+               END AS event
+          FROM cur c JOIN dispatch.alert_rules r USING (rule_id)
+          LEFT JOIN dispatch.alerts a USING (rule_id, node)
+         WHERE c.holds OR a.state IS NOT NULL),
+    gone AS (
+        DELETE FROM dispatch.alerts a USING st
+         WHERE a.rule_id = st.rule_id AND a.node = st.node AND NOT st.holds),
+    kept AS (
+        INSERT INTO dispatch.alerts (rule_id, node, state, value, since, fired_at, notified_at)
+        SELECT st.rule_id, st.node, CASE WHEN st.event = 'firing' THEN 'firing'
+                                         ELSE coalesce(st.state, 'pending') END,
+               st.value, coalesce(st.since, now()),
+               CASE WHEN st.event = 'firing' THEN now() END,
+               CASE WHEN st.event IN ('firing', 'repeat') THEN now() END
+          FROM st WHERE st.holds
+        ON CONFLICT (rule_id, node) DO UPDATE
+           SET state = excluded.state, value = excluded.value,
+               fired_at = coalesce(excluded.fired_at, dispatch.alerts.fired_at),
+               notified_at = coalesce(excluded.notified_at, dispatch.alerts.notified_at)
+         WHERE dispatch.alerts.value IS DISTINCT FROM excluded.value
+            OR dispatch.alerts.state <> excluded.state OR excluded.notified_at IS NOT NULL)
+    SELECT array_agg(st.rule_id ORDER BY st.rule_id, st.node), array_agg(st.node ORDER BY st.rule_id, st.node),
+           array_agg(st.event ORDER BY st.rule_id, st.node), array_agg(st.value ORDER BY st.rule_id, st.node)
+      INTO rules, nodes, events, vals
+      FROM st WHERE st.event IS NOT NULL;
+    -- Events are few: each is recorded with its notifications in rule and node order.
+    PERFORM dispatch._alert_event(r, e.node, e.event, e.value)
+       FROM unnest(rules, nodes, events, vals) WITH ORDINALITY e(rule_id, node, event, value, o)
+       JOIN dispatch.alert_rules r USING (rule_id)
+      ORDER BY e.o;
 END
 $$;
 COMMENT ON FUNCTION dispatch._evaluate_alerts() IS
-    'Monitor: evaluates every alert rule once';
+    'Monitor: evaluates every alert rule once, set-based over all rules and nodes';
 
 CREATE FUNCTION dispatch._notifications_due(n int, busy bigint[] DEFAULT '{}')
 RETURNS TABLE (notification_id bigint, target text, subject text, body text, trusted boolean)

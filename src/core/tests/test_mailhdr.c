@@ -9,15 +9,13 @@
  * gives back the value.
  */
 #include "mailhdr.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int	passed;
-static int	failed;
 
-static void check(const char *name, int ok);
 static int	hexval(char c);
 static int	decode(const char *header, const char *name, char *value, size_t size);
 static int	well_formed(const char *header, int utf8);
@@ -27,19 +25,6 @@ static void test_cases(void);
 static void test_sizes(void);
 static void test_random(void);
 static void test_addresses(void);
-
-/* Counts one check. */
-static void
-check(const char *name, int ok)
-{
-	if (ok)
-		passed++;
-	else
-	{
-		failed++;
-		printf("FAIL %s\n", name);
-	}
-}
 
 /* Returns the value of hex digit c, or -1. */
 static int
