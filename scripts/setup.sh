@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pg_dispatch needs on Debian 12 (PostgreSQL 15, headers, test tools,
-# Patroni and etcd for the HA tests, libcap), creates the job user, then builds and installs the extension and builds
-# dispatch-agent.  Idempotent.  The HA tests start etcd and Patroni themselves on free
+# Patroni and etcd for the HA tests, libcap, libyaml and jansson), creates the job user, then builds and installs the extension, builds
+# dispatch-agent, and builds and installs dispatchctl with its man page.  Idempotent.  The HA tests start etcd and Patroni themselves on free
 # loopback ports; no system service of either package is used.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,4 +37,8 @@ export PATH=/usr/lib/postgresql/15/bin:$PATH
 make -s -C "$root" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 as_root make -s -C "$root" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install
 make -s -C "$root/agent"
-echo "setup: pg_dispatch built and installed, agent at $root/agent/dispatch-agent"
+make -s -C "$root/ctl" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+as_root make -s -C "$root/ctl" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install \
+    bindir=/usr/local/bin mandir=/usr/local/share/man
+echo "setup: pg_dispatch built and installed, agent at $root/agent/dispatch-agent," \
+     "dispatchctl in /usr/local/bin"

@@ -5,7 +5,8 @@
 -- The agent sends output in chunks at byte offsets (agent_output); a chunk sent
 -- again after a reconnect is acknowledged without being stored twice, and output
 -- beyond dispatch.max_output_bytes is cut at a character boundary and marked
--- truncated.  job_log() reads it back.
+-- truncated.  job_log() reads it back; each stored chunk NOTIFYs dispatch_job_<id>
+-- "output" (no data: readers go through job_log()).
 
 CREATE TABLE dispatch.job_output (
     job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,
@@ -107,6 +108,7 @@ BEGIN
     IF chunk <> '' THEN
         INSERT INTO dispatch.job_output (job_id, attempt, stream, "offset", data)
         VALUES (job, j.attempt, stream, "offset", chunk);
+        PERFORM pg_notify('dispatch_job_' || job, 'output');    -- see _notify_ended()
     END IF;
     UPDATE dispatch.jobs x
        SET output_bytes = output_bytes + octet_length(chunk),
