@@ -166,7 +166,7 @@ conn_listen(Ctl *ctl, const char *kind, const char *id)
 	char		sql[128];
 	PGresult   *res;
 
-	if (strspn(id, "0123456789") != strlen(id) || strlen(id) > 19)
+	if (!ctl_is_id(id))
 	{
 		ctl_error("invalid id \"%s\"", id);
 		return EXIT_ERROR;

@@ -53,6 +53,7 @@ int			ctl_usage_error(const char *command, const char *fmt,...)
 int			ctl_parse_count(const char *command, const char *what, const char *s, long lo,
 							long hi, long *out);
 int			ctl_wants_help(int argc, char **argv);
+int			ctl_is_id(const char *s);
 struct option;
 int			ctl_getopt(const char *command, int argc, char **argv, const char *shortopts,
 					   const struct option *opts);

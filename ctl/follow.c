@@ -48,12 +48,14 @@ typedef struct Follow
 	long		err_chars;
 } Follow;
 
-/* Returns 1 when a job in state will not change any more. */
+/* Returns 1 when a job in state will not change any more (a failed or lost attempt
+   that is retried is pending again by the time its transaction commits). */
 static int
 job_final(const char *state)
 {
 	return strcmp(state, "succeeded") == 0 || strcmp(state, "failed") == 0 ||
-		strcmp(state, "cancelled") == 0 || strcmp(state, "skipped") == 0;
+		strcmp(state, "cancelled") == 0 || strcmp(state, "skipped") == 0 ||
+		strcmp(state, "lost") == 0;
 }
 
 /* The exit status logs -f ends with for a job that ended in row 0 of res. */
@@ -138,13 +140,6 @@ read_new(Ctl *ctl, Follow *f, int *status)
 	return ended;
 }
 
-/* Returns 1 when s is a bigint id (digits only). */
-static int
-is_id(const char *s)
-{
-	return s[0] != '\0' && strspn(s, "0123456789") == strlen(s) && strlen(s) <= 18;
-}
-
 /* dispatchctl logs [-f] [--stream stdout|stderr] [--raw] JOB */
 int
 cmd_logs(Ctl *ctl, int argc, char **argv)
@@ -159,7 +154,7 @@ cmd_logs(Ctl *ctl, int argc, char **argv)
 	int			status = EXIT_OK;
 	int			rc;
 
-	while ((opt = ctl_getopt("logs", argc, argv, "+f", opts)) >= 0)
+	while ((opt = ctl_getopt("logs", argc, argv, "f", opts)) >= 0)
 	{
 		if (opt == 'f')
 			follow = 1;
@@ -175,7 +170,7 @@ cmd_logs(Ctl *ctl, int argc, char **argv)
 	}
 	if (opt == -2)
 		return EXIT_USAGE;
-	if (argc - optind != 1 || !is_id(argv[optind]))
+	if (argc - optind != 1 || !ctl_is_id(argv[optind]))
 		return ctl_usage_error("logs", "expected one JOB (a job id)");
 	f.job = argv[optind];
 	f.tty_out = isatty(STDOUT_FILENO);
@@ -215,7 +210,7 @@ cmd_wait(Ctl *ctl, int argc, char **argv)
 	struct timespec start;
 	PGresult   *res;
 
-	while ((opt = ctl_getopt("wait", argc, argv, "+", opts)) == 't')
+	while ((opt = ctl_getopt("wait", argc, argv, "", opts)) == 't')
 		if (ctl_parse_count("wait", "--timeout", optarg, 0, 31536000, &timeout) != EXIT_OK)
 			return EXIT_USAGE;
 	if (opt == -2)

@@ -79,7 +79,7 @@ list_options(const char *command, int argc, char **argv, const struct option *op
 {
 	int			i;
 
-	while ((i = ctl_getopt(command, argc, argv, "+", opts)) >= 0)
+	while ((i = ctl_getopt(command, argc, argv, "", opts)) >= 0)
 		values[i] = optarg ? optarg : "";
 	return i == -1 ? EXIT_OK : EXIT_USAGE;
 }
@@ -339,12 +339,10 @@ static int
 cancel_one(Ctl *ctl, const char *arg, int job)
 {
 	const char *params[1] = {arg};
-	int			is_id = strspn(arg, "0123456789") == strlen(arg) && strlen(arg) <= 18;
+	int			is_id = ctl_is_id(arg);
 	PGresult   *res;
 	int			done;
 
-	if (job && !is_id)
-		return ctl_usage_error("cancel", "JOB must be a job id, not \"%s\"", arg);
 	res = conn_exec(ctl, job ? "SELECT dispatch.cancel_job($1::bigint)::int"
 					: is_id ? "SELECT dispatch.cancel_joblist($1::bigint)::int"
 					: "SELECT dispatch.cancel_joblist($1::text)", 1, params);
@@ -375,6 +373,8 @@ cmd_cancel(Ctl *ctl, int argc, char **argv)
 		return ctl_usage_error("cancel", v[0] ? "expected a JOB" : "expected a JOBLIST");
 	if (v[0] && argc - optind != 1)
 		return ctl_usage_error("cancel", "--job takes exactly one JOB");
+	if (v[0] && !ctl_is_id(argv[optind]))
+		return ctl_usage_error("cancel", "JOB must be a job id, not \"%s\"", argv[optind]);
 	if (conn_open(ctl, 1) != EXIT_OK)
 		return EXIT_ERROR;
 	for (int i = optind; i < argc && rc == EXIT_OK; i++)

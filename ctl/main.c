@@ -123,6 +123,15 @@ ctl_getopt(const char *command, int argc, char **argv, const char *shortopts,
 	return opt;
 }
 
+/* Returns 1 when s is an id: 1 to 18 digits (a bigint, whatever the digits). */
+int
+ctl_is_id(const char *s)
+{
+	size_t		n = strspn(s, "0123456789");
+
+	return n > 0 && n <= 18 && s[n] == '\0';
+}
+
 /* Returns the command called name, or NULL. */
 static const Command *
 find_command(const char *name)

@@ -3,7 +3,7 @@
  *
  * Tables show the columns a command picks, aligned by display width (UTF-8 aware),
  * with the state column coloured on a terminal.  --json prints every column of the
- * result as jansson builds it from the column types: integers and floats as numbers,
+ * result as jansson builds it from the column types: integers and finite floats as numbers,
  * booleans, json/jsonb parsed, NULL as null, everything else as a string.  Text from
  * the database (job names, reasons, labels: other users write them) never reaches
  * the terminal raw: control characters are shown escaped, so no value can move the
@@ -11,6 +11,7 @@
  */
 #include "dispatchctl.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,7 +119,7 @@ value_json(const PGresult *res, int row, int col)
 				char	   *end;
 				double		d = strtod(v, &end);
 
-				return *end == '\0' ? json_real(d) : json_string(v);
+				return *end == '\0' && isfinite(d) ? json_real(d) : json_string(v);
 			}
 		case BOOLOID:
 			return json_boolean(v[0] == 't');

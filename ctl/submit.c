@@ -148,7 +148,7 @@ cmd_submit(Ctl *ctl, int argc, char **argv)
 	PGresult   *res;
 	int			rc = EXIT_ERROR;
 
-	while ((opt = ctl_getopt("submit", argc, argv, "+q", opts)) == 'q')
+	while ((opt = ctl_getopt("submit", argc, argv, "q", opts)) == 'q')
 		quiet = 1;
 	if (opt != -1)
 		return EXIT_USAGE;
