@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# output_notify.sh: what the "output" NOTIFY of dispatch.agent_output() costs.
+# output_notify.sh: what following a job's output costs the agents that send it.
 #
-# dispatchctl logs -f follows a job through the NOTIFY that agent_output() sends for
-# every stored chunk (sql/src/45_output.sql).  A NOTIFY is queued at commit under a
-# cluster-wide lock, so it is paid by every agent streaming output, followed or not.
-# This starts a throwaway PostgreSQL 15 with pg_dispatch (installed beforehand, e.g. by
+# dispatchctl logs -f follows a job through the NOTIFY that agent_output() sends for a
+# stored chunk while someone follows the job (follow_output(), sql/src/45_output.sql).
+# A NOTIFY is queued at commit under a cluster-wide lock, so agent_output() first tries
+# an advisory lock to see whether anyone follows, and NOTIFYs only then.  This starts a
+# throwaway PostgreSQL 15 with pg_dispatch (installed beforehand, e.g. by
 # scripts/setup.sh), one node and CLIENTS (4) running jobs, and has CLIENTS pgbench
-# clients each store 200-byte chunks into its own job for SECONDS (10) seconds, one
-# agent_output() call and one transaction per chunk as the agent makes them.  The
-# baseline is the same load through a copy of agent_output() without its pg_notify
-# line, made in the same run from the installed definition.  The two alternate twice;
-# it prints chunks/s of each run, the best of each, and the ratio notify / baseline.
-# No one LISTENs (the common case: nobody follows most jobs).
+# clients each store 200-byte chunks into its own job for SECONDS_EACH (5) seconds,
+# one agent_output() call and one transaction per chunk as the agent makes them, in
+# three ways:
+#   baseline   a copy of agent_output() without the follow check and NOTIFY, made in
+#              the same run from the installed definition;
+#   unfollowed agent_output() as installed, nobody following (the common case);
+#   followed   agent_output() as installed, every job followed by a session that
+#              called follow_output() (no one LISTENs: the NOTIFY's cost is the sender's).
+# The three alternate ROUNDS (4) times, so that load from elsewhere hits all three
+# alike; it prints chunks/s of each run, the best of each, and the ratios to the
+# baseline.
 # Run as an unprivileged user (PostgreSQL refuses root):  bash bench/output_notify.sh
 set -euo pipefail
 bin=/usr/lib/postgresql/15/bin
 clients=${CLIENTS:-4}
-seconds=${SECONDS_EACH:-10}
+seconds=${SECONDS_EACH:-5}
+rounds=${ROUNDS:-4}
 dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
 port=${PORT:-54341}
 trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
@@ -42,7 +49,8 @@ psql -c "SELECT count(*) FROM dispatch.agent_poll('b1')" >/dev/null
 [ "$(psql -c "SELECT count(*) FROM dispatch.jobs WHERE state = 'running'")" = "$clients" ] ||
     { echo "output_notify: the jobs did not start" >&2; exit 1; }
 
-# The baseline: agent_output() as installed, minus its NOTIFY, in schema bench.
+# The baseline: agent_output() as installed, minus the follow check and NOTIFY, in
+# schema bench.
 psql <<'SQL' >/dev/null
 CREATE SCHEMA bench;
 DO $$
@@ -51,10 +59,10 @@ DECLARE
         'dispatch.agent_output(text, bigint, int, text, bigint, text)'::regprocedure);
     copy text := regexp_replace(replace(def, 'FUNCTION dispatch.agent_output(',
                                         'FUNCTION bench.agent_output('),
-                                'PERFORM pg_notify\([^;]*\);', '');
+                                'IF NOT pg_try_advisory_xact_lock[^;]*;[^;]*END IF;', '');
 BEGIN
-    IF copy = def OR copy ~ 'pg_notify' THEN
-        RAISE EXCEPTION 'agent_output() has no NOTIFY line to remove';
+    IF copy = def OR copy ~ 'pg_notify|advisory' THEN
+        RAISE EXCEPTION 'agent_output() has no follow check to remove';
     END IF;
     EXECUTE copy;
 END
@@ -73,11 +81,31 @@ SQL
         awk '/^tps = / { printf "%.0f\n", $3 }'
 }
 
-b1=$(run bench); n1=$(run dispatch); b2=$(run bench); n2=$(run dispatch)
-base=$(( b1 > b2 ? b1 : b2 ))
-notify=$(( n1 > n2 ? n1 : n2 ))
+# Runs the load with every job followed by one background session.
+followed() {
+    $bin/psql -X -q -h "$dir" -p $port -d postgres \
+        -c "SELECT dispatch.follow_output(job_id) FROM dispatch.jobs" \
+        -c "SELECT pg_sleep($seconds + 30)" >/dev/null 2>&1 &
+    local follower=$!
+    for _ in $(seq 100); do
+        [ "$(psql -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+                        AND mode = 'ShareLock' AND granted")" = "$clients" ] && break
+        sleep 0.1
+    done
+    run dispatch
+    kill "$follower"
+    wait "$follower" 2>/dev/null || true
+}
+
+b=(); u=(); f=()
+for _ in $(seq "$rounds"); do
+    b+=("$(run bench)"); u+=("$(run dispatch)"); f+=("$(followed)")
+done
+best() { printf '%s\n' "$@" | sort -n | tail -1; }
 stored=$(psql -c "SELECT pg_size_pretty(sum(octet_length(data))) FROM dispatch.job_output")
-echo "clients: $clients, ${seconds} s per run, 200-byte chunks ($stored stored)"
-echo "baseline (no NOTIFY): $b1, $b2 chunks/s"
-echo "with NOTIFY:          $n1, $n2 chunks/s"
-awk -v b="$base" -v n="$notify" 'BEGIN { printf "best: baseline %d, notify %d chunks/s; ratio notify / baseline %.3f\n", b, n, n / b }'
+echo "clients: $clients, ${seconds} s per run, $rounds rounds, 200-byte chunks ($stored stored)"
+echo "baseline (no check, no NOTIFY): ${b[*]} chunks/s"
+echo "unfollowed (check, no NOTIFY):  ${u[*]} chunks/s"
+echo "followed (check and NOTIFY):    ${f[*]} chunks/s"
+awk -v b="$(best "${b[@]}")" -v u="$(best "${u[@]}")" -v f="$(best "${f[@]}")" \
+    'BEGIN { printf "best: baseline %d, unfollowed %d, followed %d chunks/s; ratios to the baseline: unfollowed %.3f, followed %.3f\n", b, u, f, u / b, f / b }'

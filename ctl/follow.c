@@ -2,12 +2,12 @@
  * follow.c -- dispatchctl logs [-f] and wait: a job's output and a joblist's end,
  * followed through LISTEN/NOTIFY.
  *
- * The server NOTIFYs dispatch_job_<id> with "output" for every stored chunk and
- * "ended" when the job stops, and dispatch_joblist_<id> with "ended" when a joblist
- * finishes (sql/src/35_lifecycle.sql, 45_output.sql).  A payload carries nothing
- * else: on each wake-up the client reads through job_status and job_log(), whose
- * permissions apply.  It LISTENs before its first read, so nothing that happens in
- * between is missed, and reads once more after the end.  A re-read every
+ * The server NOTIFYs dispatch_job_<id> with "ended" when the job stops and, once
+ * follow_output(id) was called, with "output" for every stored chunk; and
+ * dispatch_joblist_<id> with "ended" when a joblist finishes (sql/src/35_lifecycle.sql,
+ * 45_output.sql).  A payload carries nothing else: on each wake-up the client reads
+ * through job_status and job_log(), whose permissions apply.  It LISTENs and follows
+ * before its first read, so nothing that happens in between is missed.  A re-read every
  * FOLLOW_SAFETY_MS covers a notification lost with its connection; it is a safety
  * net, not the mechanism.
  *
@@ -140,6 +140,19 @@ read_new(Ctl *ctl, Follow *f, int *status)
 	return ended;
 }
 
+/* Asks the server to NOTIFY this session's channel for each chunk of job's output. */
+static int
+start_following(Ctl *ctl, const char *job)
+{
+	const char *params[1] = {job};
+	PGresult   *res = conn_exec(ctl, "SELECT dispatch.follow_output($1::bigint)", 1, params);
+
+	if (res == NULL)
+		return EXIT_ERROR;
+	PQclear(res);
+	return EXIT_OK;
+}
+
 /* dispatchctl logs [-f] [--stream stdout|stderr] [--raw] JOB */
 int
 cmd_logs(Ctl *ctl, int argc, char **argv)
@@ -177,7 +190,8 @@ cmd_logs(Ctl *ctl, int argc, char **argv)
 	f.tty_err = isatty(STDERR_FILENO);
 	if (conn_open(ctl, follow) != EXIT_OK)
 		return EXIT_ERROR;
-	if (follow && conn_listen(ctl, "job", f.job) != EXIT_OK)
+	if (follow && (conn_listen(ctl, "job", f.job) != EXIT_OK ||
+				   start_following(ctl, f.job) != EXIT_OK))
 		return EXIT_ERROR;
 	while ((rc = read_new(ctl, &f, &status)) == 0 && follow)
 		if (conn_wait(ctl, FOLLOW_SAFETY_MS) < 0)

@@ -225,8 +225,21 @@ wait_for($node, "SELECT state = 'running' FROM dispatch.job_status WHERE job_id 
 ($rc, $out, $err) = ctl('alice', undef, 'wait', '--timeout', '1', $long);
 is($rc, 6, 'wait --timeout: a joblist still running when it passes exits 6');
 like($err, qr/joblist $long has not finished after 1 seconds/, '... and says so');
+# The "output" NOTIFY is sent only while someone follows the job (follow_output()).
+my $notified = sub {
+	my ($offset) = @_;
+	my $out = query($node, "LISTEN dispatch_job_$ljob;
+		SELECT dispatch.agent_output('n1', $ljob, 1, 'stdout', $offset, 'x');
+		SELECT 'done'");
+	return $out =~ /Asynchronous notification "dispatch_job_$ljob" with payload "output"/ ? 1 : 0;
+};
+is($notified->(0), 0, 'output nobody follows sends no NOTIFY');
 my ($wh, $wout) = ctl_start('alice', 'wait', '--json', $long);
 my ($lh, $lout) = ctl_start('bob', 'logs', '-f', $ljob);
+wait_for($node, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock'
+                   AND objid = $ljob AND granted", 'logs -f follows the job');
+is($notified->(1), 1, 'output someone follows sends one');
+wait_until(sub { $lh->pump_nb; $$lout eq 'xx' }, 'the follower printed both chunks');
 ($rc, $out, $err) = ctl('bob', undef, 'cancel', $long);
 is($rc, 1, 'cancel of another user\'s joblist: status 1');
 like($err, qr/^dispatchctl: permission denied to cancel joblist $long \(SQLSTATE 42501\)\nDETAIL:  Joblist $long was submitted by role "alice"\./,

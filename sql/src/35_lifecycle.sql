@@ -168,9 +168,10 @@ COMMENT ON FUNCTION dispatch._advance_joblist(dispatch.joblists) IS
 -- What clients (dispatchctl logs -f and wait, dispatch-web) LISTEN for instead of
 -- polling: "ended" on dispatch_job_<id> when a job stops running (a final state, or
 -- lost), on dispatch_joblist_<id> when a joblist finishes; agent_output() sends
--- "output" on dispatch_job_<id>.  Any role that can connect may LISTEN to any
--- channel, so a payload says only that something happened: the client reads what
--- through the views and job_log(), whose permissions apply.
+-- "output" on dispatch_job_<id> while someone follows it (45_output.sql).  Any role
+-- that can connect may LISTEN to any channel, so a payload says only that something
+-- happened: the client reads what through the views and job_log(), whose permissions
+-- apply.
 CREATE FUNCTION dispatch._notify_ended() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN

@@ -5,8 +5,16 @@
 -- The agent sends output in chunks at byte offsets (agent_output); a chunk sent
 -- again after a reconnect is acknowledged without being stored twice, and output
 -- beyond dispatch.max_output_bytes is cut at a character boundary and marked
--- truncated.  job_log() reads it back; each stored chunk NOTIFYs dispatch_job_<id>
--- "output" (no data: readers go through job_log()).
+-- truncated.  job_log() reads it back.
+--
+-- Followers (dispatchctl logs -f, dispatch-web) call follow_output(job): a shared
+-- session advisory lock on the job's key.  agent_output() tries the same lock,
+-- exclusive, for its transaction; only when that fails (someone follows) does it
+-- NOTIFY dispatch_job_<id> "output", so output nobody follows costs no NOTIFY (a
+-- NOTIFY serialises commits cluster-wide).  The lock is also the barrier against a
+-- lost wake-up: a follower's lock waits for a storing transaction that found nobody,
+-- so the follower's first read after it sees that chunk.  The payload has no data:
+-- readers go through job_log().
 
 CREATE TABLE dispatch.job_output (
     job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,
@@ -61,6 +69,47 @@ $$;
 COMMENT ON FUNCTION dispatch.job_log(bigint, text, int) IS
     'Output of a job stored so far (current attempt unless one is given)';
 
+-- The two keys of a job's follow lock.  No SET clause, so that the planner inlines them
+-- into agent_output(); everything they name is schema-qualified instead.
+CREATE FUNCTION dispatch._follow_class() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT 1685287780           -- "dspd" in ASCII
+$$;
+COMMENT ON FUNCTION dispatch._follow_class() IS
+    'The first key of the advisory locks that mark a job''s output as followed';
+
+CREATE FUNCTION dispatch._follow_key(job bigint) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (job OPERATOR(pg_catalog.%) 2147483648)::pg_catalog.int4   -- a collision costs one NOTIFY
+$$;
+COMMENT ON FUNCTION dispatch._follow_key(bigint) IS
+    'The second key of the advisory lock that marks job''s output as followed';
+
+CREATE FUNCTION dispatch.follow_output(job bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '2s' AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM dispatch.jobs WHERE job_id = job) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('job %s does not exist', job);
+    END IF;
+    PERFORM pg_advisory_lock_shared(dispatch._follow_class(), dispatch._follow_key(job));
+    RETURN true;
+EXCEPTION WHEN lock_not_available THEN
+    RETURN false;               -- held exclusively by someone else: every chunk NOTIFYs anyway
+END
+$$;
+COMMENT ON FUNCTION dispatch.follow_output(bigint) IS
+    'Until unfollow_output() or the session ends, NOTIFY dispatch_job_<job> ''output'' '
+    'for each chunk stored; LISTEN first, read after';
+
+CREATE FUNCTION dispatch.unfollow_output(job bigint) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_advisory_unlock_shared(dispatch._follow_class(), dispatch._follow_key(job))
+$$;
+COMMENT ON FUNCTION dispatch.unfollow_output(bigint) IS
+    'Undoes one follow_output(job) of this session; false when it held none';
+
 CREATE FUNCTION dispatch._utf8_prefix(s text, max_bytes bigint) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -108,7 +157,9 @@ BEGIN
     IF chunk <> '' THEN
         INSERT INTO dispatch.job_output (job_id, attempt, stream, "offset", data)
         VALUES (job, j.attempt, stream, "offset", chunk);
-        PERFORM pg_notify('dispatch_job_' || job, 'output');    -- see _notify_ended()
+        IF NOT pg_try_advisory_xact_lock(dispatch._follow_class(), dispatch._follow_key(job)) THEN
+            PERFORM pg_notify('dispatch_job_' || job, 'output');    -- followed: see the header
+        END IF;
     END IF;
     UPDATE dispatch.jobs x
        SET output_bytes = output_bytes + octet_length(chunk),
