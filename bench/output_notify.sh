@@ -69,8 +69,11 @@ END
 $$;
 SQL
 
-# Chunks per second with agent_output in schema $1.
+# Chunks per second with agent_output in schema $1, from no stored output (the stored
+# length is looked up among a stream's chunks, so every run starts from the same size).
 run() {
+    psql -c "TRUNCATE dispatch.job_output" \
+         -c "UPDATE dispatch.jobs SET output_bytes = 0, output_truncated = false" >/dev/null
     cat > "$dir/chunk.sql" <<SQL
 SELECT $1.agent_output('b1', j.job_id, 1, 'stdout', j.output_bytes, repeat('x', 199) || E'\n')
   FROM dispatch.jobs j
@@ -103,7 +106,7 @@ for _ in $(seq "$rounds"); do
 done
 best() { printf '%s\n' "$@" | sort -n | tail -1; }
 stored=$(psql -c "SELECT pg_size_pretty(sum(octet_length(data))) FROM dispatch.job_output")
-echo "clients: $clients, ${seconds} s per run, $rounds rounds, 200-byte chunks ($stored stored)"
+echo "clients: $clients, ${seconds} s per run, $rounds rounds, 200-byte chunks (the last run stored $stored)"
 echo "baseline (no check, no NOTIFY): ${b[*]} chunks/s"
 echo "unfollowed (check, no NOTIFY):  ${u[*]} chunks/s"
 echo "followed (check and NOTIFY):    ${f[*]} chunks/s"
