@@ -239,6 +239,7 @@ take_common_options(Ctl *ctl, int *argc, char **argv, const char **color)
 	return EXIT_OK;
 }
 
+/* Parses the shared options, finds the command and runs it; returns its exit status. */
 int
 main(int argc, char **argv)
 {

@@ -358,6 +358,7 @@ test_locate(void)
 				"stages[0].jobs[0].name", "3:37");
 }
 
+/* Runs every test group and prints the tally; non-zero exit when any check failed. */
 int
 main(void)
 {
