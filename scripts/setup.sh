@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pg_dispatch needs on Debian 12 (PostgreSQL 15, headers, test tools,
-# Patroni and etcd for the HA tests, libcap), creates the job user, then builds and installs the extension and builds
-# dispatch-agent.  Idempotent.  The HA tests start etcd and Patroni themselves on free
+# Patroni and etcd for the HA tests, libcap, libyaml and jansson), creates the job user, then builds and installs the extension, builds
+# dispatch-agent, and builds and installs dispatchctl with its man page.  Idempotent.  The HA tests start etcd and Patroni themselves on free
 # loopback ports; no system service of either package is used.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +12,8 @@ as_root() {
 
 pkgs=(postgresql-15 postgresql-server-dev-15 libpq-dev libipc-run-perl gcc make perl
       python3 python3-croniter tzdata libcurl4-openssl-dev python3-aiosmtpd
-      patroni etcd-server etcd-client libcap-dev libcap2-bin passwd)
+      patroni etcd-server etcd-client libcap-dev libcap2-bin passwd
+      libyaml-dev libjansson-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -36,4 +37,8 @@ export PATH=/usr/lib/postgresql/15/bin:$PATH
 make -s -C "$root" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 as_root make -s -C "$root" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install
 make -s -C "$root/agent"
-echo "setup: pg_dispatch built and installed, agent at $root/agent/dispatch-agent"
+make -s -C "$root/ctl" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+as_root make -s -C "$root/ctl" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install \
+    bindir=/usr/local/bin mandir=/usr/local/share/man
+echo "setup: pg_dispatch built and installed, agent at $root/agent/dispatch-agent," \
+     "dispatchctl in /usr/local/bin"

@@ -8,6 +8,16 @@
 -- and output beyond dispatch.max_output_bytes is cut at a character boundary and
 -- marked truncated.  job_log() reads it back.  Output is private: only the job's
 -- submitter and admins read it, through job_log() or the table (row-level security).
+--
+-- Followers (dispatchctl logs -f, dispatch-web) call follow_output(job): a shared
+-- session advisory lock on the job's key.  _store_chunks() (every report of output)
+-- tries the same lock, exclusive, for its transaction; only when that fails (someone
+-- follows) does it
+-- NOTIFY dispatch_job_<id> "output", so output nobody follows costs no NOTIFY (a
+-- NOTIFY serialises commits cluster-wide).  The lock is also the barrier against a
+-- lost wake-up: a follower's lock waits for a storing transaction that found nobody,
+-- so the follower's first read after it sees that chunk.  The payload has no data:
+-- readers go through job_log().
 
 CREATE TABLE dispatch.job_output (
     job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,
@@ -71,6 +81,53 @@ COMMENT ON FUNCTION dispatch.job_log(bigint, text, int) IS
     'Output of a job stored so far (current attempt unless one is given); for its submitter '
     'and admins only';
 
+-- The two keys of a job's follow lock.  No SET clause, so that the planner inlines them
+-- into agent_output(); everything they name is schema-qualified instead.
+CREATE FUNCTION dispatch._follow_class() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT 1685287780           -- "dspd" in ASCII
+$$;
+COMMENT ON FUNCTION dispatch._follow_class() IS
+    'The first key of the advisory locks that mark a job''s output as followed';
+
+CREATE FUNCTION dispatch._follow_key(job bigint) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (job OPERATOR(pg_catalog.%) 2147483648)::pg_catalog.int4   -- a collision costs one NOTIFY
+$$;
+COMMENT ON FUNCTION dispatch._follow_key(bigint) IS
+    'The second key of the advisory lock that marks job''s output as followed';
+
+CREATE FUNCTION dispatch.follow_output(job bigint) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '2s' AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM dispatch.jobs WHERE job_id = job) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('job %s does not exist', job);
+    END IF;
+    IF NOT dispatch._caller_may_read_job(job) THEN
+        -- following costs every stored chunk a NOTIFY: only those who may read it
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied for the output of job %s', job),
+            DETAIL = 'A job''s output is readable by its submitter and by members of dispatch_admin.';
+    END IF;
+    PERFORM pg_advisory_lock_shared(dispatch._follow_class(), dispatch._follow_key(job));
+    RETURN true;
+EXCEPTION WHEN lock_not_available THEN
+    RETURN false;               -- held exclusively by someone else: every chunk NOTIFYs anyway
+END
+$$;
+COMMENT ON FUNCTION dispatch.follow_output(bigint) IS
+    'Until unfollow_output() or the session ends, NOTIFY dispatch_job_<job> ''output'' '
+    'for each chunk stored; LISTEN first, read after';
+
+CREATE FUNCTION dispatch.unfollow_output(job bigint) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT pg_advisory_unlock_shared(dispatch._follow_class(), dispatch._follow_key(job))
+$$;
+COMMENT ON FUNCTION dispatch.unfollow_output(bigint) IS
+    'Undoes one follow_output(job) of this session; false when it held none';
+
 CREATE FUNCTION dispatch._utf8_prefix(s text, max_bytes bigint) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -119,6 +176,7 @@ DECLARE
     bytes bigint;
     cut boolean;
     chunk text;
+    stored_any boolean := false;
     c record;
 BEGIN
     SELECT x.output_bytes, x.output_truncated INTO bytes, cut
@@ -153,7 +211,12 @@ BEGIN
         END IF;
         bytes := bytes + octet_length(chunk);
         have[c.s] := c."offset" + octet_length(c.data);
+        stored_any := stored_any OR chunk <> '';
     END LOOP;
+    IF stored_any AND NOT pg_try_advisory_xact_lock(dispatch._follow_class(),
+                                                    dispatch._follow_key(j.job_id)) THEN
+        PERFORM pg_notify('dispatch_job_' || j.job_id, 'output');   -- followed: see the header
+    END IF;
     UPDATE dispatch.jobs x SET output_bytes = bytes, output_truncated = cut
      WHERE x.job_id = j.job_id AND (x.output_bytes, x.output_truncated) <> (bytes, cut);
     RETURN NULL;

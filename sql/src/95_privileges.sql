@@ -59,6 +59,7 @@ GRANT SELECT, DELETE ON dispatch.job_run_details TO PUBLIC;
 GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblist(bigint),
                           dispatch.cancel_joblist(text), dispatch.cancel_job(bigint),
                           dispatch.job_log(bigint, text, int),
+                          dispatch.follow_output(bigint), dispatch.unfollow_output(bigint),
                           dispatch.create_goal(text, jsonb), dispatch.alter_goal(text, jsonb),
                           dispatch.pause_goal(text), dispatch.resume_goal(text),
                           dispatch.drop_goal(text), dispatch.run_goal_now(text),
