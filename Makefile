@@ -59,6 +59,7 @@ regress/sql regress/expected regress/specs:
 unit:
 	$(MAKE) -C src/core check
 	$(MAKE) -C agent check
+	$(MAKE) -C lib check
 	python3 -m unittest discover -s deploy/patroni/tests
 
 EXTRA_CLEAN = regress tmp_check tmp_check_iso results output_iso regression.diffs regression.out
