@@ -15,7 +15,6 @@
 #include <strings.h>
 #include <time.h>
 
-#include "pqerror.h"
 #include "web.h"
 
 static enum MHD_Result dispatch_request(Request *req);
@@ -83,11 +82,11 @@ http_error(Request *req, int status, const char *sqlstate, const char *message,
 	return http_send_json(req, status, err);
 }
 
-/* Queues the SQL error of res (or of conn) with the HTTP status its SQLSTATE means. */
+/* Queues err (a reference taken over), a SQL error as pqerror_json() makes it, with the
+ * HTTP status its SQLSTATE means. */
 enum MHD_Result
-http_sql_error(Request *req, const PGresult *res, PGconn *conn)
+http_sql_error(Request *req, json_t *err)
 {
-	json_t	   *err = pqerror_json(res, conn);
 	const char *state = json_string_value(json_object_get(err, "sqlstate"));
 
 	return http_send_json(req, sqlstate_status(state), err);

@@ -8,13 +8,18 @@
  * refusal is the database's own (42501 becomes 403 with its message); a NULL answer
  * means "no such object" (404).  Parameters reach the SQL as $1, $2, ... in the order
  * listed, always as text: the SQL casts them, and a bad value is a SQL error (400).
- * Listings are capped (limit at most 1000, a log read at most 256 kB).
+ * Listings are capped (limit at most 1000, a log read at most 256 kB).  A body sent
+ * as application/yaml is turned into JSON first (lib/yamljson.c), and an error whose
+ * detail names a JSON path gets the line and column of that place in the YAML.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "pqerror.h"
 #include "web.h"
+#include "yamljson.h"
 
 /* Progress of every stage of joblist s: jobs in total, running, succeeded, failed. */
 #define STAGES_JSON \
@@ -213,6 +218,73 @@ route_match(Request *req, bool *path_known)
 	return NULL;
 }
 
+/* Returns true when the request's body is YAML. */
+static bool
+body_is_yaml(Request *req)
+{
+	const char *type = MHD_lookup_connection_value(req->mhd, MHD_HEADER_KIND,
+												   MHD_HTTP_HEADER_CONTENT_TYPE);
+
+	return type != NULL && strncasecmp(type, "application/yaml", 16) == 0;
+}
+
+/* Replaces a YAML body by its JSON text; returns false with a 400 queued in *ret when
+ * the YAML does not parse. */
+static bool
+yaml_body_to_json(Request *req, enum MHD_Result *ret)
+{
+	YamlJsonError err;
+	json_t	   *doc = yaml_to_json(req->body, req->body_len, &err);
+	char	   *text;
+
+	if (doc == NULL)
+	{
+		json_t	   *e = json_pack("{s:s, s:s+}", "sqlstate", "22P02", "message",
+								  "invalid YAML: ", err.message);
+
+		if (err.line > 0)
+			json_object_update_new(e, json_pack("{s:i, s:i}", "line", err.line,
+												"column", err.column));
+		*ret = http_send_json(req, 400, e);
+		return false;
+	}
+	text = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(doc);
+	if (text == NULL)
+	{
+		*ret = MHD_NO;
+		return false;
+	}
+	free(req->body);
+	req->body = text;
+	req->body_len = strlen(text);
+	return true;
+}
+
+/* Adds to err the line and column of the YAML place its detail names ("The error is
+ * at PATH."), when it names one. */
+static void
+locate_in_yaml(json_t *err, const char *yaml, size_t len)
+{
+	static const char prefix[] = "The error is at ";
+	const char *detail = json_string_value(json_object_get(err, "detail"));
+	char		path[1024];
+	size_t		n;
+	int			line,
+				column;
+
+	if (detail == NULL || strncmp(detail, prefix, sizeof(prefix) - 1) != 0)
+		return;
+	detail += sizeof(prefix) - 1;
+	n = strlen(detail);
+	if (n == 0 || n >= sizeof(path))
+		return;
+	memcpy(path, detail, n);
+	path[detail[n - 1] == '.' ? n - 1 : n] = '\0';
+	if (yaml_json_locate(yaml, len, path, &line, &column) != 0 && line > 0)
+		json_object_update_new(err, json_pack("{s:i, s:i}", "line", line, "column", column));
+}
+
 /* Runs the route's SQL with the request's parameters and sends its answer. */
 enum MHD_Result
 route_run_sql(Request *req, const Route *route, PGconn *conn)
@@ -223,6 +295,8 @@ route_run_sql(Request *req, const Route *route, PGconn *conn)
 	PGresult   *res;
 	enum MHD_Result ret;
 	char		message[256];
+	char	   *yaml = NULL;
+	size_t		yaml_len = 0;
 
 	for (; n < ROUTE_MAX_PARAMS && route->params[n].in != PARAM_NONE; n++)
 	{
@@ -232,21 +306,40 @@ route_run_sql(Request *req, const Route *route, PGconn *conn)
 			values[n] = req->path_values[path++];
 		else if (p->in == PARAM_QUERY)
 			values[n] = MHD_lookup_connection_value(req->mhd, MHD_GET_ARGUMENT_KIND, p->name);
-		else if (p->in == PARAM_BODY)
-			values[n] = req->body_len > 0 ? req->body : NULL;
-		else
+		else if (p->in == PARAM_BODY && req->body_len > 0)
+		{
+			if (body_is_yaml(req))
+			{
+				yaml = strdup(req->body);
+				yaml_len = req->body_len;
+				if (yaml == NULL || !yaml_body_to_json(req, &ret))
+				{
+					free(yaml);
+					return yaml ? ret : MHD_NO;
+				}
+			}
+			values[n] = req->body;
+		}
+		else if (p->in == PARAM_READONLY)
 			values[n] = web_config.read_only ? "true" : "false";
 		if (values[n] == NULL && p->required)
 		{
 			snprintf(message, sizeof(message), p->in == PARAM_BODY ?
 					 "a request body is required" : "query parameter \"%s\" is required",
 					 p->name);
+			free(yaml);
 			return http_error(req, 400, "22023", message, NULL);
 		}
 	}
 	res = PQexecParams(conn, route->sql, n, NULL, values, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) > 1 || PQnfields(res) != 1)
-		ret = http_sql_error(req, res, conn);
+	{
+		json_t	   *err = pqerror_json(res, conn);
+
+		if (yaml != NULL)
+			locate_in_yaml(err, yaml, yaml_len);
+		ret = http_sql_error(req, err);
+	}
 	else if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
 	{
 		snprintf(message, sizeof(message), route->missing ? route->missing : "not found",
@@ -258,5 +351,6 @@ route_run_sql(Request *req, const Route *route, PGconn *conn)
 						route->content_type ? route->content_type : "application/json",
 						PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
 	PQclear(res);
+	free(yaml);
 	return ret;
 }

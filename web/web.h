@@ -105,7 +105,7 @@ enum MHD_Result http_send(Request *req, int status, const char *type, const char
 enum MHD_Result http_send_json(Request *req, int status, json_t *body);
 enum MHD_Result http_error(Request *req, int status, const char *sqlstate,
 						   const char *message, const char *detail);
-enum MHD_Result http_sql_error(Request *req, const PGresult *res, PGconn *conn);
+enum MHD_Result http_sql_error(Request *req, json_t *err);
 void		http_add_common_headers(struct MHD_Response *resp);
 
 /* pool.c */
