@@ -118,7 +118,7 @@ const Route web_routes[] = {
 	{"GET", "/api/v1/jobs/{id}/log", "A job's output from a character offset (256 kB at most).",
 	 {P_ID, {"stream", PARAM_QUERY, "string", false, "stdout (default) or stderr."},
 	  {"offset", PARAM_QUERY, "integer", false, "Characters already read (0 by default)."}},
-	 "SELECT json_build_object('job_id', $1::bigint, 'stream', coalesce($2, 'stdout'), "
+	 "SELECT json_build_object('job_id', $1::bigint, 'stream', coalesce($2::text, 'stdout'), "
 	 "'offset', o, 'data', substr(l, o + 1, 262144), 'length', length(l)) "
 	 "FROM dispatch.job_log($1::bigint, coalesce($2, 'stdout')) AS l, "
 	 "greatest(coalesce($3::int, 0), 0) AS o"},
@@ -131,14 +131,14 @@ const Route web_routes[] = {
 	 "'sampled_at', o.sampled_at) ORDER BY n.node), '[]') "
 	 "FROM dispatch.node_status n LEFT JOIN dispatch.node_overview o USING (node)"},
 	{"GET", "/api/v1/nodes/{node}/metrics", "A node's latest value of every metric.", {P_NODE},
-	 "SELECT json_build_object('node', $1, 'at', (SELECT max(at) FROM dispatch.metric_latest "
+	 "SELECT json_build_object('node', $1::text, 'at', (SELECT max(at) FROM dispatch.metric_latest "
 	 "WHERE node = $1), 'metrics', coalesce((SELECT json_object_agg(metric, value ORDER BY metric) "
 	 "FROM dispatch.metric_latest WHERE node = $1), '{}')) "
 	 "WHERE EXISTS (SELECT FROM dispatch.nodes WHERE node = $1)", "node %s does not exist"},
 	{"GET", "/api/v1/nodes/{node}/series", "A metric of a node over time: [epoch, avg, min, max].",
 	 {P_NODE, {"metric", PARAM_QUERY, "string", true, "The metric, e.g. cpu.user."},
 	  {"since", PARAM_QUERY, "string", false, "An interval back from now (1 hour by default)."}},
-	 "SELECT json_build_object('node', $1, 'metric', $2, 'points', coalesce((SELECT "
+	 "SELECT json_build_object('node', $1::text, 'metric', $2::text, 'points', coalesce((SELECT "
 	 "json_agg(json_build_array(extract(epoch FROM h.at), h.avg, h.min, h.max) ORDER BY h.at) "
 	 "FROM dispatch.metric_history($1, $2, now() - coalesce($3::interval, '1 hour')) h), '[]')) "
 	 "WHERE EXISTS (SELECT FROM dispatch.nodes WHERE node = $1)", "node %s does not exist"},
@@ -152,13 +152,13 @@ const Route web_routes[] = {
 	 "SELECT json_build_object('goal_id', dispatch.create_goal(b ->> 'name', b -> 'spec')) "
 	 "FROM (SELECT $1::jsonb AS b) x", NULL, NULL, NULL, 201, true},
 	{"POST", "/api/v1/goals/{name}/pause", "Pause a goal.", {P_GOAL},
-	 "SELECT json_build_object('goal', $1, 'active', false) FROM dispatch.pause_goal($1)",
+	 "SELECT json_build_object('goal', $1::text, 'active', false) FROM dispatch.pause_goal($1)",
 	 NULL, NULL, NULL, 200, true},
 	{"POST", "/api/v1/goals/{name}/resume", "Resume a paused goal.", {P_GOAL},
-	 "SELECT json_build_object('goal', $1, 'active', true) FROM dispatch.resume_goal($1)",
+	 "SELECT json_build_object('goal', $1::text, 'active', true) FROM dispatch.resume_goal($1)",
 	 NULL, NULL, NULL, 200, true},
 	{"POST", "/api/v1/goals/{name}/run", "Fire a goal now, as its schedule would.", {P_GOAL},
-	 "SELECT json_build_object('goal', $1, 'run_id', dispatch.run_goal_now($1))",
+	 "SELECT json_build_object('goal', $1::text, 'run_id', dispatch.run_goal_now($1))",
 	 NULL, NULL, NULL, 200, true},
 	{"GET", "/api/v1/alerts", "Alerts now pending or firing.", {{0}},
 	 "SELECT coalesce(json_agg(a ORDER BY a.since DESC), '[]') FROM dispatch.alert_status a"},
