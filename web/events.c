@@ -8,7 +8,8 @@
  * slow client never holds up the others or the listener: a client that falls more
  * than RING events behind is dropped (it reconnects and refetches), and one whose
  * socket stops draining is closed by the HTTP connection timeout.  A client gets a
- * comment every KEEPALIVE_S seconds so proxies keep the stream open.  After the
+ * comment every KEEPALIVE_S seconds so proxies keep the stream open, and a client
+ * that hung up is noticed within a second while it waits.  After the
  * listener lost its connection (and so maybe notifications), it sends "resync".
  * The number of clients is bounded by --max-event-clients (503 beyond).
  */
@@ -29,6 +30,7 @@
 typedef struct Client
 {
 	uint64_t	next;			/* sequence number of the next event to send */
+	int			fd;				/* the client's socket, watched for a hang-up */
 	char		buf[MAX_EVENT + 64];
 	size_t		len;
 	size_t		off;
@@ -172,33 +174,59 @@ events_stop(void)
 	pthread_join(listener, NULL);
 }
 
+/* Returns true when the client's end of the connection is closed. */
+static bool
+hung_up(const Client *c)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLRDHUP};
+
+	return c->fd >= 0 && poll(&pfd, 1, 0) > 0 &&
+		(pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
+/* Waits (lock held) until an event is there for c, the daemon stops, the client hangs
+ * up or KEEPALIVE_S seconds pass; returns false when the client hung up. */
+static bool
+wait_for_event(Client *c)
+{
+	for (int i = 0; i < KEEPALIVE_S && !stopping && c->next == head; i++)
+	{
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		pthread_cond_timedwait(&arrived, &lock, &until);
+		if (c->next == head && hung_up(c))
+			return false;
+	}
+	return true;
+}
+
 /* MHD's content reader of a client's stream: the next event, a keepalive, or the end
- * (stopping, or dropped for falling behind). */
+ * (stopping, hung up, or dropped for falling behind). */
 static ssize_t
 read_events(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	Client	   *c = cls;
-	struct timespec until;
 	size_t		n;
 
 	(void) pos;
 	if (c->off == c->len)
 	{
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += KEEPALIVE_S;
 		pthread_mutex_lock(&lock);
-		while (!stopping && c->next == head &&
-			   pthread_cond_timedwait(&arrived, &lock, &until) == 0)
-			;
-		if (stopping || head - c->next > RING)
+		if (!wait_for_event(c) || stopping)
 		{
-			bool		dropped = !stopping;
+			pthread_mutex_unlock(&lock);
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
+		if (head - c->next > RING)
+		{
+			uint64_t	behind = head - c->next;
 
 			pthread_mutex_unlock(&lock);
-			if (dropped)
-				fprintf(stderr, "dispatch-web: events: dropped a client %llu events behind\n",
-						(unsigned long long) (head - c->next));
-			return dropped ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+			fprintf(stderr, "dispatch-web: events: dropped a client %llu events behind\n",
+					(unsigned long long) behind);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 		}
 		if (c->next == head)
 			c->len = snprintf(c->buf, sizeof(c->buf), ": keepalive\n\n");
@@ -245,6 +273,7 @@ events_serve(Request *req, const Route *route, PGconn *conn)
 	}
 	clients++;
 	c->next = head;
+	c->fd = MHD_get_connection_info(req->mhd, MHD_CONNECTION_INFO_CONNECTION_FD)->connect_fd;
 	pthread_mutex_unlock(&lock);
 	c->len = snprintf(c->buf, sizeof(c->buf),
 					  "retry: 3000\nevent: hello\ndata: {\"type\": \"hello\"}\n\n");
