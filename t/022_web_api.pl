@@ -50,6 +50,8 @@ my $wrong = $body;
 ($st, $body) = http($web, 'GET', '/api/v1/nodes', user => 'nosuchrole:x');
 is($st, 401, 'an unknown role: 401');
 is($body, $wrong, 'an unknown role and a wrong password look the same');
+($st) = http($web, 'GET', '/api/v1/nodes', user => 'alice:');
+is($st, 401, 'an empty password: 401 (never filled in from the daemon\'s own .pgpass)');
 ($st) = http($web, 'GET', '/api/v1/nodes', user => 'trusted:anything');
 is($st, 401, 'a role the server lets in without a password is refused');
 wait_until(sub { PostgreSQL::Test::Utils::slurp_file($web->{log}) =~ /refused role "trusted"/ },

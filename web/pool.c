@@ -11,7 +11,8 @@
  * effect within that time.  Guessing is bounded: after --max-login-failures failed
  * logins for one role in a minute, that role is refused (429) until the minute ends
  * without asking the database.  A server that lets a role in without a password
- * (trust, peer) would let anyone be anyone, so such a login is refused too.
+ * (trust, peer) would let anyone be anyone, so such a login is refused too, and so
+ * is an empty password (libpq would fill it in from the daemon's own .pgpass).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -165,10 +166,10 @@ static PGconn *
 login(const char *user, const char *password)
 {
 	char		options[128];
-	const char *keys[] = {"dbname", "user", "password", "fallback_application_name",
+	const char *keys[] = {"dbname", "user", "password", "passfile", "fallback_application_name",
 	"client_encoding", "options", "connect_timeout", NULL};
-	const char *values[] = {web_config.conninfo, user, password, "dispatch-web", "UTF8",
-	options, "10", NULL};
+	const char *values[] = {web_config.conninfo, user, password, "/dev/null", "dispatch-web",
+	"UTF8", options, "10", NULL};
 	PGconn	   *conn;
 
 	snprintf(options, sizeof(options), "-c statement_timeout=%d%s",
@@ -206,7 +207,10 @@ pool_acquire(const char *user, const char *password, PGconn **conn)
 	*conn = NULL;
 	if (user == NULL || password == NULL)
 		return POOL_NO_CREDENTIALS;
-	if (user[0] == '\0' || strlen(user) > MAX_USER || strlen(password) > MAX_PASSWORD)
+	/* An empty password would make libpq look for one in the daemon's own .pgpass or
+	 * PGPASSWORD: a login as the daemon's role for anyone who sends none. */
+	if (user[0] == '\0' || password[0] == '\0' || strlen(user) > MAX_USER ||
+		strlen(password) > MAX_PASSWORD)
 		return POOL_AUTH_FAILED;
 	hash_key(user, password, key);
 	hash_key(user, NULL, who);
