@@ -309,9 +309,10 @@ stop_web($ro);
 # --- TLS with a certificate file
 my $cert = "$PostgreSQL::Test::Utils::tmp_check/web.crt";
 my $key = "$PostgreSQL::Test::Utils::tmp_check/web.key";
+my ($o1, $o2);
 IPC::Run::run([ 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1',
 	'-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', $key,
-	'-out', $cert ], '>', \my $o1, '2>', \my $o2) or die "openssl failed: $o2";
+	'-out', $cert ], '>', \$o1, '2>', \$o2) or die "openssl failed: $o2";
 my $tls = start_web($node, { tls => [ $cert, $key ] });
 like($tls->{url}, qr/^https:/, 'TLS: served as https');
 ($st, $body) = http($tls, 'GET', '/api/v1/session', @alice);
