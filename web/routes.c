@@ -310,12 +310,13 @@ route_run_sql(Request *req, const Route *route, PGconn *conn)
 		{
 			if (body_is_yaml(req))
 			{
-				yaml = strdup(req->body);
+				if ((yaml = strdup(req->body)) == NULL)
+					return MHD_NO;
 				yaml_len = req->body_len;
-				if (yaml == NULL || !yaml_body_to_json(req, &ret))
+				if (!yaml_body_to_json(req, &ret))
 				{
 					free(yaml);
-					return yaml ? ret : MHD_NO;
+					return ret;
 				}
 			}
 			values[n] = req->body;
