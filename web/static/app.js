@@ -157,6 +157,11 @@ async function loadLog() {
     for (;;) {
       const chunk = await api(`/api/v1/jobs/${state.job}/log?offset=${state.logOffset}`);
       if (chunk.job_id !== state.job) return;
+      if (chunk.length < state.logOffset) {        // a new attempt: its output starts over
+        pre.replaceChildren();
+        state.logOffset = 0;
+        continue;
+      }
       pre.append(chunk.data);
       state.logOffset += chunk.data.length;
       if (chunk.data.length === 0 || state.logOffset >= chunk.length) break;
