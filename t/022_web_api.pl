@@ -107,7 +107,7 @@ $r = call(201, 'POST', '/api/v1/joblists', @alice, type => 'application/yaml',
 	body => "name: yaml1\nstages:\n  - jobs:\n      - name: y\n        command: echo from yaml\n");
 ok($r->{joblist_id} > $jl, 'a YAML joblist is accepted');
 $r = call(400, 'POST', '/api/v1/joblists', @alice, type => 'application/yaml',
-	body => "name: yaml2\nstages:\n  - jobs:\n      - name: y\n        command: true\n        needs: {cpu: -1}\n");
+	body => "name: yaml2\nstages:\n  - jobs:\n      - name: y\n        command: echo hi\n        needs: {cpu: -1}\n");
 is("$r->{line}:$r->{column}", '6:22', 'a YAML validation error names the line and column');
 is($r->{detail}, 'The error is at stages[0].jobs[0].needs.cpu.', 'and the JSON path');
 $r = call(400, 'POST', '/api/v1/joblists', @alice, type => 'application/yaml',
@@ -185,7 +185,10 @@ wait_until(sub { 3 == grep { -s "$PostgreSQL::Test::Utils::tmp_check/stream$_" }
 ($st, $body) = http($web, 'GET', '/api/v1/events', @bob, max_time => 3);
 is($st, 503, 'a fourth event stream is refused');
 like($body, qr/too many event streams/, 'and told why');
+my $ended = () = PostgreSQL::Test::Utils::slurp_file($web->{log}) =~ /GET \/api\/v1\/events 200 bob/g;
 $_->kill_kill for @streams;
+wait_until(sub { (() = PostgreSQL::Test::Utils::slurp_file($web->{log}) =~ /GET \/api\/v1\/events 200 bob/g)
+	  >= $ended + 3 }, 'the closed streams free their places');
 
 # --- a client that stops reading is dropped; the others keep receiving
 my $fast_file = "$PostgreSQL::Test::Utils::tmp_check/fast.txt";
@@ -275,7 +278,7 @@ for my $line (split /\n/, $body)
 {
 	if ($line =~ /^# HELP (\S+) \S/) { $help{$1} = 1; next }
 	if ($line =~ /^# TYPE (\S+) (gauge|counter)$/) { $type{$1} = $2; next }
-	if ($line =~ /^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+]+|NaN|[+-]Inf)$/)
+	if ($line =~ /^([a-z_]+)(\{(?:[a-z_]+="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.]+(?:e[+-]?[0-9]+)?|NaN|[+-]Inf)$/)
 	{
 		$sample{ $1 . ($2 // '') } = $3;
 		fail("$1 has no TYPE") unless $type{$1};
