@@ -72,8 +72,8 @@ operation(const Route *route)
 }
 
 /* Returns the whole document. */
-static json_t *
-document(void)
+json_t *
+openapi_document(void)
 {
 	json_t	   *paths = json_object();
 
@@ -110,5 +110,5 @@ openapi_serve(Request *req, const Route *route, PGconn *conn)
 {
 	(void) route;
 	(void) conn;
-	return http_send_json(req, 200, document());
+	return http_send_json(req, 200, openapi_document());
 }

@@ -130,6 +130,7 @@ const Route *route_match(Request *req, bool *path_known);
 enum MHD_Result route_run_sql(Request *req, const Route *route, PGconn *conn);
 
 /* openapi.c */
+json_t	   *openapi_document(void);
 enum MHD_Result openapi_serve(Request *req, const Route *route, PGconn *conn);
 
 /* events.c */
