@@ -13,8 +13,8 @@
 # scripts/setup.sh).  Run as an unprivileged user:  bash bench/events_bench.sh
 set -euo pipefail
 bin=/usr/lib/postgresql/15/bin
-jobs=${JOBS:-100000}
-chunks=${CHUNKS:-10000}
+jobs=${JOBS:-10000}
+chunks=${CHUNKS:-5000}
 dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
 port=${PORT:-54349}
 trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
@@ -56,7 +56,7 @@ BEGIN
     RETURN round(ms, 1);
 END
 \$\$;
-SELECT pg_temp.ms(\$q\$UPDATE dispatch.jobs SET state = 'skipped', finished_at = now(), reason = 'bench'\$q\$)
+SELECT pg_temp.ms(\$q\$UPDATE dispatch.jobs SET state = 'cancelled', finished_at = now(), reason = 'bench'\$q\$)
        || ' ' || pg_temp.ms(\$q\$UPDATE dispatch.jobs SET reason = 'bench reason'\$q\$)
        || ' ' || pg_temp.ms(\$q\$DO \$d\$ DECLARE j bigint := (SELECT min(job_id) FROM dispatch.jobs); BEGIN
                   FOR i IN 1 .. $chunks LOOP
