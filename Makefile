@@ -66,6 +66,7 @@ unit:
 	$(MAKE) -C src/core check
 	$(MAKE) -C agent check
 	$(MAKE) -C lib check
+	$(MAKE) -C web check
 	python3 -m unittest discover -s deploy/patroni/tests
 
 EXTRA_CLEAN = regress tmp_check tmp_check_iso results output_iso regression.diffs regression.out

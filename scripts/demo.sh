@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Demo: a throwaway PostgreSQL 15 cluster with pg_dispatch, two dispatch-agent
-# processes, a staged sample joblist, and the status views while it runs.
-# Everything lives in a temporary directory that is removed at the end.
+# processes, dispatch-web (its URL and login are printed), a staged sample joblist, and
+# the status views while it runs.  Everything lives in a temporary directory that is
+# removed at the end.  On a terminal the demo waits for Enter before it cleans up, so
+# the page can be watched; otherwise it holds the cluster for DEMO_HOLD seconds (0).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bash "$root/scripts/setup.sh"
@@ -10,7 +12,9 @@ user=${DISPATCH_DEMO_USER:-postgres}
 bin=/usr/lib/postgresql/15/bin
 demo=$(mktemp -d /tmp/pg_dispatch-demo.XXXXXX)
 port=${DISPATCH_DEMO_PORT:-54329}
-cp "$root/agent/dispatch-agent" "$root/scripts/cluster.sh" "$demo/"
+web_port=${DISPATCH_DEMO_WEB_PORT:-8080}
+cp "$root/agent/dispatch-agent" "$root/scripts/cluster.sh" "$root/web/dispatch-web" "$demo/"
+cp -r "$root/web/static" "$demo/static"
 # The agents run their jobs as the job user that setup.sh created: it may enter (not list)
 # the demo directory and the agents' spools, and the agent binary gets the capabilities
 # to switch to it.  Without root there is no job user: the jobs run as the agent (insecure).
@@ -35,7 +39,7 @@ psql_demo() {
 }
 
 cleanup() {
-    as_user "kill \$(cat '$demo'/agent-*.pid 2>/dev/null) 2>/dev/null; sleep 1; $bin/pg_ctl -D '$demo/data' -m fast stop >/dev/null 2>&1" || true
+    as_user "kill \$(cat '$demo'/agent-*.pid '$demo'/web.pid 2>/dev/null) 2>/dev/null; sleep 1; $bin/pg_ctl -D '$demo/data' -m fast stop >/dev/null 2>&1" || true
     rm -rf "$demo"
 }
 trap cleanup EXIT
@@ -43,6 +47,22 @@ trap cleanup EXIT
 echo "== starting a throwaway PostgreSQL 15 cluster in $demo (port $port)"
 as_user "bash '$demo/cluster.sh' '$demo' $port 10s"
 psql_demo <<<"CREATE ROLE worker LOGIN IN ROLE dispatch_agent;"
+
+# dispatch-web logs users in as database roles, with a password the server checks:
+# the demo role "demo" gets a fresh one, and the socket asks it for it.
+web_password=$(od -An -N9 -tx1 /dev/urandom | tr -d ' \n')
+psql_demo <<<"CREATE ROLE demo LOGIN PASSWORD '$web_password' IN ROLE dispatch_user;"
+as_user "sed -i '1i local all demo scram-sha-256' '$demo/data/pg_hba.conf' && $bin/pg_ctl -D '$demo/data' reload >/dev/null"
+echo "== starting dispatch-web on 127.0.0.1:$web_port"
+as_user "cd '$demo' || exit 1; nohup ./dispatch-web --dbname 'host=$demo port=$port dbname=postgres user=$user' \
+    --listen 127.0.0.1:$web_port > '$demo/web.log' 2>&1 & echo \$! > '$demo/web.pid'"
+for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:$web_port/api/v1/openapi.json" && break
+    sleep 0.1
+done
+curl -s -o /dev/null "http://127.0.0.1:$web_port/api/v1/openapi.json" \
+    || { echo "demo: dispatch-web did not start (port $web_port taken? set DISPATCH_DEMO_WEB_PORT):"; cat "$demo/web.log"; }
+echo "== open http://127.0.0.1:$web_port/ and log in as demo, password $web_password"
 
 echo "== starting two agents: w1 (4 cpus, 2 gpus, zone=a) and w2 (2 cpus, zone=b)"
 start_agent() {
@@ -97,4 +117,11 @@ SELECT job_id, attempt, joblist, name, node, state, exit_code FROM dispatch.job_
 SELECT node, state, cpu_pct, mem_pct, disk_pct, load1, running_jobs, sampled_at IS NOT NULL AS sampled
   FROM dispatch.node_overview ORDER BY node;
 SQL
+if [ -t 0 ]; then
+    echo "== joblist $state; the page is still up at http://127.0.0.1:$web_port/ (demo / $web_password)"
+    read -r -p "== press Enter to stop the demo and clean up " _
+elif [ "${DEMO_HOLD:-0}" -gt 0 ]; then
+    echo "== joblist $state; holding the cluster for $DEMO_HOLD s at http://127.0.0.1:$web_port/"
+    sleep "$DEMO_HOLD"
+fi
 echo "== demo finished: joblist $state; cleaning up"

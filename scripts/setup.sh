@@ -15,6 +15,10 @@ pkgs=(postgresql-15 postgresql-server-dev-15 libpq-dev libipc-run-perl gcc make 
       patroni etcd-server etcd-client libcap-dev libcap2-bin passwd
       libyaml-dev libjansson-dev)
 missing=()
+# dispatch-web (libmicrohttpd with GnuTLS, jansson, OpenSSL) and its tests (curl, openssl,
+# a headless Chromium driven by Selenium)
+pkgs+=(libmicrohttpd-dev libssl-dev curl openssl
+       chromium chromium-driver python3-selenium)
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
@@ -36,6 +40,7 @@ fi
 export PATH=/usr/lib/postgresql/15/bin:$PATH
 make -s -C "$root" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 as_root make -s -C "$root" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install
+make -s -C "$root/web"
 make -s -C "$root/agent"
 make -s -C "$root/ctl" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 as_root make -s -C "$root/ctl" PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install \
