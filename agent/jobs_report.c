@@ -226,7 +226,7 @@ record_end(Job *j, int connected)
 			sb_puts(&line, ",\"exit_code\":null");
 		sb_printf(&line, ",\"signal\":%d,\"timed_out\":%s,\"cancelled\":%s,\"detail\":", st.signal,
 				  st.timed_out ? "true" : "false", st.cancelled ? "true" : "false");
-		json_put_str(&line, st.detail);
+		jsonio_put_str(&line, st.detail);
 	}
 	put_file_size(&line, j, "stdout");
 	put_file_size(&line, j, "stderr");

@@ -12,7 +12,8 @@ as_root() {
 
 pkgs=(postgresql-15 postgresql-server-dev-15 libpq-dev libipc-run-perl gcc make perl
       python3 python3-croniter tzdata libcurl4-openssl-dev python3-aiosmtpd
-      patroni etcd-server etcd-client libcap-dev libcap2-bin passwd)
+      patroni etcd-server etcd-client libcap-dev libcap2-bin passwd
+      libjansson-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
