@@ -3,7 +3,7 @@
  *
  * dispatch-agent is split by concern, in the spirit of Redis's ae.c/anet.c.
  * Shared with the metrics sampler (metrics/, a process of its own):
- *   util.h    util.c, log.c, json.c, utf8.c: strings, the log, JSON, UTF-8
+ *   util.h    util.c, log.c, jsonio.c, utf8.c: strings, the log, JSON, UTF-8
  *   proc.h    proc.c: process titles, signal reset, liveness, clocks
  *   spool.h   spool.c: crash-safe files, the job's meta and status files
  *   conn.h    conn.c: libpq, LISTEN/NOTIFY, the dispatch.agent_* calls
@@ -99,9 +99,9 @@ int			register_node(Conn *c, const Options *o, int listen, int64_t *heartbeat_ms
 typedef struct Assignment
 {
 	JobSpec		spec;			/* ids, command, timeout (strings as long as the row) */
-	JsonValue  *env;			/* the "env" map; NULL: none */
-	JsonValue  *resources;		/* the allocated resources; NULL: none */
-	JsonValue  *files;			/* the rendered files; NULL: none */
+	json_t	   *env;			/* the "env" map; NULL: none */
+	json_t	   *resources;		/* the allocated resources; NULL: none */
+	json_t	   *files;			/* the rendered files; NULL: none */
 } Assignment;
 
 int			assign_parse(const JobSpec *spec, Assignment *a, char *err, size_t errlen);
@@ -168,7 +168,7 @@ int			jobs_inotify_fd(void);
 void		jobs_inotify_read(void);
 void		jobs_reap(void);
 void		jobs_check_alive(void);
-void		jobs_info_json(StrBuf *sb);
+json_t	   *jobs_info_json(void);
 void		jobs_resume_all(void);
 void		jobs_on_poll_row(const PollRow *row, void *arg);
 void		jobs_pump(Conn *c, int all);

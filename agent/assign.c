@@ -12,18 +12,18 @@
 
 #include <string.h>
 
-static int	parse_part(const char *json, JsonValue **out, const char *what, char *err, size_t errlen);
+static int	parse_part(const char *json, json_t **out, const char *what, char *err, size_t errlen);
 
 /* Parses json (NULL: none) into *out; on a syntax error fills err as "<what>: <why>" and returns -1. */
 static int
-parse_part(const char *json, JsonValue **out, const char *what, char *err, size_t errlen)
+parse_part(const char *json, json_t **out, const char *what, char *err, size_t errlen)
 {
 	char		why[AGENT_ERRLEN];
 
 	*out = NULL;
 	if (json == NULL)
 		return 0;
-	if (json_parse(json, out, why, sizeof(why)) < 0)
+	if ((*out = jsonio_load(json, JSON_DECODE_ANY, why, sizeof(why))) == NULL)
 	{
 		agent_seterr(err, errlen, "%s: %s", what, why);
 		return -1;
@@ -52,8 +52,8 @@ assign_parse(const JobSpec *spec, Assignment *a, char *err, size_t errlen)
 void
 assign_free(Assignment *a)
 {
-	json_free(a->files);
-	json_free(a->env);
-	json_free(a->resources);
+	json_decref(a->files);
+	json_decref(a->env);
+	json_decref(a->resources);
 	a->files = a->env = a->resources = NULL;
 }

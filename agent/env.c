@@ -20,9 +20,9 @@
 
 static void env_set(StrList *env, const char *name, const char *value);
 static int env_name_ok(const char *s);
-static int check_object(const JsonValue *root, const char *what, char *err, size_t errlen);
-static int add_job_env(StrList *env, const JsonValue *root, char *err, size_t errlen);
-static int add_resources(StrList *env, const JsonValue *root, char *err, size_t errlen);
+static int check_object(const json_t *root, const char *what, char *err, size_t errlen);
+static int add_job_env(StrList *env, json_t *root, char *err, size_t errlen);
+static int add_resources(StrList *env, json_t *root, char *err, size_t errlen);
 
 /* Sets name=value in env, replacing an earlier definition of name. */
 static void
@@ -57,9 +57,9 @@ env_name_ok(const char *s)
 
 /* Returns 0 when root is absent, JSON null (no members) or an object; else -1 with err saying "job <what> must be...". */
 static int
-check_object(const JsonValue *root, const char *what, char *err, size_t errlen)
+check_object(const json_t *root, const char *what, char *err, size_t errlen)
 {
-	if (root != NULL && root->type != JSON_OBJECT && root->type != JSON_NULL)
+	if (root != NULL && !json_is_object(root) && !json_is_null(root))
 	{
 		agent_seterr(err, errlen, "job %s must be a JSON object", what);
 		return -1;
@@ -69,83 +69,87 @@ check_object(const JsonValue *root, const char *what, char *err, size_t errlen)
 
 /* Adds the job's "env" map (an object of strings) to env. */
 static int
-add_job_env(StrList *env, const JsonValue *root, char *err, size_t errlen)
+add_job_env(StrList *env, json_t *root, char *err, size_t errlen)
 {
-	int			rc = 0;
+	const char *key;
+	json_t	   *m;
 
 	if (check_object(root, "env", err, errlen) < 0)
 		return -1;
-	for (const JsonValue *m = root ? root->child : NULL; m != NULL && rc == 0; m = m->next)
+	json_object_foreach(root, key, m)
 	{
-		if (!env_name_ok(m->key))
-			agent_seterr(err, errlen, "invalid environment variable name \"%s\" in job env", m->key);
-		else if (m->type != JSON_STRING)
-			agent_seterr(err, errlen, "job env value of \"%s\" must be a string", m->key);
+		if (!env_name_ok(key))
+			agent_seterr(err, errlen, "invalid environment variable name \"%s\" in job env", key);
+		else if (!json_is_string(m))
+			agent_seterr(err, errlen, "job env value of \"%s\" must be a string", key);
 		else
 		{
-			env_set(env, m->key, m->text);
+			env_set(env, key, json_string_value(m));
 			continue;
 		}
-		rc = -1;
+		return -1;
 	}
-	return rc;
+	return 0;
 }
 
 /* Adds DISPATCH_RES_<TYPE> (and CUDA_VISIBLE_DEVICES) for every allocated resource type. */
 static int
-add_resources(StrList *env, const JsonValue *root, char *err, size_t errlen)
+add_resources(StrList *env, json_t *root, char *err, size_t errlen)
 {
+	const char *key;
+	json_t	   *m, *e;
+	size_t		i;
 	int			rc = 0;
 
 	if (check_object(root, "resources", err, errlen) < 0)
 		return -1;
-	for (const JsonValue *m = root ? root->child : NULL; m != NULL && rc == 0; m = m->next)
+	json_object_foreach(root, key, m)
 	{
 		StrBuf		name, value;
 
-		if (!names_type_ok(m->key))
+		if (!names_type_ok(key))
 		{
-			agent_seterr(err, errlen, "invalid resource type \"%s\" in job resources", m->key);
-			rc = -1;
-			break;
+			agent_seterr(err, errlen, "invalid resource type \"%s\" in job resources", key);
+			return -1;
 		}
 		sb_init(&name);
 		sb_init(&value);
 		sb_puts(&name, "DISPATCH_RES_");
-		for (const char *k = m->key; *k; k++)
+		for (const char *k = key; *k; k++)
 			sb_printf(&name, "%c", toupper((unsigned char) *k));
-		if (m->type == JSON_NUMBER)
-			sb_puts(&value, m->text);
-		else if (m->type == JSON_ARRAY)
+		if (json_is_number(m))
+			jsonio_put(&value, json_incref(m));
+		else if (json_is_array(m))
 		{
-			for (const JsonValue *e = m->child; e != NULL; e = e->next)
+			json_array_foreach(m, i, e)
 			{
-				if (e->type != JSON_STRING)
+				if (!json_is_string(e))
 				{
-					agent_seterr(err, errlen, "resource \"%s\" must list its idents as strings", m->key);
+					agent_seterr(err, errlen, "resource \"%s\" must list its idents as strings", key);
 					rc = -1;
 					break;
 				}
-				if (e != m->child)
-					sb_puts(&value, ",");
-				sb_puts(&value, e->text);
+				sb_puts(&value, i ? "," : "");
+				sb_puts(&value, json_string_value(e));
 			}
 		}
 		else
 		{
-			agent_seterr(err, errlen, "resource \"%s\" must be an array of idents or a number", m->key);
+			agent_seterr(err, errlen, "resource \"%s\" must be an array of idents or a number", key);
 			rc = -1;
 		}
 		if (rc == 0)
 		{
 			env_set(env, name.data, value.data);
-			if (strcmp(m->key, "gpu") == 0)
+			if (strcmp(key, "gpu") == 0)
 				env_set(env, "CUDA_VISIBLE_DEVICES", value.data);
 		}
 		sb_free(&name);
 		sb_free(&value);
+		if (rc < 0)
+			return -1;
 	}
-	return rc;
+	return 0;
 }
 
 /* Fills out (initialised, empty) with the environment of assignment a built from base; -1 on a bad env or resources map. */

@@ -145,36 +145,32 @@ write_one(const char *workdir, const char *path, mode_t mode, const char *conten
 int
 files_write(const char *workdir, const Assignment *a, char *err, size_t errlen)
 {
-	const JsonValue *root = a->files;
-	int			rc = 0;
+	json_t	   *f;
+	size_t		i;
 
-	if (root == NULL)
+	if (a->files == NULL)
 		return 0;
-	if (root->type != JSON_ARRAY)
+	if (!json_is_array(a->files))
 	{
 		agent_seterr(err, errlen, "job files must be a JSON array");
-		rc = -1;
+		return -1;
 	}
-	for (const JsonValue *f = root->type == JSON_ARRAY ? root->child : NULL; f && rc == 0;
-		 f = f->next)
+	json_array_foreach(a->files, i, f)
 	{
-		const JsonValue *path = json_get(f, "path"),
-				   *mode = json_get(f, "mode"),
-				   *content = json_get(f, "content");
+		const char *path = json_string_value(json_object_get(f, "path")),
+				   *mode = json_string_value(json_object_get(f, "mode")),
+				   *content = json_string_value(json_object_get(f, "content"));
 		mode_t		m;
 
-		rc = -1;
-		if (f->type != JSON_OBJECT || path == NULL || path->type != JSON_STRING ||
-			mode == NULL || mode->type != JSON_STRING ||
-			content == NULL || content->type != JSON_STRING)
+		if (path == NULL || mode == NULL || content == NULL)
 			agent_seterr(err, errlen, "a job file needs string \"path\", \"mode\" and \"content\"");
-		else if (!path_ok(path->text))
-			agent_seterr(err, errlen, "refusing unsafe job file path \"%s\"", path->text);
-		else if (parse_mode(mode->text, &m) < 0)
-			agent_seterr(err, errlen, "invalid mode \"%s\" of job file \"%s\"", mode->text,
-						 path->text);
-		else
-			rc = write_one(workdir, path->text, m, content->text, err, errlen);
+		else if (!path_ok(path))
+			agent_seterr(err, errlen, "refusing unsafe job file path \"%s\"", path);
+		else if (parse_mode(mode, &m) < 0)
+			agent_seterr(err, errlen, "invalid mode \"%s\" of job file \"%s\"", mode, path);
+		else if (write_one(workdir, path, m, content, err, errlen) == 0)
+			continue;
+		return -1;
 	}
-	return rc;
+	return 0;
 }

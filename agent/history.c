@@ -36,9 +36,9 @@ history_begin(StrBuf *sb, const char *event, const char *node)
 	sb_puts(sb, "{\"t\":");
 	history_put_time(sb, proc_unix_ms());
 	sb_puts(sb, ",\"event\":");
-	json_put_str(sb, event);
+	jsonio_put_str(sb, event);
 	sb_puts(sb, ",\"node\":");
-	json_put_str(sb, node);
+	jsonio_put_str(sb, node);
 }
 
 /* Closes the line in sb and appends it to the file at path; -1 with err set on failure. */

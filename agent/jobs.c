@@ -314,20 +314,17 @@ jobs_check_alive(void)
 			set_status(j, "supervisor vanished");
 }
 
-/* Appends the JSON array of the (job_id, attempt) pairs in the spool (stale ones aside), for agent_register. */
-void
-jobs_info_json(StrBuf *sb)
+/* Returns a new JSON array of the (job_id, attempt) pairs in the spool (stale ones aside), for agent_register. */
+json_t *
+jobs_info_json(void)
 {
-	const char *sep = "";
+	json_t	   *a = json_array();
 
-	sb_puts(sb, "[");
 	for (Job *j = jobs_list; j != NULL; j = j->next)
 		if (!j->stale)
-		{
-			sb_printf(sb, "%s{\"job_id\": %" PRId64 ", \"attempt\": %d}", sep, j->job_id, j->attempt);
-			sep = ", ";
-		}
-	sb_puts(sb, "]");
+			json_array_append_new(a, json_pack("{sIsi}", "job_id", (json_int_t) j->job_id,
+											   "attempt", j->attempt));
+	return a;
 }
 
 /* Marks j stale after a 55000 refusal: cancel it if it runs, forget it when it ends. */

@@ -64,7 +64,7 @@ static size_t max_bytes = BATCH_BYTES;
 static int	put_stream(Batch *b, Job *j, int s, int final, int *more);
 static void cut_json(Batch *b, size_t len);
 static void add_report(Batch *b, Job *j, int query);
-static int	apply_answer(Report *r, const JsonValue *a);
+static int	apply_answer(Report *r, const json_t *a);
 static int	send_batch(Conn *c, Batch *b);
 static void put_file_size(StrBuf *sb, const Job *j, const char *name);
 static void record_end(Job *j, int connected);
@@ -111,7 +111,7 @@ put_stream(Batch *b, Job *j, int s, int final, int *more)
 		buf[len] = '\0';
 		sb_printf(&b->json, "%s{\"stream\":\"%s\",\"offset\":%" PRId64 ",\"data\":",
 				  b->json.data[b->json.len - 1] == '[' ? "" : ",", streams[s], j->sent[s]);
-		json_put_str(&b->json, buf);
+		jsonio_put_str(&b->json, buf);
 		sb_puts(&b->json, "}");
 		b->bytes += len;
 	}
@@ -187,7 +187,7 @@ add_report(Batch *b, Job *j, int query)
 		if (st.detail[0])
 		{
 			sb_puts(&b->json, ",\"detail\":");
-			json_put_str(&b->json, st.detail);
+			jsonio_put_str(&b->json, st.detail);
 		}
 		sb_puts(&b->json, "}");
 		log_debug("job %" PRId64 " attempt %d: reporting its end (exit code %d, signal %d%s%s%s)",
@@ -199,21 +199,23 @@ add_report(Batch *b, Job *j, int query)
 
 /* Applies the server's answer a to report r (may free its job); returns -1 when the report was rejected. */
 static int
-apply_answer(Report *r, const JsonValue *a)
+apply_answer(Report *r, const json_t *a)
 {
 	Job		   *j = r->job;
-	const JsonValue *status = json_get(a, "status"), *msg = json_get(a, "message");
-	const JsonValue *state = json_get(a, "state"), *v;
-	const char *why = msg != NULL && msg->type == JSON_STRING ? msg->text : "no reason given";
+	const char *status = json_string_value(json_object_get(a, "status"));
+	const char *why = json_string_value(json_object_get(a, "message"));
+	const char *state = json_string_value(json_object_get(a, "state"));
 	int64_t		n;
 
-	if (status == NULL || status->type != JSON_STRING || strcmp(status->text, "rejected") == 0)
+	if (why == NULL)
+		why = "no reason given";
+	if (status == NULL || strcmp(status, "rejected") == 0)
 	{
 		log_warning("job %" PRId64 " attempt %d: report rejected: %s", j->job_id, j->attempt, why);
 		j->resumed = 0;			/* ask where the server stands before sending again */
 		return -1;
 	}
-	if (strcmp(status->text, "stale") == 0)
+	if (strcmp(status, "stale") == 0)
 	{
 		jobs_make_stale(j, why);
 		if (j->done)
@@ -221,15 +223,14 @@ apply_answer(Report *r, const JsonValue *a)
 		return 0;
 	}
 	for (int s = 0; s < 2; s++)
-		if (json_int(json_get(a, streams[s]), &n) == 0)
+		if (jsonio_int(json_object_get(a, streams[s]), &n) == 0)
 			j->sent[s] = n;
-	if ((v = json_get(a, "truncated")) != NULL && v->type == JSON_BOOL && v->boolean &&
-		!j->output_stopped)
+	if (json_is_true(json_object_get(a, "truncated")) && !j->output_stopped)
 	{
 		log_info("job %" PRId64 " attempt %d: output truncated by the server", j->job_id, j->attempt);
 		j->output_stopped = 1;
 	}
-	if ((v = json_get(a, "cancel")) != NULL && v->type == JSON_BOOL && v->boolean)
+	if (json_is_true(json_object_get(a, "cancel")))
 		jobs_cancel(j);
 	j->resumed = 1;
 	if (r->more)
@@ -240,7 +241,7 @@ apply_answer(Report *r, const JsonValue *a)
 	if (r->finish)
 	{
 		log_info("job %" PRId64 " attempt %d reported: %s", j->job_id, j->attempt,
-				 state != NULL && state->type == JSON_STRING ? state->text : "?");
+				 state != NULL ? state : "?");
 		jobs_drop(j, 1);
 	}
 	return 0;
@@ -252,8 +253,7 @@ send_batch(Conn *c, Batch *b)
 {
 	char		err[AGENT_ERRLEN];
 	StrBuf		reply;
-	JsonValue  *answers = NULL;
-	const JsonValue *a;
+	json_t	   *answers = NULL;
 	int			i, ends = 0, rc = 0;
 	CallResult	cr;
 
@@ -276,20 +276,21 @@ send_batch(Conn *c, Batch *b)
 		log_warning("agent_report failed: %s", err);
 		rc = -1;
 	}
-	else if (json_parse(reply.data, &answers, err, sizeof(err)) < 0 || answers->type != JSON_ARRAY)
+	else if ((answers = jsonio_load(reply.data, 0, err, sizeof(err))) == NULL ||
+			 !json_is_array(answers))
 	{
 		log_warning("agent_report: unexpected reply: %s", answers == NULL ? err : "not an array");
 		rc = -1;
 	}
 	else
 	{
-		for (i = 0, a = answers->child; i < b->n && a != NULL; i++, a = a->next)
-			if (apply_answer(&b->reports[i], a) < 0)
+		for (i = 0; i < b->n && (size_t) i < json_array_size(answers); i++)
+			if (apply_answer(&b->reports[i], json_array_get(answers, i)) < 0)
 				rc = -1;
 		if (i < b->n)
 			log_warning("agent_report answered %d of %d reports", i, b->n);
 	}
-	json_free(answers);
+	json_decref(answers);
 	sb_free(&reply);
 	return rc;
 }
@@ -347,7 +348,7 @@ record_end(Job *j, int connected)
 			sb_puts(&line, ",\"exit_code\":null");
 		sb_printf(&line, ",\"signal\":%d,\"timed_out\":%s,\"cancelled\":%s,\"detail\":", st.signal,
 				  st.timed_out ? "true" : "false", st.cancelled ? "true" : "false");
-		json_put_str(&line, st.detail);
+		jsonio_put_str(&line, st.detail);
 	}
 	put_file_size(&line, j, "stdout");
 	put_file_size(&line, j, "stderr");

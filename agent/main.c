@@ -185,7 +185,7 @@ record_presence(Agent *a)
 	history_begin(&line, "presence", a->opt->node);
 	sb_printf(&line, ",\"connected\":%s,\"server\":", a->connected ? "true" : "false");
 	if (a->connected)
-		json_put_str(&line, server);
+		jsonio_put_str(&line, server);
 	else
 		sb_puts(&line, "null");
 	sb_printf(&line, ",\"jobs_running\":%d,\"jobs_unreported\":%d,\"nodes_online\":",

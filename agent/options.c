@@ -34,6 +34,7 @@ static void usage(FILE *out);
 static int64_t ranged(const char *opt, const char *s, long long min, long long max, const char *required);
 static int64_t positive(const char *opt, const char *s);
 static const char *nonempty(const char *opt, const char *s);
+static void check_utf8(const char *opt, const char *s);
 static void check_dir(const char *opt, const char *dir);
 static char *split_eq(const char *opt, const char *arg, char **name);
 static int type_taken(const Options *o, const char *type);
@@ -123,6 +124,20 @@ nonempty(const char *opt, const char *s)
 	if (s[0] == '\0')
 		options_die_usage("%s must not be empty", opt);
 	return s;
+}
+
+/* Exits with a usage error unless s is valid UTF-8 (it goes to the server as JSON text). */
+static void
+check_utf8(const char *opt, const char *s)
+{
+	char	   *copy = xstrdup(s);
+	int			bad;
+
+	utf8_sanitize(copy, strlen(copy), 1);
+	bad = strcmp(copy, s) != 0;
+	free(copy);
+	if (bad)
+		options_die_usage("%s must be valid UTF-8", opt);
 }
 
 /* Exits with a usage error unless dir is a directory. */
@@ -236,6 +251,7 @@ options_parse(int argc, char **argv, Options *o)
 				break;
 			case 'r':
 				value = split_eq("--resource", optarg, &name);
+				check_utf8("--resource", value);
 				check_type(o, "--resource", name);
 				o->res = xrealloc(o->res, sizeof(Resource) * (size_t) (o->nres + 1));
 				o->res[o->nres].type = name;
@@ -261,6 +277,7 @@ options_parse(int argc, char **argv, Options *o)
 					if (strcmp(o->labels.items[i], name) == 0)
 						options_die_usage("label \"%s\" is given more than once", name);
 				strlist_add(&o->labels, name);
+				check_utf8("--label", value);
 				strlist_add(&o->labels, value);
 				free(name);
 				break;

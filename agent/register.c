@@ -23,7 +23,7 @@
 
 static void build_info(const Options *o, StrBuf *sb);
 
-/* Builds the info object for agent_register. */
+/* Appends the info object for agent_register to sb. */
 static void
 build_info(const Options *o, StrBuf *sb)
 {
@@ -31,53 +31,36 @@ build_info(const Options *o, StrBuf *sb)
 	char		host[256] = "", os[512];
 	long long	mem = 0;
 	size_t		memlen = strlen(REGISTER_MEM_AMOUNT);
+	json_t	   *labels = json_object(),
+			   *res = json_array(),
+			   *amounts = json_object();
 
 	uname(&u);
 	gethostname(host, sizeof(host) - 1);
 	snprintf(os, sizeof(os), "%s %s", u.sysname, u.release);
-	sb_puts(sb, "{\"hostname\": ");
-	json_put_str(sb, host);
-	sb_puts(sb, ", \"arch\": ");
-	json_put_str(sb, u.machine);
-	sb_puts(sb, ", \"os\": ");
-	json_put_str(sb, os);
 	for (int i = 0; i < o->amounts.n; i++)
 		if (strncmp(o->amounts.items[i], REGISTER_MEM_AMOUNT, memlen) == 0)
 			mem = atoll(o->amounts.items[i] + memlen);
-	sb_printf(sb, ", \"cpus\": %ld, \"memory_mb\": %lld, \"version\": ", sysconf(_SC_NPROCESSORS_ONLN), mem);
-	json_put_str(sb, AGENT_VERSION);
-	sb_printf(sb, ", \"pid\": %d, \"labels\": {", (int) getpid());
+	/* label keys and resource types are ASCII names (options.c checks them) */
 	for (int i = 0; i + 1 < o->labels.n; i += 2)
-	{
-		sb_puts(sb, i ? ", " : "");
-		json_put_str(sb, o->labels.items[i]);
-		sb_puts(sb, ": ");
-		json_put_str(sb, o->labels.items[i + 1]);
-	}
-	sb_puts(sb, "}, \"resources\": [");
-	for (int i = 0, first = 1; i < o->nres; i++)
-		for (int k = 0; k < o->res[i].ids.n; k++, first = 0)
-		{
-			sb_puts(sb, first ? "{\"type\": " : ", {\"type\": ");
-			json_put_str(sb, o->res[i].type);
-			sb_puts(sb, ", \"ident\": ");
-			json_put_str(sb, o->res[i].ids.items[k]);
-			sb_puts(sb, "}");
-		}
-	sb_puts(sb, "], \"amounts\": {");
+		json_object_set_new(labels, o->labels.items[i], jsonio_str(o->labels.items[i + 1]));
+	for (int i = 0; i < o->nres; i++)
+		for (int k = 0; k < o->res[i].ids.n; k++)
+			json_array_append_new(res, json_pack("{ssso}", "type", o->res[i].type,
+												 "ident", jsonio_str(o->res[i].ids.items[k])));
 	for (int i = 0; i < o->amounts.n; i++)
 	{
-		const char *eq = strchr(o->amounts.items[i], '=');
-		char		type[64];
+		const char *eq = strchr(o->amounts.items[i], '=');	/* TYPE=N, N checked positive */
 
-		snprintf(type, sizeof(type), "%.*s", (int) (eq - o->amounts.items[i]), o->amounts.items[i]);
-		sb_puts(sb, i ? ", " : "");
-		json_put_str(sb, type);
-		sb_printf(sb, ": %s", eq + 1);
+		json_object_setn_new(amounts, o->amounts.items[i], (size_t) (eq - o->amounts.items[i]),
+							 json_integer(strtoll(eq + 1, NULL, 10)));
 	}
-	sb_puts(sb, "}, \"jobs\": ");
-	jobs_info_json(sb);
-	sb_puts(sb, "}");
+	jsonio_put(sb, json_pack("{sosososIsIsssisosososo}",
+							 "hostname", jsonio_str(host), "arch", jsonio_str(u.machine),
+							 "os", jsonio_str(os), "cpus", (json_int_t) sysconf(_SC_NPROCESSORS_ONLN),
+							 "memory_mb", (json_int_t) mem, "version", AGENT_VERSION,
+							 "pid", (int) getpid(), "labels", labels, "resources", res,
+							 "amounts", amounts, "jobs", jobs_info_json()));
 }
 
 /*
@@ -91,8 +74,8 @@ register_node(Conn *c, const Options *o, int listen, int64_t *heartbeat_ms, int6
 {
 	char		err[AGENT_ERRLEN];
 	StrBuf		info, reply;
-	JsonValue  *r = NULL;
-	const JsonValue *channel;
+	json_t	   *r = NULL;
+	const char *channel;
 	int64_t		v;
 	int			rc = -1;
 
@@ -102,22 +85,22 @@ register_node(Conn *c, const Options *o, int listen, int64_t *heartbeat_ms, int6
 	log_debug("registering: %s", info.data);
 	if (conn_register(c, o->node, info.data, &reply, err, sizeof(err)) != CALL_OK)
 		log_error("could not register node \"%s\": %s", o->node, err);
-	else if (json_parse(reply.data, &r, err, sizeof(err)) < 0 ||
-			 (channel = json_get(r, "channel")) == NULL || channel->type != JSON_STRING)
+	else if ((r = jsonio_load(reply.data, 0, err, sizeof(err))) == NULL ||
+			 (channel = json_string_value(json_object_get(r, "channel"))) == NULL)
 		log_error("unexpected reply from agent_register: %s", reply.data);
-	else if (listen && conn_listen(c, channel->text, err, sizeof(err)) < 0)
-		log_error("could not listen on channel \"%s\": %s", channel->text, err);
+	else if (listen && conn_listen(c, channel, err, sizeof(err)) < 0)
+		log_error("could not listen on channel \"%s\": %s", channel, err);
 	else
 	{
 		*heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms :
-			(json_int(json_get(r, "heartbeat_ms"), &v) == 0 && v > 0 ? v : AGENT_HEARTBEAT_MS);
+			(jsonio_int(json_object_get(r, "heartbeat_ms"), &v) == 0 && v > 0 ? v : AGENT_HEARTBEAT_MS);
 		*kill_grace_ms = o->kill_grace_ms ? o->kill_grace_ms :
-			(json_int(json_get(r, "kill_grace_ms"), &v) == 0 && v >= 0 ? v : AGENT_KILL_GRACE_MS);
+			(jsonio_int(json_object_get(r, "kill_grace_ms"), &v) == 0 && v >= 0 ? v : AGENT_KILL_GRACE_MS);
 		log_info("registered node \"%s\" (channel \"%s\", heartbeat %" PRId64 " ms, kill grace %" PRId64 " ms)",
-				 o->node, channel->text, *heartbeat_ms, *kill_grace_ms);
+				 o->node, channel, *heartbeat_ms, *kill_grace_ms);
 		rc = 0;
 	}
-	json_free(r);
+	json_decref(r);
 	sb_free(&info);
 	sb_free(&reply);
 	return rc;

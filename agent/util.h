@@ -6,7 +6,7 @@
  *   util.c    allocation that aborts on OOM, growable strings and string lists,
  *             the error buffer
  *   log.c     one timestamped line per event on stderr
- *   json.c    a small JSON reader (replies, job assignments) and an escaping writer
+ *   jsonio.c  JSON through jansson: loading within the agent's limits, compact writing
  *   utf8.c    turning raw bytes into text PostgreSQL accepts
  * Functions that can fail take an error buffer (char *err, size_t errlen):
  * on failure they fill it with a message in PostgreSQL style and return -1;
@@ -21,6 +21,8 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #define AGENT_VERSION "0.1.0"
 #define AGENT_ERRLEN 512
@@ -69,28 +71,13 @@ void		agent_log(int level, const char *fmt,...) __attribute__((format(printf, 2,
 #define log_warning(...) agent_log(LOG_WARNING_, __VA_ARGS__)
 #define log_error(...) agent_log(LOG_ERROR_, __VA_ARGS__)
 
-/* ---- json.c ---- */
+/* ---- jsonio.c ---- */
 
-typedef enum JsonType
-{
-	JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT
-} JsonType;
-
-typedef struct JsonValue
-{
-	JsonType	type;
-	char	   *text;			/* STRING: decoded text; NUMBER: the literal */
-	int			boolean;
-	char	   *key;			/* member name when inside an object */
-	struct JsonValue *child;	/* first element or member */
-	struct JsonValue *next;		/* next sibling */
-} JsonValue;
-
-int			json_parse(const char *text, JsonValue **out, char *err, size_t errlen);
-void		json_free(JsonValue *v);
-const JsonValue *json_get(const JsonValue *obj, const char *key);
-int			json_int(const JsonValue *v, int64_t *out);
-void		json_put_str(StrBuf *sb, const char *s);
+json_t	   *jsonio_load(const char *text, size_t flags, char *err, size_t errlen);
+int			jsonio_int(const json_t *v, int64_t *out);
+json_t	   *jsonio_str(const char *s);
+void		jsonio_put(StrBuf *sb, json_t *v);
+void		jsonio_put_str(StrBuf *sb, const char *s);
 
 /* ---- utf8.c ---- */
 

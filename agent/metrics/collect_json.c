@@ -92,13 +92,9 @@ collect_rate(uint64_t prev, uint64_t cur, double secs, double *out)
 static void
 put_text(StrBuf *sb, const char *key, const char *s)
 {
-	char	   *copy = xstrdup(s);
-
-	utf8_sanitize(copy, strlen(copy), 1);
 	if (key != NULL)
 		sb_printf(sb, ",\"%s\":", key);
-	json_put_str(sb, copy);
-	free(copy);
+	jsonio_put_str(sb, s);
 }
 
 /* Appends thousandths as an exact decimal: 38850 -> 38.85, -5000 -> -5. */

@@ -9,9 +9,10 @@
  * A name is [A-Za-z_][A-Za-z0-9_.:]* of at most 128 bytes, a label name
  * [A-Za-z_][A-Za-z0-9_]* of at most 64, a label value is double-quoted with
  * \" \\ and \n as its only escapes, a line has at most 16 labels, and the
- * value is a JSON number (no NaN, no Inf).  Blank lines and lines starting
- * with '#' are skipped.  Any other line is garbage: it is dropped and
- * reported.  At most PLUGIN_MAX_METRICS metrics are taken from one plugin.
+ * value is a JSON number a double can hold (no NaN, no Inf, no 1e400), sent
+ * as written.  Blank lines and lines starting with '#' are skipped.  Any
+ * other line is garbage: it is dropped and reported.  At most
+ * PLUGIN_MAX_METRICS metrics are taken from one plugin.
  *
  * Nothing a plugin does is fatal: one that hangs, crashes, exits non-zero,
  * prints garbage or cannot be executed becomes an entry of the sample's
@@ -130,11 +131,10 @@ parse_labels(char **p, StrBuf *m)
 			sb_append(&v, &c, 1);
 		}
 		(*p)++;
-		utf8_sanitize(v.data, v.len, 1);
 		sb_puts(m, n > 1 ? "," : "");
-		json_put_str(m, name);
+		jsonio_put_str(m, name);
 		sb_puts(m, ":");
-		json_put_str(m, v.data);
+		jsonio_put_str(m, v.data);
 		sb_free(&v);
 		if (**p == ',')
 			(*p)++;
@@ -153,7 +153,7 @@ parse_line(char *line, const char *plugin, StrBuf *m)
 	char	   *name = p;
 	char	   *value;
 	const char *why;
-	JsonValue  *num;
+	json_t	   *num;
 	char		c;
 
 	if (word(&p, ".:", PLUGIN_NAME_MAX) == NULL)
@@ -161,9 +161,9 @@ parse_line(char *line, const char *plugin, StrBuf *m)
 	c = *p;
 	*p = '\0';
 	sb_puts(m, "{\"plugin\":");
-	json_put_str(m, plugin);
+	jsonio_put_str(m, plugin);
 	sb_puts(m, ",\"name\":");
-	json_put_str(m, name);
+	jsonio_put_str(m, name);
 	sb_puts(m, ",\"labels\":{");
 	*p = c;
 	if (*p == '{' && (why = parse_labels(&p, m)) != NULL)
@@ -177,12 +177,14 @@ parse_line(char *line, const char *plugin, StrBuf *m)
 	*p = '\0';
 	if (*value == '\0')
 		return "missing value";
-	if (json_parse(value, &num, NULL, 0) < 0 || num->type != JSON_NUMBER)
+	/* integers beyond int64 are numbers too: check them as reals, send the text */
+	num = jsonio_load(value, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL, 0);
+	if (!json_is_number(num))
 	{
-		json_free(num);
+		json_decref(num);
 		return "the value is not a number";
 	}
-	json_free(num);
+	json_decref(num);
 	sb_printf(m, "},\"value\":%s}", value);
 	return NULL;
 }

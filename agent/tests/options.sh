@@ -45,6 +45,9 @@ bad "a positive integer is required" "${ok[@]}" --amount mem_mb=9999999999999999
 bad "invalid label key \"os\"" "${ok[@]}" --label os=linux
 bad "invalid label key \"a b\"" "${ok[@]}" --label 'a b=c'
 bad "label \"zone\" is given more than once" "${ok[@]}" --label zone=a --label zone=b
+bad "--label must be valid UTF-8" "${ok[@]}" --label "zone=$(printf 'a\xff')"
+bad "--label must be valid UTF-8" "${ok[@]}" --label "zone=$(printf '\xc0\xaf')"
+bad "--resource must be valid UTF-8" "${ok[@]}" --resource "gpu=$(printf 'g\xc3')"
 bad "a positive integer is required" "${ok[@]}" --heartbeat-ms 0
 bad "a positive integer is required" "${ok[@]}" --kill-grace-ms -5
 bad "a number of seconds from 0 to 86400 is required" "${ok[@]}" --metrics-interval -1

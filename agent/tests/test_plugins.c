@@ -83,6 +83,8 @@ test_format(void)
 	expect_parse("q{path=\"C:\\\\tmp\",say=\"\\\"hi\\\"\\n\"} 1",
 				 M("q", "\"path\":\"C:\\\\tmp\",\"say\":\"\\\"hi\\\"\\n\"", "1"), NULL);
 	expect_parse("q{u=\"caf\xc3\xa9 \xff\"} 1", M("q", "\"u\":\"caf\xc3\xa9 ?\"", "1"), NULL);
+	/* a counter beyond int64 is a number too, sent as written */
+	expect_parse("big 99999999999999999999", M("big", "", "99999999999999999999"), NULL);
 
 	expect_parse("1abc 1", "", "line 1: invalid metric name: \"1abc 1\"");
 	expect_parse("a-b 1", "", "line 1: expected white space before the value: \"a-b 1\"");
@@ -93,6 +95,9 @@ test_format(void)
 	expect_parse("a NaN", "", "line 1: the value is not a number: \"a NaN\"");
 	expect_parse("a +1", "", "line 1: the value is not a number: \"a +1\"");
 	expect_parse("a 0x10", "", "line 1: the value is not a number: \"a 0x10\"");
+	expect_parse("a 01", "", "line 1: the value is not a number: \"a 01\"");
+	expect_parse("a 1e400", "", "line 1: the value is not a number: \"a 1e400\"");
+	expect_parse("a [1]", "", "line 1: the value is not a number: \"a [1]\"");
 	expect_parse("a \"1\"", "", "line 1: the value is not a number: \"a \"1\"\"");
 	expect_parse("q{a=1} 1", "", "line 1: expected =\"...\" after a label name: \"q{a=1} 1\"");
 	expect_parse("q{1a=\"x\"} 1", "", "line 1: invalid label name: \"q{1a=\"x\"} 1\"");

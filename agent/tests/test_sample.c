@@ -132,13 +132,13 @@ sample(Collector *c, int sec, StrBuf *json)
 static void
 expect_json(const char *json, const char *want)
 {
-	JsonValue  *v = NULL;
+	json_t	   *v;
 
 	CHECK_STR(json, want);
 	if (strcmp(json, want) != 0)
 		fprintf(stderr, "  got  %s\n  want %s\n", json, want);
-	CHECK(json_parse(json, &v, NULL, 0) == 0);
-	json_free(v);
+	CHECK((v = jsonio_load(json, 0, NULL, 0)) != NULL);
+	json_decref(v);
 }
 
 /* The fixture machine twice, 10 s apart, with nvidia-smi and two plugins. */
@@ -266,16 +266,17 @@ test_real(void)
 	Collector	c;
 	StrBuf		json;
 	char		err[AGENT_ERRLEN];
-	JsonValue  *v = NULL;
+	json_t	   *v;
 
 	collect_init(&c);
 	sb_init(&json);
 	CHECK(collect_prime(&c, err, sizeof(err)) == 0);
 	CHECK(collect_sample(&c, &json, err, sizeof(err)) == 0);
-	CHECK(json_parse(json.data, &v, err, sizeof(err)) == 0);
-	CHECK(json_get(v, "t") != NULL && json_get(v, "interval_ms") != NULL && json_get(v, "cpu") != NULL &&
-		  json_get(v, "mem") != NULL && json_get(v, "procs") != NULL && json_get(v, "problems") != NULL);
-	json_free(v);
+	CHECK((v = jsonio_load(json.data, 0, err, sizeof(err))) != NULL);
+	CHECK(json_object_get(v, "t") != NULL && json_object_get(v, "interval_ms") != NULL &&
+		  json_object_get(v, "cpu") != NULL && json_object_get(v, "mem") != NULL &&
+		  json_object_get(v, "procs") != NULL && json_object_get(v, "problems") != NULL);
+	json_decref(v);
 	collect_free(&c);
 	sb_free(&json);
 }
