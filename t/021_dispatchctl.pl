@@ -198,11 +198,19 @@ $h->finish;
 is($h->result(0), 7, 'logs -f exits with the job\'s exit status');
 is($$fout, "line 1\nline 2\nline 3\n", 'logs -f printed standard output whole, once');
 is($$ferr, "err 1\n", '... and standard error on standard error');
-($rc, $out, $err) = ctl('bob', undef, 'logs', $fjob);
+($rc, $out, $err) = ctl('alice', undef, 'logs', $fjob);
 is($rc, 0, 'logs without -f exits 0 whatever the job did');
 is($out, "line 1\nline 2\nline 3\n", 'logs prints the stored output');
-($rc, $out, $err) = ctl('bob', undef, 'logs', '--stream', 'stderr', $fjob);
+($rc, $out, $err) = ctl('alice', undef, 'logs', '--stream', 'stderr', $fjob);
 is("$out|$err", "|err 1\n", 'logs --stream stderr prints only standard error');
+# Output is the submitter's (and admins'): another user is refused, with or without -f.
+for my $f ([], ['-f'])
+{
+	($rc, $out, $err) = ctl('bob', undef, 'logs', @$f, $fjob);
+	is($rc, 1, "logs @$f of another user's job: status 1");
+	like($err, qr/permission denied for the output of job $fjob/, '... saying why');
+	is($out, '', '... and printing none of it');
+}
 ($rc, $out, $err) = ctl('alice', undef, 'logs', '-f', '999999999');
 is($rc, 1, 'logs -f of a job that does not exist: status 1');
 like($err, qr/job 999999999 does not exist/, '... saying so');
@@ -235,7 +243,7 @@ my $notified = sub {
 };
 is($notified->(0), 0, 'output nobody follows sends no NOTIFY');
 my ($wh, $wout) = ctl_start('alice', 'wait', '--json', $long);
-my ($lh, $lout) = ctl_start('bob', 'logs', '-f', $ljob);
+my ($lh, $lout) = ctl_start('alice', 'logs', '-f', $ljob);
 wait_for($node, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock'
                    AND objid = $ljob AND granted", 'logs -f follows the job');
 is($notified->(1), 1, 'output someone follows sends one');
