@@ -77,7 +77,13 @@ for _ in $(seq 100); do
     [ "$n" = 2 ] && break
     sleep 0.1
 done
-psql_demo <<<"SELECT node, state, labels, running_jobs FROM dispatch.node_status ORDER BY node"
+# What an agent reports (--label) is a claim; the labels plain constraints match are the
+# ones an admin sets (docs/security.md, "Labels and node names").
+echo "== as admin: the zones the constraints match"
+psql_demo <<'SQL'
+SELECT dispatch.set_node_labels('w1', '{"zone": "a"}'), dispatch.set_node_labels('w2', '{"zone": "b"}');
+SELECT node, state, labels AS reported, admin_labels, running_jobs FROM dispatch.node_status ORDER BY node;
+SQL
 
 echo "== submitting the joblist 'nightly-build'"
 psql_demo <<'SQL'
@@ -88,7 +94,7 @@ SELECT dispatch.submit_joblist('{
        {"name": "compile-x86", "command": "echo compiling on $DISPATCH_NODE with cpus $DISPATCH_RES_CPU; sleep 2",
         "needs": {"cpu": 2}},
        {"name": "compile-gpu", "command": "echo building on gpu $CUDA_VISIBLE_DEVICES; sleep 3",
-        "needs": {"cpu": 1, "gpu": 1}, "constraints": {"arch": "x86_64"}, "timeout": "10 minutes"},
+        "needs": {"cpu": 1, "gpu": 1}, "constraints": {"reported:arch": "x86_64"}, "timeout": "10 minutes"},
        {"name": "docs", "command": "echo docs built in zone b; sleep 1",
         "constraints": {"zone": "b"}}]},
     {"name": "test", "jobs": [{"name": "smoke", "command": "echo smoke test passed"}]}
