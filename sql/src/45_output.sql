@@ -47,15 +47,12 @@ $$;
 COMMENT ON FUNCTION dispatch._check_stream(text) IS
     'Fails unless stream names a job output stream';
 
-CREATE FUNCTION dispatch.job_log(job bigint, stream text DEFAULT 'stdout',
-                                 attempt int DEFAULT NULL)
-RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION dispatch._readable_job(job bigint) RETURNS dispatch.jobs
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     j dispatch.jobs;
-    out text;
 BEGIN
-    SELECT * INTO j FROM dispatch.jobs WHERE job_id = job;
+    SELECT * INTO j FROM dispatch.jobs x WHERE x.job_id = job;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = format('job %s does not exist', job);
@@ -65,6 +62,21 @@ BEGIN
             MESSAGE = format('permission denied for the output of job %s', job),
             DETAIL = 'A job''s output is readable by its submitter and by members of dispatch_admin.';
     END IF;
+    RETURN j;
+END
+$$;
+COMMENT ON FUNCTION dispatch._readable_job(bigint) IS
+    'The row of job, when the caller may read its output (its submitter or an admin); '
+    'fails otherwise';
+
+CREATE FUNCTION dispatch.job_log(job bigint, stream text DEFAULT 'stdout',
+                                 attempt int DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    j dispatch.jobs := dispatch._readable_job(job);
+    out text;
+BEGIN
     PERFORM dispatch._check_stream(stream);
     SELECT coalesce(string_agg(o.data, '' ORDER BY o."offset"), '') INTO out
       FROM dispatch.job_output o
@@ -101,16 +113,8 @@ CREATE FUNCTION dispatch.follow_output(job bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET lock_timeout = '2s' AS $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM dispatch.jobs WHERE job_id = job) THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('job %s does not exist', job);
-    END IF;
-    IF NOT dispatch._caller_may_read_job(job) THEN
-        -- following costs every stored chunk a NOTIFY: only those who may read it
-        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('permission denied for the output of job %s', job),
-            DETAIL = 'A job''s output is readable by its submitter and by members of dispatch_admin.';
-    END IF;
+    -- following costs every stored chunk a NOTIFY: only for those who may read it
+    PERFORM dispatch._readable_job(job);
     PERFORM pg_advisory_lock_shared(dispatch._follow_class(), dispatch._follow_key(job));
     RETURN true;
 EXCEPTION WHEN lock_not_available THEN
