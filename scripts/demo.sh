@@ -87,6 +87,7 @@ SQL
 
 echo "== submitting the joblist 'nightly-build'"
 psql_demo <<'SQL'
+SET ROLE demo;    -- the page's login: a job's output is its submitter's (and admins')
 SELECT dispatch.submit_joblist('{
   "name": "nightly-build",
   "stages": [

@@ -110,6 +110,28 @@ SELECT p.proname, m[1] AS call
 SELECT count(*) > 0 AS notifies_checked
   FROM pg_proc p WHERE p.pronamespace = 'dispatch'::regnamespace AND p.prosrc ~ 'pg_notify';
 
+-- Following a job's output tells only that output was stored (output_bytes shows it to
+-- all), so bob may follow alice's job; he still cannot read it, and a session follows
+-- at most 256 jobs (each makes every chunk of its job cost a NOTIFY).
+SET ROLE ra_bob;
+SELECT dispatch.follow_output(:j) AS bob_follows;
+SELECT dispatch.job_log(:j);
+SELECT dispatch.follow_output(:j) AS again_counts_once;
+SELECT dispatch.unfollow_output(:j) AND dispatch.unfollow_output(:j) AS unfollowed;
+SELECT dispatch.follow_output(-1);
+RESET ROLE;
+SELECT dispatch.submit_joblist(jsonb_build_object('name', 'ra-many', 'stages',
+    jsonb_build_array(jsonb_build_object('jobs', (SELECT jsonb_agg(jsonb_build_object(
+        'name', 'm' || i, 'command', 'true', 'needs', jsonb_build_object('ra_nothing', 1)))
+      FROM generate_series(1, 257) i))))) AS many \gset
+SET ROLE ra_bob;
+SELECT count(*) FILTER (WHERE dispatch.follow_output(job_id)) AS followed
+  FROM (SELECT job_id FROM dispatch.job_status WHERE joblist_id = :many ORDER BY job_id LIMIT 256) j;
+SELECT dispatch.follow_output(max(job_id)) FROM dispatch.job_status WHERE joblist_id = :many;
+SELECT pg_advisory_unlock_all();
+RESET ROLE;
+DELETE FROM dispatch.joblists WHERE joblist_id = :many;
+
 -- Clean up: later files see no trace.
 SET ROLE ra_agent;
 SELECT dispatch.agent_finish('ra-node', :j, 1, 0, NULL, false);

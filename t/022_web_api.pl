@@ -81,20 +81,46 @@ wait_until(sub { -s $events && PostgreSQL::Test::Utils::slurp_file($events) =~ /
 # --- joblists: submit (JSON and YAML), errors with the JSON path, get, list
 my $r = call(201, 'POST', '/api/v1/joblists', @alice,
 	body => qq({"name": "web1", "stages": [{"name": "s1", "jobs": [
-	  {"name": "talk", "command": "echo one; echo two"}]}]}));
+	  {"name": "talk", "command": "echo one; while [ ! -f $dir/web-go ]; do sleep 0.1; done; echo two"}]}]}));
 my $jl = $r->{joblist_id};
 ok($jl > 0, 'submit returns the joblist id');
-wait_for($node, "SELECT state = 'succeeded' FROM dispatch.joblist_status WHERE joblist_id = $jl",
-	'the submitted joblist runs');
 my $job = job_id_of($node, $jl, 'talk');
+wait_for($node, "SELECT output_bytes > 0 FROM dispatch.job_status WHERE job_id = $job",
+	'the submitted job runs and writes');
+
+# Output is announced only on a stream that follows the job, and only to those who may
+# read it: the listener follows the job for its clients (follow_output).
+($st, $body) = http($web, 'GET', "/api/v1/events?follow=$job", @bob);
+is($st, 403, 'following the output of another user\'s job is refused');
+is(json_of($body)->{sqlstate}, '42501', '... with the SQL error');
+($st, $body) = http($web, 'GET', '/api/v1/events?follow=x', @alice);
+is($st, 400, 'follow must be a job id');
+my $fevents = "$PostgreSQL::Test::Utils::tmp_check/follow-events.txt";
+my $fsse = IPC::Run::start([ 'curl', '-s', '-N', '-u', 'alice:alice-pw',
+	"$web->{url}/api/v1/events?follow=$job" ], '>', $fevents);
+wait_until(sub { -s $fevents && PostgreSQL::Test::Utils::slurp_file($fevents)
+	  =~ /event: output\ndata: \{"type": "output", "job_id": $job\}/ },
+	'a new follower is told to read what is stored');
+my $outputs = () = PostgreSQL::Test::Utils::slurp_file($fevents) =~ /event: output/g;
+wait_for($node, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory'
+                   AND mode = 'ShareLock' AND objid = $job AND granted", 'the listener follows the job');
+open(my $go, '>', "$dir/web-go") or die; close $go;
+wait_for($node, "SELECT state = 'succeeded' FROM dispatch.joblist_status WHERE joblist_id = $jl",
+	'the submitted joblist ends');
+wait_until(sub { my $n = () = PostgreSQL::Test::Utils::slurp_file($fevents) =~ /event: output/g;
+	  $n > $outputs }, 'the follower is told of the new output');
 wait_until(sub { PostgreSQL::Test::Utils::slurp_file($events) =~ /"joblist_id": $jl}\n\n/
 	  && PostgreSQL::Test::Utils::slurp_file($events) =~ /"succeeded", "joblist_id": $jl/ },
 	'the stream reports the joblist ending');
 my $seen = PostgreSQL::Test::Utils::slurp_file($events);
 like($seen, qr/event: jobs\ndata: \{"jobs": \[\[$job, $jl, "running"\]\]/, 'event: the job runs');
 like($seen, qr/event: jobs\ndata: \{"jobs": \[\[$job, $jl, "succeeded"\]\]/, 'event: the job succeeded');
-like($seen, qr/event: output\ndata: \{"type": "output", "job_id": $job\}/, 'event: the job has output');
-unlike($seen, qr/one|two/, 'no output travels in the events');
+unlike($seen, qr/event: output/, 'a stream that follows no job hears of no output');
+unlike($seen . PostgreSQL::Test::Utils::slurp_file($fevents), qr/one|two/,
+	'no output travels in the events');
+$fsse->kill_kill;
+wait_for($node, "SELECT count(*) = 0 FROM pg_locks WHERE locktype = 'advisory' AND objid = $job",
+	'the listener lets go of a job nobody follows');
 $sse->kill_kill;
 
 $r = call(400, 'POST', '/api/v1/joblists', @alice,

@@ -12,7 +12,16 @@
  * that hung up is noticed within a second while it waits.  After the
  * listener lost its connection (and so maybe notifications), it sends "resync".
  * The number of clients is bounded by --max-event-clients (503 beyond).
+ *
+ * Output is not on dispatch_events: a stored chunk NOTIFYs only while someone follows
+ * its job (sql/src/45_output.sql).  A client asks for one job's output with
+ * ?follow=JOB (checked with its own role: it must be allowed to read that output); the
+ * listener then follows the job on its own connection (LISTEN dispatch_job_<id>,
+ * follow_output()) while any client wants it, and turns each "output" into the event
+ * {"type": "output", "job_id": N}.  After a new follow it sends that event once, so the
+ * clients read what was stored before.
  */
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -21,11 +30,22 @@
 #include <string.h>
 #include <time.h>
 
+#include "pqerror.h"
 #include "web.h"
 
 #define RING 1024
 #define KEEPALIVE_S 15
 #define MAX_EVENT 8192			/* a NOTIFY payload is shorter than 8000 bytes */
+#define FOLLOW_POLL_MS 100		/* how soon a new follow is applied */
+#define MAX_FOLLOWED 256		/* distinct jobs followed at once; a client beyond gets 503 */
+
+/* A job some clients follow, and whether the listener follows it yet. */
+typedef struct Followed
+{
+	int64_t		job;
+	int			clients;		/* 0: the listener lets go of it */
+	bool		applied;		/* the listener LISTENs and follows it */
+} Followed;
 
 typedef struct Client
 {
@@ -34,6 +54,7 @@ typedef struct Client
 	char		buf[MAX_EVENT + 64];
 	size_t		len;
 	size_t		off;
+	int64_t		follow;			/* the job whose output it follows, or 0 */
 } Client;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -43,6 +64,8 @@ static uint64_t head;			/* sequence number of the next event stored */
 static bool stopping;
 static int	clients;
 static pthread_t listener;
+static Followed followed[MAX_FOLLOWED];
+static bool follows_changed;
 
 static void *listen_loop(void *arg);
 static void push(const char *event, const char *data);
@@ -79,6 +102,117 @@ forward(const char *payload)
 	json_decref(obj);
 }
 
+/* Pushes the event that job has (maybe) new output. */
+static void
+push_output(int64_t job)
+{
+	char		data[64];
+
+	snprintf(data, sizeof(data), "{\"type\": \"output\", \"job_id\": %lld}", (long long) job);
+	push("output", data);
+}
+
+/* Adds one client's follow of job; returns false when MAX_FOLLOWED jobs are followed. */
+static bool
+follow_add(int64_t job)
+{
+	Followed   *slot = NULL;
+
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < MAX_FOLLOWED && (slot == NULL || slot->job != job); i++)
+		if (followed[i].job == job || (followed[i].job == 0 && slot == NULL))
+			slot = &followed[i];
+	if (slot != NULL && slot->job == job)
+		slot->clients++;
+	else if (slot != NULL)
+		*slot = (Followed) {.job = job, .clients = 1};
+	follows_changed = true;		/* also when the listener is letting go of it */
+	pthread_mutex_unlock(&lock);
+	return slot != NULL;
+}
+
+/* Drops one client's follow of job (the lock held). */
+static void
+follow_drop(int64_t job)
+{
+	for (int i = 0; i < MAX_FOLLOWED; i++)
+		if (followed[i].job == job && followed[i].clients > 0)
+		{
+			followed[i].clients--;
+			follows_changed = true;
+			return;
+		}
+}
+
+/* Runs one command of the listener; returns false when it failed. */
+static bool
+run_command(PGconn *conn, const char *sql, int64_t job)
+{
+	char		text[128];
+	PGresult   *res;
+	bool		ok;
+
+	snprintf(text, sizeof(text), sql, (long long) job, (long long) job);
+	res = PQexec(conn, text);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "dispatch-web: events: %s", PQerrorMessage(conn));
+	PQclear(res);
+	return ok;
+}
+
+/* Makes the listener's follows match what the clients want (all again when reset, after
+ * a new connection); returns false when the connection failed. */
+static bool
+apply_follows(PGconn *conn, bool reset)
+{
+	pthread_mutex_lock(&lock);
+	if (!follows_changed && !reset)
+	{
+		pthread_mutex_unlock(&lock);
+		return true;
+	}
+	follows_changed = false;
+	for (int i = 0; i < MAX_FOLLOWED; i++)
+	{
+		Followed	f = followed[i];
+		bool		ok = true;
+
+		if (f.job == 0 || (f.applied && f.clients > 0 && !reset))
+			continue;
+		pthread_mutex_unlock(&lock);	/* the commands run without the lock */
+		if (f.clients > 0)
+			ok = run_command(conn, "LISTEN dispatch_job_%lld; "
+							 "SELECT dispatch.follow_output(%lld)", f.job);
+		else if (f.applied && !reset)
+			ok = run_command(conn, "UNLISTEN dispatch_job_%lld; "
+							 "SELECT dispatch.unfollow_output(%lld)", f.job);
+		pthread_mutex_lock(&lock);
+		if (!ok)
+		{
+			follows_changed = true;
+			pthread_mutex_unlock(&lock);
+			return false;
+		}
+		if (followed[i].job == f.job)
+		{
+			followed[i].applied = f.clients > 0;
+			if (followed[i].clients == 0 && !followed[i].applied)
+				followed[i].job = 0;
+			else if (followed[i].clients == 0)
+				follows_changed = true;		/* left meanwhile: let go next round */
+		}
+		if (f.clients > 0)
+		{
+			pthread_mutex_unlock(&lock);
+			push_output(f.job);			/* read what was stored before the follow */
+			pthread_mutex_lock(&lock);
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return true;
+}
+
 /* Returns whether the daemon is stopping. */
 static bool
 is_stopping(void)
@@ -91,20 +225,31 @@ is_stopping(void)
 	return s;
 }
 
-/* Reads notifications from conn until it breaks or the daemon stops. */
+/* Reads notifications from conn until it breaks or the daemon stops, following the
+ * jobs the clients ask for (checked every FOLLOW_POLL_MS). */
 static void
 read_notifications(PGconn *conn)
 {
 	struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
 	PGnotify   *n;
+	bool		reset = true;
 
 	while (!is_stopping() && PQstatus(conn) == CONNECTION_OK)
 	{
-		if (poll(&pfd, 1, 1000) < 0 || (pfd.revents && !PQconsumeInput(conn)))
+		if (!apply_follows(conn, reset))
+			break;
+		reset = false;
+		if (poll(&pfd, 1, FOLLOW_POLL_MS) < 0 || (pfd.revents && !PQconsumeInput(conn)))
 			break;
 		while ((n = PQnotifies(conn)) != NULL)
 		{
-			forward(n->extra);
+			if (strncmp(n->relname, "dispatch_job_", 13) == 0)
+			{
+				if (strcmp(n->extra, "output") == 0)
+					push_output(strtoll(n->relname + 13, NULL, 10));
+			}
+			else
+				forward(n->extra);
 			PQfreemem(n);
 		}
 	}
@@ -245,23 +390,53 @@ read_events(void *cls, uint64_t pos, char *buf, size_t max)
 static void
 free_client(void *cls)
 {
+	Client	   *c = cls;
+
 	pthread_mutex_lock(&lock);
 	clients--;
+	if (c->follow != 0)
+		follow_drop(c->follow);
 	pthread_mutex_unlock(&lock);
 	free(cls);
+}
+
+/* Checks ?follow=JOB: a job whose output the caller may read (asked with its own role,
+ * conn); returns MHD_YES with *job set, or the error response queued. */
+static enum MHD_Result
+check_follow(Request *req, PGconn *conn, const char *follow, int64_t *job)
+{
+	char	   *end;
+	const char *values[1] = {follow};
+	PGresult   *res;
+	enum MHD_Result ret = MHD_YES;
+
+	errno = 0;
+	*job = strtoll(follow, &end, 10);
+	if (errno != 0 || end == follow || *end != '\0' || *job <= 0)
+		return http_error(req, 400, "22023", "follow must be a job id", NULL);
+	/* attempt 0 never exists: the permission check without reading any output */
+	res = PQexecParams(conn, "SELECT dispatch.job_log($1::bigint, 'stdout', 0)", 1, NULL,
+					   values, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		ret = http_sql_error(req, pqerror_json(res, conn));
+	PQclear(res);
+	return ret;
 }
 
 /* Serves GET /api/v1/events: a stream starting with "hello" at the current position. */
 enum MHD_Result
 events_serve(Request *req, const Route *route, PGconn *conn)
 {
-	Client	   *c = calloc(1, sizeof(Client));
+	const char *follow = MHD_lookup_connection_value(req->mhd, MHD_GET_ARGUMENT_KIND, "follow");
+	int64_t		job = 0;
+	Client	   *c;
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
 	(void) route;
-	(void) conn;
-	if (c == NULL)
+	if (follow != NULL && (ret = check_follow(req, conn, follow, &job)) != MHD_YES)
+		return ret;
+	if ((c = calloc(1, sizeof(Client))) == NULL)
 		return MHD_NO;
 	pthread_mutex_lock(&lock);
 	if (clients >= web_config.max_event_clients)
@@ -275,6 +450,16 @@ events_serve(Request *req, const Route *route, PGconn *conn)
 	c->next = head;
 	c->fd = MHD_get_connection_info(req->mhd, MHD_CONNECTION_INFO_CONNECTION_FD)->connect_fd;
 	pthread_mutex_unlock(&lock);
+	if (job != 0 && !follow_add(job))
+	{
+		char		detail[96];
+
+		free_client(c);
+		snprintf(detail, sizeof(detail), "At most %d jobs are followed at once; try again later.",
+				 MAX_FOLLOWED);
+		return http_error(req, 503, "53300", "too many jobs followed", detail);
+	}
+	c->follow = job;
 	c->len = snprintf(c->buf, sizeof(c->buf),
 					  "retry: 3000\nevent: hello\ndata: {\"type\": \"hello\"}\n\n");
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_events, c,

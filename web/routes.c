@@ -91,7 +91,9 @@ const Route web_routes[] = {
 	 "'user', pg_has_role('dispatch_user', 'member'), "
 	 "'admin', pg_has_role('dispatch_admin', 'member'), 'read_only', $1::boolean)"},
 	{"GET", "/api/v1/events", "Live changes as Server-Sent Events (joblist, jobs, node, output).",
-	 {{0}}, NULL, NULL, events_serve, "text/event-stream"},
+	 {{"follow", PARAM_QUERY, "integer", false,
+	   "A job whose new output to announce (output events); you must be allowed to read it."}},
+	 NULL, NULL, events_serve, "text/event-stream"},
 	{"GET", "/api/v1/joblists", "Joblists, newest first, with the progress of each stage.",
 	 {{"state", PARAM_QUERY, "string", false, "Only these states (a comma list)."}, P_LIMIT},
 	 "SELECT coalesce(json_agg(l), '[]') FROM (SELECT s.*, " STAGES_JSON " AS stages "

@@ -9,12 +9,12 @@
 -- marked truncated.  job_log() reads it back.  Output is private: only the job's
 -- submitter and admins read it, through job_log() or the table (row-level security).
 --
--- Followers (dispatchctl logs -f, dispatch-web) call follow_output(job): a shared
+-- Followers (dispatchctl logs -f, dispatch-web's listener) call follow_output(job),
+-- any dispatch_user for any job, at most _max_follows() per session: a shared
 -- session advisory lock on the job's key.  _store_chunks() (every report of output)
 -- tries the same lock, exclusive, for its transaction; only when that fails (someone
--- follows) does it
--- NOTIFY dispatch_job_<id> "output", so output nobody follows costs no NOTIFY (a
--- NOTIFY serialises commits cluster-wide).  The lock is also the barrier against a
+-- follows) does it NOTIFY dispatch_job_<id> "output", so output nobody follows costs
+-- no NOTIFY (a NOTIFY serialises commits cluster-wide).  The lock is also the barrier against a
 -- lost wake-up: a follower's lock waits for a storing transaction that found nobody,
 -- so the follower's first read after it sees that chunk.  The payload has no data:
 -- readers go through job_log().
@@ -109,12 +109,31 @@ $$;
 COMMENT ON FUNCTION dispatch._follow_key(bigint) IS
     'The second key of the advisory lock that marks job''s output as followed';
 
+CREATE FUNCTION dispatch._max_follows() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT 256                  -- dispatch-web's listener follows for all its clients
+$$;
+COMMENT ON FUNCTION dispatch._max_follows() IS
+    'How many jobs one session may follow at once (follow_output)';
+
 CREATE FUNCTION dispatch.follow_output(job bigint) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET lock_timeout = '2s' AS $$
 BEGIN
-    -- following costs every stored chunk a NOTIFY: only for those who may read it
-    PERFORM dispatch._readable_job(job);
+    IF NOT EXISTS (SELECT 1 FROM dispatch.jobs x WHERE x.job_id = job) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('job %s does not exist', job);
+    END IF;
+    -- A follower makes each chunk of the job cost a NOTIFY (what it learns, that output
+    -- was stored, job_status.output_bytes shows everyone), so a session follows few.
+    IF (SELECT count(*) FROM pg_locks l
+         WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid() AND l.granted
+           AND l.classid = dispatch._follow_class()::oid AND l.objsubid = 2
+           AND l.objid <> dispatch._follow_key(job)::oid) >= dispatch._max_follows() THEN
+        RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded',
+            MESSAGE = format('this session follows %s jobs already', dispatch._max_follows()),
+            HINT = 'Call dispatch.unfollow_output() for a job you no longer watch.';
+    END IF;
     PERFORM pg_advisory_lock_shared(dispatch._follow_class(), dispatch._follow_key(job));
     RETURN true;
 EXCEPTION WHEN lock_not_available THEN

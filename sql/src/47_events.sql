@@ -1,5 +1,5 @@
 ------------------------------------------------------------------------------
--- Events for watchers: NOTIFY dispatch_events on state changes and new output
+-- Events for watchers: NOTIFY dispatch_events on state changes
 ------------------------------------------------------------------------------
 --
 -- dispatch-web (and anyone else) LISTENs on the one channel dispatch_events and is
@@ -9,11 +9,12 @@
 --   {"type": "joblist", "joblist_id": 7, "state": "running"}
 --   {"type": "jobs", "jobs": [[job_id, joblist_id, state], ...], "more": false}
 --   {"type": "node", "node": "w1", "state": "offline"}
---   {"type": "output", "job_id": 12}
 -- Job changes come in bulk (a scheduler cycle assigns many jobs in one statement), so
 -- their trigger runs once per statement and lists at most 50 jobs; "more": true says
 -- there were more (a watcher refetches).  The others change one row at a time and
 -- fire per row, their WHEN clause keeping heartbeats and reason updates free of cost.
+-- New output is not announced here: a chunk NOTIFYs only while someone follows its job
+-- (follow_output, 45_output.sql), which dispatch-web does for the jobs its clients watch.
 
 CREATE FUNCTION dispatch._event() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -38,8 +39,7 @@ BEGIN
         r := CASE TG_TABLE_NAME
             WHEN 'joblists' THEN jsonb_build_object('type', 'joblist',
                                                     'joblist_id', r -> 'joblist_id', 'state', r -> 'state')
-            WHEN 'nodes' THEN jsonb_build_object('type', 'node', 'node', r -> 'node', 'state', r -> 'state')
-            ELSE jsonb_build_object('type', 'output', 'job_id', r -> 'job_id') END;
+            ELSE jsonb_build_object('type', 'node', 'node', r -> 'node', 'state', r -> 'state') END;
     END IF;
     IF r IS NOT NULL THEN
         PERFORM pg_notify('dispatch_events', r::text);
@@ -49,7 +49,7 @@ END
 $$;
 COMMENT ON FUNCTION dispatch._event() IS
     'Trigger: a dispatch_events notification for jobs whose state changed (per statement), '
-    'a new or changed joblist or node, or new output (per row)';
+    'a new or changed joblist or node (per row)';
 
 CREATE TRIGGER jobs_events AFTER UPDATE ON dispatch.jobs
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -64,5 +64,3 @@ CREATE TRIGGER nodes_events AFTER INSERT ON dispatch.nodes
 CREATE TRIGGER nodes_state_events AFTER UPDATE OF state ON dispatch.nodes
     FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state)
     EXECUTE FUNCTION dispatch._event();
-CREATE TRIGGER job_output_events AFTER INSERT ON dispatch.job_output
-    FOR EACH ROW EXECUTE FUNCTION dispatch._event();

@@ -8,7 +8,8 @@
 "use strict";
 
 const CHART_MS = 15000;
-const state = { session: null, joblist: null, job: null, logOffset: 0, timers: {} };
+const state = { session: null, joblist: null, job: null, logOffset: 0, timers: {}, source: null, sourceJob: null,
+                logJob: null };
 
 // Returns the JSON of an API call; throws the API's error object ({sqlstate, message,
 // detail, hint, line, column}) when the answer is not 2xx.
@@ -162,6 +163,10 @@ async function loadLog() {
         state.logOffset = 0;
         continue;
       }
+      if (state.logJob !== state.job) {            // readable: follow its output from now on
+        state.logJob = state.job;
+        if (state.source) listen();
+      }
       pre.append(chunk.data);
       state.logOffset += chunk.data.length;
       if (chunk.data.length === 0 || state.logOffset >= chunk.length) break;
@@ -178,6 +183,7 @@ function show(joblist, job) {
   history.replaceState(null, "", "#" + new URLSearchParams(
     Object.entries({ joblist, job }).filter(([, v]) => v !== null)).toString());
   loadJoblists(); loadDetail(); loadLog();
+  if (state.source && state.sourceJob !== null && state.job !== state.sourceJob) listen();
 }
 
 // Returns the resource board of one node: a square per unit (coloured by the job
@@ -274,10 +280,16 @@ async function submit() {
   }
 }
 
-// Follows /api/v1/events: each event refetches only what it concerns.
+// Follows /api/v1/events (and, once its log could be read, the output of the job
+// shown: ?follow=): each event refetches only what it concerns.  Opened again when
+// the job followed changes.
 function listen() {
   const live = document.getElementById("live");
-  const source = new EventSource(new URL("/api/v1/events", location.origin));
+  const url = new URL("/api/v1/events", location.origin);
+  if (state.job !== null && state.logJob === state.job) url.searchParams.set("follow", state.job);
+  if (state.source) state.source.close();
+  const source = state.source = new EventSource(url);
+  state.sourceJob = url.searchParams.has("follow") ? state.job : null;
   const all = () => { soon("joblists", loadJoblists); soon("detail", loadDetail); soon("log", loadLog); soon("nodes", () => loadNodes(false)); };
   source.addEventListener("hello", () => { live.textContent = "live"; live.dataset.live = "yes"; all(); });
   source.addEventListener("resync", all);
