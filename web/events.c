@@ -401,26 +401,31 @@ free_client(void *cls)
 }
 
 /* Checks ?follow=JOB: a job whose output the caller may read (asked with its own role,
- * conn); returns MHD_YES with *job set, or the error response queued. */
-static enum MHD_Result
-check_follow(Request *req, PGconn *conn, const char *follow, int64_t *job)
+ * conn); returns true with *job set, or false with the error response queued in *ret. */
+static bool
+check_follow(Request *req, PGconn *conn, const char *follow, int64_t *job,
+			 enum MHD_Result *ret)
 {
 	char	   *end;
 	const char *values[1] = {follow};
 	PGresult   *res;
-	enum MHD_Result ret = MHD_YES;
+	bool		ok;
 
 	errno = 0;
 	*job = strtoll(follow, &end, 10);
 	if (errno != 0 || end == follow || *end != '\0' || *job <= 0)
-		return http_error(req, 400, "22023", "follow must be a job id", NULL);
+	{
+		*ret = http_error(req, 400, "22023", "follow must be a job id", NULL);
+		return false;
+	}
 	/* attempt 0 never exists: the permission check without reading any output */
 	res = PQexecParams(conn, "SELECT dispatch.job_log($1::bigint, 'stdout', 0)", 1, NULL,
 					   values, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		ret = http_sql_error(req, pqerror_json(res, conn));
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		*ret = http_sql_error(req, pqerror_json(res, conn));
 	PQclear(res);
-	return ret;
+	return ok;
 }
 
 /* Serves GET /api/v1/events: a stream starting with "hello" at the current position. */
@@ -434,7 +439,7 @@ events_serve(Request *req, const Route *route, PGconn *conn)
 	enum MHD_Result ret;
 
 	(void) route;
-	if (follow != NULL && (ret = check_follow(req, conn, follow, &job)) != MHD_YES)
+	if (follow != NULL && !check_follow(req, conn, follow, &job, &ret))
 		return ret;
 	if ((c = calloc(1, sizeof(Client))) == NULL)
 		return MHD_NO;
