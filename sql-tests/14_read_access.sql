@@ -115,7 +115,9 @@ SELECT count(*) > 0 AS notifies_checked
 -- at most 256 jobs (each makes every chunk of its job cost a NOTIFY).
 SET ROLE ra_bob;
 SELECT dispatch.follow_output(:j) AS bob_follows;
+\set VERBOSITY sqlstate
 SELECT dispatch.job_log(:j);
+\set VERBOSITY default
 SELECT dispatch.follow_output(:j) AS again_counts_once;
 SELECT dispatch.unfollow_output(:j) AND dispatch.unfollow_output(:j) AS unfollowed;
 SELECT dispatch.follow_output(-1);
