@@ -18,8 +18,8 @@
  * ?follow=JOB (checked with its own role: it must be allowed to read that output); the
  * listener then follows the job on its own connection (LISTEN dispatch_job_<id>,
  * follow_output()) while any client wants it, and turns each "output" into the event
- * {"type": "output", "job_id": N}.  After a new follow it sends that event once, so the
- * clients read what was stored before.
+ * {"type": "output", "job_id": N}, which only the clients following N get.  After a new
+ * follow it sends that event once, so the clients read what was stored before.
  */
 #include <errno.h>
 #include <poll.h>
@@ -60,6 +60,7 @@ typedef struct Client
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t arrived = PTHREAD_COND_INITIALIZER;
 static char *ring[RING];
+static int64_t ring_job[RING];	/* an output event's job: only its followers get it */
 static uint64_t head;			/* sequence number of the next event stored */
 static bool stopping;
 static int	clients;
@@ -68,11 +69,12 @@ static Followed followed[MAX_FOLLOWED];
 static bool follows_changed;
 
 static void *listen_loop(void *arg);
-static void push(const char *event, const char *data);
+static void push(const char *event, const char *data, int64_t job);
 
-/* Appends one event to the ring and wakes the clients. */
+/* Appends one event to the ring (for the clients following job only, unless it is 0)
+ * and wakes the clients. */
 static void
-push(const char *event, const char *data)
+push(const char *event, const char *data, int64_t job)
 {
 	size_t		len = strlen(event) + strlen(data) + 20;
 	char	   *text = malloc(len);
@@ -83,6 +85,7 @@ push(const char *event, const char *data)
 	pthread_mutex_lock(&lock);
 	free(ring[head % RING]);
 	ring[head % RING] = text;
+	ring_job[head % RING] = job;
 	head++;
 	pthread_cond_broadcast(&arrived);
 	pthread_mutex_unlock(&lock);
@@ -98,7 +101,7 @@ forward(const char *payload)
 
 	if (type != NULL && type[0] != '\0' && strspn(type, "abcdefghijklmnopqrstuvwxyz") ==
 		strlen(type) && strlen(type) < 32 && strpbrk(payload, "\r\n") == NULL)
-		push(type, payload);
+		push(type, payload, 0);
 	json_decref(obj);
 }
 
@@ -109,7 +112,7 @@ push_output(int64_t job)
 	char		data[64];
 
 	snprintf(data, sizeof(data), "{\"type\": \"output\", \"job_id\": %lld}", (long long) job);
-	push("output", data);
+	push("output", data, job);
 }
 
 /* Adds one client's follow of job; returns false when MAX_FOLLOWED jobs are followed. */
@@ -275,7 +278,7 @@ listen_loop(void *arg)
 		if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
 		{
 			if (lost)
-				push("resync", "{\"type\": \"resync\"}");
+				push("resync", "{\"type\": \"resync\"}", 0);
 			said = false;
 			PQclear(res);
 			read_notifications(conn);
@@ -358,21 +361,30 @@ read_events(void *cls, uint64_t pos, char *buf, size_t max)
 	(void) pos;
 	if (c->off == c->len)
 	{
-		pthread_mutex_lock(&lock);
-		if (!wait_for_event(c) || stopping)
-		{
-			pthread_mutex_unlock(&lock);
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		}
-		if (head - c->next > RING)
-		{
-			uint64_t	behind = head - c->next;
+		bool		skipped;
 
-			pthread_mutex_unlock(&lock);
-			fprintf(stderr, "dispatch-web: events: dropped a client %llu events behind\n",
-					(unsigned long long) behind);
-			return MHD_CONTENT_READER_END_WITH_ERROR;
-		}
+		pthread_mutex_lock(&lock);
+		do
+		{
+			if (!wait_for_event(c) || stopping)
+			{
+				pthread_mutex_unlock(&lock);
+				return MHD_CONTENT_READER_END_OF_STREAM;
+			}
+			if (head - c->next > RING)
+			{
+				uint64_t	behind = head - c->next;
+
+				pthread_mutex_unlock(&lock);
+				fprintf(stderr, "dispatch-web: events: dropped a client %llu events behind\n",
+						(unsigned long long) behind);
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			}
+			/* another job's output is not this client's business */
+			for (skipped = false; c->next != head && ring_job[c->next % RING] != 0 &&
+				 ring_job[c->next % RING] != c->follow; skipped = true)
+				c->next++;
+		} while (skipped && c->next == head);
 		if (c->next == head)
 			c->len = snprintf(c->buf, sizeof(c->buf), ": keepalive\n\n");
 		else
