@@ -6,7 +6,8 @@
 #     queue): the statement trigger with its transition tables, one NOTIFY;
 #   - one statement changing only the reason of JOBS jobs (the cycle's reasons): the
 #     statement trigger runs and finds no state change, no NOTIFY;
-#   - CHUNKS single-row output inserts (agent_output's chunks): a row trigger each;
+#   - CHUNKS single-row output inserts: no trigger since output is announced only to
+#     the jobs' followers (follow_output), so both sides should match;
 #   - CHUNKS heartbeats (UPDATE nodes SET last_heartbeat): the row trigger's WHEN
 #     clause is false, so no trigger call.
 # Starts a throwaway PostgreSQL 15 with pg_dispatch installed beforehand (e.g. by
@@ -38,7 +39,6 @@ measure() {
     psql <<SQL
 SET client_min_messages = warning;
 ALTER TABLE dispatch.jobs ${1}ABLE TRIGGER jobs_events;
-ALTER TABLE dispatch.job_output ${1}ABLE TRIGGER job_output_events;
 ALTER TABLE dispatch.nodes ${1}ABLE TRIGGER nodes_state_events;
 CREATE FUNCTION pg_temp.ms(stmt text) RETURNS numeric LANGUAGE plpgsql AS \$\$
 DECLARE
