@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Prints a server notice ("joblist 5 has already finished") as dispatchctl's own line. */
 static void
@@ -159,19 +160,15 @@ conn_exec(Ctl *ctl, const char *sql, int nparams, const char *const *params)
 	return NULL;
 }
 
-/* LISTENs on dispatch_<kind>_<id> (an id of digits only); EXIT_OK or EXIT_ERROR. */
+/* LISTENs on channel (dispatch_events, or dispatch_job_<id> with an id of digits
+   only); EXIT_OK or EXIT_ERROR. */
 int
-conn_listen(Ctl *ctl, const char *kind, const char *id)
+conn_listen(Ctl *ctl, const char *channel)
 {
 	char		sql[128];
 	PGresult   *res;
 
-	if (!ctl_is_id(id))
-	{
-		ctl_error("invalid id \"%s\"", id);
-		return EXIT_ERROR;
-	}
-	snprintf(sql, sizeof(sql), "LISTEN dispatch_%s_%s", kind, id);
+	snprintf(sql, sizeof(sql), "LISTEN %s", channel);
 	res = conn_exec(ctl, sql, 0, NULL);
 	if (res == NULL)
 		return EXIT_ERROR;
@@ -179,40 +176,54 @@ conn_listen(Ctl *ctl, const char *kind, const char *id)
 	return EXIT_OK;
 }
 
-/* Waits up to timeout_ms (-1: forever) for notifications and consumes them all; returns
-   1 when some arrived, 0 on timeout, -1 when the connection failed (message printed). */
-int
-conn_wait(Ctl *ctl, int timeout_ms)
+/* Consumes every notification that arrived; returns 1 when relevant(n, arg) accepted
+   one of them. */
+static int
+drain(Ctl *ctl, int (*relevant) (const PGnotify *n, const void *arg), const void *arg)
 {
-	struct pollfd pfd = {.fd = PQsocket(ctl->conn), .events = POLLIN};
 	PGnotify   *n;
 	int			got = 0;
-	int			rc;
 
 	while ((n = PQnotifies(ctl->conn)) != NULL)
 	{
-		got = 1;
-		PQfreemem(n);
-	}
-	if (got)
-		return 1;
-	rc = poll(&pfd, 1, timeout_ms);
-	if (rc < 0 && errno != EINTR)
-	{
-		ctl_error("could not wait for the server: %s", strerror(errno));
-		return -1;
-	}
-	if (rc <= 0)
-		return 0;
-	if (!PQconsumeInput(ctl->conn))
-	{
-		ctl_error("lost the connection: %s", PQerrorMessage(ctl->conn));
-		return -1;
-	}
-	while ((n = PQnotifies(ctl->conn)) != NULL)
-	{
-		got = 1;
+		got |= relevant(n, arg);
 		PQfreemem(n);
 	}
 	return got;
+}
+
+/* Waits up to timeout_ms for a notification relevant(n, arg) accepts, consuming the
+   others (dispatch_events tells of every change in the cluster); returns 1 when one
+   arrived, 0 on timeout, -1 when the connection failed (message printed). */
+int
+conn_wait(Ctl *ctl, int timeout_ms,
+		  int (*relevant) (const PGnotify *n, const void *arg), const void *arg)
+{
+	struct pollfd pfd = {.fd = PQsocket(ctl->conn), .events = POLLIN};
+	struct timespec start,
+				now;
+	int			left = timeout_ms;
+	int			rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (!drain(ctl, relevant, arg))
+	{
+		rc = poll(&pfd, 1, left);
+		if (rc < 0 && errno != EINTR)
+		{
+			ctl_error("could not wait for the server: %s", strerror(errno));
+			return -1;
+		}
+		if (rc > 0 && !PQconsumeInput(ctl->conn))
+		{
+			ctl_error("lost the connection: %s", PQerrorMessage(ctl->conn));
+			return -1;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = timeout_ms - (int) ((now.tv_sec - start.tv_sec) * 1000 +
+								   (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (left <= 0)
+			return drain(ctl, relevant, arg);
+	}
+	return 1;
 }

@@ -65,8 +65,9 @@ void		conn_close(Ctl *ctl);
 PGresult   *conn_exec(Ctl *ctl, const char *sql, int nparams, const char *const *params);
 PGresult   *conn_try(Ctl *ctl, const char *sql, int nparams, const char *const *params);
 void		conn_print_error(const PGresult *res, const char *where);
-int			conn_listen(Ctl *ctl, const char *kind, const char *id);
-int			conn_wait(Ctl *ctl, int timeout_ms);
+int			conn_listen(Ctl *ctl, const char *channel);
+int			conn_wait(Ctl *ctl, int timeout_ms,
+					  int (*relevant) (const PGnotify *n, const void *arg), const void *arg);
 
 /* output.c */
 typedef struct Column

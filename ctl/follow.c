@@ -2,11 +2,12 @@
  * follow.c -- dispatchctl logs [-f] and wait: a job's output and a joblist's end,
  * followed through LISTEN/NOTIFY.
  *
- * The server NOTIFYs dispatch_job_<id> with "ended" when the job stops and, once
- * follow_output(id) was called, with "output" for every stored chunk; and
- * dispatch_joblist_<id> with "ended" when a joblist finishes (sql/src/35_lifecycle.sql,
- * 45_output.sql).  A payload carries nothing else: on each wake-up the client reads
- * through job_status and job_log(), whose permissions apply.  It LISTENs and follows
+ * State changes come on dispatch_events (sql/src/47_events.sql: ids and states of the
+ * jobs a statement changed, a joblist's new state); relevant() keeps those that name
+ * the job or joblist watched, so the client re-reads only for them.  Once
+ * follow_output(id) was called, the server also NOTIFYs dispatch_job_<id> "output" for
+ * every stored chunk (45_output.sql).  Payloads carry ids and states only: on each
+ * wake-up the client reads through job_status and job_log(), whose permissions apply.  It LISTENs and follows
  * before its first read, so nothing that happens in between is missed.  A re-read every
  * FOLLOW_SAFETY_MS covers a notification lost with its connection; it is a safety
  * net, not the mechanism.
@@ -140,6 +141,42 @@ read_new(Ctl *ctl, Follow *f, int *status)
 	return ended;
 }
 
+/* What a logs -f or wait watches: a job, or a joblist (ids as text, the other NULL). */
+typedef struct Watch
+{
+	const char *job;
+	const char *joblist;
+} Watch;
+
+/* Returns 1 when notification n may concern what arg (a Watch) watches: the followed
+   job's output channel, or a dispatch_events payload naming it ("more" when a statement
+   changed more jobs than it lists). */
+static int
+relevant(const PGnotify *n, const void *arg)
+{
+	const Watch *w = arg;
+	json_t	   *ev,
+			   *j;
+	const char *type;
+	size_t		i;
+	int			hit = 0;
+
+	if (strcmp(n->relname, "dispatch_events") != 0)
+		return 1;
+	ev = json_loads(n->extra, 0, NULL);
+	type = json_string_value(json_object_get(ev, "type"));
+	if (type != NULL && w->joblist != NULL && strcmp(type, "joblist") == 0)
+		hit = json_integer_value(json_object_get(ev, "joblist_id")) == atoll(w->joblist);
+	else if (type != NULL && w->job != NULL && strcmp(type, "jobs") == 0)
+	{
+		hit = json_is_true(json_object_get(ev, "more"));
+		json_array_foreach(json_object_get(ev, "jobs"), i, j)
+			hit |= json_integer_value(json_array_get(j, 0)) == atoll(w->job);
+	}
+	json_decref(ev);
+	return hit;
+}
+
 /* Asks the server to NOTIFY this session's channel for each chunk of job's output. */
 static int
 start_following(Ctl *ctl, const char *job)
@@ -166,6 +203,7 @@ cmd_logs(Ctl *ctl, int argc, char **argv)
 	int			opt;
 	int			status = EXIT_OK;
 	int			rc;
+	char		channel[64];
 
 	while ((opt = ctl_getopt("logs", argc, argv, "f", opts)) >= 0)
 	{
@@ -190,11 +228,13 @@ cmd_logs(Ctl *ctl, int argc, char **argv)
 	f.tty_err = isatty(STDERR_FILENO);
 	if (conn_open(ctl, follow) != EXIT_OK)
 		return EXIT_ERROR;
-	if (follow && (conn_listen(ctl, "job", f.job) != EXIT_OK ||
+	snprintf(channel, sizeof(channel), "dispatch_job_%s", f.job);
+	if (follow && (conn_listen(ctl, "dispatch_events") != EXIT_OK ||
+				   conn_listen(ctl, channel) != EXIT_OK ||
 				   start_following(ctl, f.job) != EXIT_OK))
 		return EXIT_ERROR;
 	while ((rc = read_new(ctl, &f, &status)) == 0 && follow)
-		if (conn_wait(ctl, FOLLOW_SAFETY_MS) < 0)
+		if (conn_wait(ctl, FOLLOW_SAFETY_MS, relevant, &(Watch) {.job = f.job}) < 0)
 			return EXIT_ERROR;
 	if (rc < 0)
 		return EXIT_ERROR;
@@ -237,7 +277,7 @@ cmd_wait(Ctl *ctl, int argc, char **argv)
 	/* resolve the name first, LISTEN, then read: an end in between is seen */
 	if (list_joblist_id(ctl, argv[optind], id, sizeof(id)) != EXIT_OK)
 		return EXIT_ERROR;
-	if (conn_listen(ctl, "joblist", id) != EXIT_OK)
+	if (conn_listen(ctl, "dispatch_events") != EXIT_OK)
 		return EXIT_ERROR;
 	for (;;)
 	{
@@ -275,7 +315,7 @@ cmd_wait(Ctl *ctl, int argc, char **argv)
 			}
 			left_ms = timeout * 1000 - spent < left_ms ? timeout * 1000 - spent : left_ms;
 		}
-		rc = conn_wait(ctl, (int) left_ms);
+		rc = conn_wait(ctl, (int) left_ms, relevant, &(Watch) {.joblist = id});
 		if (rc < 0)
 			return EXIT_ERROR;
 	}

@@ -189,29 +189,3 @@ END
 $$;
 COMMENT ON FUNCTION dispatch._advance_joblist(dispatch.joblists) IS
     'Advances, finishes or fails one active joblist whose current stage changed';
-
--- What clients (dispatchctl logs -f and wait, dispatch-web) LISTEN for instead of
--- polling: "ended" on dispatch_job_<id> when a job stops running (a final state, or
--- lost), on dispatch_joblist_<id> when a joblist finishes; agent_output() sends
--- "output" on dispatch_job_<id> while someone follows it (45_output.sql).  Any role
--- that can connect may LISTEN to any channel, so a payload says only that something
--- happened: the client reads what through the views and job_log(), whose permissions
--- apply.
-CREATE FUNCTION dispatch._notify_ended() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    PERFORM pg_notify(format('dispatch_%s_%s', TG_ARGV[0],
-                             to_jsonb(NEW) ->> (TG_ARGV[0] || '_id')), 'ended');
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION dispatch._notify_ended() IS
-    'NOTIFY dispatch_<TG_ARGV[0]>_<id> ''ended'' for the job or joblist row that stopped';
-CREATE TRIGGER jobs_notify_ended AFTER UPDATE OF state ON dispatch.jobs
-    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state
-                       AND NEW.state IN ('succeeded', 'failed', 'cancelled', 'skipped', 'lost'))
-    EXECUTE FUNCTION dispatch._notify_ended('job');
-CREATE TRIGGER joblists_notify_ended AFTER UPDATE OF state ON dispatch.joblists
-    FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state
-                       AND NEW.state IN ('succeeded', 'failed', 'cancelled'))
-    EXECUTE FUNCTION dispatch._notify_ended('joblist');
