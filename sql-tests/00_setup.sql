@@ -20,14 +20,23 @@ SELECT table_name, string_agg(column_name::text, ', ' ORDER BY ordinal_position)
 -- GUCs exist with their defaults (node_timeout is set by the test configuration).
 SELECT name, setting, unit FROM pg_settings WHERE name LIKE 'dispatch.%' ORDER BY name;
 SET dispatch.no_such_setting = 1;
--- The scheduler of this server runs (it is restarted by the launcher until the
--- database exists, so wait for it with a deadline).
-DO $$
+-- The tests' one way to wait for the scheduler: true as soon as the query cond
+-- returns true, false after tries tenths of a second.
+CREATE FUNCTION public.wait_for(cond text, tries int DEFAULT 300) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    ok boolean;
 BEGIN
-    FOR i IN 1 .. 600 LOOP
-        EXIT WHEN (SELECT pid IS NOT NULL FROM dispatch.scheduler_stats());
+    FOR i IN 1 .. tries LOOP
+        EXECUTE cond INTO ok;
+        IF ok THEN
+            RETURN true;
+        END IF;
         PERFORM pg_sleep(0.1);
     END LOOP;
+    RETURN false;
 END
 $$;
-SELECT pid IS NOT NULL AS scheduler_runs FROM dispatch.scheduler_stats();
+-- The scheduler of this server runs (it is restarted by the launcher until the
+-- database exists, so wait for it with a deadline).
+SELECT wait_for('SELECT pid IS NOT NULL FROM dispatch.scheduler_stats()', 600) AS scheduler_runs;

@@ -55,16 +55,9 @@ SELECT pg_temp.try_register('ai-max2', '{"amounts": {"ai_cpu": 1099511627776}}')
 SELECT pg_temp.try_register('ai-small', '{"amounts": {"ai_cpu": 1}}');
 SELECT dispatch.submit_joblist('{"name": "ai-pinned", "stages": [{"jobs": [{"name": "p",
   "command": "true", "needs": {"ai_cpu": 1}, "constraints": {"node": "ai-small"}}]}]}') AS pinned \gset
-DO $$
-BEGIN
-    FOR i IN 1 .. 300 LOOP
-        EXIT WHEN EXISTS (SELECT FROM dispatch.jobs j, dispatch.joblists l
-                           WHERE l.name = 'ai-pinned' AND j.joblist_id = l.joblist_id
-                             AND j.state <> 'pending');
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-END
-$$;
+SELECT wait_for($$SELECT EXISTS (SELECT FROM dispatch.jobs j, dispatch.joblists l
+                                  WHERE l.name = 'ai-pinned' AND j.joblist_id = l.joblist_id
+                                    AND j.state <> 'pending')$$) AS placed;
 SELECT state, node, resources FROM dispatch.job_status WHERE joblist_id = :pinned;
 SELECT dispatch.agent_offline(n) FROM unnest(ARRAY['ai-max', 'ai-max2', 'ai-small']) n;
 

@@ -8,20 +8,6 @@ CREATE ROLE lab_db1 IN ROLE dispatch_agent;
 CREATE ROLE lab_evil IN ROLE dispatch_agent;
 CREATE ROLE lab_user IN ROLE dispatch_user;
 CREATE ROLE lab_admin IN ROLE dispatch_admin;
-CREATE FUNCTION pg_temp.wait_for(cond text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean;
-BEGIN
-    FOR i IN 1 .. 300 LOOP
-        EXECUTE cond INTO ok;
-        IF ok THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-    RETURN false;
-END
-$$;
 
 -- Only admins bind node names and set the labels constraints match.
 SET ROLE lab_user;
@@ -84,7 +70,7 @@ SELECT dispatch.submit_joblist('{"name": "lab-secret", "stages": [{"jobs": [
   AS secret_jl \gset
 RESET ROLE;
 SELECT job_id AS secret_job FROM dispatch.jobs WHERE joblist_id = :secret_jl \gset
-SELECT pg_temp.wait_for(format($$SELECT reason <> 'waiting for the scheduler'
+SELECT wait_for(format($$SELECT reason <> 'waiting for the scheduler'
                                    FROM dispatch.jobs WHERE job_id = %s$$, :secret_job));
 SELECT state, node, reason FROM dispatch.job_status WHERE job_id = :secret_job;
 SET ROLE lab_evil;
@@ -96,7 +82,7 @@ SET ROLE lab_db1;
 SELECT dispatch.agent_register('lab-db1', '{"hostname": "db1.example", "labels": {"zone": "a"},
   "resources": [{"type": "lab_cpu", "ident": "0"}]}') IS NOT NULL AS registered;
 RESET ROLE;
-SELECT pg_temp.wait_for(format($$SELECT state = 'assigned' FROM dispatch.jobs
+SELECT wait_for(format($$SELECT state = 'assigned' FROM dispatch.jobs
                                   WHERE job_id = %s$$, :secret_job));
 SELECT state, node FROM dispatch.job_status WHERE job_id = :secret_job;
 SET ROLE lab_evil;
@@ -122,7 +108,7 @@ SELECT dispatch.submit_joblist('{"name": "lab-claims", "stages": [{"jobs": [
   {"name": "p", "command": "true", "needs": {"lab_cpu": 1},
    "constraints": {"node": "lab-db1"}}]}]}') AS claims_jl \gset
 RESET ROLE;
-SELECT pg_temp.wait_for(format($$SELECT bool_and(reason IS DISTINCT FROM 'waiting for the scheduler')
+SELECT wait_for(format($$SELECT bool_and(reason IS DISTINCT FROM 'waiting for the scheduler')
                                   FROM dispatch.jobs WHERE joblist_id = %s$$, :claims_jl));
 SELECT name, state, node, reason FROM dispatch.job_status WHERE joblist_id = :claims_jl
  ORDER BY name;

@@ -10,18 +10,10 @@ SELECT dispatch.agent_register('bf1', '{"resources": [
   {"type": "bfslot", "ident": "2"}, {"type": "bfslot", "ident": "3"}]}') IS NOT NULL AS registered;
 
 -- Waits (with a deadline) until the scheduler has seen every bf job.
-CREATE FUNCTION pg_temp.settle() RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1 .. 300 LOOP
-        IF NOT EXISTS (SELECT 1 FROM dispatch.job_status
-                        WHERE joblist LIKE 'bf-%' AND state = 'pending'
-                          AND reason = 'waiting for the scheduler') THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.1);
-    END LOOP;
-    RETURN false;
-END
+CREATE FUNCTION pg_temp.settle() RETURNS boolean LANGUAGE sql AS $$
+    SELECT wait_for($q$SELECT NOT EXISTS (SELECT 1 FROM dispatch.job_status
+                         WHERE joblist LIKE 'bf-%' AND state = 'pending'
+                           AND reason = 'waiting for the scheduler')$q$)
 $$;
 CREATE FUNCTION pg_temp.bf(name text, slots int, timeout text) RETURNS bigint
 LANGUAGE sql AS $$
