@@ -13,15 +13,10 @@
 # Starts a throwaway PostgreSQL 15 with pg_dispatch installed beforehand (e.g. by
 # scripts/setup.sh).  Run as an unprivileged user:  bash bench/events_bench.sh
 set -euo pipefail
-bin=/usr/lib/postgresql/15/bin
 jobs=${JOBS:-10000}
 chunks=${CHUNKS:-5000}
-dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
-port=${PORT:-54349}
-trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-
-bash "$(dirname "$0")/../scripts/cluster.sh" "$dir" "$port" 1h
-psql() { $bin/psql -X -q -At -h "$dir" -p $port -d postgres -v ON_ERROR_STOP=1 "$@"; }
+bench_port=${PORT:-54349}
+. "$(dirname "$0")/throwaway.sh"
 # A queue of jobs on one node that never runs them (no agent: nothing is claimed).
 psql <<SQL >/dev/null
 SELECT dispatch.agent_register('n1', '{"resources": [{"type": "cpu", "ident": "0"}]}');

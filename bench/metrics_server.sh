@@ -9,14 +9,10 @@
 # its old interval), so it cannot pack, roll up or evaluate the bench's data; the
 # bench goes on once that tick has run (its rollup state appears).  Then it loads the
 # bench's sample generator (metrics_sample.sql).
-bin=/usr/lib/postgresql/15/bin
 here_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
-trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 started=$(date +%s)
-
-bash "$here_dir/../scripts/cluster.sh" "$dir" "$port" 1h
-psql() { $bin/psql -X -q -At -h "$dir" -p "$port" -d postgres -v ON_ERROR_STOP=1 "$@"; }
+bench_port=$port
+. "$here_dir/throwaway.sh"
 psql -c "ALTER SYSTEM SET dispatch.monitor_interval = '1h'" ${settings:+-c "$settings"} >/dev/null
 $bin/pg_ctl -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null
 for i in $(seq 1 60); do

@@ -20,18 +20,14 @@
 # baseline.
 # Run as an unprivileged user (PostgreSQL refuses root):  bash bench/output_notify.sh
 set -euo pipefail
-bin=/usr/lib/postgresql/15/bin
 clients=${CLIENTS:-4}
 seconds=${SECONDS_EACH:-5}
 rounds=${ROUNDS:-4}
-dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
-port=${PORT:-54341}
-trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-
-bash "$(dirname "$0")/../scripts/cluster.sh" "$dir" "$port" 1h
+bench_port=${PORT:-54341}
+port=$bench_port
+. "$(dirname "$0")/throwaway.sh"
 echo "dispatch.max_output_bytes = '1GB'" >> "$dir/data/postgresql.conf"
 $bin/pg_ctl -D "$dir/data" reload >/dev/null
-psql() { $bin/psql -X -q -At -h "$dir" -p $port -d postgres -v ON_ERROR_STOP=1 "$@"; }
 psql <<SQL >/dev/null
 SELECT dispatch.agent_register('b1', jsonb_build_object('resources',
          (SELECT jsonb_agg(jsonb_build_object('type', 'cpu', 'ident', c::text))

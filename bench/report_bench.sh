@@ -14,15 +14,10 @@
 # agent_report, such as an older one for comparison, gets the one-job calls only).  Run as an unprivileged
 # user (PostgreSQL refuses root):  bash bench/report_bench.sh   (JOBS=6000 BATCH=256)
 set -euo pipefail
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 jobs=${JOBS:-6000}
 batch=${BATCH:-256}
-port=${PORT:-54342}
-dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
-trap '"$PGBIN/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-
-PGBIN=$PGBIN bash "$(dirname "$0")/../scripts/cluster.sh" "$dir" "$port" 1h
-psql() { "$PGBIN/psql" -X -q -At -h "$dir" -p "$port" -d postgres -v ON_ERROR_STOP=1 "$@"; }
+bench_port=${PORT:-54342}
+. "$(dirname "$0")/throwaway.sh"
 psql >/dev/null <<SQL
 SELECT dispatch.agent_register('rb', '{}');
 SELECT dispatch.submit_joblist(jsonb_build_object('name', 'rb', 'stages', jsonb_build_array(
