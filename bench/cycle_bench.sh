@@ -10,15 +10,10 @@
 # (assignments dominate: each is one _assign call with its inserts and NOTIFY).
 # Run as an unprivileged user (PostgreSQL refuses root):  bash bench/cycle_bench.sh
 set -euo pipefail
-bin=/usr/lib/postgresql/15/bin
 nodes=${NODES:-100}
 jobs=${JOBS:-2000}
-dir=$(mktemp -d /tmp/pg_dispatch-bench.XXXXXX)
-port=${PORT:-54339}
-trap '$bin/pg_ctl -D "$dir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
-
-bash "$(dirname "$0")/../scripts/cluster.sh" "$dir" "$port" 1h
-psql() { $bin/psql -X -q -At -h "$dir" -p $port -d postgres -v ON_ERROR_STOP=1 "$@"; }
+bench_port=${PORT:-54339}
+. "$(dirname "$0")/throwaway.sh"
 psql <<SQL >/dev/null
 SELECT dispatch.agent_register('node' || n, jsonb_build_object('resources',
          (SELECT jsonb_agg(jsonb_build_object('type', 'cpu', 'ident', c::text))

@@ -161,8 +161,10 @@ BEGIN
     unit AS (
         SELECT r.resource_id, r.type, r.ident, r.is_amount FROM dispatch.resources r
          WHERE r.resource_id = ANY (take_units) FOR KEY SHARE),
-    -- what each job holds, by type: set-based, not a subquery per job over all takes
-    held AS (
+    -- what each job holds, by type: set-based, not a subquery per job over all takes,
+    -- and computed once (inlined, a plan misled by stale statistics on jobs ran the
+    -- aggregate again for every placed job)
+    held AS MATERIALIZED (
         SELECT x.job_id, jsonb_object_agg(x.type, x.v) AS held
           FROM (SELECT t.job_id, u.type,
                        CASE WHEN bool_or(u.is_amount) THEN to_jsonb(sum(t.amount))
