@@ -213,6 +213,16 @@ $$;
 COMMENT ON FUNCTION dispatch._json_string_map(jsonb, text, text, text, text) IS
     'Fails unless v is a JSON object whose values are all strings';
 
+-- No SET clause, so that it is inlined into its callers' queries (their search_path is safe).
+CREATE FUNCTION dispatch._interval_of(v jsonb) RETURNS interval
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN jsonb_typeof(v) = 'number' THEN make_interval(secs => v::text::numeric)
+                ELSE (v #>> '{}')::interval END
+$$;
+COMMENT ON FUNCTION dispatch._interval_of(jsonb) IS
+    'A duration given as a JSON number of seconds or an interval string (raises when it is '
+    'neither); _json_interval checks it';
+
 CREATE FUNCTION dispatch._json_interval(v jsonb, path text, what text) RETURNS interval
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -225,11 +235,7 @@ BEGIN
         PERFORM dispatch._spec_error(path, format('%s is longer than 10 years', what));
     END IF;
     BEGIN
-        IF jsonb_typeof(v) = 'number' THEN
-            t := make_interval(secs => v::text::numeric);
-        ELSE
-            t := (v #>> '{}')::interval;
-        END IF;
+        t := dispatch._interval_of(v);
     EXCEPTION WHEN data_exception THEN
         PERFORM dispatch._spec_error(path,
             format('invalid %s %s', what, v::text),

@@ -7,12 +7,14 @@
 -- stored), then inserts the joblist, its stages and jobs, and the jobs' files
 -- (32_files.sql).  Validation reads top-down, one function a level (joblist, stage,
 -- job, needs, files), each given the JSON path of its value: a goal validates its
--- joblist or job with its own path (70_goals.sql).  The joblist level returns the
--- jobs it checked, so _submit walks the spec once, and inserts them with one
--- statement a table.  Everything is linear in the size of the spec: the job count is
--- checked against dispatch.max_jobs_per_joblist first, and duplicate names are found
--- in one pass (_joblist_duplicates) rather than by comparing each name with those
--- before it.  allocations records which resource units each job holds.
+-- joblist or job with its own path (70_goals.sql).  Those exact validators only see
+-- what one set-based query (_joblist_suspects) could not vouch for, so a valid spec
+-- costs a few statements whatever its size; _submit then checks what rendering makes
+-- of the templates and inserts the jobs and files with one statement a table.
+-- Everything is linear in the size of the spec: the job count is checked against
+-- dispatch.max_jobs_per_joblist first, and duplicate names are found in one pass
+-- (_joblist_duplicates) rather than by comparing each name with those before it.
+-- allocations records which resource units each job holds.
 
 CREATE TABLE dispatch.joblists (
     joblist_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -129,39 +131,6 @@ $$;
 COMMENT ON FUNCTION dispatch._env_name_pattern() IS
     'The pattern of the names in a job''s env: not DISPATCH_*';
 
--- A plain job (no constraints, timeout, files or templates, every value obviously
--- valid) is vouched for by one expression, set-based; every other job, and every job
--- this does not vouch for, goes through _validate_job, which is exact and names the
--- error.  So this may be stricter than _validate_job, never looser.  It has no SET
--- clause so that it is inlined into its caller's query, whose search_path is safe.
-CREATE FUNCTION dispatch._job_plainly_valid(job jsonb, max_command bigint, max_env bigint)
-RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(jsonb_typeof(job) = 'object'
-       AND job - ARRAY['name', 'command', 'needs', 'env', 'retries'] = '{}'
-       AND jsonb_typeof(job -> 'name') = 'string'
-       AND length(job ->> 'name') BETWEEN 1 AND 200
-       AND jsonb_typeof(job -> 'command') = 'string' AND job ->> 'command' <> ''
-       AND octet_length(job ->> 'command') <= max_command
-       AND (NOT job ? 'needs'
-            OR jsonb_typeof(job -> 'needs') = 'object'
-               AND (SELECT coalesce(bool_and(
-                               n.key ~ dispatch._name_pattern('resource type')
-                               AND n.value::text ~ '^([1-9][0-9]{0,8}|1000000000)$'), true)
-                      FROM jsonb_each(job -> 'needs') n))
-       AND (NOT job ? 'env'
-            OR jsonb_typeof(job -> 'env') = 'object'
-               AND octet_length((job -> 'env')::text) <= max_env
-               AND (SELECT coalesce(bool_and(
-                               e.key ~ dispatch._env_name_pattern()
-                               AND jsonb_typeof(e.value) = 'string'), true)
-                      FROM jsonb_each(job -> 'env') e))
-       AND (NOT job ? 'retries' OR (job -> 'retries')::text ~ '^(100|[1-9]?[0-9])$'),
-           false)
-$$;
-COMMENT ON FUNCTION dispatch._job_plainly_valid(jsonb, bigint, bigint) IS
-    'True when job is a plain job spec that _validate_job would accept (max_command, '
-    'max_env: the size limits in bytes); false says nothing';
-
 CREATE FUNCTION dispatch._validate_job(job jsonb, path text, duplicate boolean DEFAULT false)
 RETURNS text LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -236,10 +205,6 @@ COMMENT ON FUNCTION dispatch._check_job_maps(jsonb, text) IS
     'Fails when a constraint value of job (at path) is longer than a label can be, or its '
     'env is larger than dispatch.max_env_size';
 
-CREATE TYPE dispatch._spec_job AS (stage int, stage_name text, job_path text, job jsonb);
-COMMENT ON TYPE dispatch._spec_job IS
-    'One validated job of a joblist spec: its stage (index and name), JSON path and spec';
-
 CREATE FUNCTION dispatch._joblist_duplicates(spec jsonb, OUT stage int, OUT job_stage int,
                                              OUT job int)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -271,19 +236,145 @@ COMMENT ON FUNCTION dispatch._joblist_duplicates(jsonb) IS
     'The first stage of joblist spec whose name an earlier stage has, and the first job '
     '(stage and index in it) whose name an earlier job has; NULLs when none';
 
+-- The exact validators below name the first error precisely, but they cost a function
+-- call per check and per job.  So a spec is first read by one set-based query that
+-- vouches for every stage and job it can see is valid; the exact validators then look
+-- only at what it does not vouch for, in spec order, and raise the first error there.
+-- The query may be stricter than the validators (what it does not vouch for is merely
+-- checked exactly), never looser: each rule here is the rule of _validate_stage,
+-- _validate_job or _validate_files (32_files.sql), or a narrower one.
+CREATE FUNCTION dispatch._joblist_suspects(spec jsonb, dup_stage int, dup_job_stage int,
+                                           dup_job int)
+RETURNS TABLE (stage int, jobs int[])
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+    WITH lim AS MATERIALIZED (
+        SELECT dispatch._setting_bytes('dispatch.max_file_size') AS max_file,
+               dispatch._setting_bytes('dispatch.max_env_size') AS max_env,
+               dispatch._agent_limit('label value') AS max_label),
+    s AS MATERIALIZED (
+        SELECT (o - 1)::int AS i, x
+          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(spec -> 'stages') = 'array'
+                                         THEN spec -> 'stages' END) WITH ORDINALITY AS a(x, o)),
+    j AS MATERIALIZED (
+        SELECT s.i, (o - 1)::int AS k, y AS job
+          FROM s, jsonb_array_elements(CASE WHEN jsonb_typeof(s.x -> 'jobs') = 'array'
+                                            THEN s.x -> 'jobs' END) WITH ORDINALITY AS b(y, o)),
+    f AS MATERIALIZED (
+        SELECT j.i, j.k, (o - 1)::int AS n, y AS file
+          FROM j, jsonb_array_elements(CASE WHEN jsonb_typeof(j.job -> 'files') = 'array'
+                                            THEN j.job -> 'files' END) WITH ORDINALITY AS c(y, o)),
+    p AS MATERIALIZED (
+        SELECT f.i, f.k, f.file ->> 'path' AS path FROM f
+         WHERE jsonb_typeof(f.file -> 'path') = 'string'),
+    bad_job AS (
+        SELECT j.i, j.k FROM j, lim WHERE NOT coalesce(
+               jsonb_typeof(job) = 'object'
+           AND job - ARRAY['name', 'command', 'needs', 'constraints', 'timeout', 'retries',
+                           'env', 'files', 'replacements', 'template'] = '{}'
+           AND jsonb_typeof(job -> 'name') = 'string'
+           AND length(job ->> 'name') BETWEEN 1 AND 200
+           AND jsonb_typeof(job -> 'command') = 'string' AND job ->> 'command' <> ''
+           AND octet_length(job ->> 'command') <= max_file
+           AND (NOT job ? 'needs' OR jsonb_typeof(job -> 'needs') = 'object')
+           AND (NOT job ? 'constraints' OR jsonb_typeof(job -> 'constraints') = 'object')
+           AND (NOT job ? 'env' OR jsonb_typeof(job -> 'env') = 'object'
+                                   AND octet_length((job -> 'env')::text) <= max_env)
+           AND (NOT job ? 'timeout'
+                OR (job -> 'timeout')::text ~ '^[1-9][0-9]{0,8}$'
+                   AND (job -> 'timeout')::text::bigint <= 311040000      -- 10 years
+                OR jsonb_typeof(job -> 'timeout') = 'string'
+                   AND job ->> 'timeout' ~ '^[1-9][0-9]{0,4} (second|minute|hour|day)s?$'
+                   AND (job ->> 'timeout')::interval <= interval '10 years')
+           AND (NOT job ? 'retries' OR (job -> 'retries')::text ~ '^(100|[1-9]?[0-9])$')
+           AND (NOT job ? 'template' OR jsonb_typeof(job -> 'template') = 'boolean')
+           AND (NOT job ? 'replacements' OR jsonb_typeof(job -> 'replacements') = 'object')
+           AND (NOT job ? 'files' OR jsonb_typeof(job -> 'files') = 'array'
+                                     AND jsonb_array_length(job -> 'files') <= 1000), false)
+        UNION
+        SELECT j.i, j.k FROM j, jsonb_each(CASE WHEN jsonb_typeof(job -> 'needs') = 'object'
+                                                THEN job -> 'needs' END) e
+         WHERE NOT coalesce(e.key ~ dispatch._name_pattern('resource type')
+                            AND e.value::text ~ '^([1-9][0-9]{0,8}|1000000000)$', false)
+        UNION
+        SELECT j.i, j.k FROM j, jsonb_each(CASE WHEN jsonb_typeof(job -> 'env') = 'object'
+                                                THEN job -> 'env' END) e
+         WHERE NOT coalesce(e.key ~ '^[A-Za-z_][A-Za-z0-9_]*$'     -- _env_name_pattern(),
+                            AND NOT starts_with(e.key, 'DISPATCH_')  -- without its slow (?!)
+                            AND jsonb_typeof(e.value) = 'string', false)
+        UNION
+        SELECT j.i, j.k FROM j, lim, jsonb_each(CASE WHEN jsonb_typeof(job -> 'constraints') = 'object'
+                                                     THEN job -> 'constraints' END) e
+         WHERE NOT coalesce(e.key ~ '^(reported:)?[A-Za-z0-9_.-]{1,63}$'
+                            AND jsonb_typeof(e.value) = 'string'
+                            AND length(e.value #>> '{}') <= max_label, false)
+        UNION
+        SELECT j.i, j.k FROM j, jsonb_each(CASE WHEN jsonb_typeof(job -> 'replacements') = 'object'
+                                                THEN job -> 'replacements' END) e
+         WHERE NOT coalesce(e.key <> '' AND jsonb_typeof(e.value) = 'string', false)
+        UNION
+        -- replacements need a template to be used in
+        SELECT j.i, j.k FROM j
+         WHERE job ? 'replacements' AND job -> 'template' IS DISTINCT FROM 'true'
+           AND NOT EXISTS (SELECT FROM f WHERE f.i = j.i AND f.k = j.k
+                              AND (f.file -> 'template' = 'true'
+                                   OR NOT f.file ? 'template' AND f.file ? 'replacements'))
+        UNION
+        SELECT f.i, f.k FROM f, lim WHERE NOT coalesce(
+               jsonb_typeof(file) = 'object'
+           AND file - ARRAY['path', 'content', 'mode', 'template', 'replacements'] = '{}'
+           AND jsonb_typeof(file -> 'path') = 'string'
+           AND octet_length(file ->> 'path') BETWEEN 1 AND 1024
+           AND file ->> 'path' ~ '^[^/\x01-\x1f\x7f]+(/[^/\x01-\x1f\x7f]+)*$'
+           AND file ->> 'path' !~ '(^|/)\.\.?(/|$)'
+           AND jsonb_typeof(file -> 'content') = 'string'
+           AND octet_length(file ->> 'content') <= max_file
+           AND (NOT file ? 'mode' OR jsonb_typeof(file -> 'mode') = 'string'
+                                     AND file ->> 'mode' ~ '^0?[0-7]{3}$')
+           AND (NOT file ? 'template' OR jsonb_typeof(file -> 'template') = 'boolean')
+           AND (NOT file ? 'replacements' OR file -> 'template' IS DISTINCT FROM 'false'
+                                             AND jsonb_typeof(file -> 'replacements') = 'object'),
+               false)
+        UNION
+        SELECT f.i, f.k FROM f, jsonb_each(CASE WHEN jsonb_typeof(file -> 'replacements') = 'object'
+                                                THEN file -> 'replacements' END) e
+         WHERE NOT coalesce(e.key <> '' AND jsonb_typeof(e.value) = 'string', false)
+        UNION
+        -- two files of a job at one path, or one inside the other (well-formed paths)
+        SELECT p.i, p.k FROM p GROUP BY p.i, p.k, p.path HAVING count(*) > 1
+        UNION
+        SELECT a.i, a.k
+          FROM (SELECT p.i, p.k, array_to_string((string_to_array(p.path, '/'))[1:d], '/') AS dir
+                  FROM p, generate_series(1, cardinality(string_to_array(p.path, '/')) - 1) d) a
+          JOIN p b ON b.i = a.i AND b.k = a.k AND b.path = a.dir
+        UNION
+        SELECT dup_job_stage, dup_job WHERE dup_job IS NOT NULL),
+    bad_stage AS (
+        SELECT s.i FROM s WHERE NOT coalesce(
+               jsonb_typeof(x) = 'object' AND x - ARRAY['name', 'jobs'] = '{}'
+           AND (NOT x ? 'name' OR jsonb_typeof(x -> 'name') = 'string'
+                                  AND length(x ->> 'name') BETWEEN 1 AND 200)
+           AND jsonb_typeof(x -> 'jobs') = 'array' AND jsonb_array_length(x -> 'jobs') > 0, false)
+        UNION
+        SELECT dup_stage WHERE dup_stage IS NOT NULL)
+    SELECT b.i, coalesce(array_agg(b.k ORDER BY b.k) FILTER (WHERE b.k IS NOT NULL), '{}')
+      FROM (SELECT i, k FROM bad_job UNION ALL SELECT i, NULL FROM bad_stage) b
+     GROUP BY b.i ORDER BY b.i
+$$;
+COMMENT ON FUNCTION dispatch._joblist_suspects(jsonb, int, int, int) IS
+    'The stages of joblist spec that the exact validators must look at, in order, each with '
+    'the indexes of its jobs they must look at: all that one set-based query could not '
+    'vouch for, and the duplicates found by _joblist_duplicates (dup_*: its result)';
+
 CREATE FUNCTION dispatch._validate_stage(spec jsonb, path text, default_name text,
-                                         duplicate boolean, duplicate_job int)
-RETURNS TABLE (stage_name text, job_path text, job jsonb)
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+                                         duplicate boolean, duplicate_job int, jobs int[])
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     i int;
-    plain boolean;
-    max_command bigint := dispatch._setting_bytes('dispatch.max_file_size');
-    max_env bigint := dispatch._setting_bytes('dispatch.max_env_size');
+    stage_name text := default_name;
+    jobs_path text := dispatch._path(path, 'jobs');
 BEGIN
     PERFORM dispatch._json_typed('object', spec, path, 'stage');
     PERFORM dispatch._check_keys(spec, ARRAY['name', 'jobs'], path, 'stage');
-    stage_name := default_name;
     IF spec ? 'name' THEN
         stage_name := dispatch._json_text(spec -> 'name', dispatch._path(path, 'name'),
                                           'stage name');
@@ -292,29 +383,25 @@ BEGIN
         PERFORM dispatch._spec_error(dispatch._path(path, 'name'),
             format('duplicate stage name "%s"', stage_name));
     END IF;
-    FOR job, i, job_path, plain IN
-        SELECT x.*, dispatch._job_plainly_valid(x.item, max_command, max_env)
-          FROM dispatch._json_items(spec, 'jobs', path, 'stage', true, 'stage has no jobs') x LOOP
-        IF plain IS NOT TRUE OR i IS NOT DISTINCT FROM duplicate_job THEN
-            PERFORM dispatch._validate_job(job, job_path, i IS NOT DISTINCT FROM duplicate_job);
-        END IF;
-        RETURN NEXT;
+    PERFORM dispatch._require_key(spec, 'jobs', path, 'stage');
+    PERFORM dispatch._json_typed('array', spec -> 'jobs', jobs_path, 'jobs', 'stage has no jobs');
+    FOREACH i IN ARRAY jobs LOOP
+        PERFORM dispatch._validate_job(spec -> 'jobs' -> i, format('%s[%s]', jobs_path, i),
+                                       i IS NOT DISTINCT FROM duplicate_job);
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION dispatch._validate_stage(jsonb, text, text, boolean, int) IS
+COMMENT ON FUNCTION dispatch._validate_stage(jsonb, text, text, boolean, int, int[]) IS
     'Validates one stage spec at path (named default_name unless it says; duplicate: an '
     'earlier stage has its name; duplicate_job: the index of its first job whose name an '
-    'earlier job has, or NULL); returns its jobs, one row each';
+    'earlier job has, or NULL) and those of its jobs listed in jobs (the others are vouched for)';
 
-CREATE FUNCTION dispatch._validate_joblist(spec jsonb, path text)
-RETURNS SETOF dispatch._spec_job
+CREATE FUNCTION dispatch._validate_joblist(spec jsonb, path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    s jsonb;
-    sp text;
-    r dispatch._spec_job;
+    stages_path text := dispatch._path(path, 'stages');
     dup record;
+    r record;
 BEGIN
     PERFORM dispatch._json_typed('object', spec, path, 'joblist spec');
     PERFORM dispatch._check_keys(spec, ARRAY['name', 'stages', 'fail_fast'], path, 'joblist spec');
@@ -328,88 +415,112 @@ BEGIN
     -- stage has a job at least, so the jobs' limit bounds the stages too).
     IF jsonb_typeof(spec -> 'stages') = 'array' THEN
         PERFORM dispatch._check_count(jsonb_array_length(spec -> 'stages'),
-            'dispatch.max_jobs_per_joblist', dispatch._path(path, 'stages'), 'the joblist',
-            'stages');
+            'dispatch.max_jobs_per_joblist', stages_path, 'the joblist', 'stages');
     END IF;
     PERFORM dispatch._check_count(
         (SELECT coalesce(sum(jsonb_array_length(x -> 'jobs')), 0)
            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(spec -> 'stages') = 'array'
                                           THEN spec -> 'stages' ELSE '[]' END) x
           WHERE jsonb_typeof(x -> 'jobs') = 'array'),
-        'dispatch.max_jobs_per_joblist', dispatch._path(path, 'stages'), 'the joblist', 'jobs');
+        'dispatch.max_jobs_per_joblist', stages_path, 'the joblist', 'jobs');
+    PERFORM dispatch._require_key(spec, 'stages', path, 'joblist spec');
+    PERFORM dispatch._json_typed('array', spec -> 'stages', stages_path, 'stages',
+                                 'joblist has no stages');
     dup := dispatch._joblist_duplicates(spec);
-    FOR s, r.stage, sp IN SELECT *
-                            FROM dispatch._json_items(spec, 'stages', path, 'joblist spec', true,
-                                                      'joblist has no stages') LOOP
-        FOR r.stage_name, r.job_path, r.job IN
-            SELECT * FROM dispatch._validate_stage(s, sp, 'stage' || r.stage,
-                                                   r.stage = dup.stage,
-                                                   CASE WHEN r.stage = dup.job_stage
-                                                        THEN dup.job END) LOOP
-            RETURN NEXT r;
-        END LOOP;
+    FOR r IN SELECT * FROM dispatch._joblist_suspects(spec, dup.stage, dup.job_stage, dup.job) LOOP
+        PERFORM dispatch._validate_stage(spec -> 'stages' -> r.stage,
+                                         format('%s[%s]', stages_path, r.stage), 'stage' || r.stage,
+                                         r.stage IS NOT DISTINCT FROM dup.stage,
+                                         CASE WHEN r.stage = dup.job_stage THEN dup.job END, r.jobs);
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION dispatch._validate_joblist(jsonb, text) IS
-    'Validates a whole joblist spec at path (empty: the top level) and returns its jobs in '
-    'order, one row each; raises the first error found (the job count first)';
+    'Validates a whole joblist spec at path (empty: the top level); raises the first error '
+    'found (the job count first)';
 
+CREATE FUNCTION dispatch._spec_jobs(spec jsonb)
+RETURNS TABLE (stage int, stage_name text, k int, job_path text, job jsonb)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (s.o - 1)::int, coalesce(s.x ->> 'name', 'stage' || (s.o - 1)), (j.o - 1)::int,
+           format('stages[%s].jobs[%s]', s.o - 1, j.o - 1), j.y
+      FROM jsonb_array_elements(spec -> 'stages') WITH ORDINALITY AS s(x, o),
+           jsonb_array_elements(s.x -> 'jobs') WITH ORDINALITY AS j(y, o)
+     ORDER BY s.o, j.o
+$$;
+COMMENT ON FUNCTION dispatch._spec_jobs(jsonb) IS
+    'The jobs of a validated joblist spec in order: stage (index and name), index in the '
+    'stage, JSON path and spec';
+
+-- No SET clause, so that it is inlined into its callers' queries (their search_path is safe).
 CREATE FUNCTION dispatch._job_command(job jsonb, path text) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    cmd text := dispatch._render_template(job ->> 'command',
-                    coalesce(job -> 'replacements', '{}'), dispatch._path(path, 'replacements'));
-BEGIN
-    PERFORM dispatch._check_size(cmd, 'dispatch.max_file_size', dispatch._path(path, 'command'),
-                                 'rendered command');
-    RETURN cmd;
-END
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN (job ->> 'template')::boolean
+                THEN dispatch._render_template(job ->> 'command',
+                         coalesce(job -> 'replacements', '{}'), path || '.replacements')
+                ELSE job ->> 'command' END
 $$;
 COMMENT ON FUNCTION dispatch._job_command(jsonb, text) IS
-    'The rendered command of a validated job spec (at path) whose command is a template';
+    'The command of a validated job spec (at path), rendered when the job is a template';
 
-CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
+CREATE FUNCTION dispatch._check_rendered_commands(spec jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    -- A set-returning PL/pgSQL function runs to its end before its first row is read:
-    -- the whole spec is valid before anything is inserted.
-    v dispatch._spec_job[] := ARRAY(SELECT x FROM dispatch._validate_joblist(spec, '') x);
+    bad record;
+BEGIN
+    SELECT u.job_path, c.cmd INTO bad
+      FROM dispatch._spec_jobs(spec) u,
+           LATERAL (SELECT dispatch._job_command(u.job, u.job_path) AS cmd) c
+     WHERE (u.job ->> 'template')::boolean
+       AND octet_length(c.cmd) > dispatch._setting_bytes('dispatch.max_file_size')
+     ORDER BY u.stage, u.k LIMIT 1;
+    IF FOUND THEN
+        PERFORM dispatch._check_size(bad.cmd, 'dispatch.max_file_size',
+                                     dispatch._path(bad.job_path, 'command'), 'rendered command');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_rendered_commands(jsonb) IS
+    'Fails when the rendered command of a template job of validated spec is larger than '
+    'dispatch.max_file_size allows (the first such job)';
+
+CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
     jl bigint;
     waiting text;
-    r record;
 BEGIN
+    -- Everything is checked before anything is stored: the spec, then what rendering
+    -- makes of the commands and of the files.
+    PERFORM dispatch._validate_joblist(spec, '');
+    PERFORM dispatch._check_rendered_commands(spec);
+    PERFORM dispatch._check_rendered_files(spec);
     INSERT INTO dispatch.joblists (name, fail_fast, stage_count, spec, submitted_by)
     VALUES (spec ->> 'name', coalesce((spec ->> 'fail_fast')::boolean, true),
             jsonb_array_length(spec -> 'stages'), spec, submitter)
     RETURNING joblist_id INTO jl;
     INSERT INTO dispatch.stages (joblist_id, stage, name)
-    SELECT DISTINCT ON (u.stage) jl, u.stage, u.stage_name FROM unnest(v) u ORDER BY u.stage;
+    SELECT jl, (o - 1)::int, coalesce(x ->> 'name', 'stage' || (o - 1))
+      FROM jsonb_array_elements(spec -> 'stages') WITH ORDINALITY AS s(x, o);
     waiting := dispatch._stage_reason(jl, 0);
     -- Job ids follow the spec's order, which is the order the scheduler serves them in.
     INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
                                env, timeout, retries, reason)
-    SELECT jl, u.stage, u.job ->> 'name',
-           CASE WHEN (u.job ->> 'template')::boolean THEN dispatch._job_command(u.job, u.job_path)
-                ELSE u.job ->> 'command' END,
+    SELECT jl, u.stage, u.job ->> 'name', dispatch._job_command(u.job, u.job_path),
            CASE WHEN coalesce(u.job -> 'needs', '{}') = '{}' THEN '{"cpu": 1}'
                 ELSE u.job -> 'needs' END,
            coalesce(u.job -> 'constraints', '{}'), coalesce(u.job -> 'env', '{}'),
-           CASE WHEN u.job ? 'timeout'
-                THEN dispatch._json_interval(u.job -> 'timeout', '', 'timeout')
+           CASE WHEN u.job ? 'timeout' THEN dispatch._interval_of(u.job -> 'timeout')
                 ELSE nullif(current_setting('dispatch.default_time_limit'), '0')::interval
            END,
            coalesce((u.job ->> 'retries')::int, 0),
            CASE WHEN u.stage = 0 THEN 'waiting for the scheduler' ELSE waiting END
-      FROM unnest(v) WITH ORDINALITY AS u(stage, stage_name, job_path, job, ord)
-     ORDER BY u.ord;
-    FOR r IN SELECT j.job_id, u.job, u.job_path
-               FROM unnest(v) WITH ORDINALITY AS u(stage, stage_name, job_path, job, ord)
-               JOIN dispatch.jobs j ON j.joblist_id = jl AND j.name = u.job ->> 'name'
-              WHERE u.job ? 'files'
-              ORDER BY u.ord LOOP
-        PERFORM dispatch._store_files(r.job_id, r.job, r.job_path);
-    END LOOP;
+      FROM dispatch._spec_jobs(spec) u
+     ORDER BY u.stage, u.k;
+    INSERT INTO dispatch.job_files (job_id, path, mode, template, content)
+    SELECT j.job_id, f.path, f.mode, f.template, f.content
+      FROM dispatch._spec_files(spec) f
+      JOIN dispatch.jobs j ON j.joblist_id = jl AND j.name = f.job_name;
 
     PERFORM dispatch.wake_scheduler();
     RETURN jl;

@@ -4,8 +4,9 @@
 --
 -- A job carries configuration files; a file or the command can be a template whose
 -- patterns are replaced verbatim (dispatch.render_template) by the job-wide map and
--- the file's own map (the file's wins).  Files are rendered once, at submit time,
--- and stored in job_files; the agent writes them into the job's work directory.
+-- the file's own map (the file's wins).  Files are rendered at submit time (their
+-- sizes checked before anything is stored) and stored in job_files; the agent writes
+-- them into the job's work directory.
 -- Sizes are bounded by dispatch.max_file_size and dispatch.max_job_files_size.
 
 CREATE TABLE dispatch.job_files (
@@ -132,38 +133,63 @@ $$;
 COMMENT ON FUNCTION dispatch._validate_files(jsonb, text) IS
     'Validates the files, replacements and template keys of a job spec (at path)';
 
-CREATE FUNCTION dispatch._store_files(job bigint, spec jsonb, path text) RETURNS bigint
+-- Both below read the files of a validated spec through _spec_files, so the check and
+-- the INSERT of _submit render the same content (templates are rendered twice: once to
+-- check, once to store, and nothing is stored before every check has passed).
+CREATE FUNCTION dispatch._spec_files(spec jsonb)
+RETURNS TABLE (stage int, k int, n int, job_name text, job_path text, file_path text,
+               path text, mode text, template boolean, content text)
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT u.stage, u.k, (o - 1)::int, u.job ->> 'name', u.job_path,
+           format('%s.files[%s]', u.job_path, o - 1),
+           f ->> 'path', lpad(coalesce(f ->> 'mode', '644'), 4, '0'), t.tpl,
+           CASE WHEN t.tpl
+                THEN dispatch._render_template(f ->> 'content',
+                         coalesce(u.job -> 'replacements', '{}') || coalesce(f -> 'replacements', '{}'),
+                         format('%s.files[%s].replacements', u.job_path, o - 1))
+                ELSE f ->> 'content' END
+      FROM dispatch._spec_jobs(spec) u,
+           jsonb_array_elements(CASE WHEN u.job ? 'files' THEN u.job -> 'files' END)
+               WITH ORDINALITY AS x(f, o),
+           LATERAL (SELECT coalesce((f ->> 'template')::boolean, f ? 'replacements') AS tpl) t
+$$;
+COMMENT ON FUNCTION dispatch._spec_files(jsonb) IS
+    'The files of every job of a validated joblist spec: the job (stage, index, name, JSON '
+    'path), the '
+    'file''s index and JSON path, and what is stored (templates rendered with the job''s map '
+    'and the file''s over it)';
+
+CREATE FUNCTION dispatch._check_rendered_files(spec jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    f jsonb;
-    fp text;
-    tpl boolean;
-    content text;
-    total bigint := 0;
+    max_file bigint := dispatch._setting_bytes('dispatch.max_file_size');
+    bad record;
 BEGIN
-    FOR f, fp IN SELECT item, item_path
-                   FROM dispatch._json_items(spec, 'files', path, 'job', false) LOOP
-        tpl := coalesce((f ->> 'template')::boolean, f ? 'replacements');
-        content := f ->> 'content';
-        IF tpl THEN
-            content := dispatch._render_template(content,
-                coalesce(spec -> 'replacements', '{}') || coalesce(f -> 'replacements', '{}'),
-                dispatch._path(fp, 'replacements'));
-            PERFORM dispatch._check_size(content, 'dispatch.max_file_size', fp,
-                                         'rendered file');
-        END IF;
-        total := total + octet_length(content);
-        INSERT INTO dispatch.job_files (job_id, path, mode, template, content)
-        VALUES (job, f ->> 'path', lpad(coalesce(f ->> 'mode', '644'), 4, '0'), tpl, content);
-    END LOOP;
-    IF total > dispatch._setting_bytes('dispatch.max_job_files_size') THEN
-        PERFORM dispatch._spec_error(dispatch._path(path, 'files'),
-            format('the rendered files of the job total %s bytes, more than dispatch.max_job_files_size = %s allows',
-                   total, current_setting('dispatch.max_job_files_size')),
-            'Make them smaller, or raise dispatch.max_job_files_size.');
+    -- In spec order, a job's files one by one and then their total, as one loop over the
+    -- files would find them.
+    SELECT * INTO bad
+      FROM (SELECT f.*, octet_length(f.content) AS bytes,
+                   sum(octet_length(f.content)) OVER w AS total, count(*) OVER w AS files
+              FROM dispatch._spec_files(spec) f
+            WINDOW w AS (PARTITION BY f.stage, f.k)) x
+     WHERE x.template AND x.bytes > max_file
+        OR x.n = x.files - 1
+           AND x.total > dispatch._setting_bytes('dispatch.max_job_files_size')
+     ORDER BY x.stage, x.k, x.n LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
     END IF;
-    RETURN total;
+    IF bad.template THEN
+        PERFORM dispatch._check_size(bad.content, 'dispatch.max_file_size', bad.file_path,
+                                     'rendered file');
+    END IF;
+    PERFORM dispatch._spec_error(dispatch._path(bad.job_path, 'files'),
+        format('the rendered files of the job total %s bytes, more than dispatch.max_job_files_size = %s allows',
+               bad.total, current_setting('dispatch.max_job_files_size')),
+        'Make them smaller, or raise dispatch.max_job_files_size.');
 END
 $$;
-COMMENT ON FUNCTION dispatch._store_files(bigint, jsonb, text) IS
-    'Renders and stores the files of job (its spec at path); returns their total size';
+COMMENT ON FUNCTION dispatch._check_rendered_files(jsonb) IS
+    'Fails at the first file of validated spec whose rendered content is larger than '
+    'dispatch.max_file_size, or the first job whose files total more than '
+    'dispatch.max_job_files_size';
