@@ -9,7 +9,13 @@
  * meta and status are small "key=value" line files.  They are written the
  * way autoprewarm's apw_dump_now() writes its dump: to a temporary name,
  * fsync'd, renamed over the final name, and the directory fsync'd, so a crash
- * leaves either the old file or the new one, never a torn one.  Every
+ * leaves either the old file or the new one, never a torn one.  meta alone is
+ * renamed into place without the fsyncs: it only says which process
+ * supervises the job, and after a crash of the machine that process is gone
+ * whether its meta survived or not (a missing or torn meta reads as "no
+ * supervisor", like a dead pid), so durability would buy nothing there while
+ * costing two fsyncs on every job's start path.  Readers still never see a
+ * half-written meta.  Every
  * open/write/fsync/close/rename goes through a wrapper that a test build
  * (-DSPOOL_FAULTS) can make fail on its Nth call, like SQLite's *fault.test.
  */
@@ -30,7 +36,9 @@ static int io_write_all(int fd, const char *data, size_t len);
 static int io_fsync(int fd);
 static int io_close(int fd);
 static int io_rename(const char *from, const char *to);
-static const char *write_sync_close(int fd, const char *data, size_t len);
+static const char *write_sync_close(int fd, const char *data, size_t len, int sync);
+static int replace_file(const char *dir, const char *name, const char *data, size_t len, int sync,
+						char *err, size_t errlen);
 static int fsync_dir(const char *dir, char *err, size_t errlen);
 static const char *kv_get(const char *text, const char *key, size_t *len);
 static int kv_int(const char *text, const char *key, long long *out, int *empty);
@@ -118,18 +126,19 @@ io_rename(const char *from, const char *to)
 }
 
 /*
- * Writes data (NULL: nothing) to fd, fsyncs it and closes it, always closing fd;
- * returns NULL, or the step that failed ("write", "fsync", "close") with its errno.
+ * Writes data (NULL: nothing) to fd, fsyncs it unless !sync and closes it, always
+ * closing fd; returns NULL, or the step that failed ("write", "fsync", "close") with
+ * its errno.
  */
 static const char *
-write_sync_close(int fd, const char *data, size_t len)
+write_sync_close(int fd, const char *data, size_t len, int sync)
 {
 	const char *what = NULL;
 	int			saved;
 
 	if (data != NULL && io_write_all(fd, data, len) < 0)
 		what = "write";
-	else if (io_fsync(fd) < 0)
+	else if (sync && io_fsync(fd) < 0)
 		what = "fsync";
 	else
 		return io_close(fd) < 0 ? "close" : NULL;
@@ -148,7 +157,7 @@ fsync_dir(const char *dir, char *err, size_t errlen)
 
 	if (fd < 0)
 		what = "open";
-	else if ((what = write_sync_close(fd, NULL, 0)) == NULL)
+	else if ((what = write_sync_close(fd, NULL, 0, 1)) == NULL)
 		return 0;
 	agent_seterr(err, errlen, "could not %s directory \"%s\": %s", what, dir, strerror(errno));
 	return -1;
@@ -158,6 +167,17 @@ fsync_dir(const char *dir, char *err, size_t errlen)
 int
 spool_write_file(const char *dir, const char *name, const char *data, size_t len,
 				 char *err, size_t errlen)
+{
+	return replace_file(dir, name, data, len, 1, err, errlen);
+}
+
+/*
+ * Replaces dir/name by data through a temp file renamed over it, so that readers see
+ * the old file or the new one; with sync, fsyncs the file and the directory too.
+ */
+static int
+replace_file(const char *dir, const char *name, const char *data, size_t len, int sync,
+			 char *err, size_t errlen)
 {
 	char		tmp[4096], path[4096];
 	const char *what;
@@ -171,10 +191,10 @@ spool_write_file(const char *dir, const char *name, const char *data, size_t len
 		agent_seterr(err, errlen, "could not create file \"%s\": %s", tmp, strerror(errno));
 		return -1;
 	}
-	if ((what = write_sync_close(fd, data, len)) == NULL)
+	if ((what = write_sync_close(fd, data, len, sync)) == NULL)
 	{
 		if (io_rename(tmp, path) == 0)
-			return fsync_dir(dir, err, errlen);
+			return sync ? fsync_dir(dir, err, errlen) : 0;
 		what = "rename";
 	}
 	agent_seterr(err, errlen, "could not %s file \"%s\": %s", what, tmp, strerror(errno));
@@ -194,7 +214,7 @@ spool_append_file(const char *path, const char *data, size_t len, char *err, siz
 
 	if (fd < 0)
 		what = "open";
-	else if ((what = write_sync_close(fd, data, len)) == NULL)
+	else if ((what = write_sync_close(fd, data, len, 1)) == NULL)
 		return 0;
 	agent_seterr(err, errlen, "could not %s file \"%s\": %s", what, path, strerror(errno));
 	return -1;
@@ -350,7 +370,7 @@ spool_read_status(const char *jobdir, JobStatus *st, char *err, size_t errlen)
 	return 0;
 }
 
-/* Writes jobdir/meta for m crash-safely. */
+/* Writes jobdir/meta for m atomically (renamed into place, not fsynced: see the top). */
 int
 spool_write_meta(const char *jobdir, const JobMeta *m, char *err, size_t errlen)
 {
@@ -359,7 +379,7 @@ spool_write_meta(const char *jobdir, const JobMeta *m, char *err, size_t errlen)
 
 	n = snprintf(buf, sizeof(buf), "job_id=%" PRId64 "\nattempt=%d\npid=%d\nstarttime=%llu\nstarted_at=%" PRId64 "\n",
 				 m->job_id, m->attempt, (int) m->pid, m->starttime, m->started_at);
-	return spool_write_file(jobdir, "meta", buf, (size_t) n, err, errlen);
+	return replace_file(jobdir, "meta", buf, (size_t) n, 0, err, errlen);
 }
 
 /* Reads jobdir/meta into m; -1 when it is missing or malformed. */

@@ -187,6 +187,8 @@ SELECT count(*) || ' ' || round(percentile_disc(0.5) WITHIN GROUP (ORDER BY ms):
        || ' ' || round(max(ms)::numeric, 1)
        || ' ' || round(percentile_disc(0.5) WITHIN GROUP (ORDER BY claim_ms)::numeric, 1)
        || ' ' || round(percentile_disc(0.99) WITHIN GROUP (ORDER BY claim_ms)::numeric, 1)
+       || ' ' || round(percentile_disc(0.5) WITHIN GROUP (ORDER BY ms - claim_ms)::numeric, 1)
+       || ' ' || round(percentile_disc(0.99) WITHIN GROUP (ORDER BY ms - claim_ms)::numeric, 1)
   FROM d;
 SQL
 )
@@ -194,9 +196,10 @@ empty_queue
 
 echo "e2e_bench: 2 agents x $CPUS cpus, no-op jobs; $(nproc) cores"
 echo "fork+exec ceiling (sh -c true, sequential): $ceiling /s"
-read -r n p50 p99 max c50 c99 <<<"$latency"
+read -r n p50 p99 max c50 c99 s50 s99 <<<"$latency"
 echo "idle latency commit -> process start ($n jobs): p50 $p50 ms, p99 $p99 ms, max $max ms"
 echo "  of which commit -> claimed by agent_poll: p50 $c50 ms, p99 $c99 ms"
+echo "  and claimed -> process start on the node: p50 $s50 ms, p99 $s99 ms"
 phase "$N1 one-job joblists" "SELECT $one_job FROM generate_series(1, $N1) i"
 rate1=$rate
 phase "$N2 one-job joblists" "SELECT $one_job FROM generate_series(1, $N2) i"

@@ -94,6 +94,26 @@ test_spool(void)
 	CHECK(spool_read_meta(dir, &mr, err, sizeof(err)) == 0);
 	CHECK(mr.job_id == m.job_id && mr.attempt == 2 && mr.pid == m.pid && mr.starttime == 12345 &&
 		  mr.started_at == 1700000000);
+	/* meta is renamed into place but never fsynced (it is off the durable path): an armed
+	 * fsync fault is left for the next durable write, the status */
+	spool_fault_inject(SPOOL_FAULT_FSYNC, 1);
+	m.started_at = 1700000001;
+	CHECK(spool_write_meta(dir, &m, err, sizeof(err)) == 0);
+	CHECK(spool_write_status(dir, &st, err, sizeof(err)) == -1 && strstr(err, "fsync"));
+	spool_fault_inject(SPOOL_FAULT_FSYNC, 0);
+	CHECK(spool_read_meta(dir, &mr, err, sizeof(err)) == 0 && mr.started_at == 1700000001);
+	/* and a meta that cannot be written whole leaves the previous one */
+	for (int op = SPOOL_FAULT_OPEN; op <= SPOOL_FAULT_RENAME; op++)
+	{
+		if (op == SPOOL_FAULT_FSYNC)
+			continue;
+		spool_fault_inject(op, 1);
+		m.attempt = 3;
+		CHECK(spool_write_meta(dir, &m, err, sizeof(err)) == -1);
+		spool_fault_inject(op, 0);
+		CHECK(spool_read_meta(dir, &mr, err, sizeof(err)) == 0 && mr.attempt == 2);
+		m.attempt = 2;
+	}
 
 	/* process identity: ourselves alive, a wrong start time or pid 0 is not */
 	CHECK(proc_starttime(getpid(), &start) == 0 && start > 0);
