@@ -8,9 +8,13 @@
 # first cycle over the queue (dispatch.scheduler_stats().last_cycle_ms).  The baseline
 # is the first size, in the same run; the ratio compares the submit time per job
 # (1.0 = linear).  A cycle that has not ended after WAIT seconds is printed as such.
+# Each size is submitted in each shape of SHAPES: "plain" (a name, a command, one env
+# variable) and "files" (a template command with its replacements, a timeout and two
+# files, one a template with its own map), so the baseline is per shape.
 # Run as an unprivileged user (PostgreSQL refuses root):  bash bench/submit_bench.sh
 set -euo pipefail
 sizes=${SIZES:-"2000 20000 100000"}
+shapes=${SHAPES:-"plain files"}
 wait_s=${WAIT:-120}
 bench_port=${PORT:-54341}
 . "$(dirname "$0")/throwaway.sh"
@@ -24,7 +28,21 @@ SELECT dispatch.agent_register('node' || n, jsonb_build_object('resources',
   FROM generate_series(1, 10) n;
 SQL
 
-# Submits one joblist of n jobs; prints the submit seconds and the first cycle's ms.
+# The spec of job j in shape $1, as SQL.
+job_of() {
+    case $1 in
+    plain) echo "jsonb_build_object('name', 'job' || j, 'command', 'true',
+                                    'env', jsonb_build_object('I', j::text))" ;;
+    files) echo "jsonb_build_object('name', 'job' || j, 'command', 'echo @I@', 'template', true,
+                   'replacements', jsonb_build_object('@I@', j::text), 'timeout', '10 minutes',
+                   'env', jsonb_build_object('I', j::text), 'files', jsonb_build_array(
+                     jsonb_build_object('path', 'conf/job.ini', 'content', 'id=@I@ zone=@Z@',
+                                        'replacements', jsonb_build_object('@Z@', 'z' || j % 4)),
+                     jsonb_build_object('path', 'run.sh', 'content', 'exec true', 'mode', '0755')))" ;;
+    esac
+}
+
+# Submits one joblist of n jobs of shape $2; prints the submit seconds and the first cycle's ms.
 run() {
     local n=$1
     psql <<SQL
@@ -35,8 +53,7 @@ SELECT count(dispatch.cancel_joblist(joblist_id)) FROM dispatch.joblists
 DELETE FROM dispatch.joblists;
 CREATE TEMP TABLE spec AS
 SELECT jsonb_build_object('name', 'big', 'stages', jsonb_build_array(jsonb_build_object(
-         'jobs', jsonb_agg(jsonb_build_object('name', 'job' || j, 'command', 'true',
-                                              'env', jsonb_build_object('I', j::text)))))) AS s
+         'jobs', jsonb_agg($(job_of "$2"))))) AS s
   FROM generate_series(1, $n) j;
 CREATE TEMP TABLE c0 AS SELECT cycles FROM dispatch.scheduler_stats();
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset
@@ -63,12 +80,15 @@ SELECT round((:t1 - :t0)::numeric, 3) || ' ' ||
 SQL
 }
 
-base_n=
-base_s=
-for n in $sizes; do
-    read -r submit_s cycle_ms assigned < <(run "$n")
-    [ -n "$base_n" ] || { base_n=$n; base_s=$submit_s; }
-    awk -v n="$n" -v s="$submit_s" -v c="$cycle_ms" -v a="$assigned" -v bn="$base_n" -v bs="$base_s" \
-        'BEGIN { printf "%7d jobs: submitted in %8.3f s (%.1f us per job, ratio to %d jobs %.2f); first cycle %s ms, %d assigned\n",
-                 n, s, 1e6 * s / n, bn, (s / n) / (bs / bn), c, a }'
+for shape in $shapes; do
+    base_n=
+    base_s=
+    for n in $sizes; do
+        read -r submit_s cycle_ms assigned < <(run "$n" "$shape")
+        [ -n "$base_n" ] || { base_n=$n; base_s=$submit_s; }
+        awk -v n="$n" -v s="$submit_s" -v c="$cycle_ms" -v a="$assigned" -v bn="$base_n" \
+            -v bs="$base_s" -v shape="$shape" \
+            'BEGIN { printf "%7d jobs (%s): submitted in %8.3f s (%.1f us per job, ratio to %d jobs %.2f); first cycle %s ms, %d assigned\n",
+                     n, shape, s, 1e6 * s / n, bn, (s / n) / (bs / bn), c, a }'
+    done
 done

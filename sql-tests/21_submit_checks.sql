@@ -6,24 +6,18 @@
 -- (A count or retries written 2.0 is refused by a cast, 22P02, not 22023: the
 -- allocator reads counts as integer text, so they are not accepted.)
 \set SHOW_CONTEXT never
-CREATE FUNCTION pg_temp.error_of(spec jsonb) RETURNS text LANGUAGE plpgsql AS $$
+-- The error submit_joblist(spec) raises; with job_at, the one _validate_job(spec, job_at) raises.
+CREATE FUNCTION pg_temp.error_of(spec jsonb, job_at text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql AS $$
 DECLARE
     msg text;
     detail text;
 BEGIN
-    PERFORM dispatch.submit_joblist(spec);
-    RETURN 'accepted';
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-    RETURN SQLSTATE || ' ' || msg || coalesce(' (' || nullif(detail, '') || ')', '');
-END
-$$;
-CREATE FUNCTION pg_temp.exact_error_of(job jsonb, path text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    msg text;
-    detail text;
-BEGIN
-    PERFORM dispatch._validate_job(job, path);
+    IF job_at IS NULL THEN
+        PERFORM dispatch.submit_joblist(spec);
+    ELSE
+        PERFORM dispatch._validate_job(spec, job_at);
+    END IF;
     RETURN 'accepted';
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
@@ -73,13 +67,13 @@ INSERT INTO cases (job) VALUES
   ('{"name": "x", "command": "true", "env": {}}');
 -- Alone through the exact validator, and as the middle job of three in the second stage
 -- of a joblist: the same verdict.
-SELECT n, pg_temp.exact_error_of(job, 'stages[1].jobs[1]') AS exact,
+SELECT n, pg_temp.error_of(job, 'stages[1].jobs[1]') AS exact,
        pg_temp.error_of(jsonb_build_object('name', 'v', 'stages', jsonb_build_array(
            '{"jobs": [{"name": "s0", "command": "true"}]}'::jsonb,
            jsonb_build_object('jobs', jsonb_build_array(
                '{"name": "a", "command": "true", "files": [{"path": "f", "content": ""}]}'::jsonb,
                job, '{"name": "b", "command": "true", "env": {"B": "1"}}'::jsonb)))))
-           = pg_temp.exact_error_of(job, 'stages[1].jobs[1]') AS same
+           = pg_temp.error_of(job, 'stages[1].jobs[1]') AS same
   FROM cases ORDER BY n;
 
 -- The first error in spec order wins, whatever kind it is.

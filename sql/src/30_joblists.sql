@@ -468,6 +468,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     bad record;
 BEGIN
+    IF NOT spec @? '$.stages[*].jobs[*] ? (@.template == true)' THEN
+        RETURN;
+    END IF;
     SELECT u.job_path, c.cmd INTO bad
       FROM dispatch._spec_jobs(spec) u,
            LATERAL (SELECT dispatch._job_command(u.job, u.job_path) AS cmd) c
@@ -517,10 +520,12 @@ BEGIN
            CASE WHEN u.stage = 0 THEN 'waiting for the scheduler' ELSE waiting END
       FROM dispatch._spec_jobs(spec) u
      ORDER BY u.stage, u.k;
-    INSERT INTO dispatch.job_files (job_id, path, mode, template, content)
-    SELECT j.job_id, f.path, f.mode, f.template, f.content
-      FROM dispatch._spec_files(spec) f
-      JOIN dispatch.jobs j ON j.joblist_id = jl AND j.name = f.job_name;
+    IF dispatch._spec_has_files(spec) THEN
+        INSERT INTO dispatch.job_files (job_id, path, mode, template, content)
+        SELECT j.job_id, f.path, f.mode, f.template, f.content
+          FROM dispatch._spec_files(spec) f
+          JOIN dispatch.jobs j ON j.joblist_id = jl AND j.name = f.job_name;
+    END IF;
 
     PERFORM dispatch.wake_scheduler();
     RETURN jl;

@@ -159,12 +159,22 @@ COMMENT ON FUNCTION dispatch._spec_files(jsonb) IS
     'file''s index and JSON path, and what is stored (templates rendered with the job''s map '
     'and the file''s over it)';
 
+CREATE FUNCTION dispatch._spec_has_files(spec jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT spec @? '$.stages[*].jobs[*].files[*]'
+$$;
+COMMENT ON FUNCTION dispatch._spec_has_files(jsonb) IS
+    'True when some job of validated joblist spec has a file (one jsonpath test, no row per job)';
+
 CREATE FUNCTION dispatch._check_rendered_files(spec jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     max_file bigint := dispatch._setting_bytes('dispatch.max_file_size');
     bad record;
 BEGIN
+    IF NOT dispatch._spec_has_files(spec) THEN
+        RETURN;
+    END IF;
     -- In spec order, a job's files one by one and then their total, as one loop over the
     -- files would find them.
     SELECT * INTO bad
