@@ -9,6 +9,8 @@ OBJS = \
 	src/launcher.o \
 	src/scheduler.o \
 	src/alloc.o \
+	src/model.o \
+	src/model_check.o \
 	src/template.o \
 	src/cron.o \
 	src/sqlslot.o \
@@ -22,6 +24,7 @@ OBJS = \
 	src/core/alloc_backfill.o \
 	src/core/alloc_index.o \
 	src/core/alloc_wait.o \
+	src/core/alloc_session.o \
 	src/core/template.o \
 	src/core/cron.o \
 	src/core/cron_next.o \
