@@ -45,10 +45,11 @@ REGRESS = $(patsubst sql-tests/%.sql,%,$(sort $(wildcard sql-tests/*.sql)))
 REGRESS_OPTS = --inputdir=regress --temp-instance=tmp_check \
 	--temp-config=$(srcdir)/sql-tests/regress.conf
 
-# Isolation specs (specs/*.spec): concurrent claims, cancels and reports.
+# Isolation specs (specs/*.spec): concurrent claims, cancels and reports.  They run
+# in the database the scheduler works in (specs/isolation.conf), so a spec can race it.
 ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 ISOLATION_OPTS = --inputdir=regress --temp-instance=tmp_check_iso \
-	--temp-config=$(srcdir)/sql-tests/regress.conf
+	--temp-config=$(srcdir)/sql-tests/regress.conf --temp-config=$(srcdir)/specs/isolation.conf
 
 # TAP tests (t/*.pl) run after pg_regress in `make installcheck`: real servers, real agents.
 TAP_TESTS = 1
