@@ -264,7 +264,8 @@ earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found, 
 					(!found || g->ev[e].t < *best) && alloc_counts(st, &g->ev[e]))
 					st->times[nt++] = g->ev[e].t;
 		}
-	qsort(st->times, nt, sizeof(int64_t), cmp_time);
+	if (nt > 1)
+		qsort(st->times, nt, sizeof(int64_t), cmp_time);
 	for (int i = 0; i < 2 * job->nneeds; i++)
 	{
 		const Group *g = alloc_group(st, st->need_type[i / 2], i % 2 ? -1 : node);
