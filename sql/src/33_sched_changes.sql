@@ -9,8 +9,9 @@
 -- must read again.  Each cycle takes the whole queue with one DELETE ... RETURNING
 -- and reloads only what it names, so a cycle costs what changed.  Rows are written by
 -- triggers in the committing transactions (a change and its row commit together):
---   jobs       a change of state or attempt (_job_event, 35_lifecycle.sql), and an
---              INSERT as one row per joblist (_job_events_inserted, per statement)
+--   jobs       a change of state or attempt (_job_event, 35_lifecycle.sql), an
+--              INSERT as one row per joblist (_job_events_inserted, per statement),
+--              a DELETE (an admin removing joblists) as one row per job
 --   joblists   state, current_stage
 --   nodes      insert, delete; state, labels, admin_labels, arch, os, hostname
 --   resources  insert, update, delete (per statement)
@@ -75,25 +76,36 @@ CREATE TRIGGER nodes_sched_upd
                        (NEW.state, NEW.labels, NEW.admin_labels, NEW.arch, NEW.os, NEW.hostname))
     EXECUTE FUNCTION dispatch._sched_change();
 
--- An agent registers thousands of units in one statement: one row per node it touched.
-CREATE FUNCTION dispatch._sched_resources_changed() RETURNS trigger
+-- Statement-level: an agent registers thousands of units in one statement (one row
+-- per node it touched), and an admin may delete joblists, whose jobs and allocations
+-- go by cascade (one row per job: the scheduler drops them and what they held).
+CREATE FUNCTION dispatch._sched_rows_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    INSERT INTO dispatch._sched_changes (kind, node)
-    SELECT DISTINCT CASE WHEN r.node IS NULL THEN 'pool' ELSE 'node' END, r.node
-      FROM changed_resources r;
+    IF TG_TABLE_NAME = 'jobs' THEN
+        INSERT INTO dispatch._sched_changes (kind, id, joblist_id)
+        SELECT 'job', r.job_id, r.joblist_id FROM changed_rows r;
+    ELSE
+        INSERT INTO dispatch._sched_changes (kind, node)
+        SELECT DISTINCT CASE WHEN r.node IS NULL THEN 'pool' ELSE 'node' END, r.node
+          FROM changed_rows r;
+    END IF;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION dispatch._sched_resources_changed() IS
-    'Trigger: queues the nodes (or the pool) whose resources a statement changed';
+COMMENT ON FUNCTION dispatch._sched_rows_changed() IS
+    'Trigger: queues the nodes (or the pool) whose resources a statement changed, or the '
+    'jobs it deleted';
 
 CREATE TRIGGER resources_sched_ins AFTER INSERT ON dispatch.resources
-    REFERENCING NEW TABLE AS changed_resources
-    FOR EACH STATEMENT EXECUTE FUNCTION dispatch._sched_resources_changed();
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION dispatch._sched_rows_changed();
 CREATE TRIGGER resources_sched_upd AFTER UPDATE ON dispatch.resources
-    REFERENCING NEW TABLE AS changed_resources
-    FOR EACH STATEMENT EXECUTE FUNCTION dispatch._sched_resources_changed();
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION dispatch._sched_rows_changed();
 CREATE TRIGGER resources_sched_del AFTER DELETE ON dispatch.resources
-    REFERENCING OLD TABLE AS changed_resources
-    FOR EACH STATEMENT EXECUTE FUNCTION dispatch._sched_resources_changed();
+    REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION dispatch._sched_rows_changed();
+CREATE TRIGGER jobs_sched_del AFTER DELETE ON dispatch.jobs
+    REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION dispatch._sched_rows_changed();
