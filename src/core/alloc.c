@@ -487,6 +487,12 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 				goto done;
 			continue;
 		}
+		if (st.reservations_left <= 0)
+		{
+			bf_behind(&st, j);	/* past the reservation depth: a reason that stays */
+			bf_close(&st, j, nc);
+			continue;
+		}
 		bf_explain(&st, j, nc);
 		switch (bf_reserve(&st, j, nc))
 		{
