@@ -80,6 +80,7 @@ typedef struct State
 	unsigned char *need_short;	/* scratch: whether the job is short of each need */
 	int		   *sweep_at;		/* scratch: per need and side, the next event */
 	Sum		   *sweep_free;		/* scratch: and the amount free before it */
+	int64_t    *pool_first;		/* scratch: per need, the pool's first release after now */
 	int64_t    *times;			/* scratch: candidate start times */
 	int			times_cap;
 	int			reservations_left;
