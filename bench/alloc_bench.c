@@ -654,6 +654,8 @@ main(int argc, char **argv)
 	printf("ratio to main: full cycle time %.2f, placements %.1f; next cycle time %.2f\n",
 		   mine.full_ms / base.full_ms, (double) mine.full_placed / base.full_placed,
 		   mine.next_ms / base.next_ms);
+#ifndef ALLOC_BASELINE
 	session_cycles(nodes);
+#endif
 	return 0;
 }

@@ -422,6 +422,7 @@ free_state(State *st)
 	free(st->need_short);
 	free(st->sweep_at);
 	free(st->sweep_free);
+	free(st->pool_first);
 	free(st->times);
 }
 
@@ -448,7 +449,9 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 	st.need_short = malloc(maxneeds);
 	st.sweep_at = malloc(sizeof(int) * 2 * maxneeds);
 	st.sweep_free = malloc(sizeof(Sum) * 2 * maxneeds);
+	st.pool_first = malloc(sizeof(int64_t) * maxneeds);
 	if (!out->results || !st.need_type || !st.need_short || !st.sweep_at || !st.sweep_free ||
+		!st.pool_first ||
 		build_index(&st) < 0)
 		goto done;
 
@@ -485,6 +488,12 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 		{
 			if (place(&st, j, node) < 0)
 				goto done;
+			continue;
+		}
+		if (st.reservations_left <= 0)
+		{
+			bf_behind(&st, j);	/* past the reservation depth: a reason that stays */
+			bf_close(&st, j, nc);
 			continue;
 		}
 		bf_explain(&st, j, nc);

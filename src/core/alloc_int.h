@@ -80,6 +80,7 @@ typedef struct State
 	unsigned char *need_short;	/* scratch: whether the job is short of each need */
 	int		   *sweep_at;		/* scratch: per need and side, the next event */
 	Sum		   *sweep_free;		/* scratch: and the amount free before it */
+	int64_t    *pool_first;		/* scratch: per need, the pool's first release after now */
 	int64_t    *times;			/* scratch: candidate start times */
 	int			times_cap;
 	int			reservations_left;
@@ -143,6 +144,7 @@ extern int	bf_reserve(State *st, int jobno, int nc);
 
 /* alloc_wait.c */
 extern void bf_explain(const State *st, int jobno, int nc);
+extern void bf_behind(const State *st, int jobno);
 extern void bf_close(State *st, int jobno, int nc);
 
 #endif							/* DISPATCH_ALLOC_INT_H */

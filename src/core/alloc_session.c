@@ -20,6 +20,7 @@
 #include "alloc_session.h"
 #include "alloc_int.h"
 #include "alloc_map.h"
+#include "alloc_seq.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@ typedef struct SHolds
 	int64_t		job_id;
 	AllocSessionHold *holds;
 	int			nholds;
+	int			dead;			/* replaced: freed by the next seq_settle */
 } SHolds;
 
 typedef struct SJob
@@ -65,6 +67,7 @@ typedef struct SJob
 	char	   *reason;			/* what was last reported, NULL: none */
 	char	   *reserved_node;
 	int64_t		reserved_start;
+	int			dead;			/* out of the queue: freed by the next seq_settle */
 } SJob;
 
 struct AllocSession
@@ -74,8 +77,10 @@ struct AllocSession
 	int			nodes_cap;
 	SNode		pool;
 	Map			units;			/* resource_id -> SUnit */
-	Map			holds;			/* job_id -> SHolds */
-	Map			jobs;			/* job_id -> SJob */
+	Map			holds;			/* job_id -> SHolds, the live ones */
+	Map			jobs;			/* job_id -> SJob, the live ones */
+	Seq			holders;		/* every SHolds, by job_id */
+	Seq			queue;			/* every SJob, in FIFO order */
 	int			nholds;			/* hold entries in all SHolds */
 	AllocPlaced *placed;
 	int			placed_cap;
@@ -96,7 +101,7 @@ typedef struct Build
 	int			nunits;
 	AllocHold  *holds;
 	int			nholds;
-	SJob	  **queue;			/* FIFO order */
+	SJob	  **queue;			/* FIFO order (the session's own array) */
 	AllocJob   *jobs;
 	int			njobs;
 } Build;
@@ -109,14 +114,16 @@ static void detach_unit(SUnit *u);
 static void free_units(AllocSession *s, SNode *n);
 static int	set_units(AllocSession *s, SNode *n, const AllocSessionUnit *units, int nunits);
 static void free_node(AllocSession *s, SNode *n);
-static void free_holds(SHolds *h);
-static void free_job(SJob *j);
+static void free_holds(void *h);
+static void free_job(void *j);
+static int	holds_dead(const void *h);
+static int	job_dead(const void *j);
 static int	put_holds(AllocSession *s, int64_t job_id, const AllocSessionHold *holds, int n);
 static int	cmp_queue(const void *a, const void *b);
 static int	cmp_holds(const void *a, const void *b);
 static int	build_nodes(const AllocSession *s, Build *b);
-static int	build_holds(const AllocSession *s, Build *b);
-static int	build_jobs(const AllocSession *s, Build *b);
+static int	build_holds(AllocSession *s, Build *b);
+static int	build_jobs(AllocSession *s, Build *b);
 static void free_build(Build *b);
 static int	take_placed(AllocSession *s, const Build *b, const AllocOutput *o, int j,
 						int64_t now, AllocSessionOutput *out);
@@ -276,18 +283,34 @@ free_node(AllocSession *s, SNode *n)
 	free(n);
 }
 
-/* Frees h. */
+/* Frees holds h. */
 static void
-free_holds(SHolds *h)
+free_holds(void *h)
 {
-	free(h->holds);
+	free(((SHolds *) h)->holds);
 	free(h);
+}
+
+/* Returns 1 when holds h were replaced. */
+static int
+holds_dead(const void *h)
+{
+	return ((const SHolds *) h)->dead;
+}
+
+/* Returns 1 when job j left the queue. */
+static int
+job_dead(const void *j)
+{
+	return ((const SJob *) j)->dead;
 }
 
 /* Frees queued job j. */
 static void
-free_job(SJob *j)
+free_job(void *job)
 {
+	SJob	   *j = job;
+
 	for (int i = 0; i < j->nneeds; i++)
 		free((char *) j->needs[i].type);
 	free(j->needs);
@@ -308,28 +331,14 @@ alloc_session_new(void)
 void
 alloc_session_free(AllocSession *s)
 {
-	int64_t		key;
-
 	if (!s)
 		return;
 	for (int i = 0; i < s->nnodes; i++)
 		free_node(s, s->nodes[i]);
 	free(s->nodes);
 	free_units(s, &s->pool);
-	for (size_t i = 0; i < map_slots(&s->holds); i++)
-	{
-		SHolds	   *h = map_at(&s->holds, i, &key);
-
-		if (h)
-			free_holds(h);
-	}
-	for (size_t i = 0; i < map_slots(&s->jobs); i++)
-	{
-		SJob	   *j = map_at(&s->jobs, i, &key);
-
-		if (j)
-			free_job(j);
-	}
+	seq_free(&s->holders, free_holds);
+	seq_free(&s->queue, free_job);
 	map_free(&s->units);
 	map_free(&s->holds);
 	map_free(&s->jobs);
@@ -405,15 +414,15 @@ put_holds(AllocSession *s, int64_t job_id, const AllocSessionHold *holds, int n)
 	{
 		map_del(&s->holds, job_id);
 		s->nholds -= h->nholds;
-		free_holds(h);
+		h->dead = 1;
 	}
 	if (n <= 0)
 		return 0;
-	if ((h = malloc(sizeof(SHolds))) == NULL)
+	if ((h = calloc(1, sizeof(SHolds))) == NULL)
 		return -1;
-	if ((h->holds = malloc(sizeof(AllocSessionHold) * n)) == NULL)
+	if ((h->holds = malloc(sizeof(AllocSessionHold) * n)) == NULL || seq_add(&s->holders, h) < 0)
 	{
-		free(h);
+		free_holds(h);
 		return -1;
 	}
 	memcpy(h->holds, holds, sizeof(AllocSessionHold) * n);
@@ -421,7 +430,7 @@ put_holds(AllocSession *s, int64_t job_id, const AllocSessionHold *holds, int n)
 	h->nholds = n;
 	if (map_put(&s->holds, job_id, h) < 0)
 	{
-		free_holds(h);
+		h->dead = 1;			/* the sequence frees it */
 		return -1;
 	}
 	s->nholds += n;
@@ -470,10 +479,15 @@ alloc_session_set_job(AllocSession *s, const AllocSessionJob *job)
 		free_job(j);
 		return -1;
 	}
+	if (seq_add(&s->queue, j) < 0)
+	{
+		free_job(j);
+		return -1;
+	}
 	alloc_session_drop_job(s, job->job_id);
 	if (map_put(&s->jobs, j->job_id, j) < 0)
 	{
-		free_job(j);
+		j->dead = 1;			/* the sequence frees it */
 		return -1;
 	}
 	return 0;
@@ -486,7 +500,7 @@ alloc_session_drop_job(AllocSession *s, int64_t job_id)
 	SJob	   *j = map_del(&s->jobs, job_id);
 
 	if (j)
-		free_job(j);
+		j->dead = 1;
 }
 
 /* qsort comparator of queued jobs in FIFO order. */
@@ -558,26 +572,18 @@ build_nodes(const AllocSession *s, Build *b)
 
 /* Fills b's holds, in job order, and the units' free amounts; 0 or -1. */
 static int
-build_holds(const AllocSession *s, Build *b)
+build_holds(AllocSession *s, Build *b)
 {
-	SHolds	  **all = malloc(sizeof(SHolds *) * (s->holds.count + 1));
-	int			n = 0;
-	int64_t		key;
-
-	b->holds = malloc(sizeof(AllocHold) * (s->nholds + 1));
-	if (!all || !b->holds)
-	{
-		free(all);
+	if ((b->holds = malloc(sizeof(AllocHold) * (s->nholds + 1))) == NULL ||
+		seq_settle(&s->holders, cmp_holds, holds_dead, free_holds) < 0)
 		return -1;
-	}
-	for (size_t i = 0; i < map_slots(&s->holds); i++)
-		if ((all[n] = map_at(&s->holds, i, &key)) != NULL)
-			n++;
-	qsort(all, n, sizeof(SHolds *), cmp_holds);
-	for (int k = 0; k < n; k++)
-		for (int h = 0; h < all[k]->nholds; h++)
+	for (int k = 0; k < s->holders.n; k++)
+	{
+		const SHolds *h = s->holders.items[k];
+
+		for (int i = 0; i < h->nholds; i++)
 		{
-			const AllocSessionHold *hold = &all[k]->holds[h];
+			const AllocSessionHold *hold = &h->holds[i];
 			SUnit	   *u = map_get(&s->units, hold->resource_id);
 
 			if (!u)
@@ -586,7 +592,7 @@ build_holds(const AllocSession *s, Build *b)
 				u->held += hold->amount;
 			b->holds[b->nholds++] = (AllocHold) {u->index, hold->amount, hold->end};
 		}
-	free(all);
+	}
 	for (int i = 0; i < b->nunits; i++)
 	{
 		Sum			f = (Sum) b->unit_of[i]->capacity - b->unit_of[i]->held;
@@ -598,18 +604,13 @@ build_holds(const AllocSession *s, Build *b)
 
 /* Fills b's jobs in FIFO order with their last reservations; 0 or -1. */
 static int
-build_jobs(const AllocSession *s, Build *b)
+build_jobs(AllocSession *s, Build *b)
 {
-	int64_t		key;
-
-	b->queue = malloc(sizeof(SJob *) * (s->jobs.count + 1));
-	b->jobs = malloc(sizeof(AllocJob) * (s->jobs.count + 1));
-	if (!b->queue || !b->jobs)
+	if (seq_settle(&s->queue, cmp_queue, job_dead, free_job) < 0 ||
+		(b->jobs = malloc(sizeof(AllocJob) * (s->queue.n + 1))) == NULL)
 		return -1;
-	for (size_t i = 0; i < map_slots(&s->jobs); i++)
-		if ((b->queue[b->njobs] = map_at(&s->jobs, i, &key)) != NULL)
-			b->njobs++;
-	qsort(b->queue, b->njobs, sizeof(SJob *), cmp_queue);
+	b->queue = (SJob **) s->queue.items;
+	b->njobs = s->queue.n;
 	for (int j = 0; j < b->njobs; j++)
 	{
 		const SJob *q = b->queue[j];
@@ -636,7 +637,6 @@ free_build(Build *b)
 	free(b->units);
 	free(b->unit_of);
 	free(b->holds);
-	free(b->queue);
 	free(b->jobs);
 }
 

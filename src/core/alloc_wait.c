@@ -8,6 +8,9 @@
  * few nodes, not a scan of the cluster: the first EXPLAIN_SCAN nodes with
  * reservations, then the first EXPLAIN_SCAN candidates.
  *
+ * A waiting job past dispatch.max_reservations (once that many have a reservation)
+ * is only said to be behind earlier jobs, with what it needs (bf_behind).
+ *
  * A waiting job past dispatch.max_reservations, or one that could not start even
  * at ALLOC_NEVER, closes the groups of the types it is short of (every type it
  * needs when it is short of none alone) to every later job: the strict FIFO rule
@@ -26,6 +29,7 @@ static void format_utc(int64_t t, int64_t now, char *buf, size_t len);
 static void blocked_reason(const State *st, int jobno, int who);
 static int	node_blocker(const State *st, const AllocJob *job, int n, int64_t end);
 static int	is_short(const State *st, const AllocJob *job, int i);
+static void need_list(const AllocJob *job, char *buf, size_t len);
 static void close_type(State *st, int type, int jobno, int nc);
 
 /* Returns the job holding g back up to time end (closed it, or reserved first), or -1. */
@@ -156,6 +160,34 @@ bf_explain(const State *st, int jobno, int nc)
 			return;
 		}
 	}
+}
+
+/* Writes what job needs into buf: "2 cpu, 1 lic". */
+static void
+need_list(const AllocJob *job, char *buf, size_t len)
+{
+	size_t		used = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < job->nneeds && used < len; i++)
+		used += snprintf(buf + used, len - used, "%s%lld %s", i ? ", " : "",
+						 (long long) job->needs[i].count, job->needs[i].type);
+}
+
+/*
+ * Explains that job jobno, which could run on an idle cluster, waits past the
+ * reservation depth: "behind earlier jobs (needs 2 cpu, 1 lic)", Slurm's
+ * "(Priority)".  The text names neither the jobs ahead nor what is free now, so it
+ * stays the same from cycle to cycle while the job waits there: a queue of 20,000
+ * costs no update of its reasons per cycle, and a cycle need not look at it.
+ */
+void
+bf_behind(const State *st, int jobno)
+{
+	char		needs[ALLOC_REASON_LEN];
+
+	need_list(&st->p->jobs[jobno], needs, sizeof(needs));
+	alloc_reason(&st->out->results[jobno], "behind earlier jobs (needs %s)", needs);
 }
 
 /*

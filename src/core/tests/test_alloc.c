@@ -259,7 +259,7 @@ test_backfill(void)
 	}, "10 waits: not enough cpu free (needs 2) (starts 100)\n"
 	   "11 waits: not enough cpu free (needs 2) (starts 150)\n12 -> c 5\n");
 
-	expect("past the reservations a waiting job closes only what it is short of", &(Scenario) {
+	expect("past the reservations a waiting job is behind earlier jobs, closes only what it is short of", &(Scenario) {
 		.nodes = {"a"},
 		.units = {{1, "cpu", 0, 1, 1}, {2, "cpu", 0, 1, 1}, {3, "lic", -1, 0, 1},
 				  {4, "lic", -1, 1, 1}},
@@ -268,7 +268,7 @@ test_backfill(void)
 		.jobs = {{10, 1, cpu1_lic2, 2, .limit = 10}, {11, 2, lic2, 1, .limit = 10},
 				 {12, 3, lic1, 1, .limit = 5}, {13, 4, cpu1, 1, .limit = 5}},
 	}, "10 waits: not enough lic free (needs 2) (starts 100)\n"
-	   "11 waits: not enough lic free (needs 2)\n12 waits: earlier joblist 2 holds the queue\n"
+	   "11 waits: behind earlier jobs (needs 2 lic)\n12 waits: behind earlier jobs (needs 1 lic)\n"
 	   "13 -> a 1\n");
 
 	expect("last cycle's promises are kept: an earlier job never lands on a later one's", &(Scenario) {
