@@ -26,6 +26,7 @@ OBJS = \
 	src/core/alloc_wait.o \
 	src/core/alloc_session.o \
 	src/core/alloc_map.o \
+	src/core/alloc_seq.o \
 	src/core/template.o \
 	src/core/cron.o \
 	src/core/cron_next.o \
@@ -80,8 +81,9 @@ EXTRA_CLEAN = regress tmp_check tmp_check_iso results output_iso regression.diff
 src/alloc.o src/pg_dispatch.o: src/core/alloc.h
 src/alloc.o src/model.o src/model_check.o src/scheduler.o: src/model.h src/core/alloc_session.h
 src/core/alloc.o src/core/alloc_backfill.o src/core/alloc_index.o src/core/alloc_wait.o \
-	src/core/alloc_session.o src/core/alloc_map.o: src/core/alloc.h src/core/alloc_int.h
-src/core/alloc_session.o src/core/alloc_map.o: src/core/alloc_session.h src/core/alloc_map.h
+	src/core/alloc_session.o src/core/alloc_map.o src/core/alloc_seq.o: src/core/alloc.h src/core/alloc_int.h
+src/core/alloc_session.o src/core/alloc_map.o src/core/alloc_seq.o: src/core/alloc_session.h \
+	src/core/alloc_map.h src/core/alloc_seq.h
 
 sql/pg_dispatch--0.1.sql: $(sort $(wildcard $(srcdir)/sql/src/*.sql))
 	awk 'FNR == 1 && NR != 1 { print "" } { print }' $^ > $@
