@@ -42,8 +42,10 @@ my @steps = (
 		return 'submit';
 	},
 	sub {    # a cancel of the newest unfinished joblist
-		query($node, q{SELECT dispatch.cancel_joblist(max(joblist_id)) FROM dispatch.joblists
-		                WHERE state IN ('queued', 'running')});
+		query($node, q{SELECT dispatch.cancel_joblist(newest)
+		                 FROM (SELECT max(joblist_id) FROM dispatch.joblists
+		                        WHERE state IN ('queued', 'running')) x(newest)
+		                WHERE newest IS NOT NULL});
 		return 'cancel';
 	},
 	sub {    # a node offline; its agent registers again at its next heartbeat
