@@ -12,8 +12,11 @@
  * -DALLOC_BASELINE) against main's src/core/alloc.c, taken with `git show` at build
  * time into a scratch directory.  The first runs the second with --raw on the same
  * workload and prints both and their ratio.  main's allocator knows no time limits
- * and keeps nothing between cycles; neither does this one yet, so "after 100
- * changes" is a whole cycle again (docs/scale.md).
+ * and keeps nothing between cycles, so "after 100 changes" is a whole cycle again.
+ *
+ * Then the same cluster and queue go through the session the scheduler keeps
+ * between cycles (alloc_session.h, session_cycles below), against alloc_run() from
+ * scratch on the same problem in the same run (docs/scale.md "The allocator").
  */
 #include "alloc.h"
 #ifndef ALLOC_BASELINE

@@ -201,7 +201,7 @@ find_candidates(State *st, const AllocJob *job)
 			return st->cache[i].count;
 		}
 	if (st->ncached < CAND_CACHE)
-		e = &st->cache[st->ncached];
+		e = &st->cache[st->ncached++];	/* counted first: free_state frees what it gets */
 	else
 		e = &st->cache[job->job_id % CAND_CACHE];	/* evict one */
 	if (e->nodes == NULL && (e->nodes = malloc(sizeof(int) * (st->p->nnodes + 1))) == NULL)
@@ -210,8 +210,6 @@ find_candidates(State *st, const AllocJob *job)
 		return -1;
 	if (e->closed == NULL && (e->closed = malloc(st->ntypes + 1)) == NULL)
 		return -1;
-	if (st->ncached < CAND_CACHE)
-		st->ncached++;
 	e->job = job;
 	e->count = 0;
 	for (int n = 0; n < st->p->nnodes; n++)

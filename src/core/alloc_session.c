@@ -1,10 +1,22 @@
 /*
  * alloc_session.c: the allocator's model kept between cycles (alloc_session.h).
  *
- * First version: the session keeps its pieces where a change finds them in O(1)
- * or O(log n) (nodes sorted by name, units, holds and queued jobs in hash maps by
- * id), and every run builds the whole AllocProblem from them and solves it with
- * alloc_run(), so a cycle still costs the size of the queue and of the cluster.
+ * The session keeps its pieces where a change finds them in O(1) or O(log n):
+ * nodes sorted by name, units, holds and queued jobs in hash maps by id
+ * (alloc_map.c), and the queue and the holders as ordered sequences (alloc_seq.c)
+ * that a run settles with one sort of what came and one merge, instead of
+ * sorting everything again.  Each run then builds the whole AllocProblem from
+ * them and solves it with alloc_run(), so a cycle still costs the size of the
+ * queue and of the cluster.
+ *
+ * Measured at 10,000 nodes x 68,000 waiting jobs after 100 changes (alloc_bench),
+ * a cycle is about 12 ms here (holds 6, queue 3, results 2, nodes 1) and 40-50 ms
+ * in alloc_run (its state 8-10, the 100 reservations 15-30, the jobs past them 7).
+ * What alloc_run spent on the tail went first (reasons past the reservation depth
+ * that stay, written without printf) and the reservation search lost its per-node
+ * scan of the pools; docs/scale.md "The allocator" lists the steps left to make
+ * a cycle cost what changed: alloc_run's state kept alive here, reservations kept
+ * with what they depended on, and the pass stopped once nothing after can move.
  *
  * The problem a session stands for, which alloc_run() gets and which the
  * equivalence test builds from scratch the same way:
@@ -650,8 +662,7 @@ take_placed(AllocSession *s, const Build *b, const AllocOutput *o, int j, int64_
 {
 	const AllocResult *r = &o->results[j];
 	SJob	   *job = b->queue[j];
-	int64_t		limit = job->limit,
-				end = limit <= 0 || now > ALLOC_NEVER - limit ? ALLOC_NEVER : now - 1 + limit;
+	int64_t		end = bf_window_end(now, job->limit);	/* now - 1 + limit, or ALLOC_NEVER */
 	AllocSessionHold *holds = malloc(sizeof(AllocSessionHold) * (r->ntakes + 1));
 	int			rc;
 

@@ -8,7 +8,9 @@
  * each run of the session must give exactly what alloc_run() gives on the problem
  * built from that model from scratch: the same placements and takes, and, once
  * its reported changes are applied, the same reasons, starts and reservations for
- * every waiting job, with no change reported that is not one.
+ * every waiting job, with no change reported that is not one.  The out-of-memory
+ * test makes each allocation of a scenario fail in turn (fail_alloc.h): every
+ * call must then give -1 (or NULL) and leave a session that frees cleanly.
  */
 #include "alloc_session.h"
 #include "check.h"
@@ -29,6 +31,43 @@ static void test_holds(void);
 static void test_reported(void);
 static void test_diff(void);
 static void test_equivalence(void);
+static int	oom_scenario(void);
+static void test_out_of_memory(void);
+
+long		fail_countdown = -1;
+
+/* Returns 1 when this allocation is to fail. */
+static int
+fail_now(void)
+{
+	if (fail_countdown < 0)
+		return 0;
+	return fail_countdown-- == 0;
+}
+
+void *
+fail_malloc(size_t n)
+{
+	return fail_now() ? NULL : (malloc) (n);
+}
+
+void *
+fail_calloc(size_t n, size_t size)
+{
+	return fail_now() ? NULL : (calloc) (n, size);
+}
+
+void *
+fail_realloc(void *p, size_t n)
+{
+	return fail_now() ? NULL : (realloc) (p, n);
+}
+
+char *
+fail_strdup(const char *s)
+{
+	return fail_now() ? NULL : (strdup) (s);
+}
 
 #define NEVER "9223372036854775807"
 
@@ -703,6 +742,68 @@ test_equivalence(void)
 		printf("%d runs: %d agree, %d same model\n", runs, agree, same_model);
 }
 
+/*
+ * Runs a scenario touching every function that allocates; returns 1 when it ran
+ * to its end, 0 when a call reported that memory ran out (the session is freed).
+ */
+static int
+oom_scenario(void)
+{
+	AllocSession *s = alloc_session_new();
+	AllocSession *t = NULL;
+	AllocSessionJob shown = {1, 1, cpu2, 1, zone_a, 1, 100, "old", "a", 5};
+	AllocSessionOutput o;
+	char		why[64];
+	int			ok;
+
+	if (!s)
+		return 0;
+	ok = alloc_session_set_node(s, "b", zone_a, 1, two_cpus, 2) == 0 &&
+		alloc_session_set_node(s, "a", zone_b, 1, (AllocSessionUnit[]) {{3, "cpu", 1}}, 1) == 0 &&
+		alloc_session_set_node(s, "a", zone_a, 1, (AllocSessionUnit[]) {{1, "cpu", 1}}, 1) == 0 &&
+		alloc_session_set_pool(s, (AllocSessionUnit[]) {{9, "lic", 1}}, 1) == 0 &&
+		alloc_session_set_holds(s, 50, (AllocSessionHold[]) {{2, 1, 1050}, {7, 1, 9}}, 2) == 0 &&
+		alloc_session_set_job(s, &shown) == 0 &&
+		alloc_session_set_job(s, &shown) == 0;
+	for (int id = 2; ok && id < 6; id++)
+	{
+		AllocSessionJob j = {id, id, (AllocNeed[]) {{"cpu", 1}, {"lic", 1}}, 2, NULL, 0, 60,
+		NULL, NULL, ALLOC_NEVER};
+
+		ok = alloc_session_set_job(s, &j) == 0;
+	}
+	ok = ok && alloc_session_run(s, 1000, 1, NULL, &o) == 0 &&
+		alloc_session_set_holds(s, 50, NULL, 0) == 0 &&
+		alloc_session_run(s, 1001, 0, NULL, &o) == 0 && (t = alloc_session_new()) != NULL;
+	if (ok)
+		alloc_session_diff(s, t, why, sizeof(why));
+	alloc_session_free(s);
+	alloc_session_free(t);
+	return ok;
+}
+
+/* Every allocation of the scenario fails in turn: -1 or NULL, then a clean free. */
+static void
+test_out_of_memory(void)
+{
+	int			points = 0;
+
+	for (long k = 0; k < 100000; k++)
+	{
+		int			done;
+
+		fail_countdown = k;
+		done = oom_scenario();
+		fail_countdown = -1;
+		if (done)
+			break;
+		points++;
+	}
+	check("every allocation of the scenario failed in turn, each freed cleanly", points > 50);
+	printf("out of memory at %d allocations in turn\n", points);
+	check("the scenario runs to its end without failures", oom_scenario());
+}
+
 int
 main(void)
 {
@@ -712,6 +813,7 @@ main(void)
 	test_reported();
 	test_diff();
 	test_equivalence();
+	test_out_of_memory();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
