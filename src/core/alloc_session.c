@@ -100,6 +100,8 @@ struct AllocSession
 	int			takes_cap;
 	AllocWaitChange *waits;
 	int			waits_cap;
+	AllocOutput solved;			/* alloc_solve's results, kept for the next run */
+	AllocKeep	keep;
 };
 
 /* The problem a run builds, and what it needs to map the results back. */
@@ -357,6 +359,7 @@ alloc_session_free(AllocSession *s)
 	free(s->placed);
 	free(s->takes);
 	free(s->waits);
+	alloc_output_free(&s->solved);
 	free(s);
 }
 
@@ -735,7 +738,7 @@ alloc_session_run(AllocSession *s, int64_t now, int max_reservations,
 {
 	Build		b;
 	AllocProblem p;
-	AllocOutput o;
+	AllocOutput *o = &s->solved;
 	int			rc = -1;
 
 	memset(&b, 0, sizeof(b));
@@ -744,13 +747,12 @@ alloc_session_run(AllocSession *s, int64_t now, int max_reservations,
 		goto done;
 	p = (AllocProblem) {b.names, s->nnodes, b.labels, b.nlabels, b.units, b.nunits,
 		b.jobs, b.njobs, now, b.holds, b.nholds, max_reservations, format_time};
-	if (alloc_run(&p, &o) < 0)
+	if (alloc_solve(&p, o, &s->keep) < 0)
 		goto done;
 	rc = 0;
 	for (int j = 0; j < b.njobs && rc == 0; j++)
-		rc = o.results[j].node >= 0 ? take_placed(s, &b, &o, j, now, out) :
-			note_wait(s, &b, &o.results[j], b.queue[j], out);
-	alloc_output_free(&o);
+		rc = o->results[j].node >= 0 ? take_placed(s, &b, o, j, now, out) :
+			note_wait(s, &b, &o->results[j], b.queue[j], out);
 	out->placed = s->placed;
 	out->takes = s->takes;
 	out->waits = s->waits;

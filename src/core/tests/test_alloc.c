@@ -271,6 +271,14 @@ test_backfill(void)
 	   "11 waits: behind earlier jobs (needs 2 lic)\n12 waits: behind earlier jobs (needs 1 lic)\n"
 	   "13 -> a 1\n");
 
+	expect("a later job's promise is named with its own start", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 1, 1}},
+		.jobs = {{10, 1, cpu1, 1, .limit = 10000},
+				 {11, 2, cpu1, 1, .limit = 100, .reserved = 1, .reserved_node = 0,
+				  .reserved_start = 7200}},
+	}, "10 waits: reserved for job 11 from 02:00 (starts 7300)\n11 -> a 1\n");
+
 	expect("last cycle's promises are kept: an earlier job never lands on a later one's", &(Scenario) {
 		.nodes = {"a", "b"},
 		.units = {{1, "cpu", 0, 0, 1}, {2, "cpu", 0, 0, 1}, {3, "cpu", 1, 0, 1},
