@@ -10,8 +10,9 @@
  * queue and of the cluster.
  *
  * Measured at 10,000 nodes x 68,000 waiting jobs after 100 changes (alloc_bench),
- * a cycle is about 12 ms here (holds 6, queue 3, results 2, nodes 1) and 40-50 ms
- * in alloc_run (its state 8-10, the 100 reservations 15-30, the jobs past them 7).
+ * a cycle is about 13 ms here (holds 6, queue 3, results 2, nodes 1) and about
+ * 30 ms in alloc_run (its state 8-10, the 100 reservations 15-20, the jobs past
+ * them 7); alloc_solve writes the results into the buffers of the last run.
  * What alloc_run spent on the tail went first (reasons past the reservation depth
  * that stay, written without printf) and the reservation search lost its per-node
  * scan of the pools; docs/scale.md "The allocator" lists the steps left to make
