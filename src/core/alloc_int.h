@@ -117,7 +117,15 @@ alloc_counts(const State *st, const Event *e)
 		(e->job <= st->ignore_after && st->p->jobs[e->job].reserved_start != ALLOC_NEVER);
 }
 
+/* How big the buffers are that a caller of alloc_solve keeps between runs. */
+typedef struct AllocKeep
+{
+	int			results_cap;
+	int			takes_cap;
+} AllocKeep;
+
 /* alloc.c */
+extern int	alloc_solve(const AllocProblem *p, AllocOutput *out, AllocKeep *keep);
 extern int	alloc_type_index(const State *st, const char *type);
 extern int	alloc_grow(void **array, int *cap, size_t size, int need);
 extern void alloc_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));

@@ -10,8 +10,9 @@
  * queue and of the cluster.
  *
  * Measured at 10,000 nodes x 68,000 waiting jobs after 100 changes (alloc_bench),
- * a cycle is about 12 ms here (holds 6, queue 3, results 2, nodes 1) and 40-50 ms
- * in alloc_run (its state 8-10, the 100 reservations 15-30, the jobs past them 7).
+ * a cycle is about 13 ms here (holds 6, queue 3, results 2, nodes 1) and about
+ * 30 ms in alloc_run (its state 8-10, the 100 reservations 15-20, the jobs past
+ * them 7); alloc_solve writes the results into the buffers of the last run.
  * What alloc_run spent on the tail went first (reasons past the reservation depth
  * that stay, written without printf) and the reservation search lost its per-node
  * scan of the pools; docs/scale.md "The allocator" lists the steps left to make
@@ -100,6 +101,8 @@ struct AllocSession
 	int			takes_cap;
 	AllocWaitChange *waits;
 	int			waits_cap;
+	AllocOutput solved;			/* alloc_solve's results, kept for the next run */
+	AllocKeep	keep;
 };
 
 /* The problem a run builds, and what it needs to map the results back. */
@@ -357,6 +360,7 @@ alloc_session_free(AllocSession *s)
 	free(s->placed);
 	free(s->takes);
 	free(s->waits);
+	alloc_output_free(&s->solved);
 	free(s);
 }
 
@@ -735,7 +739,7 @@ alloc_session_run(AllocSession *s, int64_t now, int max_reservations,
 {
 	Build		b;
 	AllocProblem p;
-	AllocOutput o;
+	AllocOutput *o = &s->solved;
 	int			rc = -1;
 
 	memset(&b, 0, sizeof(b));
@@ -744,13 +748,12 @@ alloc_session_run(AllocSession *s, int64_t now, int max_reservations,
 		goto done;
 	p = (AllocProblem) {b.names, s->nnodes, b.labels, b.nlabels, b.units, b.nunits,
 		b.jobs, b.njobs, now, b.holds, b.nholds, max_reservations, format_time};
-	if (alloc_run(&p, &o) < 0)
+	if (alloc_solve(&p, o, &s->keep) < 0)
 		goto done;
 	rc = 0;
 	for (int j = 0; j < b.njobs && rc == 0; j++)
-		rc = o.results[j].node >= 0 ? take_placed(s, &b, &o, j, now, out) :
-			note_wait(s, &b, &o.results[j], b.queue[j], out);
-	alloc_output_free(&o);
+		rc = o->results[j].node >= 0 ? take_placed(s, &b, o, j, now, out) :
+			note_wait(s, &b, &o->results[j], b.queue[j], out);
 	out->placed = s->placed;
 	out->takes = s->takes;
 	out->waits = s->waits;

@@ -56,15 +56,20 @@ format_utc(int64_t t, int64_t now, char *buf, size_t len)
 	strftime(buf, len, t - now < 86400 ? "%H:%M" : "%Y-%m-%d %H:%M", &tm);
 }
 
-/* Explains that job jobno waits for the earlier job who, which holds what it could use. */
+/* Explains that job jobno waits for job who, which holds what it could use. */
 static void
 blocked_reason(const State *st, int jobno, int who)
 {
 	const AllocJob *job = &st->p->jobs[jobno];
 	const AllocJob *w = &st->p->jobs[who];
 	AllocResult *r = &st->out->results[jobno];
-	int64_t		at = st->out->results[who].expected_start;
 	char		when[64];
+
+	/*
+	 * A later job holds it by the reservation it had from the last cycle (not
+	 * given back yet): its start is that one; its result is not written yet.
+	 */
+	int64_t		at = who < jobno ? st->out->results[who].expected_start : w->reserved_start;
 
 	if (at == ALLOC_NEVER && w->joblist_id != job->joblist_id)
 		alloc_reason(r, "earlier joblist %lld holds the queue", (long long) w->joblist_id);
