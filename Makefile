@@ -9,6 +9,8 @@ OBJS = \
 	src/launcher.o \
 	src/scheduler.o \
 	src/alloc.o \
+	src/model.o \
+	src/model_check.o \
 	src/template.o \
 	src/cron.o \
 	src/sqlslot.o \
@@ -22,6 +24,9 @@ OBJS = \
 	src/core/alloc_backfill.o \
 	src/core/alloc_index.o \
 	src/core/alloc_wait.o \
+	src/core/alloc_session.o \
+	src/core/alloc_map.o \
+	src/core/alloc_seq.o \
 	src/core/template.o \
 	src/core/cron.o \
 	src/core/cron_next.o \
@@ -42,10 +47,11 @@ REGRESS = $(patsubst sql-tests/%.sql,%,$(sort $(wildcard sql-tests/*.sql)))
 REGRESS_OPTS = --inputdir=regress --temp-instance=tmp_check \
 	--temp-config=$(srcdir)/sql-tests/regress.conf
 
-# Isolation specs (specs/*.spec): concurrent claims, cancels and reports.
+# Isolation specs (specs/*.spec): concurrent claims, cancels and reports.  They run
+# in the database the scheduler works in (specs/isolation.conf), so a spec can race it.
 ISOLATION = $(patsubst specs/%.spec,%,$(sort $(wildcard specs/*.spec)))
 ISOLATION_OPTS = --inputdir=regress --temp-instance=tmp_check_iso \
-	--temp-config=$(srcdir)/sql-tests/regress.conf
+	--temp-config=$(srcdir)/sql-tests/regress.conf --temp-config=$(srcdir)/specs/isolation.conf
 
 # TAP tests (t/*.pl) run after pg_regress in `make installcheck`: real servers, real agents.
 TAP_TESTS = 1
@@ -73,8 +79,11 @@ EXTRA_CLEAN = regress tmp_check tmp_check_iso results output_iso regression.diff
 
 # PGXS knows no header dependencies: the allocator's objects share its State.
 src/alloc.o src/pg_dispatch.o: src/core/alloc.h
-src/core/alloc.o src/core/alloc_backfill.o src/core/alloc_index.o src/core/alloc_wait.o: \
-	src/core/alloc.h src/core/alloc_int.h
+src/alloc.o src/model.o src/model_check.o src/scheduler.o: src/model.h src/core/alloc_session.h
+src/core/alloc.o src/core/alloc_backfill.o src/core/alloc_index.o src/core/alloc_wait.o \
+	src/core/alloc_session.o src/core/alloc_map.o src/core/alloc_seq.o: src/core/alloc.h src/core/alloc_int.h
+src/core/alloc_session.o src/core/alloc_map.o src/core/alloc_seq.o: src/core/alloc_session.h \
+	src/core/alloc_map.h src/core/alloc_seq.h
 
 sql/pg_dispatch--0.1.sql: $(sort $(wildcard $(srcdir)/sql/src/*.sql))
 	awk 'FNR == 1 && NR != 1 { print "" } { print }' $^ > $@

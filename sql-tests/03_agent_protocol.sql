@@ -92,7 +92,7 @@ SELECT dispatch.agent_finish('a1', :one, 1, 0, NULL, false);
 SELECT dispatch._assign(:one, 'a1', '{}', '{}');
 SELECT count(*) FROM dispatch.agent_poll('a1');
 SELECT dispatch.agent_finish('a1', :one, 2, 0, NULL, false);
-SELECT dispatch._housekeeping() > 0 AS housekept;
+SELECT dispatch._housekeeping(now(), false, NULL) IS NULL AS housekept;
 SELECT current_stage FROM dispatch.joblist_status WHERE joblist_id = :jl;
 SELECT name, state, reason NOT LIKE 'waiting for stage%' AS stage_open
   FROM dispatch.jobs WHERE job_id = :two;
@@ -112,7 +112,7 @@ RESET dispatch.max_output_bytes;
 -- Signals, timeouts and the end of the joblist.
 SELECT dispatch.agent_finish('a1', :two, 1, NULL, 9, false);
 SELECT state, signal, reason FROM dispatch.jobs WHERE job_id = :two;
-SELECT dispatch._housekeeping() > 0 AS housekept;
+SELECT dispatch._housekeeping(now(), false, NULL) IS NULL AS housekept;
 SELECT state, reason FROM dispatch.joblist_status WHERE joblist_id = :jl;
 
 -- Fail fast: a failure cancels the rest of the joblist, running jobs are asked to stop.
@@ -126,7 +126,7 @@ SELECT dispatch._assign(job_id, 'a1', '{}', '{}') FROM dispatch.jobs
 SELECT action, name FROM dispatch.agent_poll('a1') ORDER BY job_id;
 SELECT dispatch.agent_finish('a1', job_id, 1, NULL, NULL, true) FROM dispatch.jobs
  WHERE joblist_id = :ff AND name = 'x';
-SELECT dispatch._housekeeping() > 0 AS housekept;
+SELECT dispatch._housekeeping(now(), false, NULL) IS NULL AS housekept;
 SELECT state, reason FROM dispatch.joblist_status WHERE joblist_id = :ff;
 SELECT name, state, cancel_requested, reason FROM dispatch.jobs WHERE joblist_id = :ff
  ORDER BY job_id;
@@ -161,7 +161,7 @@ SELECT dispatch._assign(job_id, 'a1', '{}', '{}') FROM dispatch.jobs
 SELECT name FROM dispatch.agent_poll('a1');
 SELECT dispatch.agent_register('a1', '{"jobs": []}') IS NOT NULL AS ok;
 SELECT name, state, attempt, reason FROM dispatch.jobs WHERE joblist_id = :dl AND name = 'q';
-SELECT dispatch._housekeeping() > 0 AS housekept;
+SELECT dispatch._housekeeping(now(), false, NULL) IS NULL AS housekept;
 SELECT state, reason FROM dispatch.joblist_status WHERE joblist_id = :dl;
 
 -- History: every attempt that ended and every finished joblist, kept when the joblists

@@ -20,7 +20,7 @@ UPDATE dispatch.jobs SET state = 'succeeded';
 DELETE FROM dispatch.joblists;
 SELECT dispatch.agent_register('alice-node', '{}');
 SELECT dispatch.add_resource('gpu', '9');
-SELECT dispatch._housekeeping();
+SELECT dispatch._housekeeping(now(), true, NULL);
 RESET ROLE;
 
 SET ROLE bob;

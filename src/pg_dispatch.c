@@ -50,9 +50,10 @@ static int	dispatch_metrics_minute_retention = 30 * 86400;
 static int	dispatch_metrics_hour_retention = 400 * 86400;
 static int	dispatch_presence_retention = 30 * 86400;
 static int	dispatch_run_history_retention = 7 * 86400;
-static int	dispatch_node_timeout = 30;
+int			dispatch_node_timeout = 30;
 static int	dispatch_default_time_limit = 0;
 int			dispatch_max_reservations = ALLOC_DEFAULT_RESERVATIONS;
+int			dispatch_model_check_interval = 600;
 static int	dispatch_kill_grace = 10;
 static int	dispatch_max_output_bytes = 1024 * 1024;
 static int	dispatch_max_file_size = 1024 * 1024;
@@ -120,6 +121,9 @@ static const IntSetting int_settings[] = {
 	&dispatch_default_time_limit, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S},
 	{"dispatch.max_reservations", "Waiting jobs, in queue order, for which the scheduler reserves units.",
 	&dispatch_max_reservations, ALLOC_DEFAULT_RESERVATIONS, 1, 100000, PGC_SIGHUP, 0},
+	/* The scheduler's model (src/model_check.c): how often it checks it against the tables. */
+	{"dispatch.model_check_interval", "Time between the scheduler's checks of its model against the tables (0: never).",
+	&dispatch_model_check_interval, 600, 0, 30 * 86400, PGC_SIGHUP, GUC_UNIT_S},
 	{"dispatch.max_output_bytes", "Output stored per job attempt; the rest is cut off, visibly.",
 	&dispatch_max_output_bytes, 1024 * 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_BYTE},
 	{"dispatch.max_file_size", "Largest job file or command, before and after rendering.",

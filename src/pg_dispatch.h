@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "storage/condition_variable.h"
 #include "storage/spin.h"
 
 /* This server's scheduler (scheduler.c), guarded by mutex. */
@@ -22,6 +23,13 @@ typedef struct SchedulerShared
 	uint64		jobs_assigned;
 	TimestampTz last_cycle_at;
 	int64		last_cycle_us;
+	/* Silence of nodes counts from here: this server's first scheduler start. */
+	TimestampTz silence_since;
+	/* Model checks (model_check.c): asked for, answered, the last answer. */
+	uint64		checks_asked;
+	uint64		checks_done;
+	char		check_result[1024];
+	ConditionVariable check_done_cv;	/* broadcast when a check is answered */
 } SchedulerShared;
 
 /* GUCs the C code reads (pg_dispatch.c) */
@@ -34,6 +42,8 @@ extern int	dispatch_notify_timeout;
 extern int	dispatch_monitor_interval;
 extern int	dispatch_max_sql_command_size;
 extern int	dispatch_max_reservations;
+extern int	dispatch_node_timeout;
+extern int	dispatch_model_check_interval;
 
 /* launcher.c */
 extern void launcher_register(void);
@@ -43,9 +53,6 @@ extern PGDLLEXPORT void launcher_main(Datum arg);
 extern SchedulerShared *scheduler_shared;
 extern void scheduler_shmem_init(void);
 extern PGDLLEXPORT void scheduler_main(Datum arg);
-
-/* alloc.c */
-extern int	alloc_assign(void);
 
 /* monitor.c */
 extern PGDLLEXPORT void monitor_main(Datum arg);

@@ -2,25 +2,33 @@
  * scheduler.c: the scheduler background worker and its shared memory.
  *
  * One loop, woken by its latch: wake_scheduler() (wake.c) sets it when a
- * submission, a finish, a cancel or a node change commits.  Each wake-up runs one
- * cycle in one transaction: dispatch._housekeeping() (liveness, stages, joblist
- * ends), then the goals are evaluated (_goal_tick(): fires, instances, windows),
- * then the pending jobs are placed by alloc_assign() (alloc.c), which reads the
- * problem from the _sched_* views, solves it with core/alloc.c and writes the
- * answer back, NOTIFYing the nodes.  SQL job runs go through slots in shared
- * memory (sqlslot.c): the cycle first records the outcomes that workers left
- * there, and claims the runs the goals created; after the commit the slots it
- * recorded are freed and the claimed runs get their background workers
- * (sqlrun.c).  The only timers are the next liveness deadline and the next goal
- * deadline.
+ * submission, a finish, a cancel or a node change commits.  The scheduler keeps a
+ * model of the queue and the cluster in memory (model.c), loaded whole at start,
+ * after a failed cycle and on SIGHUP (limits such as kill_grace change with the
+ * configuration).  Each wake-up runs one cycle in one transaction: it takes the
+ * change queue (dispatch._sched_changes), runs dispatch._housekeeping() for the
+ * joblists the queue names (stages, joblist ends) and, when the liveness deadline
+ * has come, for the nodes; then the goals are evaluated (_goal_tick(): fires,
+ * instances, windows); then it takes the queue again (what the cycle itself
+ * changed), applies it to the model, and alloc_assign() (alloc.c) places jobs
+ * and writes the answer back, NOTIFYing the nodes.  SQL job runs go through slots
+ * in shared memory (sqlslot.c): the cycle first records the outcomes that workers
+ * left there, and claims the runs the goals created; after the commit the slots
+ * it recorded are freed and the claimed runs get their background workers
+ * (sqlrun.c).  The only timers are the liveness deadline (computed by the last
+ * liveness pass, brought forward when a node changes), the next goal deadline and
+ * the next model check (model_check.c).
  *
  * The cycle's transaction first takes pg_dispatch's extension lock
  * (worker_extension_lock()), so DROP EXTENSION waits for a cycle in flight and
  * a cycle never meets a half-dropped schema.
  *
  * The shared memory is this server's scheduler: its pid and PGPROC number, so
- * any backend can set its latch, and the counters scheduler_stats() shows; and
- * the SQL run slots.
+ * any backend can set its latch, the counters scheduler_stats() shows, the
+ * moment from which node silence counts (set by the server's first scheduler and
+ * kept when a scheduler restarts, so a restart grants no node a fresh timeout,
+ * while a promoted or restarted server starts counting afresh, as the failover
+ * grace needs), the model checks asked and answered; and the SQL run slots.
  *
  * Errors: an ERROR in a cycle is caught by the loop's own sigsetjmp (as
  * PostgreSQL's auxiliary processes do), logged, and its transaction rolled back
@@ -28,12 +36,14 @@
  * ERROR_SLEEP_MS up to MAX_SLEEP_MS while cycles keep failing.  Nothing of a
  * failed cycle survives it: its writes are rolled back, its memory is the cycle
  * context's, and the SQL run slots it would have freed or started are only
- * touched after a commit.  The process, and with it the liveness grace counted
- * from its start (_housekeeping()), stays.  FATAL still ends the process, and
- * the launcher starts a fresh scheduler after a pause.
+ * touched after a commit.  The model may have taken changes the rollback undid,
+ * so it is dropped and loaded afresh by the next cycle.  The process stays.
+ * FATAL still ends the process, and the launcher starts a fresh scheduler after
+ * a pause.
  */
 #include "pg_dispatch.h"
 #include "worker.h"
+#include "model.h"
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
@@ -59,10 +69,20 @@ static void shmem_request(void);
 static void shmem_startup(void);
 static void publish(bool running);
 static void unpublish(int code, Datum arg);
-static long seconds_to_ms(SPITupleTable *t);
+static double seconds_at(SPITupleTable *t, bool *isnull);
+static TimestampTz silence_since(void);
+static void drop_model(void);
+static double housekeeping(bool expire, ModelChanges *c);
 static long run_cycle(void);
 
 SchedulerShared *scheduler_shared = NULL;
+
+/* The model, kept between cycles (NULL: load it), and the extension it was loaded for. */
+static AllocSession *model = NULL;
+static Oid	model_extension = InvalidOid;
+
+/* When the next node may have been silent for too long (0: now). */
+static TimestampTz next_expiry = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -101,6 +121,7 @@ shmem_startup(void)
 	{
 		memset(scheduler_shared, 0, sizeof(SchedulerShared));
 		SpinLockInit(&scheduler_shared->mutex);
+		ConditionVariableInit(&scheduler_shared->check_done_cv);
 	}
 	sqlslot_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
@@ -123,14 +144,61 @@ unpublish(int code, Datum arg)
 	publish(false);
 }
 
-/* Returns the one float8 of seconds in t as milliseconds (rounded up), or MAX_SLEEP_MS for NULL. */
-static long
-seconds_to_ms(SPITupleTable *t)
+/* Returns the one float8 of t (seconds), setting *isnull. */
+static double
+seconds_at(SPITupleTable *t, bool *isnull)
 {
-	bool		isnull;
-	Datum		d = SPI_getbinval(t->vals[0], t->tupdesc, 1, &isnull);
+	Datum		d = SPI_getbinval(t->vals[0], t->tupdesc, 1, isnull);
 
-	return isnull ? MAX_SLEEP_MS : Min(MAX_SLEEP_MS, (long) (DatumGetFloat8(d) * 1000.0) + 1);
+	return *isnull ? 0 : DatumGetFloat8(d);
+}
+
+/* Returns the moment node silence counts from: this server's first scheduler start. */
+static TimestampTz
+silence_since(void)
+{
+	TimestampTz since;
+
+	SpinLockAcquire(&scheduler_shared->mutex);
+	if (scheduler_shared->silence_since == 0)
+		scheduler_shared->silence_since = GetCurrentTimestamp();
+	since = scheduler_shared->silence_since;
+	SpinLockRelease(&scheduler_shared->mutex);
+	return since;
+}
+
+/* Forgets the model: the next cycle loads it afresh (and checks every node's liveness). */
+static void
+drop_model(void)
+{
+	if (model != NULL)
+		alloc_session_free(model);
+	model = NULL;
+	next_expiry = 0;
+}
+
+/*
+ * Runs dispatch._housekeeping() for the joblists c names (every active one when the
+ * model is to be loaded), and for liveness when expire; returns the seconds to the
+ * next liveness deadline it computed, or -1 when it computed none.
+ */
+static double
+housekeeping(bool expire, ModelChanges *c)
+{
+	Oid			types[3] = {TIMESTAMPTZOID, BOOLOID, INT8ARRAYOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', model == NULL ? 'n' : ' '};
+	bool		isnull;
+	double		secs;
+
+	args[0] = TimestampTzGetDatum(silence_since());
+	args[1] = BoolGetDatum(expire);
+	args[2] = model_int8_array(c->stage_joblists.v, c->stage_joblists.n);
+	if (SPI_execute_with_args("SELECT dispatch._housekeeping($1, $2, $3)", 3, types, args,
+							  nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pg_dispatch housekeeping failed");
+	secs = seconds_at(SPI_tuptable, &isnull);
+	return isnull ? -1 : secs;
 }
 
 /* Runs one scheduling cycle in its own transaction; returns how long to sleep (ms). */
@@ -149,13 +217,43 @@ run_cycle(void)
 	worker_begin("pg_dispatch scheduling cycle");
 	extension = worker_extension_lock();
 	sqlslot_sync(&sql, extension);
+	if (extension != model_extension)
+		drop_model();			/* installed, dropped or installed again */
 	if (OidIsValid(extension))
 	{
-		sleep_ms = seconds_to_ms(worker_select("SELECT dispatch._housekeeping()", 0, NULL, NULL));
-		sleep_ms = Min(sleep_ms,
-					   seconds_to_ms(worker_select("SELECT dispatch._goal_tick()", 0, NULL, NULL)));
+		ModelChanges c = {0};
+		bool		expire = model == NULL || start >= next_expiry;
+		double		deadline;
+		double		goal;
+		bool		isnull;
+
+		model_changes_read(&c, true);
+		deadline = housekeeping(expire, &c);
+		if (expire)
+			next_expiry = deadline < 0 ? DT_NOEND :
+				TimestampTzPlusMilliseconds(start, (int64) (deadline * 1000.0));
+		goal = seconds_at(worker_select("SELECT dispatch._goal_tick()", 0, NULL, NULL), &isnull);
+		if (!isnull)
+			sleep_ms = Min(sleep_ms, (long) (goal * 1000.0) + 1);
 		sqlslot_claim(&sql);
-		assigned = alloc_assign();
+
+		model_changes_read(&c, true);	/* and what this cycle changed */
+		if (c.nodes.n > 0)		/* a node that came back is silent from now at most */
+			next_expiry = Min(next_expiry,
+							  TimestampTzPlusMilliseconds(start, dispatch_node_timeout * 1000L));
+		if (model == NULL)
+		{
+			model = model_load();
+			model_extension = extension;
+		}
+		else
+			model_apply(model, &c);
+		assigned = alloc_assign(model);
+		if (next_expiry != DT_NOEND)
+		{
+			TimestampDifference(GetCurrentTimestamp(), next_expiry, &secs, &usecs);
+			sleep_ms = Min(sleep_ms, secs * 1000L + usecs / 1000 + 1);
+		}
 	}
 	worker_end();
 	sqlslot_after_commit(&sql, extension);
@@ -193,6 +291,7 @@ scheduler_main(Datum arg)
 		error_context_stack = NULL;
 		worker_abort();
 		MemoryContextReset(cycle_cxt);
+		drop_model();
 		error_sleep_ms = error_sleep_ms == 0 ? ERROR_SLEEP_MS :
 			Min(error_sleep_ms * 2, MAX_SLEEP_MS);
 		ereport(LOG, (errmsg("pg_dispatch scheduling cycle failed, retrying in %ld ms",
@@ -205,6 +304,8 @@ scheduler_main(Datum arg)
 	{
 		long		sleep_ms = MAX_SLEEP_MS;
 
+		if (ConfigReloadPending)
+			drop_model();		/* limits (kill_grace, node_timeout...) may have changed */
 		worker_reload_if_requested();
 		if (!RecoveryInProgress())
 		{
@@ -212,6 +313,8 @@ scheduler_main(Datum arg)
 
 			sleep_ms = run_cycle();
 			error_sleep_ms = 0;
+			if (model_check_due(GetCurrentTimestamp(), &sleep_ms))
+				model_check_run(&model);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(cycle_cxt);
 		}

@@ -3,9 +3,10 @@
  *
  * The database is the single source of truth.  Users call submit/cancel functions,
  * agents call the agent_* functions for their own node, and the scheduler background
- * worker runs _housekeeping(), reads the _sched_* views, places jobs with its C
- * allocator and writes the whole cycle back with one _assign_many() and one
- * _set_reasons() call (50_scheduler.sql).  Every function that changes what the
+ * worker keeps a model of the queue and the cluster in memory, follows the change
+ * queue the committing transactions fill (33_sched_changes.sql), runs
+ * _housekeeping(), places jobs with its C allocator and writes the cycle back with
+ * one _assign_many() and one _set_reasons() call (50_scheduler.sql).  Every function that changes what the
  * scheduler should look at calls wake_scheduler(), which sets the worker's latch
  * when the transaction commits.  See docs/internals.md.
  *
@@ -81,6 +82,12 @@ CREATE FUNCTION dispatch.scheduler_stats(OUT pid int, OUT cycles bigint,
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'scheduler_stats';
 COMMENT ON FUNCTION dispatch.scheduler_stats() IS
     'Counters of the scheduler worker on this server (pid is NULL when none runs)';
+
+CREATE FUNCTION dispatch.check_scheduler_model() RETURNS text
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'check_scheduler_model';
+COMMENT ON FUNCTION dispatch.check_scheduler_model() IS
+    'Asks this server''s scheduler to compare its in-memory model with the tables: "ok", or '
+    'the first difference (the scheduler then rebuilds its model)';
 
 CREATE FUNCTION dispatch.render_template(template text, replacements jsonb) RETURNS text
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'render_template';

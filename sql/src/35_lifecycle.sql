@@ -5,7 +5,8 @@
 -- pending -> assigned (scheduler) -> running (agent claims) -> succeeded | failed |
 -- cancelled | lost; a failed or lost attempt with retries left goes back to pending
 -- as a new attempt.  Every change of state or attempt is recorded in job_events by
--- a trigger.  _advance_joblist() moves a joblist to its next stage, or finishes or
+-- a trigger, which also queues the job for the scheduler (33_sched_changes.sql).
+-- _advance_joblist() moves a joblist to its next stage, or finishes or
 -- fails it, when the scheduler's housekeeping sees its current stage change.
 
 CREATE TABLE dispatch.job_events (
@@ -113,13 +114,16 @@ BEGIN
     INSERT INTO dispatch.job_events (job_id, attempt, state, node, detail)
     VALUES (NEW.job_id, NEW.attempt, NEW.state, NEW.node,
             CASE WHEN NEW.state IN ('assigned', 'running') THEN NULL ELSE NEW.reason END);
+    INSERT INTO dispatch._sched_changes (kind, id, joblist_id)
+    VALUES ('job', NEW.job_id, NEW.joblist_id);
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION dispatch._job_event() IS
-    'Records every job state change in job_events';
+    'Records every job state change in job_events and queues the job for the scheduler';
 -- Jobs arrive by the thousand in one INSERT (_submit): their first events are written
--- with one statement, not a trigger call per job.
+-- with one statement, not a trigger call per job, and the scheduler is told once per
+-- joblist (it reloads the joblist's runnable jobs).
 CREATE FUNCTION dispatch._job_events_inserted() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -127,11 +131,14 @@ BEGIN
     SELECT n.job_id, n.attempt, n.state, n.node,
            CASE WHEN n.state IN ('assigned', 'running') THEN NULL ELSE n.reason END
       FROM new_jobs n ORDER BY n.job_id;
+    INSERT INTO dispatch._sched_changes (kind, id)
+    SELECT DISTINCT 'joblist', n.joblist_id FROM new_jobs n;
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION dispatch._job_events_inserted() IS
-    'Records the first state of every job an INSERT added in job_events';
+    'Records the first state of every job an INSERT added in job_events, and queues their '
+    'joblists for the scheduler';
 CREATE TRIGGER jobs_event_ins AFTER INSERT ON dispatch.jobs
     REFERENCING NEW TABLE AS new_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION dispatch._job_events_inserted();

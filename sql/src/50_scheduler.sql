@@ -2,33 +2,52 @@
 -- Scheduler interface: what the scheduler worker reads and writes (src/scheduler.c)
 ------------------------------------------------------------------------------
 --
--- Each cycle the worker calls _housekeeping() (expire silent nodes, advance stages),
--- reads the _sched_* views, places jobs with its C allocator, and writes the whole
--- cycle back with one _assign_many() and one _set_reasons() call.  Times cross the
--- boundary as whole seconds of the Unix epoch; a job's time limit is its timeout.
+-- The worker keeps its model in memory (src/model.c).  It loads it whole from the
+-- _sched_* views when it starts, and then each cycle takes the change queue
+-- (33_sched_changes.sql), calls _housekeeping() for the joblists it names (and, when
+-- a node's deadline has come, for liveness), reloads what the queue names through
+-- _sched_jobs_changed() and the same views filtered by node or job, places jobs
+-- with its C allocator, and writes the cycle back with one _assign_many() and one
+-- _set_reasons() call for the waits whose reason changed.  Times cross the boundary
+-- as whole seconds of the Unix epoch; a job's time limit is its timeout.
 
-CREATE FUNCTION dispatch._housekeeping() RETURNS double precision
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+-- Silence counts from since at the earliest: the moment this server's first scheduler
+-- started (kept in shared memory across scheduler restarts), so heartbeats missed
+-- while no scheduler ran (a failover) do not count but a scheduler restart does not
+-- grant a fresh timeout.  Liveness runs only when expire is set (the deadline it
+-- returned last time has come); stages are looked at only for joblists (those the
+-- change queue named; NULL: every active one, when the scheduler loads its model)
+-- and for the joblists of jobs this call lost.  Returns the seconds to the next liveness deadline (NULL: no node to watch)
+-- when it checked liveness, else NULL.
+CREATE FUNCTION dispatch._housekeeping(since timestamptz, expire boolean, joblists bigint[])
+RETURNS double precision
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+AS $$
 DECLARE
     timeout interval := current_setting('dispatch.node_timeout')::interval;
     n text;
+    lost boolean := false;
     jl dispatch.joblists;
-    since timestamptz;
     next_deadline double precision;
 BEGIN
-    -- Heartbeats missed while no scheduler ran (a restart, a failover) do not count:
-    -- silence is measured from this scheduler's start at the earliest.
-    SELECT backend_start INTO since FROM pg_stat_activity WHERE pid = pg_backend_pid();
-    FOR n IN UPDATE dispatch.nodes SET state = 'offline', state_changed_at = now()
-              WHERE state <> 'offline'
-                AND greatest(last_heartbeat, since) < now() - timeout
-             RETURNING node LOOP
-        PERFORM dispatch._lose_jobs(n);
-    END LOOP;
+    IF expire THEN
+        FOR n IN UPDATE dispatch.nodes SET state = 'offline', state_changed_at = now()
+                  WHERE state <> 'offline'
+                    AND greatest(last_heartbeat, since) < now() - timeout
+                 RETURNING node LOOP
+            PERFORM dispatch._lose_jobs(n);
+            lost := true;
+        END LOOP;
+        IF lost AND joblists IS NOT NULL THEN
+            joblists := joblists || ARRAY(SELECT c.joblist_id FROM dispatch._sched_changes c
+                                           WHERE c.kind = 'job');
+        END IF;
+    END IF;
 
     -- A joblist needs attention when its current stage has no active job left or a bad one.
     FOR jl IN SELECT l.* FROM dispatch.joblists l
-               WHERE l.state IN ('queued', 'running')
+               WHERE (joblists IS NULL OR l.joblist_id = ANY (joblists))
+                 AND l.state IN ('queued', 'running')
                  AND (NOT EXISTS (SELECT 1 FROM dispatch.jobs j
                                    WHERE j.joblist_id = l.joblist_id
                                      AND j.stage = l.current_stage
@@ -51,15 +70,18 @@ BEGIN
         END LOOP;
     END LOOP;
 
+    IF NOT expire THEN
+        RETURN NULL;
+    END IF;
     SELECT extract(epoch FROM greatest(min(last_heartbeat), since) + timeout - now())
       INTO next_deadline
       FROM dispatch.nodes WHERE state <> 'offline';
     RETURN greatest(next_deadline, 0.1);
 END
 $$;
-COMMENT ON FUNCTION dispatch._housekeeping() IS
-    'Scheduler: expire silent nodes, advance stages, finish joblists; returns seconds to '
-    'the next deadline';
+COMMENT ON FUNCTION dispatch._housekeeping(timestamptz, boolean, bigint[]) IS
+    'Scheduler: expire silent nodes (when expire), advance the stages of joblists and finish '
+    'them; returns seconds to the next liveness deadline when it expired';
 
 CREATE VIEW dispatch._sched_nodes AS
     SELECT node FROM dispatch.nodes WHERE state = 'online' ORDER BY node;
@@ -82,56 +104,88 @@ CREATE VIEW dispatch._sched_node_labels AS
 COMMENT ON VIEW dispatch._sched_node_labels IS
     'Scheduler input: node labels: the admin''s and node, and the agent''s as reported:key';
 
-CREATE VIEW dispatch._sched_free AS
-    SELECT r.resource_id, r.type, r.ident, r.node,
-           (r.capacity - coalesce(sum(a.amount), 0))::bigint AS free, r.capacity
+-- A node's units in the order they are taken: by type, then by ident, its trailing
+-- number compared as a number (cpu2 before cpu10).  The pool (node NULL) comes last.
+CREATE VIEW dispatch._sched_units AS
+    SELECT r.resource_id, r.type, r.node, r.capacity
       FROM dispatch.resources r
-      LEFT JOIN dispatch.allocations a USING (resource_id)
       LEFT JOIN dispatch.nodes n ON n.node = r.node
      WHERE r.node IS NULL OR n.state = 'online'
-     GROUP BY r.resource_id
-     ORDER BY r.type, r.node NULLS LAST,
+     ORDER BY r.node NULLS LAST, r.type,
               regexp_replace(r.ident, '[0-9]+$', ''),
               substring(r.ident FROM '[0-9]+$')::numeric NULLS FIRST, r.ident;
-COMMENT ON VIEW dispatch._sched_free IS 'Scheduler input: resource units with their free amount';
+COMMENT ON VIEW dispatch._sched_units IS
+    'Scheduler input: the resource units of online nodes and of the pool, in taking order';
+
+-- A job as the scheduler sees it, whether or not it is runnable: its needs
+-- ("type=count") and constraints ("key=value") sorted by key, read from its own row,
+-- its time limit and what the tables show of its wait.
+CREATE VIEW dispatch._sched_job_input AS
+    SELECT x.job_id, x.joblist_id, x.state, x.stage,
+           ARRAY(SELECT n.key || '=' || n.value::text::bigint
+                   FROM jsonb_each(x.needs) n ORDER BY n.key) AS needs,
+           ARRAY(SELECT c.key || '=' || c.value
+                   FROM jsonb_each_text(x.constraints) c ORDER BY c.key) AS constraints,
+           ceil(extract(epoch FROM x.timeout
+                              + current_setting('dispatch.kill_grace')::interval))::bigint
+               AS time_limit,
+           ceil(extract(epoch FROM x.expected_start))::bigint AS expected_start,
+           x.expected_node, x.reason
+      FROM dispatch.jobs x;
+COMMENT ON VIEW dispatch._sched_job_input IS
+    'Scheduler input: each job''s needs, constraints, time limit and last reason and reservation';
 
 -- No join here can degrade into comparing every pending job with every other (a
 -- nested loop over aggregated subqueries took a 20,000-job cycle to minutes): each
--- active joblist's pending jobs are one lookup in jobs_pending_idx (the ORDER BY
--- keeps the lateral subquery a parameterized scan), and needs and constraints are
--- read from the job's own row.
+-- active joblist's runnable jobs are one lookup in jobs_pending_idx (the ORDER BY
+-- keeps the lateral subquery a parameterized scan).
 CREATE VIEW dispatch._sched_jobs AS
-    SELECT j.job_id, j.joblist_id,
-           ARRAY(SELECT n.key || '=' || n.value::text::bigint
-                   FROM jsonb_each(j.needs) n ORDER BY n.key) AS needs,
-           ARRAY(SELECT c.key || '=' || c.value
-                   FROM jsonb_each_text(j.constraints) c ORDER BY c.key) AS constraints,
-           ceil(extract(epoch FROM j.timeout
-                              + current_setting('dispatch.kill_grace')::interval))::bigint
-               AS time_limit,
-           ceil(extract(epoch FROM j.expected_start))::bigint AS expected_start,
-           j.expected_node
+    SELECT j.job_id, j.joblist_id, j.needs, j.constraints, j.time_limit, j.expected_start,
+           j.expected_node, j.reason
       FROM dispatch.joblists l,
-           LATERAL (SELECT x.job_id, x.joblist_id, x.needs, x.constraints, x.timeout,
-                           x.expected_start, x.expected_node
-                      FROM dispatch.jobs x
-                     WHERE x.joblist_id = l.joblist_id AND x.state = 'pending'
-                       AND x.stage = l.current_stage
+           LATERAL (SELECT x.* FROM dispatch._sched_job_input x
+                     WHERE x.joblist_id = l.joblist_id
+                       AND dispatch._runnable(x.state, x.stage, l.state, l.current_stage)
                      ORDER BY x.job_id) j
      WHERE l.state IN ('queued', 'running')
      ORDER BY l.joblist_id, j.job_id;
 COMMENT ON VIEW dispatch._sched_jobs IS
-    'Scheduler input: runnable pending jobs in FIFO order, with their needs ("type=count") '
-    'and constraints ("key=value") sorted by key, their limits and last reservations';
+    'Scheduler input (full load): runnable jobs in FIFO order, as _sched_job_input shows them';
+
+-- The jobs the change queue named, whatever their state, and the current stage's
+-- pending jobs of the joblists it named, each with whether it is runnable (else the
+-- scheduler drops it from its queue).  A job may come twice.
+CREATE FUNCTION dispatch._sched_jobs_changed(job_ids bigint[], joblist_ids bigint[])
+RETURNS TABLE (job_id bigint, joblist_id bigint, needs text[], constraints text[],
+               time_limit bigint, expected_start bigint, expected_node text, reason text,
+               runnable boolean)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan AS $$
+    SELECT x.job_id, x.joblist_id, x.needs, x.constraints, x.time_limit, x.expected_start,
+           x.expected_node, x.reason,
+           dispatch._runnable(x.state, x.stage, l.state, l.current_stage)
+      FROM dispatch._sched_job_input x JOIN dispatch.joblists l USING (joblist_id)
+     WHERE x.job_id = ANY (job_ids)
+    UNION ALL
+    SELECT x.job_id, x.joblist_id, x.needs, x.constraints, x.time_limit, x.expected_start,
+           x.expected_node, x.reason,
+           dispatch._runnable(x.state, x.stage, l.state, l.current_stage)
+      FROM dispatch.joblists l JOIN dispatch._sched_job_input x
+           ON x.joblist_id = l.joblist_id AND x.stage = l.current_stage AND x.state = 'pending'
+     WHERE l.joblist_id = ANY (joblist_ids)
+$$;
+COMMENT ON FUNCTION dispatch._sched_jobs_changed(bigint[], bigint[]) IS
+    'Scheduler input (reload): the named jobs and the named joblists'' current pending jobs, '
+    'and whether each is runnable';
 
 -- A job lets go of its units by its start + timeout + kill_grace (the agent stops it
--- then; its time limit in _sched_jobs counts the grace too), counted from the second
--- before its assignment: the cycle that placed it counted from its own start, a
--- moment earlier, and an estimate that grew from one cycle to the next would move
+-- then; its time limit in _sched_job_input counts the grace too), counted from the
+-- second before its assignment: the cycle that placed it counted from its own start,
+-- a moment earlier, and an estimate that grew from one cycle to the next would move
 -- every reservation behind it.  (The agent starts a job milliseconds after it is
 -- assigned; a job that overruns the estimate only delays what waits for its units.)
 CREATE VIEW dispatch._sched_holds AS
-    SELECT a.resource_id, a.amount,
+    SELECT j.job_id, j.node, a.resource_id, a.amount,
            floor(extract(epoch FROM j.assigned_at))::bigint - 1
            + ceil(extract(epoch FROM j.timeout
                                    + current_setting('dispatch.kill_grace')::interval))::bigint
@@ -139,16 +193,17 @@ CREATE VIEW dispatch._sched_holds AS
       FROM dispatch.allocations a JOIN dispatch.jobs j USING (job_id)
      WHERE j.state IN ('assigned', 'running');
 COMMENT ON VIEW dispatch._sched_holds IS
-    'Scheduler input: what running jobs hold and when they let go of it (NULL: not known)';
+    'Scheduler input: what assigned and running jobs hold and when they let go of it '
+    '(NULL: not known)';
 
 CREATE FUNCTION dispatch._assign_many(job_ids bigint[], nodes text[], take_jobs bigint[],
                                       take_units bigint[], take_amounts bigint[])
-RETURNS int
+RETURNS bigint[]
 -- planned with the arrays' real sizes, never with a generic plan's guess of ten rows
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
-    assigned int;
+    assigned bigint[];
     notify text[];
 BEGIN
     -- One statement for the whole cycle.  Units are locked until the assignments
@@ -193,7 +248,8 @@ BEGIN
     started AS (
         UPDATE dispatch.joblists l SET state = 'running', started_at = now()
          WHERE l.joblist_id IN (SELECT joblist_id FROM upd) AND l.state = 'queued')
-    SELECT count(*), array_agg(DISTINCT upd.node) INTO assigned, notify FROM upd;
+    SELECT coalesce(array_agg(upd.job_id), '{}'), array_agg(DISTINCT upd.node)
+      INTO assigned, notify FROM upd;
 
     IF EXISTS (SELECT 1 FROM dispatch.allocations a JOIN dispatch.resources r USING (resource_id)
                 WHERE a.resource_id = ANY (take_units)
@@ -206,7 +262,7 @@ END
 $$;
 COMMENT ON FUNCTION dispatch._assign_many(bigint[], text[], bigint[], bigint[], bigint[]) IS
     'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s'
-    ' units); returns how many';
+    ' units); returns the jobs it assigned (the others stay pending)';
 
 CREATE FUNCTION dispatch._assign(job bigint, node text, resource_ids bigint[],
                                  amounts bigint[])
@@ -214,7 +270,7 @@ RETURNS boolean
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT dispatch._assign_many(ARRAY[job], ARRAY[node],
                                  array_fill(job, ARRAY[cardinality(resource_ids)]),
-                                 resource_ids, amounts) = 1
+                                 resource_ids, amounts) = ARRAY[job]
 $$;
 COMMENT ON FUNCTION dispatch._assign(bigint, text, bigint[], bigint[]) IS
     'Assign one pending job to a node with the given resource units (tests, manual repair)';

@@ -78,7 +78,8 @@ GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_h
 GRANT EXECUTE ON FUNCTION dispatch.agent_report(text, jsonb) TO dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.add_resource(text, text, text),
                           dispatch.remove_resource(text, text, text),
-                          dispatch.bind_node(text, name), dispatch.set_node_labels(text, jsonb)
+                          dispatch.bind_node(text, name), dispatch.set_node_labels(text, jsonb),
+                          dispatch.check_scheduler_model()
     TO dispatch_admin;
 
 SELECT dispatch.wake_scheduler();

@@ -201,7 +201,7 @@ find_candidates(State *st, const AllocJob *job)
 			return st->cache[i].count;
 		}
 	if (st->ncached < CAND_CACHE)
-		e = &st->cache[st->ncached];
+		e = &st->cache[st->ncached++];	/* counted first: free_state frees what it gets */
 	else
 		e = &st->cache[job->job_id % CAND_CACHE];	/* evict one */
 	if (e->nodes == NULL && (e->nodes = malloc(sizeof(int) * (st->p->nnodes + 1))) == NULL)
@@ -210,8 +210,6 @@ find_candidates(State *st, const AllocJob *job)
 		return -1;
 	if (e->closed == NULL && (e->closed = malloc(st->ntypes + 1)) == NULL)
 		return -1;
-	if (st->ncached < CAND_CACHE)
-		st->ncached++;
 	e->job = job;
 	e->count = 0;
 	for (int n = 0; n < st->p->nnodes; n++)
@@ -422,6 +420,7 @@ free_state(State *st)
 	free(st->need_short);
 	free(st->sweep_at);
 	free(st->sweep_free);
+	free(st->pool_first);
 	free(st->times);
 }
 
@@ -429,12 +428,32 @@ free_state(State *st)
 int
 alloc_run(const AllocProblem *p, AllocOutput *out)
 {
+	AllocKeep	none = {0, 0};
+	int			rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = alloc_solve(p, out, &none)) < 0)
+		alloc_output_free(out);
+	return rc;
+}
+
+/*
+ * alloc_run into the results and takes out already has (keep says how big they
+ * are, and is updated), growing them as needed: a caller that runs every cycle
+ * (alloc_session.c) writes 68,000 results into the same pages instead of having
+ * 16 MB mapped, faulted in and unmapped again.  0 or -1 (memory; out then still
+ * holds what is to be freed).
+ */
+int
+alloc_solve(const AllocProblem *p, AllocOutput *out, AllocKeep *keep)
+{
 	State		st;
 	int			maxneeds = 1;
 	int			rc = -1;
 
 	memset(&st, 0, sizeof(st));
-	memset(out, 0, sizeof(*out));
+	out->ntakes = out->placed = 0;
+	st.takes_cap = keep->takes_cap;
 	st.p = p;
 	st.out = out;
 	st.reservations_left = p->max_reservations > 0 ? p->max_reservations :
@@ -443,12 +462,14 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 	st.current = INT_MAX;
 	for (int j = 0; j < p->njobs; j++)
 		maxneeds = p->jobs[j].nneeds > maxneeds ? p->jobs[j].nneeds : maxneeds;
-	out->results = calloc(p->njobs + 1, sizeof(AllocResult));
 	st.need_type = malloc(sizeof(int) * maxneeds);
 	st.need_short = malloc(maxneeds);
 	st.sweep_at = malloc(sizeof(int) * 2 * maxneeds);
 	st.sweep_free = malloc(sizeof(Sum) * 2 * maxneeds);
-	if (!out->results || !st.need_type || !st.need_short || !st.sweep_at || !st.sweep_free ||
+	st.pool_first = malloc(sizeof(int64_t) * maxneeds);
+	if (alloc_grow((void **) &out->results, &keep->results_cap, sizeof(AllocResult),
+				   p->njobs + 1) < 0 ||
+		!st.need_type || !st.need_short || !st.sweep_at || !st.sweep_free || !st.pool_first ||
 		build_index(&st) < 0)
 		goto done;
 
@@ -461,9 +482,10 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 
 		if (nc < 0)
 			goto done;
-		r->node = -1;
+		r->node = r->reserved_node = -1;
+		r->first_take = r->ntakes = 0;
 		r->expected_start = ALLOC_NEVER;
-		r->reserved_node = -1;
+		r->reason[0] = '\0';
 		st.current = j;
 		bf_unbook(&st, j);		/* its own promise must not stand in its way */
 		/* Nor, once its promised time has come, the promises of later jobs. */
@@ -487,6 +509,12 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 				goto done;
 			continue;
 		}
+		if (st.reservations_left <= 0)
+		{
+			bf_behind(&st, j);	/* past the reservation depth: a reason that stays */
+			bf_close(&st, j, nc);
+			continue;
+		}
 		bf_explain(&st, j, nc);
 		switch (bf_reserve(&st, j, nc))
 		{
@@ -499,9 +527,8 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 	}
 	rc = 0;
 done:
+	keep->takes_cap = st.takes_cap;
 	free_state(&st);
-	if (rc < 0)
-		alloc_output_free(out);
 	return rc;
 }
 

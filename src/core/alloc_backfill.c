@@ -34,6 +34,7 @@
 static Group *unit_group(const State *st, int u);
 static int	cmp_time(const void *a, const void *b);
 static int64_t pool_floor(const State *st, const AllocJob *job);
+static int64_t first_release(const State *st, const Group *g, int64_t first);
 static int	earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found,
 						int64_t *best);
 static int	book(State *st, int jobno, int node, int64_t start);
@@ -213,6 +214,16 @@ pool_floor(const State *st, const AllocJob *job)
 	return floor;
 }
 
+/* Returns the time of g's first release after now that counts, if before first; else first. */
+static int64_t
+first_release(const State *st, const Group *g, int64_t first)
+{
+	for (int e = 0; e < g->nev && g->ev[e].t < first; e++)
+		if (g->ev[e].delta > 0 && g->ev[e].t > st->p->now && alloc_counts(st, &g->ev[e]))
+			return g->ev[e].t;
+	return first;
+}
+
 /*
  * Sets *best to the earliest time after now at which job fits on node, if earlier
  * than *best (or at all, when found is 0); returns 1 when it did, 0 when not, -1
@@ -239,14 +250,7 @@ earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found, 
 		if ((own->closed_by < 0 ? (Sum) own->free : 0) +
 			(pool->closed_by < 0 ? (Sum) pool->free : 0) >= job->needs[i].count)
 			continue;
-		for (int side = 0; side < 2; side++)
-		{
-			const Group *g = side ? pool : own;
-
-			for (int e = 0; e < g->nev && g->ev[e].t < first; e++)
-				if (g->ev[e].delta > 0 && g->ev[e].t > st->p->now && alloc_counts(st, &g->ev[e]))
-					first = g->ev[e].t;
-		}
+		first = first_release(st, own, st->pool_first[i]);
 		soonest = first > soonest ? first : soonest;
 	}
 	if (found && soonest >= *best)
@@ -264,7 +268,8 @@ earliest_on(State *st, const AllocJob *job, int node, int64_t floor, int found, 
 					(!found || g->ev[e].t < *best) && alloc_counts(st, &g->ev[e]))
 					st->times[nt++] = g->ev[e].t;
 		}
-	qsort(st->times, nt, sizeof(int64_t), cmp_time);
+	if (nt > 1)
+		qsort(st->times, nt, sizeof(int64_t), cmp_time);
 	for (int i = 0; i < 2 * job->nneeds; i++)
 	{
 		const Group *g = alloc_group(st, st->need_type[i / 2], i % 2 ? -1 : node);
@@ -407,6 +412,11 @@ bf_reserve(State *st, int jobno, int nc)
 	for (;;)
 	{
 		int64_t		floor = pool_floor(st, job);
+
+		/* The pools are the same for every node: their first releases, once. */
+		for (int i = 0; i < job->nneeds; i++)
+			st->pool_first[i] = first_release(st, alloc_group(st, st->need_type[i], -1),
+											  ALLOC_NEVER);
 
 		for (int k = 0; k < nc; k++)
 		{

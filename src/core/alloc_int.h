@@ -80,6 +80,7 @@ typedef struct State
 	unsigned char *need_short;	/* scratch: whether the job is short of each need */
 	int		   *sweep_at;		/* scratch: per need and side, the next event */
 	Sum		   *sweep_free;		/* scratch: and the amount free before it */
+	int64_t    *pool_first;		/* scratch: per need, the pool's first release after now */
 	int64_t    *times;			/* scratch: candidate start times */
 	int			times_cap;
 	int			reservations_left;
@@ -116,7 +117,15 @@ alloc_counts(const State *st, const Event *e)
 		(e->job <= st->ignore_after && st->p->jobs[e->job].reserved_start != ALLOC_NEVER);
 }
 
+/* How big the buffers are that a caller of alloc_solve keeps between runs. */
+typedef struct AllocKeep
+{
+	int			results_cap;
+	int			takes_cap;
+} AllocKeep;
+
 /* alloc.c */
+extern int	alloc_solve(const AllocProblem *p, AllocOutput *out, AllocKeep *keep);
 extern int	alloc_type_index(const State *st, const char *type);
 extern int	alloc_grow(void **array, int *cap, size_t size, int need);
 extern void alloc_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));
@@ -143,6 +152,7 @@ extern int	bf_reserve(State *st, int jobno, int nc);
 
 /* alloc_wait.c */
 extern void bf_explain(const State *st, int jobno, int nc);
+extern void bf_behind(const State *st, int jobno);
 extern void bf_close(State *st, int jobno, int nc);
 
 #endif							/* DISPATCH_ALLOC_INT_H */

@@ -259,7 +259,7 @@ test_backfill(void)
 	}, "10 waits: not enough cpu free (needs 2) (starts 100)\n"
 	   "11 waits: not enough cpu free (needs 2) (starts 150)\n12 -> c 5\n");
 
-	expect("past the reservations a waiting job closes only what it is short of", &(Scenario) {
+	expect("past the reservations a waiting job is behind earlier jobs, closes only what it is short of", &(Scenario) {
 		.nodes = {"a"},
 		.units = {{1, "cpu", 0, 1, 1}, {2, "cpu", 0, 1, 1}, {3, "lic", -1, 0, 1},
 				  {4, "lic", -1, 1, 1}},
@@ -268,8 +268,16 @@ test_backfill(void)
 		.jobs = {{10, 1, cpu1_lic2, 2, .limit = 10}, {11, 2, lic2, 1, .limit = 10},
 				 {12, 3, lic1, 1, .limit = 5}, {13, 4, cpu1, 1, .limit = 5}},
 	}, "10 waits: not enough lic free (needs 2) (starts 100)\n"
-	   "11 waits: not enough lic free (needs 2)\n12 waits: earlier joblist 2 holds the queue\n"
+	   "11 waits: behind earlier jobs (needs 2 lic)\n12 waits: behind earlier jobs (needs 1 lic)\n"
 	   "13 -> a 1\n");
+
+	expect("a later job's promise is named with its own start", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 1, 1}},
+		.jobs = {{10, 1, cpu1, 1, .limit = 10000},
+				 {11, 2, cpu1, 1, .limit = 100, .reserved = 1, .reserved_node = 0,
+				  .reserved_start = 7200}},
+	}, "10 waits: reserved for job 11 from 02:00 (starts 7300)\n11 -> a 1\n");
 
 	expect("last cycle's promises are kept: an earlier job never lands on a later one's", &(Scenario) {
 		.nodes = {"a", "b"},
@@ -345,6 +353,32 @@ test_limits(void)
 				  {4, "cpu", 1, 1, 1}},
 		.jobs = {{10, 1, cpu1_gpu1, 2, node_a, 1}, {11, 2, cpu1, 1, node_b, 1}},
 	}, "10 waits: not enough gpu free (needs 1)\n11 -> b 4\n");
+
+	expect("past the reservation depth the needs are written whole, up to INT64_MAX", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "mem_mb", 0, 0, MAX}, {2, "cpu", 0, 1, 1}},
+		.holds = {{0, MAX, 100}},
+		.max_reservations = 1,
+		.jobs = {{10, 1, mem_max, 1, .limit = 10}, {11, 2, (AllocNeed[]) {{"cpu", 1}, {"mem_mb", MAX}},
+				  2, .limit = 10}},
+	}, "10 waits: not enough mem_mb free (needs 9223372036854775807) (starts 100)\n"
+	   "11 waits: behind earlier jobs (needs 1 cpu, 9223372036854775807 mem_mb)\n");
+
+	expect("a reason past the reservation depth is cut at its end", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "gpu", 0, 0, 1}, {2, "gpu", 0, 1, 1}},
+		.holds = {{0, 1, 100}},
+		.max_reservations = 1,
+		.jobs = {{10, 1, gpu2, 1, .limit = 10}, {11, 2, (AllocNeed[]) {
+			{"gpu", 2}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0},
+			{"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0},
+			{"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0},
+			{"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}, {"gpu", 0}},
+		28, .limit = 10}},
+	}, "10 waits: not enough gpu free (needs 2) (starts 100)\n"
+	   "11 waits: behind earlier jobs (needs 2 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, "
+	   "0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, "
+	   "0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 gpu, 0 g\n");
 
 	expect("types no job needs are ignored, however many", &(Scenario) {
 		.nodes = {"a"},
