@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/spin.h"
 
@@ -30,6 +31,13 @@ typedef struct SchedulerShared
 	uint64		checks_done;
 	char		check_result[1024];
 	ConditionVariable check_done_cv;	/* broadcast when a check is answered */
+	/*
+	 * Wake-ups asked for (wake.c), counted outside the mutex.  A latch set while
+	 * the scheduler's cycle waits inside (on a lock, say) is consumed by that
+	 * wait, so the scheduler compares this count before and after each cycle
+	 * instead of trusting its latch alone.
+	 */
+	pg_atomic_uint64 wakes;
 } SchedulerShared;
 
 /* GUCs the C code reads (pg_dispatch.c) */

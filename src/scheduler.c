@@ -1,7 +1,8 @@
 /*
  * scheduler.c: the scheduler background worker and its shared memory.
  *
- * One loop, woken by its latch: wake_scheduler() (wake.c) sets it when a
+ * One loop, woken by its latch: wake_scheduler() (wake.c) sets it (and counts the
+ * wake-up, so that one whose latch a lock wait consumed still runs a cycle) when a
  * submission, a finish, a cancel or a node change commits.  The scheduler keeps a
  * model of the queue and the cluster in memory (model.c), loaded whole at start,
  * after a failed cycle and on SIGHUP (limits such as kill_grace change with the
@@ -122,6 +123,7 @@ shmem_startup(void)
 		memset(scheduler_shared, 0, sizeof(SchedulerShared));
 		SpinLockInit(&scheduler_shared->mutex);
 		ConditionVariableInit(&scheduler_shared->check_done_cv);
+		pg_atomic_init_u64(&scheduler_shared->wakes, 0);
 	}
 	sqlslot_shmem_startup();
 	LWLockRelease(AddinShmemInitLock);
@@ -303,6 +305,7 @@ scheduler_main(Datum arg)
 	while (!ShutdownRequestPending)
 	{
 		long		sleep_ms = MAX_SLEEP_MS;
+		uint64		wakes = pg_atomic_read_u64(&scheduler_shared->wakes);
 
 		if (ConfigReloadPending)
 			drop_model();		/* limits (kill_grace, node_timeout...) may have changed */
@@ -318,7 +321,11 @@ scheduler_main(Datum arg)
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(cycle_cxt);
 		}
-		worker_wait(sleep_ms);
+		/* a wake-up during the cycle may have lost its latch (wake.c): no sleep then */
+		if (pg_atomic_read_u64(&scheduler_shared->wakes) == wakes)
+			worker_wait(sleep_ms);
+		else
+			CHECK_FOR_INTERRUPTS();
 	}
 	proc_exit(0);
 }

@@ -6,9 +6,12 @@
  * once the transaction has committed, so the scheduler never wakes to data it cannot
  * see yet, and a rolled back change wakes nobody.  The scheduler publishes
  * where its latch is in shared memory (scheduler.c); a latch set many times
- * before the scheduler waits wakes it once.  wake_scheduler_now() sets it at
- * once, for SQL job workers, which have no transaction in the scheduler's
- * database to commit.
+ * before the scheduler waits wakes it once.  Each wake-up is also counted in
+ * shared memory, because a latch alone can be lost: a wait inside a cycle (on a
+ * lock, say) resets the latch when it ends, eating a wake-up set meanwhile (seen
+ * as commits whose jobs waited up to a second for the next unrelated wake-up).
+ * wake_scheduler_now() sets it at once, for SQL job workers, which have no
+ * transaction in the scheduler's database to commit.
  */
 #include "pg_dispatch.h"
 
@@ -36,6 +39,7 @@ wake_scheduler_now(void)
 	pid = scheduler_shared->scheduler_pid;
 	procno = scheduler_shared->scheduler_procno;
 	SpinLockRelease(&scheduler_shared->mutex);
+	pg_atomic_fetch_add_u64(&scheduler_shared->wakes, 1);
 	if (pid != 0)
 		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
