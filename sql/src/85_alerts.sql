@@ -270,6 +270,7 @@ DECLARE
     nodes text[];
     events text[];
     vals double precision[];
+    fresh bigint[];			-- rules not evaluated before
 BEGIN
     -- Set-based, over the pairs of rule and node that may have changed: every rule on
     -- the nodes that sent a sample or changed state or labels (taken from alert_dirty
@@ -285,8 +286,7 @@ BEGIN
     WITH dirty AS MATERIALIZED (
         DELETE FROM dispatch.alert_dirty RETURNING node),
     fresh AS MATERIALIZED (
-        UPDATE dispatch.alert_rules SET evaluated = true WHERE NOT evaluated OR whole
-        RETURNING rule_id),
+        SELECT r.rule_id FROM dispatch.alert_rules r WHERE NOT r.evaluated OR whole),
     pairs AS MATERIALIZED (	-- each pair once, without a sort
         SELECT f.rule_id, n.node FROM fresh f CROSS JOIN dispatch.nodes n
         UNION ALL
@@ -350,14 +350,18 @@ BEGIN
          WHERE dispatch.alerts.value IS DISTINCT FROM excluded.value
             OR dispatch.alerts.state <> excluded.state OR excluded.notified_at IS NOT NULL)
     SELECT array_agg(st.rule_id ORDER BY st.rule_id, st.node), array_agg(st.node ORDER BY st.rule_id, st.node),
-           array_agg(st.event ORDER BY st.rule_id, st.node), array_agg(st.value ORDER BY st.rule_id, st.node)
-      INTO rules, nodes, events, vals
+           array_agg(st.event ORDER BY st.rule_id, st.node), array_agg(st.value ORDER BY st.rule_id, st.node),
+           (SELECT array_agg(f.rule_id) FROM fresh f)
+      INTO rules, nodes, events, vals, fresh
       FROM st WHERE st.event IS NOT NULL;
     -- Events are few: each is recorded with its notifications in rule and node order.
     PERFORM dispatch._alert_event(r, e.node, e.event, e.value)
        FROM unnest(rules, nodes, events, vals) WITH ORDINALITY e(rule_id, node, event, value, o)
        JOIN dispatch.alert_rules r USING (rule_id)
       ORDER BY e.o;
+    -- Only now: an event's foreign key check on a rule row this transaction updated
+    -- would cost a MultiXact each.
+    UPDATE dispatch.alert_rules r SET evaluated = true WHERE r.rule_id = ANY (fresh) AND NOT r.evaluated;
 END
 $$;
 COMMENT ON FUNCTION dispatch._evaluate_alerts(boolean) IS
