@@ -95,6 +95,15 @@ SELECT count(*) AS minutes, min(avg) AS min_avg, max(max) AS max_max, min(source
   FROM dispatch.metric_history('pk1', 'disk.sda.reads', now() - interval '3 days') WHERE at < :'h0'::timestamptz + interval '1 hour';
 SELECT avg, min, max, source FROM dispatch.metric_history('pk1', 'disk.sda.reads', now() - interval '3 days')
  WHERE at = :'h0';
+-- A dispatch_user reads the packed rollups too, through metric_history and the view.
+CREATE ROLE pk_reader IN ROLE dispatch_user;
+SET ROLE pk_reader;
+SELECT count(*) AS minutes FROM dispatch.metric_history('pk1', 'disk.sda.reads', now() - interval '3 days')
+ WHERE at < :'h0'::timestamptz + interval '1 hour';
+SELECT count(*) AS rollup_rows FROM dispatch.metric_rollups
+ WHERE resolution = '1m' AND node_id = (SELECT node_id FROM dispatch.metric_nodes WHERE node = 'pk1');
+RESET ROLE;
+DROP ROLE pk_reader;
 -- A redo of one minute of the packed hour (a late sample) redoes the hour: the pack
 -- goes, the hour's minutes come back as plain rows, with the same values.
 SELECT dispatch._rollup('metric_samples', 'metric_rollups_1m', 'minute', :'h0'::timestamptz + interval '30 minutes',

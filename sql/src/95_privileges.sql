@@ -67,6 +67,8 @@ GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblis
                           dispatch.metric_history(text, text, timestamptz, timestamptz),
                           dispatch._samples_in(timestamptz, timestamptz), dispatch._unpack(bytea),
                           dispatch._unpack_metric(bytea, int[], int[]),
+                          dispatch._rollups_in(text, timestamptz, timestamptz),
+                          dispatch._unpack_rollup(bytea), dispatch._unpack_rollup_metric(bytea, int[], int[]),
                           dispatch.create_alert_rule(text, jsonb), dispatch.drop_alert_rule(text)
     TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_heartbeat(text),
