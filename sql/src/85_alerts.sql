@@ -263,8 +263,10 @@ $$;
 COMMENT ON FUNCTION dispatch._alert_event(dispatch.alert_rules, text, text, double precision) IS
     'Records event of rule r on node (with value) and queues its notifications';
 
+-- (jit off: the planner cannot know how few pairs an incremental pass has, and
+-- compiling the plan it fears took 3.4 s of a 3.5 s pass at 10,000 nodes)
 CREATE FUNCTION dispatch._evaluate_alerts(whole boolean DEFAULT false) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
     rules bigint[];
     nodes text[];
