@@ -137,8 +137,8 @@ CREATE FUNCTION pg_temp.size(tbl regclass) RETURNS bigint LANGUAGE sql AS $$
       FROM (SELECT relid FROM pg_partition_tree(tbl) WHERE isleaf
             UNION SELECT tbl WHERE (SELECT relkind FROM pg_class WHERE oid = tbl) = 'r') x
 $$;
--- The best of 3 runs of metric_history over the day, in ms.
-CREATE FUNCTION pg_temp.history_ms() RETURNS numeric LANGUAGE plpgsql AS $$
+-- The best of 3 runs of metric_history of node1's cpu.user from t0 to the day's end, in ms.
+CREATE FUNCTION pg_temp.history_ms(t0 timestamptz) RETURNS numeric LANGUAGE plpgsql AS $$
 DECLARE
     best numeric;
     t timestamptz;
@@ -146,8 +146,8 @@ DECLARE
 BEGIN
     FOR i IN 1 .. 3 LOOP
         t := clock_timestamp();
-        SELECT count(*) INTO n FROM dispatch.metric_history('node1', 'cpu.user',
-            current_setting('bench.t_start')::timestamptz, current_setting('bench.t_end')::timestamptz);
+        SELECT count(*) INTO n FROM dispatch.metric_history('node1', 'cpu.user', t0,
+                                                            current_setting('bench.t_end')::timestamptz);
         best := least(best, extract(epoch FROM clock_timestamp() - t) * 1000);
     END LOOP;
     RAISE NOTICE 'history rows: %', n;
@@ -171,7 +171,7 @@ SELECT pg_total_relation_size('dispatch.metric_series') + pg_total_relation_size
        pg_temp.size('plain_ids') AS ids, pg_temp.size('real_rows') AS reals,
        pg_temp.size('dispatch.metric_recent') AS recent,
        pg_temp.checksum('SELECT * FROM dispatch.metric_recent') AS sum_before,
-       pg_temp.history_ms() AS history_plain_ms \gset
+       pg_temp.history_ms(:'t_start') AS history_plain_ms \gset
 
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT dispatch._metrics_pack(:'t_end') AS packs \gset
@@ -180,7 +180,7 @@ VACUUM ANALYZE dispatch.metric_packs;
 SELECT pg_temp.size('dispatch.metric_packs') AS packed,
        (SELECT count(*) FROM dispatch.metric_recent) AS left_plain,
        pg_temp.checksum('SELECT * FROM dispatch.metric_samples') AS sum_after,
-       pg_temp.history_ms() AS history_packed_ms \gset
+       pg_temp.history_ms(:'t_start') AS history_packed_ms \gset
 
 SELECT format('samples: %s (%s nodes, %s h at 10 s), %s values (%s per sample)',
               :samples, :nodes, :hours, :vals, round(:vals::numeric / :samples, 1));
@@ -212,7 +212,9 @@ SELECT format('extrapolated to 100 nodes x 24 h (linearly): packed %s MB, real_r
                :ids::numeric / :samples AS i) x
  WHERE :samples <> 864000;
 
--- Rollups of the day, as the monitor computes them (the tables hold nothing else).
+-- Rollups of the day, as the monitor computes them (the tables hold nothing else),
+-- measured as plain rows, as the real[] rows of before (avg, min, max; an index on
+-- (node_id, at)), and packed as the monitor packs closed hours and days.
 DROP TABLE plain_ids, real_rows;
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT dispatch._rollup('metric_samples', 'metric_rollups_1m', 'minute', :'t_start', :'t_end') \g /dev/null
@@ -220,24 +222,98 @@ SELECT extract(epoch FROM clock_timestamp()) - :t0 AS m_s \gset
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT dispatch._rollup('metric_rollups_1m', 'metric_rollups_1h', 'hour', :'t_start', :'t_end') \g /dev/null
 SELECT extract(epoch FROM clock_timestamp()) - :t0 AS h_s \gset
+CREATE TABLE real_1m AS
+SELECT node_id, at, layout_id, ARRAY(SELECT v / n FROM unnest(sum) v)::real[] AS avg, min::real[] AS min,
+       max::real[] AS max FROM dispatch.metric_rollups_1m;
+CREATE INDEX ON real_1m (node_id, at);
+CREATE TABLE real_1h AS
+SELECT node_id, at, layout_id, ARRAY(SELECT v / n FROM unnest(sum) v)::real[] AS avg, min::real[] AS min,
+       max::real[] AS max FROM dispatch.metric_rollups_1h;
+CREATE INDEX ON real_1h (node_id, at);
 VACUUM ANALYZE dispatch.metric_rollups_1m;
 VACUUM ANALYZE dispatch.metric_rollups_1h;
-SELECT pg_temp.size('dispatch.metric_rollups_1m') AS m_bytes,
+VACUUM ANALYZE real_1m;
+VACUUM ANALYZE real_1h;
+CREATE FUNCTION pg_temp.rollup_sum(res text) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE
+    c numeric;
+BEGIN
+    SELECT sum(hashtextextended(concat_ws(' ', node_id, at, layout_id, n, sum, min, max), 0)::numeric)
+      INTO c FROM dispatch._rollups_in(res, '-infinity', 'infinity');
+    RETURN c;
+END
+$$;
+SELECT pg_temp.size('dispatch.metric_rollups_1m') AS m_plain, pg_temp.size('real_1m') AS m_real,
        (SELECT count(*) FROM dispatch.metric_rollups_1m) AS m_rows,
-       pg_temp.size('dispatch.metric_rollups_1h') AS h_bytes,
-       (SELECT count(*) FROM dispatch.metric_rollups_1h) AS h_rows \gset
-SELECT format('minute rollups: %s rows, %s MB = %s bytes per node-minute (%s s)',
-              :m_rows, round(:m_bytes / 1e6, 1), round(:m_bytes::numeric / :m_rows), round(:m_s::numeric, 1));
-SELECT format('hour rollups:   %s rows, %s MB = %s bytes per node-hour (%s s)',
-              :h_rows, round(:h_bytes / 1e6, 2), round(:h_bytes::numeric / :h_rows), round(:h_s::numeric, 1));
--- What one node costs at the default retentions: 2 days of packs and the hour of plain
--- rows waiting to be packed, 30 days of minute rollups, 400 of hour rollups
--- (partitions are dropped whole, so this is a lower bound by up to one partition each).
-SELECT format('per node at the default retentions (raw 2 d, minute 30 d, hour 400 d): '
-              'raw %s MB (packs %s + the plain hour %s) + minute %s MB + hour %s MB = %s MB',
-              round(p + r, 1), round(p, 1), round(r, 1), round(m, 1), round(h, 1), round(p + r + m + h, 1))
-  FROM (SELECT 2 * d * :packed AS p, d / 24 * :recent AS r, 30 * d * :m_bytes AS m,
-               400 * d * :h_bytes AS h
-          FROM (SELECT 24.0 / :hours / :nodes / 1e6 AS d) x) y;
+       pg_temp.size('dispatch.metric_rollups_1h') AS h_plain, pg_temp.size('real_1h') AS h_real,
+       (SELECT count(*) FROM dispatch.metric_rollups_1h) AS h_rows,
+       pg_temp.rollup_sum('1m') AS m_sum_before, pg_temp.rollup_sum('1h') AS h_sum_before \gset
+DROP TABLE real_1m, real_1h;
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT dispatch._pack_closed('metric_rollups_1m', :'t_end') + dispatch._pack_closed('metric_rollups_1h', :'t_end')
+    AS rollup_packs \gset
+SELECT extract(epoch FROM clock_timestamp()) - :t0 AS rp_s \gset
+VACUUM ANALYZE dispatch.metric_rollup_packs_1m;
+VACUUM ANALYZE dispatch.metric_rollup_packs_1h;
+SELECT pg_temp.size('dispatch.metric_rollup_packs_1m') AS m_packed,
+       pg_temp.size('dispatch.metric_rollup_packs_1h') AS h_packed,
+       pg_temp.rollup_sum('1m') AS m_sum_after, pg_temp.rollup_sum('1h') AS h_sum_after \gset
+SELECT format('%s rollups: %s rows (%s s); real[] rows (before) %s bytes, double rows %s, packed %s bytes '
+              'per node-%s (ratio real[] / packed %s)',
+              res, rows, round(secs::numeric, 1), round(r / rows), round(p / rows), round(k / rows), u,
+              round(r / k, 1))
+  FROM (VALUES ('minute', :m_rows, :m_s, :m_real::numeric, :m_plain::numeric, :m_packed::numeric, 'minute'),
+               ('hour  ', :h_rows, :h_s, :h_real, :h_plain, :h_packed, 'hour')) x(res, rows, secs, r, p, k, u);
+SELECT format('rollup packing: %s packs in %s s; values bit-exact after packing: %s', :rollup_packs,
+              round(:rp_s::numeric, 1),
+              CASE WHEN :'m_sum_before' = :'m_sum_after' AND :'h_sum_before' = :'h_sum_after' THEN 'yes'
+                   ELSE 'NO' END);
+
+-- What one node costs at the default retentions (the settings' built-in values): the
+-- packs of the raw retention, the hour of samples and of minute rollups waiting to be
+-- packed, the day of hour rollups waiting; packed minute and hour rollups of their
+-- retentions (partitions are dropped whole, so this is a lower bound by up to one
+-- partition each).  Also at the retentions before this version (30 d and 400 d).
+SELECT max(boot_val::numeric / 86400) FILTER (WHERE name = 'dispatch.metrics_raw_retention') AS raw_d,
+       max(boot_val::numeric / 86400) FILTER (WHERE name = 'dispatch.metrics_minute_retention') AS minute_d,
+       max(boot_val::numeric / 86400) FILTER (WHERE name = 'dispatch.metrics_hour_retention') AS hour_d
+  FROM pg_settings \gset
+SELECT format('per node at %s (raw %s d, minute %s d, hour %s d): raw %s MB (packs %s + the plain hour %s) '
+              '+ minute %s MB + hour %s MB = %s MB; as real[] rollup rows (before): %s MB',
+              label, trim_scale(raw_d), trim_scale(minute_d), trim_scale(hour_d), round(p + r, 1), round(p, 1), round(r, 1),
+              round(m, 1), round(h, 1), round(p + r + m + h, 1), round(p + r + mr + hr, 1))
+  FROM (SELECT label, raw_d, minute_d, hour_d, raw_d * d * :packed AS p,
+               d / 24 * (:recent + :m_plain) + d * :h_plain AS r,
+               minute_d * d * :m_packed AS m, hour_d * d * :h_packed AS h,
+               minute_d * d * :m_real AS mr, hour_d * d * :h_real AS hr
+          FROM (SELECT 24.0 / :hours / :nodes / 1e6 AS d) x,
+               (VALUES ('the default retentions', :raw_d, :minute_d, :hour_d),
+                       ('the retentions before', 2, 30, 400)) r(label, raw_d, minute_d, hour_d)) y;
+
+-- metric_history of node1's cpu.user over 30 days of minute rollups (the day's, copied
+-- to the 29 days before; the minute retention is raised to 40 days for it), plain rows
+-- against packs, best of 3.
+ALTER SYSTEM SET dispatch.metrics_minute_retention = '40d';
+SELECT pg_reload_conf() \g /dev/null
+SELECT pg_sleep(0.5) \g /dev/null
+CREATE TEMP TABLE day1 AS
+SELECT r.* FROM dispatch._rollups_in('1m', :'t_start', :'t_end') r
+ WHERE r.node_id = (SELECT node_id FROM dispatch.metric_nodes WHERE node = 'node1');
+DELETE FROM dispatch.metric_rollup_packs_1m;
+INSERT INTO dispatch.metric_rollups_1m
+SELECT node_id, at - k * interval '1 day', layout_id, n, sum, min, max
+  FROM day1, generate_series(0, 29) k ORDER BY 2;
+VACUUM ANALYZE dispatch.metric_rollups_1m;
+SELECT pg_temp.history_ms(:'t_end'::timestamptz - interval '30 days') AS m30_plain_ms \gset
+SELECT dispatch._pack_closed('metric_rollups_1m', :'t_end') \g /dev/null
+VACUUM ANALYZE dispatch.metric_rollup_packs_1m;
+SELECT pg_temp.history_ms(:'t_end'::timestamptz - interval '30 days') AS m30_packed_ms,
+       (SELECT count(*) FROM dispatch.metric_history('node1', 'cpu.user', :'t_end'::timestamptz - interval '30 days',
+                                                     :'t_end')) AS m30_rows,
+       (SELECT min(source) FROM dispatch.metric_history('node1', 'cpu.user', :'t_end'::timestamptz - interval '30 days',
+                                                        :'t_end')) AS m30_source \gset
+SELECT format('metric_history over 30 days (%s rows of node1, source %s): plain rows %s ms, packed %s ms, ratio %s',
+              :m30_rows, :'m30_source', :m30_plain_ms, :m30_packed_ms,
+              round(:m30_packed_ms / nullif(:m30_plain_ms, 0), 2));
 SQL
 echo "bench took $(( $(date +%s) - started )) s"

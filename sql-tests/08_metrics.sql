@@ -56,8 +56,11 @@ SELECT dispatch._metric_partition('metric_packs', now() - interval '3 days') IS 
 SELECT count(*) AS partitions_before FROM pg_inherits
  WHERE inhparent = 'dispatch.metric_packs'::regclass \gset
 SELECT dispatch._metrics_maintain();
-SELECT avg, min, max FROM dispatch.metric_rollups_1m r JOIN dispatch.metric_layouts l USING (layout_id)
- WHERE l.series = ARRAY[(SELECT series_id FROM dispatch.metric_series WHERE name = 'cpu.user')];
+-- (read plain or packed: avg is sum / n)
+SELECT ARRAY(SELECT v / r.n FROM unnest(r.sum) v) AS avg, min, max
+  FROM dispatch.metric_rollups r JOIN dispatch.metric_layouts l USING (layout_id)
+ WHERE r.resolution = '1m'
+   AND l.series = ARRAY[(SELECT series_id FROM dispatch.metric_series WHERE name = 'cpu.user')];
 SELECT :partitions_before - count(*) AS partitions_dropped FROM pg_inherits
  WHERE inhparent = 'dispatch.metric_packs'::regclass;
 SELECT count(*) AS old_samples FROM dispatch.metric_samples WHERE at < now() - interval '2 days';
@@ -134,10 +137,10 @@ SELECT dispatch._metrics_maintain();
 SELECT dispatch.agent_metrics('mx2', jsonb_build_array(pg_temp.sample(:'late'::timestamptz + interval '30 seconds', 7, 50)));
 SELECT dispatch._metrics_maintain();
 SELECT r.at = :'late' AS late_minute,
-       r.avg[array_position(l.series, s.series_id)] AS avg, r.max[array_position(l.series, s.series_id)] AS max
-  FROM dispatch.metric_rollups_1m r JOIN dispatch.metric_layouts l USING (layout_id)
+       r.sum[array_position(l.series, s.series_id)] / r.n AS avg, r.max[array_position(l.series, s.series_id)] AS max
+  FROM dispatch.metric_rollups r JOIN dispatch.metric_layouts l USING (layout_id)
   JOIN dispatch.metric_nodes n USING (node_id), dispatch.metric_series s
- WHERE n.node = 'mx2' AND s.name = 'cpu.user';
+ WHERE r.resolution = '1m' AND n.node = 'mx2' AND s.name = 'cpu.user';
 SELECT count(*) AS redo_left FROM dispatch.metric_rollup_redo;
 -- A sample older than dispatch.metrics_raw_retention is not stored.
 SELECT dispatch.agent_metrics('mx2', jsonb_build_array(pg_temp.sample(now() - interval '3 days', 1)));

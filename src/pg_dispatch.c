@@ -46,8 +46,8 @@ int			dispatch_monitor_interval = 10;
 int			dispatch_max_sql_command_size = 64 * 1024;
 static int	dispatch_notify_max_attempts = 10;
 static int	dispatch_metrics_raw_retention = 2 * 86400;
-static int	dispatch_metrics_minute_retention = 30 * 86400;
-static int	dispatch_metrics_hour_retention = 400 * 86400;
+static int	dispatch_metrics_minute_retention = 7 * 86400;
+static int	dispatch_metrics_hour_retention = 365 * 86400;
 static int	dispatch_presence_retention = 30 * 86400;
 static int	dispatch_run_history_retention = 7 * 86400;
 int			dispatch_node_timeout = 30;
@@ -168,9 +168,9 @@ static const IntSetting int_settings[] = {
 	{"dispatch.metrics_raw_retention", "How long raw metric samples are kept.",
 	&dispatch_metrics_raw_retention, 2 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
 	{"dispatch.metrics_minute_retention", "How long minute rollups of metrics are kept.",
-	&dispatch_metrics_minute_retention, 30 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	&dispatch_metrics_minute_retention, 7 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
 	{"dispatch.metrics_hour_retention", "How long hour rollups of metrics are kept.",
-	&dispatch_metrics_hour_retention, 400 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
+	&dispatch_metrics_hour_retention, 365 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
 	{"dispatch.presence_retention", "How long the once-a-minute record of online nodes is kept.",
 	&dispatch_presence_retention, 30 * 86400, 3600, INT_MAX, PGC_SIGHUP, GUC_UNIT_S},
 };

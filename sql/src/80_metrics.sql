@@ -11,9 +11,11 @@
 -- metric_packs (src/core/mpack.c: delta-of-delta instants, decimals as scaled
 -- integers, other doubles XOR'd; bit-exact) and drops the hour's partition.
 -- Readers see both through dispatch._samples_in() (the metric_samples view) or,
--- for one metric, dispatch._unpack_metric().  Minute and hour rollups (avg, min,
--- max per element) are kept longer.  Agents create no partition, so concurrent
--- agents never wait on each other's DDL: the monitor creates them ahead.
+-- for one metric, dispatch._unpack_metric().  Minute and hour rollups (count, sum,
+-- min, max per element) are kept longer, packed the same way once their hour (for
+-- minutes) or day (for hours) has closed, and read through dispatch._rollups_in().
+-- Agents create no partition, so concurrent agents never wait on each other's DDL:
+-- the monitor creates them ahead.
 --
 -- Ingestion is set-based: agent_metrics() checks the whole batch, flattens each
 -- sample in C (dispatch._sample_flat), creates unknown series and layouts in one
@@ -81,15 +83,38 @@ CREATE TABLE dispatch.metric_rollups_1m (
     node_id         int NOT NULL,
     at              timestamptz NOT NULL,
     layout_id       int NOT NULL,
-    avg             real[] NOT NULL,
-    min             real[] NOT NULL,
-    max             real[] NOT NULL
+    n               int NOT NULL,
+    sum             double precision[] NOT NULL,
+    min             double precision[] NOT NULL,
+    max             double precision[] NOT NULL
 ) PARTITION BY RANGE (at);
-COMMENT ON TABLE dispatch.metric_rollups_1m IS 'Minute rollups of the samples, partitioned by day';
+CREATE INDEX metric_rollups_1m_node_at ON dispatch.metric_rollups_1m (node_id, at);
+CREATE TABLE dispatch.metric_rollups_1m_default PARTITION OF dispatch.metric_rollups_1m DEFAULT;
+COMMENT ON TABLE dispatch.metric_rollups_1m IS
+    'Minute rollups not packed yet: n samples of a layout, the sum, min and max of each element; '
+    'partitioned by UTC hour';
+COMMENT ON TABLE dispatch.metric_rollups_1m_default IS
+    'Minute rollups of hours that have no partition of their own (redone after a late sample)';
 
 CREATE TABLE dispatch.metric_rollups_1h (LIKE dispatch.metric_rollups_1m INCLUDING ALL)
     PARTITION BY RANGE (at);
-COMMENT ON TABLE dispatch.metric_rollups_1h IS 'Hour rollups of the minute rollups, partitioned by month';
+CREATE TABLE dispatch.metric_rollups_1h_default PARTITION OF dispatch.metric_rollups_1h DEFAULT;
+COMMENT ON TABLE dispatch.metric_rollups_1h IS
+    'Hour rollups (of the minute rollups) not packed yet, partitioned by UTC day';
+COMMENT ON TABLE dispatch.metric_rollups_1h_default IS
+    'Hour rollups of days that have no partition of their own (redone after a late sample)';
+
+CREATE TABLE dispatch.metric_rollup_packs_1m (LIKE dispatch.metric_packs INCLUDING ALL)
+    PARTITION BY RANGE (t0);
+COMMENT ON TABLE dispatch.metric_rollup_packs_1m IS
+    'Packed minute rollups: the n rollup rows of a node from t0 to t1 (one UTC hour), with the '
+    'layouts they use; partitioned by day';
+
+CREATE TABLE dispatch.metric_rollup_packs_1h (LIKE dispatch.metric_packs INCLUDING ALL)
+    PARTITION BY RANGE (t0);
+COMMENT ON TABLE dispatch.metric_rollup_packs_1h IS
+    'Packed hour rollups: the n rollup rows of a node from t0 to t1 (one UTC day), with the '
+    'layouts they use; partitioned by month';
 
 CREATE TABLE dispatch.metric_rollup_state (
     resolution      text PRIMARY KEY CHECK (resolution IN ('1m', '1h')),
@@ -113,11 +138,20 @@ COMMENT ON TYPE dispatch._metric_row IS
 
 CREATE FUNCTION dispatch._metric_unit(tbl text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE tbl WHEN 'metric_recent' THEN 'hour' WHEN 'metric_rollups_1h' THEN 'month'
-                    ELSE 'day' END
+    SELECT CASE WHEN tbl IN ('metric_recent', 'metric_rollups_1m') THEN 'hour'
+                WHEN tbl = 'metric_rollup_packs_1h' THEN 'month' ELSE 'day' END
 $$;
 COMMENT ON FUNCTION dispatch._metric_unit(text) IS
-    'The span of one partition of metric table tbl: hour, day or month';
+    'The span of one partition of metric table tbl: hour, day or month (for a table of plain '
+    'rows, also the span one pack of its rows covers)';
+
+CREATE FUNCTION dispatch._metric_packs_of(tbl text) RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE tbl WHEN 'metric_recent' THEN 'metric_packs'
+                    ELSE replace(tbl, 'metric_rollups_', 'metric_rollup_packs_') END
+$$;
+COMMENT ON FUNCTION dispatch._metric_packs_of(text) IS
+    'The table that holds the packs of the plain rows of metric table tbl';
 
 CREATE FUNCTION dispatch._metric_suffix(unit text) RETURNS text
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -137,9 +171,9 @@ BEGIN
         EXECUTE format('CREATE TABLE IF NOT EXISTS dispatch.%I PARTITION OF dispatch.%I
                         FOR VALUES FROM (%L) TO (%L)', part, tbl, lo AT TIME ZONE 'UTC',
                        (lo + ('1 ' || unit)::interval) AT TIME ZONE 'UTC');
-        IF tbl <> 'metric_recent' THEN		-- metric_recent's unique index is inherited
-            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON dispatch.%I (node_id, %I)',
-                           part || '_node_at', part, CASE tbl WHEN 'metric_packs' THEN 't0' ELSE 'at' END);
+        IF tbl LIKE '%packs%' THEN		-- the plain tables' indexes are inherited
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON dispatch.%I (node_id, t0)',
+                           part || '_node_at', part);
         END IF;
         EXECUTE format('COMMENT ON TABLE dispatch.%I IS %L', part,
                        format('%s from %s', tbl, lo));
@@ -148,8 +182,9 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._metric_partition(text, timestamptz) IS
-    'The partition of table tbl holding instant at (hours for recent samples, days for packs '
-    'and minute rollups, months for hour rollups), created when missing; returns its name';
+    'The partition of table tbl holding instant at (hours for recent samples and minute '
+    'rollups, days for packs and hour rollups, months for packed hour rollups), created when '
+    'missing; returns its name';
 
 CREATE FUNCTION dispatch._sample_flat(sample jsonb, max_name int, OUT names text[],
                                       OUT vals double precision[], OUT digest bytea,
@@ -198,6 +233,68 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION dispatch._samples_in(timestamptz, timestamptz) IS
     'Every sample of [t0, t1), plain or packed';
+
+CREATE FUNCTION dispatch._pack_rollup_add(internal, timestamptz, int, int, double precision[],
+                                          double precision[], double precision[]) RETURNS internal
+    LANGUAGE C IMMUTABLE AS 'MODULE_PATHNAME', '_pack_rollup_add';
+COMMENT ON FUNCTION dispatch._pack_rollup_add(internal, timestamptz, int, int, double precision[],
+                                              double precision[], double precision[]) IS
+    'Step of dispatch._pack_rollup(): appends one rollup row';
+CREATE AGGREGATE dispatch._pack_rollup(timestamptz, int, int, double precision[], double precision[],
+                                       double precision[]) (
+    SFUNC = dispatch._pack_rollup_add, STYPE = internal, FINALFUNC = dispatch._pack_final);
+COMMENT ON AGGREGATE dispatch._pack_rollup(timestamptz, int, int, double precision[], double precision[],
+                                           double precision[]) IS
+    'Packs rollup rows (at, layout_id, n, sum, min, max), given in time order, into one compressed '
+    'bytea: the count and every statistic of every element is a column of its own';
+
+CREATE FUNCTION dispatch._unpack_rollup(pack bytea)
+RETURNS TABLE (at timestamptz, layout_id int, n int, sum double precision[],
+               min double precision[], max double precision[])
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', '_unpack_rollup';
+COMMENT ON FUNCTION dispatch._unpack_rollup(bytea) IS
+    'The rollup rows of a pack, exactly as they were packed';
+
+CREATE FUNCTION dispatch._unpack_rollup_metric(pack bytea, layouts int[], positions int[])
+RETURNS TABLE (at timestamptz, avg double precision, min double precision, max double precision)
+    LANGUAGE C IMMUTABLE STRICT AS 'MODULE_PATHNAME', '_unpack_rollup_metric';
+COMMENT ON FUNCTION dispatch._unpack_rollup_metric(bytea, int[], int[]) IS
+    'One metric of the rollup rows of a pack: element positions[i] of each row whose layout is '
+    'layouts[i], its avg being sum / n';
+
+-- Rows of one minute (or hour) with different layouts are told apart in a pack by
+-- microseconds added to their instant (rollups fall on whole minutes), which readers
+-- truncate away.
+CREATE FUNCTION dispatch._rollups_in(res text, t0 timestamptz, t1 timestamptz)
+RETURNS TABLE (node_id int, at timestamptz, layout_id int, n int, sum double precision[],
+               min double precision[], max double precision[])
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.node_id, r.at, r.layout_id, r.n, r.sum, r.min, r.max FROM dispatch.metric_rollups_1m r
+     WHERE res = '1m' AND r.at >= _rollups_in.t0 AND r.at < _rollups_in.t1
+    UNION ALL
+    SELECT r.node_id, r.at, r.layout_id, r.n, r.sum, r.min, r.max FROM dispatch.metric_rollups_1h r
+     WHERE res = '1h' AND r.at >= _rollups_in.t0 AND r.at < _rollups_in.t1
+    UNION ALL
+    SELECT p.node_id, date_trunc('second', u.at), u.layout_id, u.n, u.sum, u.min, u.max
+      FROM dispatch.metric_rollup_packs_1m p, dispatch._unpack_rollup(p.data) u
+     WHERE res = '1m' AND p.t0 < _rollups_in.t1 AND p.t1 >= _rollups_in.t0
+       AND date_trunc('second', u.at) >= _rollups_in.t0 AND date_trunc('second', u.at) < _rollups_in.t1
+    UNION ALL
+    SELECT p.node_id, date_trunc('second', u.at), u.layout_id, u.n, u.sum, u.min, u.max
+      FROM dispatch.metric_rollup_packs_1h p, dispatch._unpack_rollup(p.data) u
+     WHERE res = '1h' AND p.t0 < _rollups_in.t1 AND p.t1 >= _rollups_in.t0
+       AND date_trunc('second', u.at) >= _rollups_in.t0 AND date_trunc('second', u.at) < _rollups_in.t1
+$$;
+COMMENT ON FUNCTION dispatch._rollups_in(text, timestamptz, timestamptz) IS
+    'Every rollup row of resolution res (1m or 1h) in [t0, t1), plain or packed';
+
+CREATE VIEW dispatch.metric_rollups AS
+    SELECT '1m'::text AS resolution, * FROM dispatch._rollups_in('1m', '-infinity', 'infinity')
+    UNION ALL
+    SELECT '1h'::text, * FROM dispatch._rollups_in('1h', '-infinity', 'infinity');
+COMMENT ON VIEW dispatch.metric_rollups IS
+    'Every rollup row, plain or packed: avg of element i is sum[i] / n (unpacks everything: '
+    'use dispatch.metric_history() for one metric)';
 
 CREATE VIEW dispatch.metric_samples AS
     SELECT * FROM dispatch._samples_in('-infinity', 'infinity');
@@ -302,6 +399,11 @@ BEGIN
              WHERE b.at = latest_at LIMIT 1) s
      WHERE m.node_id = id AND latest_at IS NOT NULL
        AND (m.last_sample_at IS NULL OR latest_at >= m.last_sample_at);
+    -- The next alert evaluation looks at this node (85_alerts.sql); with no rule, a
+    -- new rule's first pass covers every node anyway.
+    IF FOUND AND EXISTS (SELECT FROM dispatch.alert_rules) THEN
+        INSERT INTO dispatch.alert_dirty VALUES (n.node) ON CONFLICT DO NOTHING;
+    END IF;
     RETURN stored;
 END
 $$;
@@ -340,7 +442,7 @@ COMMENT ON VIEW dispatch.node_overview IS
     'One row per node: state, cpu, memory, fullest disk, load, hottest sensor, running jobs';
 
 -- Values of metric on node between t0 and t1: samples (plain or packed) while they
--- are kept, else minute rollups, else hour rollups (source says which).
+-- are kept, else minute rollups, else hour rollups (plain or packed; source says which).
 CREATE FUNCTION dispatch.metric_history(node text, metric text, t0 timestamptz,
                                         t1 timestamptz DEFAULT now())
 RETURNS TABLE (at timestamptz, avg double precision, min double precision,
@@ -351,10 +453,11 @@ DECLARE
     sid int := (SELECT series_id FROM dispatch.metric_series s WHERE s.name = metric);
     lay int[];
     pos int[];
+    res text;
 BEGIN
+    SELECT array_agg(l.layout_id), array_agg(array_position(l.series, sid)) INTO lay, pos
+      FROM dispatch.metric_layouts l WHERE sid = ANY (l.series);
     IF t0 >= now() - current_setting('dispatch.metrics_raw_retention')::interval THEN
-        SELECT array_agg(l.layout_id), array_agg(array_position(l.series, sid)) INTO lay, pos
-          FROM dispatch.metric_layouts l WHERE sid = ANY (l.series);
         RETURN QUERY
         SELECT x.at, x.v, x.v, x.v, 'raw'::text
           FROM (SELECT r.at, r.vals[array_position(l.series, sid)] AS v
@@ -367,58 +470,70 @@ BEGIN
                  WHERE p.node_id = id AND p.t0 <= metric_history.t1 AND p.t1 >= metric_history.t0
                    AND p.layouts && lay AND u.at BETWEEN metric_history.t0 AND metric_history.t1) x
          ORDER BY x.at;
-    ELSIF t0 >= now() - current_setting('dispatch.metrics_minute_retention')::interval THEN
-        RETURN QUERY
-        SELECT x.at, x.avg[p]::float8, x.min[p]::float8, x.max[p]::float8, '1m'::text
-          FROM dispatch.metric_rollups_1m x JOIN dispatch.metric_layouts l USING (layout_id),
-               LATERAL array_position(l.series, sid) p
-         WHERE x.node_id = id AND x.at BETWEEN t0 AND t1 AND p IS NOT NULL ORDER BY x.at;
-    ELSE
-        RETURN QUERY
-        SELECT x.at, x.avg[p]::float8, x.min[p]::float8, x.max[p]::float8, '1h'::text
-          FROM dispatch.metric_rollups_1h x JOIN dispatch.metric_layouts l USING (layout_id),
-               LATERAL array_position(l.series, sid) p
-         WHERE x.node_id = id AND x.at BETWEEN t0 AND t1 AND p IS NOT NULL ORDER BY x.at;
+        RETURN;
     END IF;
+    res := CASE WHEN t0 >= now() - current_setting('dispatch.metrics_minute_retention')::interval
+                THEN '1m' ELSE '1h' END;
+    RETURN QUERY EXECUTE format($q$
+        SELECT x.at, x.avg, x.min, x.max, %L::text
+          FROM (SELECT r.at, r.sum[p] / r.n AS avg, r.min[p] AS min, r.max[p] AS max
+                  FROM dispatch.%I r JOIN dispatch.metric_layouts l USING (layout_id),
+                       LATERAL array_position(l.series, $1) p
+                 WHERE r.node_id = $2 AND r.at BETWEEN $3 AND $4 AND p IS NOT NULL
+                UNION ALL
+                SELECT date_trunc('second', u.at), u.avg, u.min, u.max
+                  FROM dispatch.%I k, dispatch._unpack_rollup_metric(k.data, $5, $6) u
+                 WHERE k.node_id = $2 AND k.t0 <= $4 AND k.t1 >= $3 AND k.layouts && $5
+                   AND date_trunc('second', u.at) BETWEEN $3 AND $4) x
+         ORDER BY x.at$q$, res, 'metric_rollups_' || res, 'metric_rollup_packs_' || res)
+    USING sid, id, t0, t1, lay, pos;
 END
 $$;
 COMMENT ON FUNCTION dispatch.metric_history(text, text, timestamptz, timestamptz) IS
-    'A metric of a node over time, from samples (plain or packed) or the rollups that cover the interval';
+    'A metric of a node over time, from samples or the rollups that cover the interval (plain or packed)';
 
 CREATE FUNCTION dispatch._rollup(src text, dst text, unit text, since timestamptz,
                                  upto timestamptz) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    d timestamptz;
-    part text := dispatch._metric_unit(dst);
+    packs text := dispatch._metric_packs_of(dst);
+    span interval := ('1 ' || dispatch._metric_unit(dst))::interval;
+    first timestamptz;
+    last timestamptz;
 BEGIN
-    FOR d IN SELECT generate_series(date_trunc(part, since, 'UTC'), upto,
-                                    ('1 ' || part)::interval) LOOP
-        PERFORM dispatch._metric_partition(dst, d);
-    END LOOP;
+    -- A span of dst already packed is redone whole: its packs go with the rows.
+    EXECUTE format('SELECT min(t0), max(t1) FROM dispatch.%I WHERE t1 >= $1 AND t0 < $2', packs)
+       INTO first, last USING since, upto;
+    since := least(since, date_trunc(dispatch._metric_unit(dst), first, 'UTC'));
+    upto := greatest(upto, date_trunc(dispatch._metric_unit(dst), last, 'UTC') + span);
+    EXECUTE format('DELETE FROM dispatch.%I WHERE t1 >= $1 AND t0 < $2', packs) USING since, upto;
     EXECUTE format('DELETE FROM dispatch.%I WHERE at >= $1 AND at < $2', dst) USING since, upto;
+    -- avg is sum / n, the division avg() makes: kept as the sum, so that packs code
+    -- it as a decimal and hours add minutes up exactly as computed.
     EXECUTE format($q$
-        INSERT INTO dispatch.%I (node_id, at, layout_id, avg, min, max)
-        SELECT node_id, t, layout_id, array_agg(a ORDER BY i), array_agg(lo ORDER BY i),
+        INSERT INTO dispatch.%I (node_id, at, layout_id, n, sum, min, max)
+        SELECT node_id, t, layout_id, max(n), array_agg(a ORDER BY i), array_agg(lo ORDER BY i),
                array_agg(hi ORDER BY i)
-          FROM (SELECT node_id, date_trunc(%L, at) AS t, layout_id, i,
-                       avg(va)::real AS a, min(vl) AS lo, max(vh) AS hi
+          FROM (SELECT node_id, date_trunc(%L, at, 'UTC') AS t, layout_id, i,
+                       %s AS n, sum(va) AS a, min(vl) AS lo, max(vh) AS hi
                   FROM %s s, %s
-                 WHERE at >= $1 AND at < $2
                  GROUP BY 1, 2, 3, 4) g
          GROUP BY node_id, t, layout_id$q$,
         dst, unit,
+        CASE WHEN src = 'metric_samples' THEN 'count(*)' ELSE 'sum(s.n)' END,
         CASE WHEN src = 'metric_samples' THEN 'dispatch._samples_in($1, $2)'
-             ELSE format('dispatch.%I', src) END,
+             ELSE 'dispatch._rollups_in(''1m'', $1, $2)' END,
         CASE WHEN src = 'metric_samples'
              THEN 'unnest(s.vals, s.vals, s.vals) WITH ORDINALITY u(va, vl, vh, i)'
-             ELSE 'unnest(s.avg, s.min, s.max) WITH ORDINALITY u(va, vl, vh, i)' END)
+             ELSE 'unnest(s.sum, s.min, s.max) WITH ORDINALITY u(va, vl, vh, i)' END)
     USING since, upto;
 END
 $$;
 COMMENT ON FUNCTION dispatch._rollup(text, text, text, timestamptz, timestamptz) IS
-    'Rolls samples, plain and packed (src metric_samples), or minute rollups of [since, upto) '
-    'up into table dst, replacing what dst held for that span';
+    'Rolls samples, plain and packed (src metric_samples), or minute rollups (src '
+    'metric_rollups_1m, plain and packed) of [since, upto) up into table dst (n, sum, min, max '
+    'per element), replacing what dst held for that span, packed or not (a packed span is '
+    'redone whole)';
 
 CREATE FUNCTION dispatch._metric_partition_end(relname text, tbl text) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
@@ -432,37 +547,74 @@ $$;
 COMMENT ON FUNCTION dispatch._metric_partition_end(text, text) IS
     'Where the partition relname of metric table tbl ends (its name says where it starts)';
 
-CREATE FUNCTION dispatch._metrics_pack(upto timestamptz) RETURNS int
+CREATE FUNCTION dispatch._metric_default_holds(tbl text, lo timestamptz) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found boolean;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT FROM dispatch.%I WHERE at >= $1 AND at < $2)',
+                   tbl || '_default')
+       INTO found USING lo, lo + ('1 ' || dispatch._metric_unit(tbl))::interval;
+    RETURN found;
+END
+$$;
+COMMENT ON FUNCTION dispatch._metric_default_holds(text, timestamptz) IS
+    'Whether the default partition of plain metric table tbl holds rows of the partition that '
+    'would start at lo (which then cannot be created)';
+
+CREATE FUNCTION dispatch._pack_closed(tbl text, upto timestamptz) RETURNS int
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    packs text := dispatch._metric_packs_of(tbl);
+    unit text := dispatch._metric_unit(tbl);
     packed int;
     p record;
 BEGIN
-    PERFORM dispatch._metric_partition('metric_packs', d)
-       FROM (SELECT DISTINCT date_trunc('day', r.at, 'UTC') AS d FROM dispatch.metric_recent r
-              WHERE r.at < upto) x;
-    INSERT INTO dispatch.metric_packs (node_id, t0, t1, n, layouts, data)
-    SELECT x.node_id, min(x.at), max(x.at), count(*), array_agg(DISTINCT x.layout_id),
-           dispatch._pack(x.at, x.layout_id, x.vals ORDER BY x.at)
-      FROM (SELECT r.*, date_trunc('hour', r.at, 'UTC') AS h,
-                   (row_number() OVER (PARTITION BY r.node_id, date_trunc('hour', r.at, 'UTC')
-                                       ORDER BY r.at) - 1) / 4096 AS chunk
-              FROM dispatch.metric_recent r WHERE r.at < upto) x
-     GROUP BY x.node_id, x.h, x.chunk;
+    EXECUTE format('SELECT dispatch._metric_partition(%L, d) FROM (SELECT DISTINCT
+                        date_trunc(%L, r.at, ''UTC'') AS d FROM dispatch.%I r WHERE r.at < $1) x',
+                   packs, dispatch._metric_unit(packs), tbl) USING upto;
+    -- Rows that share an instant (a layout change in a rollup's minute) get apart by
+    -- microseconds: row_number() - rank() counts the ties before a row.
+    EXECUTE format($q$
+        INSERT INTO dispatch.%I (node_id, t0, t1, n, layouts, data)
+        SELECT x.node_id, min(x.t), max(x.t), count(*), array_agg(DISTINCT x.layout_id), %s
+          FROM (SELECT r.*, r.at + (row_number() OVER w - rank() OVER w) * interval '1 microsecond' AS t,
+                       date_trunc(%L, r.at, 'UTC') AS h,
+                       (row_number() OVER w - 1) / 4096 AS chunk
+                  FROM dispatch.%I r WHERE r.at < $1
+                WINDOW w AS (PARTITION BY r.node_id, date_trunc(%L, r.at, 'UTC') ORDER BY r.at)) x
+         GROUP BY x.node_id, x.h, x.chunk$q$,
+        packs,
+        CASE WHEN tbl = 'metric_recent' THEN 'dispatch._pack(x.t, x.layout_id, x.vals ORDER BY x.t)'
+             ELSE 'dispatch._pack_rollup(x.t, x.layout_id, x.n, x.sum, x.min, x.max ORDER BY x.t)' END,
+        unit, tbl, unit)
+    USING upto;
     GET DIAGNOSTICS packed = ROW_COUNT;
     FOR p IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-              WHERE i.inhparent = 'dispatch.metric_recent'::regclass
-                AND c.relname <> 'metric_recent_default'
-                AND dispatch._metric_partition_end(c.relname, 'metric_recent') <= upto LOOP
+              WHERE i.inhparent = ('dispatch.' || tbl)::regclass
+                AND c.relname <> tbl || '_default'
+                AND dispatch._metric_partition_end(c.relname, tbl) <= upto LOOP
         EXECUTE format('DROP TABLE dispatch.%I', p.relname);
     END LOOP;
-    DELETE FROM dispatch.metric_recent_default WHERE at < upto;
+    EXECUTE format('DELETE FROM dispatch.%I WHERE at < $1', tbl || '_default') USING upto;
     RETURN packed;
 END
 $$;
+COMMENT ON FUNCTION dispatch._pack_closed(text, timestamptz) IS
+    'Monitor: packs the rows of plain metric table tbl (metric_recent, metric_rollups_1m or '
+    'metric_rollups_1h) before upto, one pack per node and partition span (at most 4096 rows '
+    'each), and drops the plain rows; returns how many packs it wrote';
+
+CREATE FUNCTION dispatch._metrics_pack(upto timestamptz) RETURNS int
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._pack_closed('metric_recent', upto)
+           + dispatch._pack_closed('metric_rollups_1m', upto)
+           + dispatch._pack_closed('metric_rollups_1h', date_trunc('day', upto, 'UTC'))
+$$;
 COMMENT ON FUNCTION dispatch._metrics_pack(timestamptz) IS
-    'Monitor: packs every sample before upto, one pack per node and UTC hour (at most 4096 '
-    'samples each), and drops the plain rows; returns how many packs it wrote';
+    'Monitor: packs samples and minute rollups before upto (one pack per node and UTC hour) and '
+    'hour rollups of the days before it (one pack per node and UTC day); returns how many packs '
+    'it wrote';
 
 CREATE FUNCTION dispatch._metrics_maintain() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -476,41 +628,38 @@ BEGIN
     -- First the lock agent_metrics() shares: calls in flight finish, new ones wait,
     -- so no agent holds a lock the partition DDL below needs.
     PERFORM FROM dispatch.metric_rollup_state WHERE resolution = '1m' FOR UPDATE;
-    PERFORM dispatch._metric_partition(t, now() + d)
-       FROM unnest(ARRAY['metric_packs', 'metric_rollups_1m']) t,
-            unnest(ARRAY[interval '0', interval '1 day']) d;
-    PERFORM dispatch._metric_partition('metric_rollups_1h', now() + d)
-       FROM unnest(ARRAY[interval '0', interval '1 month']) d;
-    -- this hour and the next, unless samples of theirs are in the default partition
-    PERFORM dispatch._metric_partition('metric_recent', x.h)
-       FROM (SELECT date_trunc('hour', now() + d, 'UTC') AS h
-               FROM unnest(ARRAY[interval '0', interval '1 hour']) d) x
-      WHERE NOT EXISTS (SELECT FROM dispatch.metric_recent_default r
-                         WHERE r.at >= x.h AND r.at < x.h + interval '1 hour');
+    -- The partition of now and the next one of every table; for a table of plain
+    -- rows, not when its default partition holds rows of that span.
+    PERFORM dispatch._metric_partition(t.tbl, x.lo)
+       FROM unnest(ARRAY['metric_recent', 'metric_packs', 'metric_rollups_1m', 'metric_rollup_packs_1m',
+                         'metric_rollups_1h', 'metric_rollup_packs_1h']) t(tbl),
+            LATERAL (SELECT date_trunc(dispatch._metric_unit(t.tbl),
+                                       now() + k * ('1 ' || dispatch._metric_unit(t.tbl))::interval,
+                                       'UTC') AS lo
+                       FROM unnest(ARRAY[0, 1]) k) x
+      WHERE t.tbl LIKE '%packs%' OR NOT dispatch._metric_default_holds(t.tbl, x.lo);
 
-    FOR job IN SELECT * FROM (VALUES ('1m', 'metric_samples', 'metric_rollups_1m', 'minute'),
-                                     ('1h', 'metric_rollups_1m', 'metric_rollups_1h', 'hour'))
-                             AS x(resolution, src, dst, unit) LOOP
+    FOR job IN SELECT * FROM (VALUES ('1m', 'metric_samples', 'metric_recent', 'metric_packs',
+                                      'metric_rollups_1m', 'minute'),
+                                     ('1h', 'metric_rollups_1m', 'metric_rollups_1m',
+                                      'metric_rollup_packs_1m', 'metric_rollups_1h', 'hour'))
+                             AS x(resolution, src, src_plain, src_packs, dst, unit) LOOP
         SELECT done_until INTO done FROM dispatch.metric_rollup_state
          WHERE resolution = job.resolution FOR UPDATE;
         IF job.resolution = '1m' THEN	-- the lock waited for agent_metrics() in flight
             WITH d AS (DELETE FROM dispatch.metric_rollup_redo RETURNING at)
             SELECT min(at) INTO redo FROM d;
         END IF;
-        upto := date_trunc(job.unit, now());
+        upto := date_trunc(job.unit, now(), 'UTC');
         IF done IS NULL THEN
-            IF job.src = 'metric_samples' THEN
-                SELECT date_trunc('minute', least((SELECT min(at) FROM dispatch.metric_recent),
-                                                  (SELECT min(t0) FROM dispatch.metric_packs)))
-                  INTO done;
-            ELSE
-                EXECUTE format('SELECT date_trunc(%L, min(at)) FROM dispatch.%I', job.unit, job.src)
-                   INTO done;
-            END IF;
+            EXECUTE format('SELECT date_trunc(%L, least((SELECT min(at) FROM dispatch.%I),
+                                                        (SELECT min(t0) FROM dispatch.%I)), ''UTC'')',
+                           job.unit, job.src_plain, job.src_packs)
+               INTO done;
             done := coalesce(done, upto);
             INSERT INTO dispatch.metric_rollup_state VALUES (job.resolution, done);
         END IF;
-        done := least(done, date_trunc(job.unit, redo));
+        done := least(done, date_trunc(job.unit, redo, 'UTC'));
         IF upto > done THEN
             PERFORM dispatch._rollup(job.src, job.dst, job.unit, done, upto);
             UPDATE dispatch.metric_rollup_state SET done_until = upto
@@ -520,18 +669,18 @@ BEGIN
 
     PERFORM dispatch._metrics_pack(date_trunc('hour', now(), 'UTC'));
 
-    -- Retention: a partition goes when all of it is older than its table's setting.
+    -- Retention: a partition of packs goes when all of it is older than its table's setting.
     FOR p IN SELECT c.relname, parent.relname AS tbl,
                     dispatch._metric_partition_end(c.relname, parent.relname) AS ends
                FROM pg_inherits i
                JOIN pg_class c ON c.oid = i.inhrelid
                JOIN pg_class parent ON parent.oid = i.inhparent
               WHERE parent.relnamespace = 'dispatch'::regnamespace
-                AND parent.relname IN ('metric_packs', 'metric_rollups_1m', 'metric_rollups_1h')
+                AND parent.relname IN ('metric_packs', 'metric_rollup_packs_1m', 'metric_rollup_packs_1h')
     LOOP
         IF p.ends <= now() - current_setting(CASE p.tbl
                 WHEN 'metric_packs' THEN 'dispatch.metrics_raw_retention'
-                WHEN 'metric_rollups_1m' THEN 'dispatch.metrics_minute_retention'
+                WHEN 'metric_rollup_packs_1m' THEN 'dispatch.metrics_minute_retention'
                 ELSE 'dispatch.metrics_hour_retention' END)::interval THEN
             EXECUTE format('DROP TABLE dispatch.%I', p.relname);
         END IF;
@@ -539,8 +688,8 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dispatch._metrics_maintain() IS
-    'Monitor: partitions ahead, rollups of complete minutes and hours, closed hours packed, '
-    'expired partitions dropped';
+    'Monitor: partitions ahead, rollups of complete minutes and hours, closed hours (and days, '
+    'for hour rollups) packed, expired partitions dropped';
 
 CREATE FUNCTION dispatch._monitor_tick() RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

@@ -21,7 +21,8 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
                 dispatch.goal_status,
                 dispatch.metric_series, dispatch.metric_layouts, dispatch.metric_nodes,
                 dispatch.metric_samples, dispatch.metric_rollups_1m, dispatch.metric_rollups_1h,
-                dispatch.metric_recent, dispatch.metric_packs,
+                dispatch.metric_recent, dispatch.metric_packs, dispatch.metric_rollup_packs_1m,
+                dispatch.metric_rollup_packs_1h, dispatch.metric_rollups,
                 dispatch.metric_latest, dispatch.node_overview, dispatch.alert_rules,
                 dispatch.alerts, dispatch.alert_events, dispatch.alert_status,
                 dispatch.notifications, dispatch.job_history, dispatch.joblist_history,
@@ -66,6 +67,8 @@ GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblis
                           dispatch.metric_history(text, text, timestamptz, timestamptz),
                           dispatch._samples_in(timestamptz, timestamptz), dispatch._unpack(bytea),
                           dispatch._unpack_metric(bytea, int[], int[]),
+                          dispatch._rollups_in(text, timestamptz, timestamptz),
+                          dispatch._unpack_rollup(bytea), dispatch._unpack_rollup_metric(bytea, int[], int[]),
                           dispatch.create_alert_rule(text, jsonb), dispatch.drop_alert_rule(text)
     TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_heartbeat(text),

@@ -4,7 +4,7 @@
  * The bit stream, per sample:
  *   instant  first sample: 64 bits; then '0' when the gap repeats, else '1' and
  *            the zigzagged change of the gap as a zint
- *   layout   '0' when it repeats, else '1', 32 bits of layout id, 10 bits of count
+ *   layout   '0' when it repeats, else '1', 32 bits of layout id, 11 bits of count
  *            (every column forgets its past then)
  *   a value  '0'     the same bits as the column's previous value
  *            '10'    a decimal whose scaled integer moved by the same step as before
@@ -217,7 +217,7 @@ reset_columns(MpackState *s, int32_t layout, int nvals)
 size_t
 mpack_sample_bound(int nvals)
 {
-	size_t		bits = 71 + 43 + 82 * (size_t) (nvals > 0 ? nvals : 0);
+	size_t		bits = 71 + 44 + 82 * (size_t) (nvals > 0 ? nvals : 0);
 
 	return bits / 8 + 2;
 }
@@ -313,7 +313,7 @@ put_value(uint8_t *buf, size_t *pos, MpackColumn *c, double v)
 /*
  * Appends a sample to the pack in buf, which must have room for
  * mpack_sample_bound(nvals) more bytes past mpack_writer_size(w).  Returns 0, or
- * -1 when nvals is out of 0 .. MPACK_MAX_VALUES, the pack is full or t is not
+ * -1 when nvals is out of 0 .. MPACK_MAX_COLUMNS, the pack is full or t is not
  * after the previous instant.
  */
 int
@@ -322,7 +322,7 @@ mpack_put(MpackWriter *w, uint8_t *buf, int64_t t, int32_t layout, int nvals,
 {
 	MpackState *s = &w->s;
 
-	if (nvals < 0 || nvals > MPACK_MAX_VALUES || s->count >= MPACK_MAX_SAMPLES ||
+	if (nvals < 0 || nvals > MPACK_MAX_COLUMNS || s->count >= MPACK_MAX_SAMPLES ||
 		(s->count > 0 && t <= s->t))
 		return -1;
 	if (s->count == 0)
@@ -350,7 +350,7 @@ mpack_put(MpackWriter *w, uint8_t *buf, int64_t t, int32_t layout, int nvals,
 	{
 		put_bits(buf, &w->bitpos, 1, 1);
 		put_bits(buf, &w->bitpos, (uint32_t) layout, 32);
-		put_bits(buf, &w->bitpos, (uint64_t) nvals, 10);
+		put_bits(buf, &w->bitpos, (uint64_t) nvals, 11);
 		reset_columns(s, layout, nvals);
 	}
 	for (int i = 0; i < nvals; i++)
@@ -491,7 +491,7 @@ get_value(MpackReader *r, MpackColumn *c, double *v)
 
 /*
  * Reads the next sample into *t, *layout, *nvals and vals[0 .. *nvals), vals
- * having room for MPACK_MAX_VALUES.  Returns 1, 0 after the last sample, or -1
+ * having room for MPACK_MAX_COLUMNS.  Returns 1, 0 after the last sample, or -1
  * when the pack is damaged (it then reads nothing past its end).
  */
 int
@@ -533,7 +533,7 @@ mpack_get(MpackReader *r, int64_t *t, int32_t *layout, int *nvals, double *vals)
 		uint64_t	id,
 					n;
 
-		if (get_bits(r, 32, &id) < 0 || get_bits(r, 10, &n) < 0 || n > MPACK_MAX_VALUES)
+		if (get_bits(r, 32, &id) < 0 || get_bits(r, 11, &n) < 0 || n > MPACK_MAX_COLUMNS)
 			return -1;
 		reset_columns(s, (int32_t) (uint32_t) id, (int) n);
 	}

@@ -22,9 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MPACK_VERSION 1
+#define MPACK_VERSION 2			/* 2: a layout's width takes 11 bits (rollup rows) */
 #define MPACK_HEADER 5				/* version byte and sample count */
 #define MPACK_MAX_VALUES 600		/* values of one sample (dispatch.metrics_max_per_sample's cap) */
+/* Values of one row of a pack: a rollup row holds a count and 3 statistics per value. */
+#define MPACK_MAX_COLUMNS (1 + 3 * MPACK_MAX_VALUES)
 #define MPACK_MAX_SAMPLES 4096		/* samples of one pack */
 #define MPACK_MAX_DECIMALS 7		/* digits after the point the decimal path handles */
 
@@ -48,7 +50,7 @@ typedef struct MpackState
 	int32_t		layout;			/* the previous layout id */
 	int			nvals;			/* its number of values */
 	uint32_t	count;			/* samples so far */
-	MpackColumn col[MPACK_MAX_VALUES];
+	MpackColumn col[MPACK_MAX_COLUMNS];
 } MpackState;
 
 typedef struct MpackWriter
@@ -75,7 +77,7 @@ extern void mpack_writer_init(MpackWriter *w);
 /*
  * Appends a sample to the pack in buf, which must have room for
  * mpack_sample_bound(nvals) more bytes past mpack_writer_size(w).  Returns 0, or
- * -1 when nvals is out of 0 .. MPACK_MAX_VALUES, the pack is full or t is not
+ * -1 when nvals is out of 0 .. MPACK_MAX_COLUMNS, the pack is full or t is not
  * after the previous instant.
  */
 extern int	mpack_put(MpackWriter *w, uint8_t *buf, int64_t t, int32_t layout, int nvals,
@@ -92,7 +94,7 @@ extern int	mpack_reader_init(MpackReader *r, const uint8_t *data, size_t len);
 
 /*
  * Reads the next sample into *t, *layout, *nvals and vals[0 .. *nvals), vals
- * having room for MPACK_MAX_VALUES.  Returns 1, 0 after the last sample, or -1
+ * having room for MPACK_MAX_COLUMNS.  Returns 1, 0 after the last sample, or -1
  * when the pack is damaged (it then reads nothing past its end).
  */
 extern int	mpack_get(MpackReader *r, int64_t *t, int32_t *layout, int *nvals, double *vals);

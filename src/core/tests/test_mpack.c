@@ -122,7 +122,7 @@ static int
 roundtrip(const char *name, const Series *s, size_t *len)
 {
 	static MpackReader r;
-	static double vals[MPACK_MAX_VALUES];
+	static double vals[MPACK_MAX_COLUMNS];
 	uint8_t    *buf = encode(s, len);
 	int			ok = buf != NULL && mpack_reader_init(&r, buf, *len) == s->n;
 
@@ -229,13 +229,13 @@ test_layout_change(void)
 	clear(&ser);
 	for (int i = 0; i < 50; i++)
 	{
-		double		v[MPACK_MAX_VALUES];
+		double		v[MPACK_MAX_COLUMNS];
 
-		for (int j = 0; j < MPACK_MAX_VALUES; j++)
+		for (int j = 0; j < MPACK_MAX_COLUMNS; j++)
 			v[j] = (double) rnd() / 7;
-		add(&ser, i, i % 2, MPACK_MAX_VALUES, v);
+		add(&ser, i, i % 2, MPACK_MAX_COLUMNS, v);
 	}
-	roundtrip("widest samples, layout flipping", &ser, &len);
+	roundtrip("widest rows (a rollup of the widest sample), layout flipping", &ser, &len);
 	clear(&ser);
 }
 
@@ -298,13 +298,13 @@ test_errors(void)
 {
 	static MpackWriter w;
 	static MpackReader r;
-	uint8_t    *buf = malloc(mpack_sample_bound(MPACK_MAX_VALUES) * 3 + MPACK_HEADER);
-	double		v[MPACK_MAX_VALUES + 1] = {0};
+	uint8_t    *buf = malloc(mpack_sample_bound(MPACK_MAX_COLUMNS) * 3 + MPACK_HEADER);
+	double		v[MPACK_MAX_COLUMNS + 1] = {0};
 	uint8_t		bad[MPACK_HEADER] = {MPACK_VERSION + 1, 0, 0, 0, 0};
 	uint8_t		big[MPACK_HEADER] = {MPACK_VERSION, 0xff, 0xff, 0, 0};
 
 	mpack_writer_init(&w);
-	check("too many values refused", mpack_put(&w, buf, 1, 1, MPACK_MAX_VALUES + 1, v) < 0);
+	check("too many values refused", mpack_put(&w, buf, 1, 1, MPACK_MAX_COLUMNS + 1, v) < 0);
 	check("negative count refused", mpack_put(&w, buf, 1, 1, -1, v) < 0);
 	check("first sample taken", mpack_put(&w, buf, 10, 1, 2, v) == 0);
 	check("same instant refused", mpack_put(&w, buf, 10, 1, 2, v) < 0);
@@ -328,7 +328,7 @@ static void
 test_damage(void)
 {
 	static MpackReader r;
-	static double vals[MPACK_MAX_VALUES];
+	static double vals[MPACK_MAX_COLUMNS];
 	size_t		len;
 	uint8_t    *pack;
 	int			all_refused = 1,
