@@ -6,10 +6,12 @@
  * runnable queue in FIFO order ((joblist_id, job_id)).  It loads the session once
  * (at start, after a promotion, after a failed cycle), then changes it with what
  * the committing transactions recorded in the change queue, and asks it once per
- * cycle to place what it can.  A cycle costs what changed since the last one, not
- * the size of the queue or of the cluster.  Its placements, reasons and
- * reservations are exactly what alloc_run() gives for the same problem
- * (tests/test_alloc_session.c checks that on random traces).
+ * cycle to place what it can.  Taking a change costs O(1) or O(log n), and a run
+ * reports only the waits that changed, so the SQL side of a cycle costs what
+ * changed; the run itself still solves the whole problem with alloc_run()
+ * (docs/scale.md, "The allocator", says what is left to make it incremental).
+ * Its placements, reasons and reservations are exactly what alloc_run() gives for
+ * the same problem (tests/test_alloc_session.c checks that on random traces).
  *
  * Everything passed in is copied; pointers in an output stay valid until the next
  * call on the session.  Times are whole seconds, as in alloc.h.  No PostgreSQL
