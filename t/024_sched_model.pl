@@ -5,7 +5,8 @@
 # (check_scheduler_model()).  The periodic self-check finds a change no trigger
 # saw, logs it and rebuilds.  Then node liveness across a scheduler restart: a
 # silent node still expires on time, counted from its last heartbeat, not from the
-# new scheduler's start.
+# new scheduler's start.  Last, the check's refusals: a scheduler that stops while a
+# check waits, and no scheduler at all.
 use strict;
 use warnings;
 use FindBin;
@@ -125,5 +126,40 @@ is(query($node, "SELECT state_changed_at < '$heartbeat'::timestamptz + interval 
 is(query($node, "SELECT state FROM dispatch.nodes WHERE node = 'w1'"), 'online',
 	'the node that kept talking stays online');
 is(model_check(), 'ok', 'the new scheduler\'s model equals the tables');
+
+# The check's errors.  A scheduler that stops while a check waits: the scheduler is
+# stopped (SIGSTOP) while it sleeps between cycles, a check is asked, the scheduler is
+# told to shut down and let go on (SIGCONT); it leaves without answering and the
+# waiting check says so.  Then, in the launcher's pause before the next scheduler,
+# a check finds none.
+stop_agent($agents[0]);
+my $pid = query($node, 'SELECT pid FROM dispatch.scheduler_stats()');
+my $sleeps = "SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = $pid";
+wait_until(sub {    # stopped in its sleep, not in a cycle (which would answer)
+	kill 'STOP', $pid;
+	return 1 if query($node, $sleeps) eq 't';
+	kill 'CONT', $pid;
+	return 0;
+}, 'the scheduler is stopped while it sleeps between cycles');
+my ($out, $err) = ('', '');
+my $check = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
+	  'SELECT dispatch.check_scheduler_model()' ],
+	'<', \undef, '>', \$out, '2>', \$err);
+wait_for($node, q{SELECT count(*) = 1 FROM pg_stat_activity
+                   WHERE query LIKE 'SELECT dispatch.check_scheduler_model()%'
+                     AND wait_event_type = 'Extension'}, 'the check waits for its answer');
+kill 'TERM', $pid;
+kill 'CONT', $pid;
+$check->finish;
+like($err, qr/could not check the scheduler's model.*\n.*The scheduler stopped, or did not answer/,
+	'a check whose scheduler stops is refused, saying why');
+is($out, '', 'and answers nothing');
+wait_for($node, 'SELECT pid IS NULL FROM dispatch.scheduler_stats()', 'the scheduler is gone');
+my ($rc, $stdout, $stderr) = $node->psql('postgres', 'SELECT dispatch.check_scheduler_model()');
+like($stderr, qr/no scheduler runs on this server/, 'with no scheduler running a check is refused');
+wait_for($node, "SELECT pid IS NOT NULL AND pid <> $pid FROM dispatch.scheduler_stats()",
+	'the launcher starts the next scheduler');
+is(model_check(), 'ok', 'whose model equals the tables');
 
 done_testing();
