@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -153,6 +154,12 @@ check_scheduler_model(PG_FUNCTION_ARGS)
 	char		result[sizeof(scheduler_shared->check_result)];
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CHECK_WAIT_MS);
 
+	if (strcmp(get_database_name(MyDatabaseId), dispatch_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the scheduler's model is that of database \"%s\"", dispatch_database),
+				 errhint("Connect to database \"%s\" (dispatch.database) to check it.",
+						 dispatch_database)));
 	SpinLockAcquire(&scheduler_shared->mutex);
 	pid = scheduler_shared->scheduler_pid;
 	ticket = ++scheduler_shared->checks_asked;

@@ -96,6 +96,10 @@ ok(!$node->log_contains(qr/model differs/, $offset), 'the periodic check found n
 
 # A change no trigger saw: the periodic check (every second here) finds it, logs it
 # and rebuilds the model.
+# (w1 must be online: an offline node's labels are not in the model, and its
+# registering again would reload it.)
+wait_for($node, "SELECT bool_and(state = 'online') FROM dispatch.nodes",
+	'both nodes are online again');
 $offset = -s $node->logfile;
 query($node, q{SET session_replication_role = replica;
                UPDATE dispatch.nodes SET admin_labels = '{"hidden": "1"}' WHERE node = 'w1'});
@@ -127,6 +131,14 @@ is(query($node, "SELECT state FROM dispatch.nodes WHERE node = 'w1'"), 'online',
 	'the node that kept talking stays online');
 is(model_check(), 'ok', 'the new scheduler\'s model equals the tables');
 
+# A check from another database than dispatch.database is refused: the model is the
+# scheduler's database's.
+query($node, 'CREATE DATABASE other');
+$node->safe_psql('other', 'CREATE EXTENSION pg_dispatch');
+my ($rc, $stdout, $stderr) = $node->psql('other', 'SELECT dispatch.check_scheduler_model()');
+like($stderr, qr/the scheduler's model is that of database "postgres"/,
+	'a check from another database is refused');
+
 # The check's errors.  A scheduler that stops while a check waits: the scheduler is
 # stopped (SIGSTOP) while it sleeps between cycles, a check is asked, the scheduler is
 # told to shut down and let go on (SIGCONT); it leaves without answering and the
@@ -156,7 +168,7 @@ like($err, qr/could not check the scheduler's model.*\n.*The scheduler stopped, 
 	'a check whose scheduler stops is refused, saying why');
 is($out, '', 'and answers nothing');
 wait_for($node, 'SELECT pid IS NULL FROM dispatch.scheduler_stats()', 'the scheduler is gone');
-my ($rc, $stdout, $stderr) = $node->psql('postgres', 'SELECT dispatch.check_scheduler_model()');
+($rc, $stdout, $stderr) = $node->psql('postgres', 'SELECT dispatch.check_scheduler_model()');
 like($stderr, qr/no scheduler runs on this server/, 'with no scheduler running a check is refused');
 wait_for($node, "SELECT pid IS NOT NULL AND pid <> $pid FROM dispatch.scheduler_stats()",
 	'the launcher starts the next scheduler');
