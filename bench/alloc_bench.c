@@ -259,6 +259,7 @@ typedef struct Mirror
 	int		   *nholds;
 	int		   *res_node;		/* by id - 1: its reported reservation, or -1 */
 	int64_t    *res_start;
+	char	  **reason;			/* by id - 1: its reported reason, or NULL */
 	int			njobs;			/* ids 1 .. njobs made so far */
 	int			cap;
 	int		   *running;		/* ids in the order they started */
@@ -273,7 +274,7 @@ typedef struct CycleFigures
 	double		base_ms;		/* alloc_run from scratch */
 	int			placed;
 	int			waits;			/* wait changes reported */
-	int			same;			/* placements agree */
+	int			same;			/* placements, reasons, starts and reserved nodes agree */
 } CycleFigures;
 
 static void mirror_node(Mirror *m, AllocSession *s, int n);
@@ -281,6 +282,7 @@ static void mirror_job(Mirror *m, AllocSession *s);
 static void mirror_changes(Mirror *m, AllocSession *s);
 static double mirror_baseline(const Mirror *m, int64_t now, AllocOutput *out, int **order);
 static void mirror_cycle(Mirror *m, AllocSession *s, int64_t now, CycleFigures *f);
+static int	waits_agree(const Mirror *m, const AllocOutput *ref, const int *order);
 
 /* Brings node n up in the session with its current memory. */
 static void
@@ -315,6 +317,7 @@ mirror_job(Mirror *m, AllocSession *s)
 	m->queued[j] = 1;
 	m->res_node[j] = -1;
 	m->res_start[j] = ALLOC_NEVER;
+	m->reason[j] = NULL;
 	sj = (AllocSessionJob) {job->job_id, job->joblist_id, job->needs, job->nneeds,
 		job->constraints, job->nconstraints, job->limit, NULL, NULL, ALLOC_NEVER};
 	if (alloc_session_set_job(s, &sj) < 0)
@@ -461,6 +464,43 @@ mirror_baseline(const Mirror *m, int64_t now, AllocOutput *out, int **order)
 	return t0;
 }
 
+/*
+ * Returns 1 when every job alloc_run from scratch left waiting has, after the
+ * session's reported changes, the same reason, expected start and reserved node.
+ */
+static int
+waits_agree(const Mirror *m, const AllocOutput *ref, const int *order)
+{
+	int		   *online = malloc(sizeof(int) * (m->nnodes + 1));
+	int			nn = 0,
+				nq = 0,
+				ok = 1;
+
+	for (int n = 0; n < m->nnodes; n++)
+		if (m->online[n])
+			online[nn++] = n;
+	for (int j = 0; j < m->njobs; j++)
+		nq += m->queued[j];
+	for (int q = 0; q < nq && ok; q++)
+	{
+		const AllocResult *r = &ref->results[q];
+		int			j = order[q];
+
+		if (r->node >= 0)
+			continue;
+		ok = strcmp(m->reason[j] ? m->reason[j] : "", r->reason) == 0 &&
+			m->res_start[j] == r->expected_start &&
+			m->res_node[j] == (r->reserved_node >= 0 ? online[r->reserved_node] : -1);
+		if (!ok)
+			fprintf(stderr, "job %d: session \"%s\" %lld node %d, alloc_run \"%s\" %lld node %d\n",
+					j + 1, m->reason[j] ? m->reason[j] : "", (long long) m->res_start[j],
+					m->res_node[j], r->reason, (long long) r->expected_start,
+					r->reserved_node >= 0 ? online[r->reserved_node] : -1);
+	}
+	free(online);
+	return ok;
+}
+
 /* Runs one cycle on the session and from scratch, applies it to the mirror, into f. */
 static void
 mirror_cycle(Mirror *m, AllocSession *s, int64_t now, CycleFigures *f)
@@ -519,7 +559,10 @@ mirror_cycle(Mirror *m, AllocSession *s, int64_t now, CycleFigures *f)
 
 		m->res_node[j] = o.waits[w].reserved_node ? atoi(o.waits[w].reserved_node + 4) : -1;
 		m->res_start[j] = o.waits[w].expected_start;
+		free(m->reason[j]);
+		m->reason[j] = o.waits[w].reason ? strdup(o.waits[w].reason) : NULL;
 	}
+	f->same &= waits_agree(m, &ref, order);
 	alloc_output_free(&ref);
 	free(order);
 }
@@ -554,6 +597,7 @@ session_cycles(int nnodes)
 	m.nholds = calloc(m.cap, sizeof(int));
 	m.res_node = malloc(sizeof(int) * m.cap);
 	m.res_start = malloc(sizeof(int64_t) * m.cap);
+	m.reason = calloc(m.cap, sizeof(char *));
 	m.running = malloc(sizeof(int) * m.cap);
 	t0 = now_s();
 	for (int n = 0; n < nnodes; n++)
@@ -595,7 +639,8 @@ session_cycles(int nnodes)
 		   " per cycle; alloc_run from scratch %.1f ms (ratio %.3f)\n",
 		   CYCLES, sum.ms / CYCLES, worst, sum.placed / CYCLES, sum.waits / CYCLES,
 		   sum.base_ms / CYCLES, sum.ms / sum.base_ms);
-	printf("session: placements the same as alloc_run from scratch: %s\n",
+	printf("session: placements, reasons, expected starts and reserved nodes the same as"
+		   " alloc_run from scratch: %s\n",
 		   first.same && sum.same ? "yes" : "NO");
 	alloc_session_free(s);
 	for (int j = 0; j < m.cap; j++)
@@ -614,6 +659,9 @@ session_cycles(int nnodes)
 	free(m.nholds);
 	free(m.res_node);
 	free(m.res_start);
+	for (int j = 0; j < m.njobs; j++)
+		free(m.reason[j]);
+	free(m.reason);
 	free(m.running);
 }
 #endif
