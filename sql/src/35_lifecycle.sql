@@ -32,9 +32,9 @@ CREATE FUNCTION dispatch._finish_jobs(jobs bigint[], finals text[], whys text[])
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE dispatch.jobs j
-       SET state = finals[array_position(jobs, j.job_id)],
-           reason = whys[array_position(jobs, j.job_id)], finished_at = now()
-     WHERE j.job_id = ANY (jobs);
+       SET state = e.final, reason = e.why, finished_at = now()
+      FROM unnest(jobs, finals, whys) AS e(job_id, final, why)
+     WHERE j.job_id = e.job_id;
     DELETE FROM dispatch.allocations a WHERE a.job_id = ANY (jobs);
 END
 $$;
