@@ -84,7 +84,8 @@ CREATE FUNCTION dispatch._end_reports(ends jsonb) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     ids bigint[] := ARRAY(SELECT k::bigint FROM jsonb_object_keys(ends) k ORDER BY 1);
-    states jsonb := '{}';
+    keys text[] := '{}';                -- the jobs and their states afterwards, collected
+    states jsonb[] := '{}';             -- in arrays (appended in place, not copied)
     done bigint[];
     finals text[];
     whys text[];
@@ -103,14 +104,14 @@ BEGIN
             done := done || r.job_id;
             finals := finals || CASE WHEN r.cancel_requested THEN 'cancelled' ELSE 'succeeded' END;
             whys := whys || CASE WHEN r.cancel_requested THEN r.reason END;
-            states := states || jsonb_build_object(r.job_id::text, finals[cardinality(finals)]);
+            states := states || to_jsonb(finals[cardinality(finals)]);
         ELSE
-            states := states || jsonb_build_object(r.job_id::text,
-                                                   dispatch._end_attempt(r.job_id, 'failed', r.why));
+            states := states || to_jsonb(dispatch._end_attempt(r.job_id, 'failed', r.why));
         END IF;
+        keys := keys || r.job_id::text;
     END LOOP;
     PERFORM dispatch._finish_jobs(done, finals, whys) WHERE done IS NOT NULL;
-    RETURN states;
+    RETURN (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM unnest(keys, states) u(k, v));
 END
 $$;
 COMMENT ON FUNCTION dispatch._end_reports(jsonb) IS
@@ -121,8 +122,9 @@ CREATE FUNCTION dispatch._apply_reports(node text, reports jsonb) RETURNS jsonb[
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     answers jsonb[] := '{}';
-    ends jsonb := '{}';                 -- {job id: its report with an end}
-    at jsonb := '{}';                   -- {job id: the ordinal of that report}
+    end_jobs bigint[] := '{}';          -- the jobs whose accepted report has an end,
+    end_reports jsonb[] := '{}';        -- those reports
+    end_at int[] := '{}';               -- and their ordinals, in job order
     r record;
     why text;
 BEGIN
@@ -135,7 +137,7 @@ BEGIN
                FROM jsonb_array_elements(reports) WITH ORDINALITY AS x(e, o)
               ORDER BY 3, 1 LOOP
         answers[r.o] := jsonb_build_object('job_id', r.job, 'attempt', r.attempt);
-        why := CASE WHEN ends ? r.job::text
+        why := CASE WHEN end_jobs[cardinality(end_jobs)] = r.job  -- the reports come in job order
                     THEN format('The end of job %s is earlier in this batch.', r.job)
                     ELSE dispatch._attempt_refusal(r.j, node, r.job, r.attempt) END;
         IF why IS NOT NULL THEN
@@ -150,8 +152,9 @@ BEGIN
         answers[r.o] := answers[r.o] || jsonb_build_object('status', 'accepted',
             'cancel', (r.j).cancel_requested);
         IF r.e ? 'finish' THEN
-            ends := ends || jsonb_build_object(r.job::text, r.e);
-            at := at || jsonb_build_object(r.job::text, r.o);
+            end_jobs := end_jobs || r.job;
+            end_reports := end_reports || r.e;
+            end_at := end_at || r.o;
         END IF;
         IF r.e ? 'output' OR NOT r.e ? 'finish' THEN
             answers[r.o] := answers[r.o] || (SELECT jsonb_build_object(
@@ -160,9 +163,11 @@ BEGIN
                 FROM dispatch.jobs x WHERE x.job_id = r.job);
         END IF;
     END LOOP;
-    IF ends <> '{}' THEN
-        FOR r IN SELECT (at ->> key)::int AS o, value #>> '{}' AS state
-                   FROM jsonb_each(dispatch._end_reports(ends)) LOOP
+    IF cardinality(end_jobs) > 0 THEN
+        FOR r IN SELECT a.o, s.value #>> '{}' AS state
+                   FROM jsonb_each(dispatch._end_reports(
+                            (SELECT jsonb_object_agg(j, e) FROM unnest(end_jobs, end_reports) u(j, e)))) s
+                   JOIN unnest(end_jobs, end_at) a(job, o) ON a.job::text = s.key LOOP
             answers[r.o] := answers[r.o] || jsonb_build_object('state', r.state);
         END LOOP;
         PERFORM dispatch.wake_scheduler();
