@@ -29,13 +29,26 @@ run() {
 }
 
 status=0
-run "make -s unit" || status=1
-if ! run "make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config"; then
+unit_failed=
+run "make -s unit" || { status=1; unit_failed=1; }
+# (pipefail: the pipeline fails when make does)
+if ! run "make -s installcheck PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config" 2>&1 |
+        tee "$work/installcheck.out"; then
     status=1
     for f in "$work"/regression.diffs "$work"/output_iso/regression.diffs "$work"/tmp_check/log/*; do
         [ -f "$f" ] && { echo "=== $f"; tail -n 200 "$f"; }
     done
+    # Last, where a reader of only the end of the output sees it: what failed.
+    echo "=== what failed"
+    grep -E "^not ok|FAILED|failed \(|Dubious|^t/.*(Failed|Wstat)" "$work/installcheck.out" || true
+    for f in "$work"/tmp_check/log/regress_log_*; do
+        [ -f "$f" ] && grep -q "not ok" "$f" && { echo "--- $f"; grep -n -A3 "not ok" "$f" | head -n 40; }
+    done
+    for f in "$work"/regression.diffs "$work"/output_iso/regression.diffs; do
+        [ -f "$f" ] && { echo "--- $f"; head -n 60 "$f"; }
+    done
 fi
+[ -n "$unit_failed" ] && echo "=== what failed: the unit tests (make unit, above)"
 if [ $status -eq 0 ]; then
     rm -rf "$work"
 else
