@@ -89,13 +89,17 @@ model_add(DatumList *l, Datum d)
 /*
  * Reads the change queue into c (which starts zeroed): with take, the rows are
  * deleted (one DELETE ... RETURNING), else only read (the model check).  Rows a
- * transaction commits meanwhile stay for the next cycle.
+ * transaction commits meanwhile stay for the next cycle.  With late, the joblists
+ * of rows this transaction did not write itself are also added to *late (a take
+ * later in a cycle, which may find ends committed after its housekeeping).
  */
 void
-model_changes_read(ModelChanges *c, bool take)
+model_changes_read(ModelChanges *c, bool take, DatumList *late)
 {
-	const char *sql = take ?
-		"DELETE FROM dispatch._sched_changes RETURNING kind, id, joblist_id, node" :
+	const char *sql = late != NULL ?
+		"DELETE FROM dispatch._sched_changes"
+		" RETURNING kind, id, joblist_id, node, xmin = pg_catalog.pg_current_xact_id()::xid" :
+		take ? "DELETE FROM dispatch._sched_changes RETURNING kind, id, joblist_id, node" :
 		"SELECT kind, id, joblist_id, node FROM dispatch._sched_changes";
 	int			rc = SPI_execute(sql, false, 0);
 
@@ -105,14 +109,18 @@ model_changes_read(ModelChanges *c, bool take)
 	{
 		char	   *kind = worker_text_at(SPI_tuptable, i, 1);
 		Datum		id = Int64GetDatum(worker_int8_at(SPI_tuptable, i, 2));
+		Datum		joblist = 0;
+		bool		isnull;
 
 		if (strcmp(kind, "job") == 0)
 		{
+			joblist = Int64GetDatum(worker_int8_at(SPI_tuptable, i, 3));
 			model_add(&c->jobs, id);
-			model_add(&c->stage_joblists, Int64GetDatum(worker_int8_at(SPI_tuptable, i, 3)));
+			model_add(&c->stage_joblists, joblist);
 		}
 		else if (strcmp(kind, "joblist") == 0)
 		{
+			joblist = id;
 			model_add(&c->joblists, id);
 			model_add(&c->stage_joblists, id);
 		}
@@ -120,6 +128,9 @@ model_changes_read(ModelChanges *c, bool take)
 			model_add(&c->nodes, CStringGetTextDatum(worker_text_at(SPI_tuptable, i, 4)));
 		else
 			c->pool = true;
+		if (late != NULL && joblist != 0 &&
+			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5, &isnull)))
+			model_add(late, joblist);
 	}
 }
 
