@@ -89,38 +89,42 @@ model_add(DatumList *l, Datum d)
 /*
  * Reads the change queue into c (which starts zeroed): with take, the rows are
  * deleted (one DELETE ... RETURNING), else only read (the model check).  Rows a
- * transaction commits meanwhile stay for the next cycle.  With late, the joblists
- * of rows this transaction did not write itself are also added to *late (a take
- * later in a cycle, which may find ends committed after its housekeeping).
+ * transaction commits meanwhile stay for the next cycle.  With keep_others (a take
+ * later in a cycle, after its housekeeping), the job and joblist rows this
+ * transaction did not write are read but put back for the next cycle, in the same
+ * statement: an end committed after the housekeeping looked at its joblist still
+ * gets that joblist looked at (specs/sched_late_end.spec), and the commit that
+ * wrote it has woken the scheduler for it.
  */
 void
-model_changes_read(ModelChanges *c, bool take, DatumList *late)
+model_changes_read(ModelChanges *c, bool take, bool keep_others)
 {
-	const char *sql = late != NULL ?
-		"DELETE FROM dispatch._sched_changes"
-		" RETURNING kind, id, joblist_id, node, xmin = pg_catalog.pg_current_xact_id()::xid" :
+	const char *sql = keep_others ?
+		"WITH taken AS (DELETE FROM dispatch._sched_changes"
+		"               RETURNING kind, id, joblist_id, node,"
+		"                         xmin = pg_catalog.pg_current_xact_id()::xid AS own),"
+		"     again AS (INSERT INTO dispatch._sched_changes (kind, id, joblist_id, node)"
+		"               SELECT kind, id, joblist_id, node FROM taken"
+		"                WHERE NOT own AND kind IN ('job', 'joblist'))"
+		" SELECT kind, id, joblist_id, node FROM taken" :
 		take ? "DELETE FROM dispatch._sched_changes RETURNING kind, id, joblist_id, node" :
 		"SELECT kind, id, joblist_id, node FROM dispatch._sched_changes";
 	int			rc = SPI_execute(sql, false, 0);
 
-	if (rc != (take ? SPI_OK_DELETE_RETURNING : SPI_OK_SELECT))
+	if (rc != (take && !keep_others ? SPI_OK_DELETE_RETURNING : SPI_OK_SELECT))
 		elog(ERROR, "pg_dispatch could not read the change queue");
 	for (uint64 i = 0; i < SPI_tuptable->numvals; i++)
 	{
 		char	   *kind = worker_text_at(SPI_tuptable, i, 1);
 		Datum		id = Int64GetDatum(worker_int8_at(SPI_tuptable, i, 2));
-		Datum		joblist = 0;
-		bool		isnull;
 
 		if (strcmp(kind, "job") == 0)
 		{
-			joblist = Int64GetDatum(worker_int8_at(SPI_tuptable, i, 3));
 			model_add(&c->jobs, id);
-			model_add(&c->stage_joblists, joblist);
+			model_add(&c->stage_joblists, Int64GetDatum(worker_int8_at(SPI_tuptable, i, 3)));
 		}
 		else if (strcmp(kind, "joblist") == 0)
 		{
-			joblist = id;
 			model_add(&c->joblists, id);
 			model_add(&c->stage_joblists, id);
 		}
@@ -128,9 +132,6 @@ model_changes_read(ModelChanges *c, bool take, DatumList *late)
 			model_add(&c->nodes, CStringGetTextDatum(worker_text_at(SPI_tuptable, i, 4)));
 		else
 			c->pool = true;
-		if (late != NULL && joblist != 0 &&
-			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5, &isnull)))
-			model_add(late, joblist);
 	}
 }
 

@@ -35,7 +35,7 @@ typedef struct ModelChanges
 } ModelChanges;
 
 /* model.c */
-extern void model_changes_read(ModelChanges *c, bool take, DatumList *late);
+extern void model_changes_read(ModelChanges *c, bool take, bool keep_others);
 extern AllocSession *model_load(void);
 extern void model_apply(AllocSession *s, const ModelChanges *c);
 extern void model_reload_jobs(AllocSession *s, const DatumList *jobs);

@@ -109,7 +109,7 @@ model_check_run(AllocSession **s)
 		{
 			ModelChanges c = {0};
 
-			model_changes_read(&c, false, NULL);
+			model_changes_read(&c, false, false);
 			model_apply(*s, &c);
 			fresh = model_load();
 			differs = alloc_session_diff(*s, fresh, why, sizeof(why));

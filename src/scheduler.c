@@ -75,7 +75,6 @@ static double seconds_at(SPITupleTable *t, bool *isnull);
 static TimestampTz silence_since(void);
 static void drop_model(void);
 static double housekeeping(bool expire, ModelChanges *c);
-static void requeue(const DatumList *late);
 static long run_cycle(void);
 
 SchedulerShared *scheduler_shared = NULL;
@@ -205,29 +204,6 @@ housekeeping(bool expire, ModelChanges *c)
 	return isnull ? -1 : secs;
 }
 
-/*
- * Queues again, for the next cycle's housekeeping, the joblists of changes that the
- * cycle's second take found but that this cycle did not write: ends committed after
- * its housekeeping ran.  Taken for the model and left at that, their joblists would
- * never see their stages advance (a joblist whose last job ended then stayed
- * running: specs/sched_late_end.spec).  The commits that wrote them woke the
- * scheduler, so the next cycle comes at once.
- */
-static void
-requeue(const DatumList *late)
-{
-	Oid			types[1] = {INT8ARRAYOID};
-	Datum		args[1];
-
-	if (late->n == 0)
-		return;
-	args[0] = model_int8_array(late->v, late->n);
-	if (SPI_execute_with_args("INSERT INTO dispatch._sched_changes (kind, id)"
-							  " SELECT 'joblist', j FROM pg_catalog.unnest($1) j", 1, types, args,
-							  NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "pg_dispatch could not queue joblists again");
-}
-
 /* Runs one scheduling cycle in its own transaction; returns how long to sleep (ms). */
 static long
 run_cycle(void)
@@ -249,13 +225,12 @@ run_cycle(void)
 	if (OidIsValid(extension))
 	{
 		ModelChanges c = {0};
-		DatumList	late = {0};
 		bool		expire = model == NULL || start >= next_expiry;
 		double		deadline;
 		double		goal;
 		bool		isnull;
 
-		model_changes_read(&c, true, NULL);
+		model_changes_read(&c, true, false);
 		deadline = housekeeping(expire, &c);
 		if (expire)
 			next_expiry = deadline < 0 ? DT_NOEND :
@@ -265,8 +240,7 @@ run_cycle(void)
 			sleep_ms = Min(sleep_ms, (long) (goal * 1000.0) + 1);
 		sqlslot_claim(&sql);
 
-		model_changes_read(&c, true, &late);	/* and what this cycle changed */
-		requeue(&late);
+		model_changes_read(&c, true, true);	/* and what this cycle changed */
 		if (c.nodes.n > 0)		/* a node that came back is silent from now at most */
 			next_expiry = Min(next_expiry,
 							  TimestampTzPlusMilliseconds(start, dispatch_node_timeout * 1000L));
