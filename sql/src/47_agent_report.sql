@@ -80,51 +80,52 @@ $$;
 COMMENT ON FUNCTION dispatch._check_reports(jsonb) IS
     'Fails unless reports is a batch of reports agent_report accepts (shape and limits)';
 
-CREATE FUNCTION dispatch._end_reports(ends jsonb) RETURNS jsonb
+CREATE FUNCTION dispatch._end_reports(jobs bigint[], finishes jsonb[]) RETURNS text[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    ids bigint[] := ARRAY(SELECT k::bigint FROM jsonb_object_keys(ends) k ORDER BY 1);
-    keys text[] := '{}';                -- the jobs and their states afterwards, collected
-    states jsonb[] := '{}';             -- in arrays (appended in place, not copied)
+    states text[] := '{}';
     done bigint[];
     finals text[];
     whys text[];
     r record;
 BEGIN
     UPDATE dispatch.jobs x
-       SET exit_code = (ends -> x.job_id::text #>> '{finish,exit_code}')::int,
-           signal = (ends -> x.job_id::text #>> '{finish,signal}')::int,
-           timed_out = coalesce((ends -> x.job_id::text #>> '{finish,timed_out}')::boolean, false)
-     WHERE x.job_id = ANY (ids);
+       SET exit_code = (e.f ->> 'exit_code')::int, signal = (e.f ->> 'signal')::int,
+           timed_out = coalesce((e.f ->> 'timed_out')::boolean, false)
+      FROM unnest(jobs, finishes) AS e(job_id, f)
+     WHERE x.job_id = e.job_id;
     FOR r IN SELECT x.job_id, x.cancel_requested, x.reason,
                     dispatch._finish_reason(x, x.exit_code, x.signal, x.timed_out,
-                                            ends -> x.job_id::text #>> '{finish,detail}') AS why
-               FROM dispatch.jobs x WHERE x.job_id = ANY (ids) ORDER BY x.job_id LOOP
+                                            e.f ->> 'detail') AS why
+               FROM unnest(jobs, finishes) AS e(job_id, f) JOIN dispatch.jobs x USING (job_id)
+              ORDER BY x.job_id LOOP
         IF r.cancel_requested OR r.why IS NULL THEN
             done := done || r.job_id;
             finals := finals || CASE WHEN r.cancel_requested THEN 'cancelled' ELSE 'succeeded' END;
             whys := whys || CASE WHEN r.cancel_requested THEN r.reason END;
-            states := states || to_jsonb(finals[cardinality(finals)]);
+            states := states || finals[cardinality(finals)];
         ELSE
-            states := states || to_jsonb(dispatch._end_attempt(r.job_id, 'failed', r.why));
+            states := states || dispatch._end_attempt(r.job_id, 'failed', r.why);
         END IF;
-        keys := keys || r.job_id::text;
     END LOOP;
     PERFORM dispatch._finish_jobs(done, finals, whys) WHERE done IS NOT NULL;
-    RETURN (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM unnest(keys, states) u(k, v));
+    RETURN states;
 END
 $$;
-COMMENT ON FUNCTION dispatch._end_reports(jsonb) IS
-    'Records the ends of accepted reports ({job id: report}, their jobs locked): exit codes, '
-    'successes and cancels set-wise, failures one by one; returns {job id: state afterwards}';
+COMMENT ON FUNCTION dispatch._end_reports(bigint[], jsonb[]) IS
+    'Records the ends of accepted reports (jobs in ascending order, locked, each with its '
+    '"finish" object): exit codes, successes and cancels set-wise, failures one by one; '
+    'returns each job''s state afterwards, in the same order';
 
 CREATE FUNCTION dispatch._apply_reports(node text, reports jsonb) RETURNS jsonb[]
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     answers jsonb[] := '{}';
-    end_jobs bigint[] := '{}';          -- the jobs whose accepted report has an end,
-    end_reports jsonb[] := '{}';        -- those reports
-    end_at int[] := '{}';               -- and their ordinals, in job order
+    end_jobs bigint[] := '{}';          -- the jobs whose accepted report has an end
+                                        -- (in job order, each once),
+    end_finishes jsonb[] := '{}';       -- those ends,
+    end_at int[] := '{}';               -- the reports' ordinals
+    states text[];                      -- and the jobs' states afterwards
     r record;
     why text;
 BEGIN
@@ -153,7 +154,7 @@ BEGIN
             'cancel', (r.j).cancel_requested);
         IF r.e ? 'finish' THEN
             end_jobs := end_jobs || r.job;
-            end_reports := end_reports || r.e;
+            end_finishes := end_finishes || (r.e -> 'finish');
             end_at := end_at || r.o;
         END IF;
         IF r.e ? 'output' OR NOT r.e ? 'finish' THEN
@@ -164,11 +165,9 @@ BEGIN
         END IF;
     END LOOP;
     IF cardinality(end_jobs) > 0 THEN
-        FOR r IN SELECT a.o, s.value #>> '{}' AS state
-                   FROM jsonb_each(dispatch._end_reports(
-                            (SELECT jsonb_object_agg(j, e) FROM unnest(end_jobs, end_reports) u(j, e)))) s
-                   JOIN unnest(end_jobs, end_at) a(job, o) ON a.job::text = s.key LOOP
-            answers[r.o] := answers[r.o] || jsonb_build_object('state', r.state);
+        states := dispatch._end_reports(end_jobs, end_finishes);
+        FOR i IN 1 .. cardinality(end_jobs) LOOP
+            answers[end_at[i]] := answers[end_at[i]] || jsonb_build_object('state', states[i]);
         END LOOP;
         PERFORM dispatch.wake_scheduler();
     END IF;
