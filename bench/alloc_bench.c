@@ -23,6 +23,7 @@
 #include "alloc_session.h"
 #endif
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,8 @@ typedef struct Figures
 {
 	double		full_ms;
 	int			full_placed;
+	double		whole_ms;		/* the full cycle with every job looked at */
+	int			whole_placed;
 	double		next_ms;
 	int			next_placed;
 } Figures;
@@ -159,6 +162,13 @@ measure(int nnodes, Figures *f)
 #ifndef ALLOC_BASELINE
 	p.now = 1000000;
 #endif
+#ifndef ALLOC_BASELINE
+	p.max_job_test = INT_MAX;	/* every job looked at, as before max_job_test */
+	f->whole_ms = timed_run(&p, &out);
+	f->whole_placed = out.placed;
+	alloc_output_free(&out);
+	p.max_job_test = 0;
+#endif
 	f->full_ms = timed_run(&p, &out);
 	f->full_placed = out.placed;
 
@@ -169,6 +179,8 @@ measure(int nnodes, Figures *f)
 	{
 		AllocUnit  *after = malloc(sizeof(AllocUnit) * nunits);
 #ifndef ALLOC_BASELINE
+		const AllocResult unlooked = {.node = -1, .reserved_node = -1,
+		.expected_start = ALLOC_NEVER};
 		AllocHold  *holds = malloc(sizeof(AllocHold) * (out.ntakes + 1));
 		int			nholds = 0;
 #endif
@@ -176,7 +188,11 @@ measure(int nnodes, Figures *f)
 		memcpy(after, units, sizeof(AllocUnit) * nunits);
 		for (int j = 0; j < p.njobs; j++)
 		{
+#ifndef ALLOC_BASELINE
+			const AllocResult *r = j < out.looked ? &out.results[j] : &unlooked;
+#else
 			const AllocResult *r = &out.results[j];
+#endif
 
 			if (r->node < 0)
 			{
@@ -447,7 +463,7 @@ mirror_baseline(const Mirror *m, int64_t now, AllocOutput *out, int **order)
 			jobs[nj].reserved_start = m->res_start[j];
 			(*order)[nj++] = j;
 		}
-	p = (AllocProblem) {names, nn, labels, nn, units, nu, jobs, nj, now, holds, nholds, 0, NULL};
+	p = (AllocProblem) {names, nn, labels, nn, units, nu, jobs, nj, now, holds, nholds, 0, NULL, 0};
 	t0 = now_s();
 	if (alloc_run(&p, out) < 0)
 	{
@@ -481,7 +497,7 @@ waits_agree(const Mirror *m, const AllocOutput *ref, const int *order)
 			online[nn++] = n;
 	for (int j = 0; j < m->njobs; j++)
 		nq += m->queued[j];
-	for (int q = 0; q < nq && ok; q++)
+	for (int q = 0; q < nq && q < ref->looked && ok; q++)
 	{
 		const AllocResult *r = &ref->results[q];
 		int			j = order[q];
@@ -513,7 +529,7 @@ mirror_cycle(Mirror *m, AllocSession *s, int64_t now, CycleFigures *f)
 
 	f->base_ms = mirror_baseline(m, now, &ref, &order);
 	t0 = now_s();
-	if (alloc_session_run(s, now, 0, NULL, &o) < 0)
+	if (alloc_session_run(s, now, 0, 0, NULL, &o) < 0)
 	{
 		fprintf(stderr, "alloc_session_run failed\n");
 		exit(1);
@@ -528,7 +544,7 @@ mirror_cycle(Mirror *m, AllocSession *s, int64_t now, CycleFigures *f)
 
 		for (int j = 0; j < m->njobs; j++)
 			nq += m->queued[j];
-		for (int q = 0; q < nq; q++)
+		for (int q = 0; q < nq && q < ref.looked; q++)
 		{
 			const AllocResult *r = &ref.results[q];
 			int			j = order[q];
@@ -700,6 +716,10 @@ main(int argc, char **argv)
 	printf("full cycle:        %8.1f ms, %6d placed, %8.0f placements/s   main: %8.1f ms, %6d placed\n",
 		   mine.full_ms, mine.full_placed, mine.full_placed / mine.full_ms * 1e3,
 		   base.full_ms, base.full_placed);
+#ifndef ALLOC_BASELINE
+	printf("  every job looked at: %6.1f ms, %6d placed (max_job_test %d stops the cycle above)\n",
+		   mine.whole_ms, mine.whole_placed, ALLOC_DEFAULT_JOB_TEST);
+#endif
 	printf("after %d changes: %8.1f ms, %6d placed                          main: %8.1f ms, %6d placed\n",
 		   CHANGES, mine.next_ms, mine.next_placed, base.next_ms, base.next_placed);
 	printf("ratio to main: full cycle time %.2f, placements %.1f; next cycle time %.2f\n",

@@ -113,6 +113,8 @@ SET dispatch.default_time_limit = '1h';
 RESET ROLE;
 SHOW dispatch.max_reservations;
 SET dispatch.max_reservations = 10;
+SHOW dispatch.max_job_test;
+SET dispatch.max_job_test = 10;
 SELECT pg_temp.settle() AS settled;
 
 -- Clean up: nothing of this file stays queued or online.

@@ -152,7 +152,8 @@ alloc_assign(AllocSession *s)
 	int			assigned = 0;
 
 	model_check_memory(alloc_session_run(s, (int64_t) timestamptz_to_time_t(GetCurrentTimestamp()),
-										 dispatch_max_reservations, format_local, &out));
+										 dispatch_max_reservations, dispatch_max_job_test,
+										 format_local, &out));
 	if (out.nwaits > 0)
 		write_waits(&out);
 	if (out.nplaced > 0)

@@ -53,6 +53,7 @@ static int	dispatch_run_history_retention = 7 * 86400;
 int			dispatch_node_timeout = 30;
 static int	dispatch_default_time_limit = 0;
 int			dispatch_max_reservations = ALLOC_DEFAULT_RESERVATIONS;
+int			dispatch_max_job_test = ALLOC_DEFAULT_JOB_TEST;
 int			dispatch_model_check_interval = 600;
 static int	dispatch_kill_grace = 10;
 static int	dispatch_max_output_bytes = 1024 * 1024;
@@ -121,6 +122,8 @@ static const IntSetting int_settings[] = {
 	&dispatch_default_time_limit, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S},
 	{"dispatch.max_reservations", "Waiting jobs, in queue order, for which the scheduler reserves units.",
 	&dispatch_max_reservations, ALLOC_DEFAULT_RESERVATIONS, 1, 100000, PGC_SIGHUP, 0},
+	{"dispatch.max_job_test", "Waiting jobs past the reservations that a scheduling cycle looks at before it stops.",
+	&dispatch_max_job_test, ALLOC_DEFAULT_JOB_TEST, 1, 10000000, PGC_SIGHUP, 0},
 	/* The scheduler's model (src/model_check.c): how often it checks it against the tables. */
 	{"dispatch.model_check_interval", "Time between the scheduler's checks of its model against the tables (0: never).",
 	&dispatch_model_check_interval, 600, 0, 30 * 86400, PGC_SIGHUP, GUC_UNIT_S},

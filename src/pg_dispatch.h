@@ -50,6 +50,7 @@ extern int	dispatch_notify_timeout;
 extern int	dispatch_monitor_interval;
 extern int	dispatch_max_sql_command_size;
 extern int	dispatch_max_reservations;
+extern int	dispatch_max_job_test;
 extern int	dispatch_node_timeout;
 extern int	dispatch_model_check_interval;
 

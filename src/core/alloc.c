@@ -41,6 +41,7 @@ static int	explain_capacity(const State *st, const AllocJob *job, int nc, AllocR
 static int64_t sat_add(int64_t a, int64_t b);
 static int	take(State *st, Group *g, int64_t amount);
 static int	place(State *st, int jobno, int node);
+static int	look_at(State *st, int j);
 static void free_state(State *st);
 
 /* Returns a + b, or INT64_MAX (INT64_MIN) when the sum would overflow. */
@@ -438,21 +439,83 @@ alloc_run(const AllocProblem *p, AllocOutput *out)
 }
 
 /*
+ * Looks at job j: places it, or gives it a reason and, while reservations are
+ * left, a reservation (or closes what it is short of); 0 or -1 (memory).
+ */
+static int
+look_at(State *st, int j)
+{
+	const AllocProblem *p = st->p;
+	const AllocJob *job = &p->jobs[j];
+	AllocResult *r = &st->out->results[j];
+	int			nc = find_candidates(st, job);
+	int			node;
+
+	if (nc < 0)
+		return -1;
+	r->node = r->reserved_node = -1;
+	r->first_take = r->ntakes = 0;
+	r->expected_start = ALLOC_NEVER;
+	r->reason[0] = '\0';
+	st->current = j;
+	bf_unbook(st, j);			/* its own promise must not stand in its way */
+	/* Nor, once its promised time has come, the promises of later jobs. */
+	st->ignore_after = job->reserved && job->reserved_start <= p->now ? j : INT_MAX;
+	for (int i = 0; i < job->nneeds; i++)
+		st->need_type[i] = alloc_type_index(st, job->needs[i].type);
+	if (nc == 0)
+	{
+		if (job->nconstraints > 0)
+			explain_constraints(st, job, r);
+		else
+			alloc_reason(r, "no node is online");
+		return 0;
+	}
+	if (explain_capacity(st, job, nc, r))
+		return 0;				/* cannot run here at all: holds nothing back */
+	node = idx_best_node(st, job, nc);
+	if (node >= 0)
+		return place(st, j, node);
+	if (st->reservations_left <= 0)
+	{
+		bf_behind(st, j);		/* past the reservation depth: a reason that stays */
+		bf_close(st, j, nc);
+		return 0;
+	}
+	bf_explain(st, j, nc);
+	switch (bf_reserve(st, j, nc))
+	{
+		case -1:
+			return -1;
+		case 0:
+			bf_close(st, j, nc);
+			break;
+	}
+	return 0;
+}
+
+/*
  * alloc_run into the results and takes out already has (keep says how big they
  * are, and is updated), growing them as needed: a caller that runs every cycle
- * (alloc_session.c) writes 68,000 results into the same pages instead of having
- * 16 MB mapped, faulted in and unmapped again.  0 or -1 (memory; out then still
+ * (alloc_session.c) writes the results into the same pages instead of having
+ * them mapped, faulted in and unmapped again.  0 or -1 (memory; out then still
  * holds what is to be freed).
+ *
+ * Past the reservation depth the pass looks at max_job_test more jobs that
+ * wait, then stops: a deep queue costs a cycle what its head costs, and the
+ * jobs not looked at keep what they were told before.
  */
 int
 alloc_solve(const AllocProblem *p, AllocOutput *out, AllocKeep *keep)
 {
 	State		st;
-	int			maxneeds = 1;
+	int			maxneeds = 1,
+				waited = 0,
+				job_test = p->max_job_test > 0 ? p->max_job_test : ALLOC_DEFAULT_JOB_TEST;
 	int			rc = -1;
 
 	memset(&st, 0, sizeof(st));
-	out->ntakes = out->placed = 0;
+	out->ntakes = out->placed = out->looked = 0;
 	st.takes_cap = keep->takes_cap;
 	st.p = p;
 	st.out = out;
@@ -475,55 +538,14 @@ alloc_solve(const AllocProblem *p, AllocOutput *out, AllocKeep *keep)
 
 	for (int j = 0; j < p->njobs; j++)
 	{
-		const AllocJob *job = &p->jobs[j];
-		AllocResult *r = &out->results[j];
-		int			nc = find_candidates(&st, job);
-		int			node;
+		int			past = st.reservations_left <= 0;
 
-		if (nc < 0)
+		if (past && waited >= job_test)
+			break;
+		if (look_at(&st, j) < 0)
 			goto done;
-		r->node = r->reserved_node = -1;
-		r->first_take = r->ntakes = 0;
-		r->expected_start = ALLOC_NEVER;
-		r->reason[0] = '\0';
-		st.current = j;
-		bf_unbook(&st, j);		/* its own promise must not stand in its way */
-		/* Nor, once its promised time has come, the promises of later jobs. */
-		st.ignore_after = job->reserved && job->reserved_start <= p->now ? j : INT_MAX;
-		for (int i = 0; i < job->nneeds; i++)
-			st.need_type[i] = alloc_type_index(&st, job->needs[i].type);
-		if (nc == 0)
-		{
-			if (job->nconstraints > 0)
-				explain_constraints(&st, job, r);
-			else
-				alloc_reason(r, "no node is online");
-			continue;
-		}
-		if (explain_capacity(&st, job, nc, r))
-			continue;			/* cannot run here at all: holds nothing back */
-		node = idx_best_node(&st, job, nc);
-		if (node >= 0)
-		{
-			if (place(&st, j, node) < 0)
-				goto done;
-			continue;
-		}
-		if (st.reservations_left <= 0)
-		{
-			bf_behind(&st, j);	/* past the reservation depth: a reason that stays */
-			bf_close(&st, j, nc);
-			continue;
-		}
-		bf_explain(&st, j, nc);
-		switch (bf_reserve(&st, j, nc))
-		{
-			case -1:
-				goto done;
-			case 0:
-				bf_close(&st, j, nc);
-				break;
-		}
+		out->looked = j + 1;
+		waited += past && out->results[j].node < 0;
 	}
 	rc = 0;
 done:

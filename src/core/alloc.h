@@ -7,7 +7,8 @@
  * runnable jobs in FIFO order with their needs, constraints and time limits.
  * alloc_run() places the jobs in order, takes concrete units for each, and gives
  * every job it cannot place a reason and, when it can tell, the time it will start
- * (backfill: docs/internals.md "Allocation rules").  No PostgreSQL headers.
+ * (backfill: docs/internals.md "Allocation rules"), until max_job_test jobs past
+ * the reservations have waited: it stops there.  No PostgreSQL headers.
  *
  * Times are whole seconds on any clock the caller likes (the glue uses the Unix
  * epoch); ALLOC_NEVER stands for "not known": a job without a time limit ends then.
@@ -22,6 +23,8 @@
 #define ALLOC_NEVER INT64_MAX
 /* Waiting jobs that get a reservation when the problem says 0. */
 #define ALLOC_DEFAULT_RESERVATIONS 100
+/* Waiting jobs looked at past the reservation depth when the problem says 0. */
+#define ALLOC_DEFAULT_JOB_TEST 1000
 
 typedef struct AllocLabel
 {
@@ -92,6 +95,12 @@ typedef struct AllocProblem
 	int			nholds;
 	int			max_reservations;	/* 0: ALLOC_DEFAULT_RESERVATIONS */
 	AllocTimeFormat format_time;	/* NULL: UTC "HH:MM" */
+	/*
+	 * Once max_reservations waiting jobs have a reservation, the pass looks at
+	 * this many more jobs that cannot start now, and stops (Slurm's
+	 * bf_max_job_test): the jobs after are not looked at.  0: ALLOC_DEFAULT_JOB_TEST.
+	 */
+	int			max_job_test;
 } AllocProblem;
 
 typedef struct AllocTake
@@ -112,7 +121,8 @@ typedef struct AllocResult
 
 typedef struct AllocOutput
 {
-	AllocResult *results;		/* one per job, same order */
+	AllocResult *results;		/* one per job looked at, same order */
+	int			looked;			/* jobs looked at: results[0 .. looked), the rest wait */
 	AllocTake  *takes;
 	int			ntakes;
 	int			placed;

@@ -153,6 +153,7 @@ extern int	bf_reserve(State *st, int jobno, int nc);
 /* alloc_wait.c */
 extern void bf_explain(const State *st, int jobno, int nc);
 extern void bf_behind(const State *st, int jobno);
+extern void bf_behind_text(const AllocNeed *needs, int nneeds, char *buf, size_t len);
 extern void bf_close(State *st, int jobno, int nc);
 
 #endif							/* DISPATCH_ALLOC_INT_H */

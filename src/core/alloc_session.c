@@ -10,14 +10,15 @@
  * queue and of the cluster.
  *
  * Measured at 10,000 nodes x 68,000 waiting jobs after 100 changes (alloc_bench),
- * a cycle is about 13 ms here (holds 6, queue 3, results 2, nodes 1) and about
+ * a cycle was about 13 ms here (holds 6, queue 3, results 2, nodes 1) and about
  * 30 ms in alloc_run (its state 8-10, the 100 reservations 15-20, the jobs past
- * them 7); alloc_solve writes the results into the buffers of the last run.
- * What alloc_run spent on the tail went first (reasons past the reservation depth
- * that stay, written without printf) and the reservation search lost its per-node
- * scan of the pools; docs/scale.md "The allocator" lists the steps left to make
- * a cycle cost what changed: alloc_run's state kept alive here, reservations kept
- * with what they depended on, and the pass stopped once nothing after can move.
+ * them 7); alloc_solve writes the results into the buffers of the last run.  The
+ * pass now stops max_job_test waiting jobs past the reservations, so the results
+ * read and the jobs looked at no longer grow with the queue; a job set since the
+ * last run that the pass did not reach is told it is behind earlier jobs.
+ * docs/scale.md "The allocator" lists the steps left to make a cycle cost what
+ * changed: alloc_run's state kept alive here, and reservations kept with what
+ * they depended on.
  *
  * The problem a session stands for, which alloc_run() gets and which the
  * equivalence test builds from scratch the same way:
@@ -80,6 +81,7 @@ typedef struct SJob
 	char	   *reason;			/* what was last reported, NULL: none */
 	char	   *reserved_node;
 	int64_t		reserved_start;
+	int64_t		looked_in;		/* the last run that looked at it */
 	int			dead;			/* out of the queue: freed by the next seq_settle */
 } SJob;
 
@@ -103,6 +105,10 @@ struct AllocSession
 	int			waits_cap;
 	AllocOutput solved;			/* alloc_solve's results, kept for the next run */
 	AllocKeep	keep;
+	int64_t		runs;
+	int64_t    *fresh;			/* jobs set since the last run, by id */
+	int			nfresh;
+	int			fresh_cap;
 };
 
 /* The problem a run builds, and what it needs to map the results back. */
@@ -360,6 +366,7 @@ alloc_session_free(AllocSession *s)
 	free(s->placed);
 	free(s->takes);
 	free(s->waits);
+	free(s->fresh);
 	alloc_output_free(&s->solved);
 	free(s);
 }
@@ -495,11 +502,13 @@ alloc_session_set_job(AllocSession *s, const AllocSessionJob *job)
 		free_job(j);
 		return -1;
 	}
-	if (seq_add(&s->queue, j) < 0)
+	if (alloc_grow((void **) &s->fresh, &s->fresh_cap, sizeof(int64_t), s->nfresh + 1) < 0 ||
+		seq_add(&s->queue, j) < 0)
 	{
 		free_job(j);
 		return -1;
 	}
+	s->fresh[s->nfresh++] = j->job_id;
 	alloc_session_drop_job(s, job->job_id);
 	if (map_put(&s->jobs, j->job_id, j) < 0)
 	{
@@ -732,9 +741,32 @@ note_wait(AllocSession *s, const Build *b, const AllocResult *r, SJob *job,
 	return 0;
 }
 
+/*
+ * Tells the jobs set since the last run that it did not look at that they are
+ * behind earlier jobs, unless they were told so already; 0 or -1.
+ */
+static int
+note_unlooked(AllocSession *s, const Build *b, AllocSessionOutput *out)
+{
+	AllocResult r = {.node = -1, .expected_start = ALLOC_NEVER, .reserved_node = -1};
+	int			rc = 0;
+
+	for (int k = 0; k < s->nfresh && rc == 0; k++)
+	{
+		SJob	   *job = map_get(&s->jobs, s->fresh[k]);
+
+		if (!job || job->looked_in == s->runs)
+			continue;
+		bf_behind_text(job->needs, job->nneeds, r.reason, sizeof(r.reason));
+		rc = note_wait(s, b, &r, job, out);
+	}
+	s->nfresh = 0;
+	return rc;
+}
+
 /* Runs one cycle at now; 0 or -1. */
 int
-alloc_session_run(AllocSession *s, int64_t now, int max_reservations,
+alloc_session_run(AllocSession *s, int64_t now, int max_reservations, int max_job_test,
 				  AllocTimeFormat format_time, AllocSessionOutput *out)
 {
 	Build		b;
@@ -747,13 +779,19 @@ alloc_session_run(AllocSession *s, int64_t now, int max_reservations,
 	if (build_nodes(s, &b) < 0 || build_holds(s, &b) < 0 || build_jobs(s, &b) < 0)
 		goto done;
 	p = (AllocProblem) {b.names, s->nnodes, b.labels, b.nlabels, b.units, b.nunits,
-		b.jobs, b.njobs, now, b.holds, b.nholds, max_reservations, format_time};
+		b.jobs, b.njobs, now, b.holds, b.nholds, max_reservations, format_time, max_job_test};
 	if (alloc_solve(&p, o, &s->keep) < 0)
 		goto done;
 	rc = 0;
-	for (int j = 0; j < b.njobs && rc == 0; j++)
+	s->runs++;
+	for (int j = 0; j < o->looked && rc == 0; j++)
+	{
+		b.queue[j]->looked_in = s->runs;
 		rc = o->results[j].node >= 0 ? take_placed(s, &b, o, j, now, out) :
 			note_wait(s, &b, &o->results[j], b.queue[j], out);
+	}
+	if (rc == 0)
+		rc = note_unlooked(s, &b, out);
 	out->placed = s->placed;
 	out->takes = s->takes;
 	out->waits = s->waits;

@@ -127,9 +127,13 @@ extern void alloc_session_drop_job(AllocSession *s, int64_t job_id);
  * now - 1 + limit (ALLOC_NEVER without one), until set_holds says otherwise.
  * out lists the placed jobs and the waiting jobs whose reason, expected start or
  * reserved node differ from what was last reported (or given in set_job).
+ * Past the reservation depth the run looks at max_job_test waiting jobs (alloc.h);
+ * the jobs after keep what they were told, and a job set since the last run that
+ * it did not look at is told it is behind earlier jobs (needs ...).
  */
 extern int	alloc_session_run(AllocSession *s, int64_t now, int max_reservations,
-							  AllocTimeFormat format_time, AllocSessionOutput *out);
+							  int max_job_test, AllocTimeFormat format_time,
+							  AllocSessionOutput *out);
 
 /*
  * Compares the nodes, labels, units, holds and queues of a and b (not what was

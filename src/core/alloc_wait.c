@@ -30,7 +30,6 @@ static void blocked_reason(const State *st, int jobno, int who);
 static int	node_blocker(const State *st, const AllocJob *job, int n, int64_t end);
 static int	is_short(const State *st, const AllocJob *job, int i);
 static void append(char *buf, size_t len, size_t *used, const char *text);
-static void behind_text(const AllocJob *job, char *buf, size_t len);
 static void close_type(State *st, int type, int jobno, int nc);
 
 /* Returns the job holding g back up to time end (closed it, or reserved first), or -1. */
@@ -178,33 +177,33 @@ append(char *buf, size_t len, size_t *used, const char *text)
 }
 
 /*
- * Writes "behind earlier jobs (needs 2 cpu, 1 lic)" for job into buf (of len); by
+ * Writes "behind earlier jobs (needs 2 cpu, 1 lic)" for needs into buf (of len); by
  * hand, not printf: every job past the reservation depth gets it, every cycle,
  * and printf was 40 % of what such a job costs.
  */
-static void
-behind_text(const AllocJob *job, char *buf, size_t len)
+void
+bf_behind_text(const AllocNeed *needs, int nneeds, char *buf, size_t len)
 {
 	size_t		used = 0;
 
 	append(buf, len, &used, "behind earlier jobs (needs ");
-	for (int i = 0; i < job->nneeds; i++)
+	for (int i = 0; i < nneeds; i++)
 	{
 		char		num[24],
 				   *d = num + sizeof(num) - 1;
-		uint64_t	v = job->needs[i].count < 0 ? -(uint64_t) job->needs[i].count :
-			(uint64_t) job->needs[i].count;
+		uint64_t	v = needs[i].count < 0 ? -(uint64_t) needs[i].count :
+			(uint64_t) needs[i].count;
 
 		*d = '\0';
 		do
 			*--d = (char) ('0' + v % 10);
 		while ((v /= 10) > 0);
-		if (job->needs[i].count < 0)
+		if (needs[i].count < 0)
 			*--d = '-';
 		append(buf, len, &used, i ? ", " : "");
 		append(buf, len, &used, d);
 		append(buf, len, &used, " ");
-		append(buf, len, &used, job->needs[i].type);
+		append(buf, len, &used, needs[i].type);
 	}
 	append(buf, len, &used, ")");
 }
@@ -221,7 +220,8 @@ bf_behind(const State *st, int jobno)
 {
 	AllocResult *r = &st->out->results[jobno];
 
-	behind_text(&st->p->jobs[jobno], r->reason, sizeof(r->reason));
+	bf_behind_text(st->p->jobs[jobno].needs, st->p->jobs[jobno].nneeds, r->reason,
+				   sizeof(r->reason));
 }
 
 /*

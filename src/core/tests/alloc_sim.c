@@ -132,7 +132,7 @@ build(Sim *s, int64_t now, int upto, AllocProblem *p)
 	}
 	*p = (AllocProblem) {.nodes = s->names, .nnodes = s->c->nodes, .units = s->units,
 		.nunits = s->nunits, .jobs = s->q, .njobs = nq, .now = now, .holds = s->holds,
-	.nholds = nh, .max_reservations = s->c->max_reservations};
+	.nholds = nh, .max_reservations = s->c->max_reservations, .max_job_test = s->c->max_job_test};
 }
 
 /* Gives unit to job j, started at now. */
@@ -207,7 +207,7 @@ replay_without_later(Sim *s, int64_t now, int j)
 	build(s, now, j, &p);
 	if (alloc_run(&p, &out) < 0)
 		return ALLOC_NEVER;
-	start = got_start(&out.results[p.njobs - 1], now);
+	start = out.looked == p.njobs ? got_start(&out.results[p.njobs - 1], now) : ALLOC_NEVER;
 	alloc_output_free(&out);
 	return start;
 }
@@ -220,16 +220,14 @@ cycle(Sim *s, int64_t now, SimResult *res)
 	AllocOutput out;
 	struct timespec t0,
 				t1;
-	int			nq;
 
 	build(s, now, -1, &p);
-	nq = p.njobs;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (alloc_run(&p, &out) < 0)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res->alloc_seconds += (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
-	for (int k = 0; k < nq; k++)
+	for (int k = 0; k < out.looked; k++)
 	{
 		int			i = s->qidx[k];
 		int64_t		start = got_start(&out.results[k], now),
@@ -245,7 +243,7 @@ cycle(Sim *s, int64_t now, SimResult *res)
 			res->delays++;
 		build(s, now, -1, &p);	/* the replay reused the buffers */
 	}
-	for (int k = 0; k < nq; k++)
+	for (int k = 0; k < out.looked; k++)	/* the jobs not looked at keep their promises */
 	{
 		int			i = s->qidx[k];
 		const AllocResult *r = &out.results[k];

@@ -17,6 +17,7 @@ typedef struct SimConfig
 	unsigned int seed;
 	int			greedy;			/* place whatever fits, ignoring FIFO: the baseline */
 	int			max_reservations;	/* 0: the allocator's default */
+	int			max_job_test;	/* 0: the allocator's default */
 } SimConfig;
 
 typedef struct SimResult

@@ -26,6 +26,7 @@ typedef struct Scenario
 	AllocJob	jobs[MAXN];		/* terminated by job_id 0 */
 	AllocHold	holds[MAXN];	/* terminated by amount 0 */
 	int			max_reservations;
+	int			max_job_test;
 } Scenario;
 
 static int	passed;
@@ -58,7 +59,10 @@ render(const AllocProblem *p, const AllocOutput *out, char *buf, size_t len)
 	size_t		used = 0;
 
 	buf[0] = '\0';
-	for (int j = 0; j < p->njobs; j++)
+	for (int j = out->looked; j < p->njobs; j++)
+		used += snprintf(buf + used, len - used, "%lld not looked at\n",
+						 (long long) p->jobs[j].job_id);
+	for (int j = 0; j < out->looked; j++)
 	{
 		const AllocResult *r = &out->results[j];
 
@@ -110,6 +114,7 @@ expect(const char *name, const Scenario *s, const char *want)
 	while (s->holds[p.nholds].amount != 0)
 		p.nholds++;
 	p.max_reservations = s->max_reservations;
+	p.max_job_test = s->max_job_test;
 	if (alloc_run(&p, &out) < 0)
 	{
 		failed++;
@@ -270,6 +275,19 @@ test_backfill(void)
 	}, "10 waits: not enough lic free (needs 2) (starts 100)\n"
 	   "11 waits: behind earlier jobs (needs 2 lic)\n12 waits: behind earlier jobs (needs 1 lic)\n"
 	   "13 -> a 1\n");
+
+	expect("past the reservations the pass looks at max_job_test waiting jobs, then stops", &(Scenario) {
+		.nodes = {"a"},
+		.units = {{1, "cpu", 0, 1, 1}, {2, "cpu", 0, 0, 1}, {3, "gpu", 0, 1, 1}},
+		.holds = {{1, 1, 100}},
+		.max_reservations = 1,
+		.max_job_test = 2,
+		.jobs = {{10, 1, cpu2, 1, .limit = 10}, {11, 2, cpu1, 1, .limit = 5},
+				 {12, 3, cpu2, 1}, {13, 4, gpu1, 1}, {14, 5, lic1, 1},
+				 {15, 6, gpu1, 1}},
+	}, "15 not looked at\n10 waits: not enough cpu free (needs 2) (starts 100)\n"
+	   "11 -> a 1\n12 waits: behind earlier jobs (needs 2 cpu)\n13 -> a 3\n"
+	   "14 waits: no online node offers lic\n");
 
 	expect("a later job's promise is named with its own start", &(Scenario) {
 		.nodes = {"a"},
@@ -478,10 +496,12 @@ test_random(void)
 static void
 test_trace(void)
 {
-	for (unsigned int seed = 1; seed <= 3; seed++)
+	for (unsigned int seed = 1; seed <= 4; seed++)
 	{
+		/* the last trace has few reservations and stops the pass soon after them */
 		SimConfig	c = {.nodes = 6, .cpus = 8, .gpus = 2, .licences = 2, .jobs = 300,
-		.seed = seed};
+			.seed = seed, .max_reservations = seed == 4 ? 3 : 0,
+		.max_job_test = seed == 4 ? 5 : 0};
 		SimResult	bf, gr;
 		int			ok;
 

@@ -123,7 +123,7 @@ expect_run(const char *name, AllocSession *s, int64_t now, const char *want)
 	AllocSessionOutput o;
 	char		got[4096];
 
-	if (alloc_session_run(s, now, 0, NULL, &o) < 0)
+	if (alloc_session_run(s, now, 0, 0, NULL, &o) < 0)
 	{
 		check(name, 0);
 		return;
@@ -392,6 +392,7 @@ typedef struct RJob
 	char		shown[ALLOC_REASON_LEN];	/* what the session reported */
 	int			shown_node;
 	int64_t		shown_start;
+	int			fresh;			/* set since the last run */
 } RJob;
 
 typedef struct Model
@@ -411,7 +412,8 @@ static void model_node(Model *m, AllocSession *s, int k, unsigned int *seed);
 static void model_job(Model *m, AllocSession *s, int id, unsigned int *seed);
 static void model_holds(Model *m, AllocSession *s, int id, unsigned int *seed);
 static void model_change(Model *m, AllocSession *s, unsigned int *seed);
-static int	model_run(Model *m, AllocSession *s, int64_t now, int maxres);
+static int	model_run(Model *m, AllocSession *s, int64_t now, int maxres,
+					  int job_test);
 static int	model_compare(Model *m, const AllocProblem *p, const AllocOutput *ref,
 						  const int *order, const AllocSessionOutput *o);
 static AllocSession *model_load(const Model *m);
@@ -444,7 +446,7 @@ model_job(Model *m, AllocSession *s, int id, unsigned int *seed)
 	RJob	   *j = &m->jobs[id];
 	AllocSessionJob sj;
 
-	j->queued = 1;
+	j->queued = j->fresh = 1;
 	j->joblist = 1 + rand_r(seed) % (id / 2 + 3);
 	j->nneeds = 1 + rand_r(seed) % 2;
 	j->needs[0] = (AllocNeed) {rtypes[rand_r(seed) % 2], 1 + rand_r(seed) % 3};
@@ -565,6 +567,29 @@ model_compare(Model *m, const AllocProblem *p, const AllocOutput *ref, const int
 		RJob	   *j = &m->jobs[order[q]];
 		int64_t		end = j->limit <= 0 ? ALLOC_NEVER : p->now - 1 + j->limit;
 
+		if (q >= ref->looked)
+		{
+			/* not looked at: what it was told stands, a new job is behind earlier jobs */
+			if (j->fresh)
+			{
+				char		behind[ALLOC_REASON_LEN];
+				size_t		used = snprintf(behind, sizeof(behind), "behind earlier jobs (needs ");
+
+				for (int i = 0; i < j->nneeds; i++)
+					used += snprintf(behind + used, sizeof(behind) - used, "%s%lld %s",
+									 i ? ", " : "", (long long) j->needs[i].count,
+									 j->needs[i].type);
+				snprintf(behind + used, sizeof(behind) - used, ")");
+				changed += strcmp(j->reason, behind) != 0 || j->reserved_node != -1 ||
+					j->reserved_start != ALLOC_NEVER;
+				snprintf(j->reason, sizeof(j->reason), "%s", behind);
+				j->reserved_node = -1;
+				j->reserved_start = ALLOC_NEVER;
+			}
+			ok &= strcmp(j->shown, j->reason) == 0 && j->shown_node == j->reserved_node &&
+				j->shown_start == j->reserved_start;
+			continue;
+		}
 		if (r->node < 0)
 		{
 			int			node = r->reserved_node < 0 ? -1 : atoi(p->nodes[r->reserved_node] + 1);
@@ -594,12 +619,14 @@ model_compare(Model *m, const AllocProblem *p, const AllocOutput *ref, const int
 		}
 		placed++;
 	}
+	for (int id = 0; id < RJOBS; id++)
+		m->jobs[id].fresh = 0;
 	return ok && placed == o->nplaced && changed == o->nwaits;
 }
 
 /* Runs s and alloc_run on the model's problem built from scratch; 1 when they agree. */
 static int
-model_run(Model *m, AllocSession *s, int64_t now, int maxres)
+model_run(Model *m, AllocSession *s, int64_t now, int maxres, int job_test)
 {
 	const char *names[RNODES];
 	int			node_of[RNODES];
@@ -613,7 +640,8 @@ model_run(Model *m, AllocSession *s, int64_t now, int maxres)
 	AllocSessionOutput o;
 	int			ok;
 
-	p = (AllocProblem) {names, 0, labels, 0, units, 0, jobs, 0, now, holds, 0, maxres, NULL};
+	p = (AllocProblem) {names, 0, labels, 0, units, 0, jobs, 0, now, holds, 0, maxres, NULL,
+	job_test};
 	for (int k = 0; k < RNODES; k++)
 	{
 		node_of[k] = -1;
@@ -664,7 +692,7 @@ model_run(Model *m, AllocSession *s, int64_t now, int maxres)
 		jobs[q] = (AllocJob) {order[q], j->joblist, j->needs, j->nneeds, j->cons, j->ncons,
 			j->limit, rn >= 0, rn, j->reserved_start};
 	}
-	if (alloc_run(&p, &ref) < 0 || alloc_session_run(s, now, maxres, NULL, &o) < 0)
+	if (alloc_run(&p, &ref) < 0 || alloc_session_run(s, now, maxres, job_test, NULL, &o) < 0)
 		return 0;
 	ok = model_compare(m, &p, &ref, order, &o);
 	alloc_output_free(&ref);
@@ -709,7 +737,8 @@ test_equivalence(void)
 		Model	   *m = calloc(1, sizeof(Model));
 		AllocSession *s = alloc_session_new();
 		int64_t		now = 1000;
-		int			maxres = trace % 3 == 0 ? 0 : 1 + trace % 4;
+		int			maxres = trace % 3 == 0 ? 0 : 1 + trace % 4,
+					job_test = trace % 5 < 2 ? 0 : 1 + trace % 7;
 
 		m->next_job = 1;
 		for (int k = 0; k < RNODES; k++)
@@ -725,7 +754,7 @@ test_equivalence(void)
 				model_change(m, s, &seed);
 			now += rand_r(&seed) % 4 == 0 ? 0 : 1 + rand_r(&seed) % 300;
 			runs++;
-			agree += model_run(m, s, now, maxres);
+			agree += model_run(m, s, now, maxres, job_test);
 			fresh = model_load(m);
 			if (alloc_session_diff(s, fresh, why, sizeof(why)) == 0)
 				same_model++;
@@ -772,9 +801,9 @@ oom_scenario(void)
 
 		ok = alloc_session_set_job(s, &j) == 0;
 	}
-	ok = ok && alloc_session_run(s, 1000, 1, NULL, &o) == 0 &&
+	ok = ok && alloc_session_run(s, 1000, 1, 1, NULL, &o) == 0 &&
 		alloc_session_set_holds(s, 50, NULL, 0) == 0 &&
-		alloc_session_run(s, 1001, 0, NULL, &o) == 0 && (t = alloc_session_new()) != NULL;
+		alloc_session_run(s, 1001, 0, 0, NULL, &o) == 0 && (t = alloc_session_new()) != NULL;
 	if (ok)
 		alloc_session_diff(s, t, why, sizeof(why));
 	alloc_session_free(s);
