@@ -14,6 +14,9 @@
  * workload and prints both and their ratio.  main's allocator knows no time limits
  * and keeps nothing between cycles, so "after 100 changes" is a whole cycle again.
  *
+ * A hostile queue is timed too, on both: 20,000 jobs that each need a resource
+ * type of their own, which nobody offers (docs/security.md, "User against user").
+ *
  * Then the same cluster and queue go through the session the scheduler keeps
  * between cycles (alloc_session.h, session_cycles below), against alloc_run() from
  * scratch on the same problem in the same run (docs/scale.md "The allocator").
@@ -40,7 +43,11 @@ typedef struct Figures
 	int			whole_placed;
 	double		next_ms;
 	int			next_placed;
+	double		odd_ms;			/* HOSTILE jobs each needing a type of its own */
 } Figures;
+
+/* Jobs of the hostile queue: each needs a resource type nobody offers, its own. */
+#define HOSTILE 20000
 
 static const char *zones[] = {"a", "b", "c", "d"};
 
@@ -48,6 +55,7 @@ static double now_s(void);
 static void make_job(AllocJob *job, AllocNeed *needs, AllocConstraint *cons, int64_t *limit,
 					 int j, unsigned int *seed);
 static double timed_run(const AllocProblem *p, AllocOutput *out);
+static double odd_types(void);
 static void measure(int nnodes, Figures *f);
 #ifndef ALLOC_BASELINE
 static void session_cycles(int nnodes);
@@ -112,6 +120,46 @@ timed_run(const AllocProblem *p, AllocOutput *out)
 		best = t0 < best ? t0 : best;
 	}
 	return best;
+}
+
+/*
+ * Times a cycle over HOSTILE jobs that each need a type of their own, on two
+ * nodes with a cpu each: what one user's joblist could cost every cycle.
+ */
+static double
+odd_types(void)
+{
+	static const char *names[] = {"a", "b"};
+	AllocUnit	units[] = {{1, "cpu", 0, 1, 1}, {2, "cpu", 1, 1, 1}};
+	AllocJob   *jobs = calloc(HOSTILE, sizeof(AllocJob));
+	AllocNeed  *needs = calloc(HOSTILE, sizeof(AllocNeed));
+	char	   (*type)[16] = calloc(HOSTILE, 16);
+	AllocProblem p;
+	AllocOutput out;
+	double		ms;
+
+	for (int j = 0; j < HOSTILE; j++)
+	{
+		snprintf(type[j], 16, "odd%d", j);
+		needs[j] = (AllocNeed) {type[j], 1};
+		memset(&jobs[j], 0, sizeof(AllocJob));
+		jobs[j].job_id = jobs[j].joblist_id = j + 1;
+		jobs[j].needs = &needs[j];
+		jobs[j].nneeds = 1;
+	}
+	memset(&p, 0, sizeof(p));
+	p.nodes = names;
+	p.nnodes = 2;
+	p.units = units;
+	p.nunits = 2;
+	p.jobs = jobs;
+	p.njobs = HOSTILE;
+	ms = timed_run(&p, &out);
+	alloc_output_free(&out);
+	free(jobs);
+	free(needs);
+	free(type);
+	return ms;
 }
 
 /* Builds the workload for nnodes and times its two cycles into f. */
@@ -698,15 +746,17 @@ main(int argc, char **argv)
 		return 2;
 	}
 	measure(nodes, &mine);
+	mine.odd_ms = odd_types();
 	if (raw)
 	{
-		printf("%f %d %f %d\n", mine.full_ms, mine.full_placed, mine.next_ms, mine.next_placed);
+		printf("%f %d %f %d %f\n", mine.full_ms, mine.full_placed, mine.next_ms, mine.next_placed,
+			   mine.odd_ms);
 		return 0;
 	}
 	snprintf(cmd, sizeof(cmd), "./alloc_bench_main --raw %d", nodes);
 	if ((in = popen(cmd, "r")) == NULL ||
-		fscanf(in, "%lf %d %lf %d", &base.full_ms, &base.full_placed, &base.next_ms,
-			   &base.next_placed) != 4 || pclose(in) != 0)
+		fscanf(in, "%lf %d %lf %d %lf", &base.full_ms, &base.full_placed, &base.next_ms,
+			   &base.next_placed, &base.odd_ms) != 5 || pclose(in) != 0)
 	{
 		fprintf(stderr, "could not run the baseline: %s\n", cmd);
 		return 1;
@@ -725,6 +775,9 @@ main(int argc, char **argv)
 	printf("ratio to main: full cycle time %.2f, placements %.1f; next cycle time %.2f\n",
 		   mine.full_ms / base.full_ms, (double) mine.full_placed / base.full_placed,
 		   mine.next_ms / base.next_ms);
+	printf("hostile queue: %d jobs each needing a type of its own, 2 nodes: %.1f ms a cycle, "
+		   "main %.1f ms (ratio %.4f)\n", HOSTILE, mine.odd_ms, base.odd_ms,
+		   mine.odd_ms / base.odd_ms);
 #ifndef ALLOC_BASELINE
 	session_cycles(nodes);
 #endif

@@ -55,55 +55,37 @@ sat_add(int64_t a, int64_t b)
 	return r;
 }
 
-/* Returns the index of type among the needed types, or -1 when no job needs it. */
-int
-alloc_type_index(const State *st, const char *type)
-{
-	for (int t = 0; t < st->ntypes; t++)
-		if (strcmp(st->types[t], type) == 0)
-			return t;
-	return -1;
-}
-
 /*
- * Builds types (those the jobs need), groups, the grouped unit order and the
- * per-node label index; units of types no job needs join no group.  0 or -1.
+ * Builds types (those the jobs need and the units offer, alloc_types.c), groups,
+ * the grouped unit order and the per-node label index; units of types no job
+ * needs join no group.  0 or -1.
  */
 static int
 build_index(State *st)
 {
 	const AllocProblem *p = st->p;
 	size_t		ngroups,
-				nneeds = 0,
 				nodes1 = (size_t) p->nnodes + 1;
 	size_t	   *key;
 	int		   *fill;
 
-	for (int j = 0; j < p->njobs; j++)
-		nneeds += p->jobs[j].nneeds;
-	st->types = malloc(sizeof(char *) * (nneeds + 1));
 	key = malloc(sizeof(size_t) * (p->nunits + 1));
 	st->order = malloc(sizeof(int) * (p->nunits + 1));
 	st->unit_free = malloc(sizeof(int64_t) * (p->nunits + 1));
 	st->unit_type = malloc(sizeof(int) * (p->nunits + 1));
 	st->label_start = calloc(p->nnodes + 2, sizeof(int));
 	st->node_labels = malloc(sizeof(AllocLabel *) * (p->nlabels + 1));
-	if (!st->types || !key || !st->order || !st->unit_free || !st->unit_type ||
-		!st->label_start || !st->node_labels)
+	if (!key || !st->order || !st->unit_free || !st->unit_type ||
+		!st->label_start || !st->node_labels || types_build(st) < 0)
 	{
 		free(key);
 		return -1;
 	}
-	for (int j = 0; j < p->njobs; j++)
-		for (int i = 0; i < p->jobs[j].nneeds; i++)
-			if (alloc_type_index(st, p->jobs[j].needs[i].type) < 0)
-				st->types[st->ntypes++] = p->jobs[j].needs[i].type;
 	ngroups = (size_t) st->ntypes * nodes1;
 	for (int u = 0; u < p->nunits; u++)
 	{
-		int			t = alloc_type_index(st, p->units[u].type);
+		int			t = st->unit_type[u];
 
-		st->unit_type[u] = t;
 		key[u] = t < 0 ? ngroups :
 			(size_t) t * nodes1 + (p->units[u].node < 0 ? (size_t) p->nnodes : (size_t) p->units[u].node);
 		st->unit_free[u] = p->units[u].free;
@@ -285,8 +267,8 @@ explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r)
 	for (int i = 0; i < job->nneeds; i++)
 	{
 		int			t = st->need_type[i];
-		int64_t		offered = sat_add(nc == 0 ? 0 : st->cand_entry->maxcap[t],
-									  alloc_group(st, t, -1)->capacity);
+		int64_t		offered = t < 0 ? 0 : sat_add(nc == 0 ? 0 : st->cand_entry->maxcap[t],
+												  alloc_group(st, t, -1)->capacity);
 
 		if (offered == 0)
 		{
@@ -398,6 +380,7 @@ free_state(State *st)
 	for (size_t g = 0; st->groups && g < ngroups; g++)
 		free(st->groups[g].ev);
 	free(st->types);
+	types_free(st);
 	free(st->groups);
 	free(st->type_avail);
 	free(st->order);

@@ -330,12 +330,18 @@ book(State *st, int jobno, int node, int64_t start)
 	for (int i = 0; i < job->nneeds; i++)
 	{
 		int			t = alloc_type_index(st, job->needs[i].type);
-		Group	   *own = alloc_group(st, t, node);
-		Group	   *pool = alloc_group(st, t, -1);
-		Sum			s = bf_spare(st, own, at, end);
-		int64_t		count = job->needs[i].count;
-		int64_t		from_own = s < count ? (int64_t) s : count;
+		Group	   *own,
+				   *pool;
+		Sum			s;
+		int64_t		count = job->needs[i].count,
+					from_own;
 
+		if (t < 0)
+			continue;			/* nobody offers it now: nothing to hold */
+		own = alloc_group(st, t, node);
+		pool = alloc_group(st, t, -1);
+		s = bf_spare(st, own, at, end);
+		from_own = s < count ? (int64_t) s : count;
 		if ((from_own > 0 && idx_mark_reserved(st, node) < 0) ||
 			bf_add_event(own, from, -from_own, jobno) < 0 ||
 			bf_add_event(own, release, from_own, jobno) < 0 ||
@@ -385,6 +391,8 @@ bf_unbook(State *st, int jobno)
 	{
 		int			t = alloc_type_index(st, job->needs[i].type);
 
+		if (t < 0)
+			continue;
 		drop_events(alloc_group(st, t, job->reserved_node), jobno);
 		drop_events(alloc_group(st, t, -1), jobno);
 	}

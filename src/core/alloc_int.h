@@ -2,7 +2,7 @@
  * alloc_int.h: what the allocator's files share (alloc.c places jobs now,
  * alloc_index.c finds nodes, alloc_backfill.c keeps the future: releases and
  * reservations, alloc_wait.c explains waiting jobs and closes groups).
- * Not part of the API: only alloc*.c include it.
+ * alloc_types.c knows the types.  Not part of the API: only alloc*.c include it.
  *
  * Units are grouped by (type, node), the cluster-wide pool of a type being one
  * more "node".  A group knows what is free now and, as a list of events sorted by
@@ -63,8 +63,9 @@ typedef struct CandCache
 typedef struct State
 {
 	const AllocProblem *p;
-	const char **types;			/* distinct types the jobs need */
+	const char **types;			/* distinct types the jobs need and units offer */
 	int			ntypes;
+	void	   *typeset;		/* the offered types by name (alloc_types.c) */
 	Group	   *groups;			/* ntypes x (nnodes + 1); the last slot is the cluster */
 	Sum		   *type_avail;		/* per type: free units in groups nobody closed */
 	int		   *order;			/* unit indices grouped by group, stable */
@@ -126,9 +127,13 @@ typedef struct AllocKeep
 
 /* alloc.c */
 extern int	alloc_solve(const AllocProblem *p, AllocOutput *out, AllocKeep *keep);
-extern int	alloc_type_index(const State *st, const char *type);
 extern int	alloc_grow(void **array, int *cap, size_t size, int need);
 extern void alloc_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+/* alloc_types.c */
+extern int	types_build(State *st);
+extern int	alloc_type_index(const State *st, const char *type);
+extern void types_free(State *st);
 
 /* alloc_index.c */
 extern int	idx_build(State *st);

@@ -40,6 +40,7 @@ static void test_limits(void);
 static void test_backfill(void);
 static void test_random(void);
 static void test_trace(void);
+static void test_types(void);
 
 /* Counts array entries until the pointer field at offset is NULL (or zero). */
 static int
@@ -525,6 +526,70 @@ test_trace(void)
 	}
 }
 
+/*
+ * Types: only the types some job needs and some unit offers count.  A node
+ * offering 40 odd types (past the type table's first size) costs nothing, a job
+ * needing a type nobody offers is told so, a reservation of a type gone since is
+ * booked without it, and 3,000 jobs each needing a type of its own (quadratic
+ * before) leave the one job that can run its place.
+ */
+static void
+test_types(void)
+{
+	enum
+	{
+		NODD = 40, NHOSTILE = 3000
+	};
+	static const char *names[] = {"a"};
+	AllocUnit	units[NODD + 1];
+	AllocJob   *jobs = calloc(NHOSTILE + 3, sizeof(AllocJob));
+	AllocNeed  *needs = calloc(NHOSTILE + 3, sizeof(AllocNeed));
+	char		(*tname)[16] = calloc(NODD + NHOSTILE, 16);
+	AllocProblem p = {.nodes = names, .nnodes = 1, .units = units, .nunits = NODD + 1,
+	.jobs = jobs, .now = 10};
+	AllocOutput out;
+	int			ok;
+
+	for (int u = 0; u < NODD; u++)
+	{
+		snprintf(tname[u], 16, "odd%d", u);
+		units[u] = (AllocUnit) {u + 1, tname[u], 0, 1, 1};
+	}
+	units[NODD] = (AllocUnit) {NODD + 1, "cpu", 0, 1, 1};
+	needs[0] = (AllocNeed) {tname[37], 1};
+	needs[1] = (AllocNeed) {"gone", 1};
+	jobs[0] = (AllocJob) {1, 1, &needs[0], 1, .reserved = 0, .reserved_start = ALLOC_NEVER};
+	jobs[1] = (AllocJob) {2, 2, &needs[1], 1, .limit = 60, .reserved = 1, .reserved_node = 0,
+	.reserved_start = 50};
+	for (int j = 2; j < NHOSTILE + 2; j++)
+	{
+		snprintf(tname[NODD + j - 2], 16, "x%d", j);
+		needs[j] = (AllocNeed) {tname[NODD + j - 2], 1};
+		jobs[j] = (AllocJob) {j + 1, j + 1, &needs[j], 1, .reserved_start = ALLOC_NEVER};
+	}
+	needs[NHOSTILE + 2] = (AllocNeed) {"cpu", 1};
+	jobs[NHOSTILE + 2] = (AllocJob) {NHOSTILE + 3, NHOSTILE + 3, &needs[NHOSTILE + 2], 1,
+	.reserved_start = ALLOC_NEVER};
+	p.njobs = NHOSTILE + 3;
+	ok = alloc_run(&p, &out) == 0 && out.looked == p.njobs;
+	ok = ok && out.results[0].node == 0 && out.takes[out.results[0].first_take].unit == 37 &&
+		strcmp(out.results[1].reason, "no online node offers gone") == 0 &&
+		out.results[1].reserved_node == -1 &&
+		strcmp(out.results[NHOSTILE + 1].reason, "no online node offers x3001") == 0 &&
+		out.results[NHOSTILE + 2].node == 0;
+	if (ok)
+		passed++;
+	else
+	{
+		failed++;
+		fprintf(stderr, "FAIL types: odd types, a type nobody offers, a reservation of one gone\n");
+	}
+	alloc_output_free(&out);
+	free(jobs);
+	free(needs);
+	free(tname);
+}
+
 int
 main(void)
 {
@@ -533,6 +598,7 @@ main(void)
 	test_backfill();
 	test_random();
 	test_trace();
+	test_types();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
