@@ -23,6 +23,7 @@ OBJS = \
 	src/core/alloc.o \
 	src/core/alloc_backfill.o \
 	src/core/alloc_index.o \
+	src/core/alloc_labels.o \
 	src/core/alloc_types.o \
 	src/core/alloc_wait.o \
 	src/core/alloc_session.o \

@@ -14,8 +14,9 @@
  * workload and prints both and their ratio.  main's allocator knows no time limits
  * and keeps nothing between cycles, so "after 100 changes" is a whole cycle again.
  *
- * A hostile queue is timed too, on both: 20,000 jobs that each need a resource
- * type of their own, which nobody offers (docs/security.md, "User against user").
+ * Two hostile queues are timed too, on both: 20,000 jobs that each need a resource
+ * type of their own, which nobody offers, and 5,000 that each ask for a zone of
+ * their own, which no node is in (docs/security.md, "User against user").
  *
  * Then the same cluster and queue go through the session the scheduler keeps
  * between cycles (alloc_session.h, session_cycles below), against alloc_run() from
@@ -44,10 +45,13 @@ typedef struct Figures
 	double		next_ms;
 	int			next_placed;
 	double		odd_ms;			/* HOSTILE jobs each needing a type of its own */
+	double		zones_ms;		/* HOSTILE_ZONES jobs each asking for a zone of its own */
 } Figures;
 
 /* Jobs of the hostile queue: each needs a resource type nobody offers, its own. */
 #define HOSTILE 20000
+/* And of the second: each asks for a zone no node is in, its own, on the bench's nodes. */
+#define HOSTILE_ZONES 5000
 
 static const char *zones[] = {"a", "b", "c", "d"};
 
@@ -55,7 +59,11 @@ static double now_s(void);
 static void make_job(AllocJob *job, AllocNeed *needs, AllocConstraint *cons, int64_t *limit,
 					 int j, unsigned int *seed);
 static double timed_run(const AllocProblem *p, AllocOutput *out);
+static void free_names(char **names, int n);
+static AllocProblem problem_of(char **names, AllocLabel *labels, int nnodes, AllocUnit *units,
+							  int nunits, AllocJob *jobs, int njobs);
 static double odd_types(void);
+static double odd_zones(int nnodes);
 static void measure(int nnodes, Figures *f);
 #ifndef ALLOC_BASELINE
 static void session_cycles(int nnodes);
@@ -122,6 +130,34 @@ timed_run(const AllocProblem *p, AllocOutput *out)
 	return best;
 }
 
+/* Frees n node names and their array. */
+static void
+free_names(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Returns the problem of these nodes (one label each, or none), units and jobs, at time 0. */
+static AllocProblem
+problem_of(char **names, AllocLabel *labels, int nnodes, AllocUnit *units, int nunits,
+		   AllocJob *jobs, int njobs)
+{
+	AllocProblem p;
+
+	memset(&p, 0, sizeof(p));
+	p.nodes = (const char *const *) names;
+	p.nnodes = nnodes;
+	p.labels = labels;
+	p.nlabels = labels ? nnodes : 0;
+	p.units = units;
+	p.nunits = nunits;
+	p.jobs = jobs;
+	p.njobs = njobs;
+	return p;
+}
+
 /*
  * Times a cycle over HOSTILE jobs that each need a type of their own, on two
  * nodes with a cpu each: what one user's joblist could cost every cycle.
@@ -129,7 +165,7 @@ timed_run(const AllocProblem *p, AllocOutput *out)
 static double
 odd_types(void)
 {
-	static const char *names[] = {"a", "b"};
+	static char *names[] = {"a", "b"};
 	AllocUnit	units[] = {{1, "cpu", 0, 1, 1}, {2, "cpu", 1, 1, 1}};
 	AllocJob   *jobs = calloc(HOSTILE, sizeof(AllocJob));
 	AllocNeed  *needs = calloc(HOSTILE, sizeof(AllocNeed));
@@ -147,18 +183,56 @@ odd_types(void)
 		jobs[j].needs = &needs[j];
 		jobs[j].nneeds = 1;
 	}
-	memset(&p, 0, sizeof(p));
-	p.nodes = names;
-	p.nnodes = 2;
-	p.units = units;
-	p.nunits = 2;
-	p.jobs = jobs;
-	p.njobs = HOSTILE;
+	p = problem_of(names, NULL, 2, units, 2, jobs, HOSTILE);
 	ms = timed_run(&p, &out);
 	alloc_output_free(&out);
 	free(jobs);
 	free(needs);
 	free(type);
+	return ms;
+}
+
+/* Times a cycle over HOSTILE_ZONES jobs that each ask for a zone no node is in, their own. */
+static double
+odd_zones(int nnodes)
+{
+	static const AllocNeed cpu = {"cpu", 1};
+	char	  **names = malloc(sizeof(char *) * nnodes);
+	AllocLabel *labels = malloc(sizeof(AllocLabel) * nnodes);
+	AllocUnit  *units = malloc(sizeof(AllocUnit) * nnodes);
+	AllocJob   *jobs = calloc(HOSTILE_ZONES, sizeof(AllocJob));
+	AllocConstraint *cons = malloc(sizeof(AllocConstraint) * HOSTILE_ZONES);
+	char	   (*zone)[16] = calloc(HOSTILE_ZONES, 16);
+	AllocProblem p;
+	AllocOutput out;
+	double		ms;
+
+	for (int n = 0; n < nnodes; n++)
+	{
+		names[n] = malloc(16);
+		snprintf(names[n], 16, "node%05d", n);
+		labels[n] = (AllocLabel) {n, "zone", zones[n % 4]};
+		units[n] = (AllocUnit) {n + 1, "cpu", n, 1, 1};
+	}
+	for (int j = 0; j < HOSTILE_ZONES; j++)
+	{
+		snprintf(zone[j], 16, "q%d", j);
+		cons[j] = (AllocConstraint) {"zone", zone[j]};
+		jobs[j].job_id = jobs[j].joblist_id = j + 1;
+		jobs[j].needs = &cpu;
+		jobs[j].nneeds = 1;
+		jobs[j].constraints = &cons[j];
+		jobs[j].nconstraints = 1;
+	}
+	p = problem_of(names, labels, nnodes, units, nnodes, jobs, HOSTILE_ZONES);
+	ms = timed_run(&p, &out);
+	alloc_output_free(&out);
+	free_names(names, nnodes);
+	free(labels);
+	free(units);
+	free(jobs);
+	free(cons);
+	free(zone);
 	return ms;
 }
 
@@ -198,15 +272,7 @@ measure(int nnodes, Figures *f)
 		units[u++] = (AllocUnit) {u, "lic", -1, 1, 1};
 	for (int j = 0; j < njobs; j++)
 		make_job(&jobs[j], &needs[2 * j], &cons[j], &limit[j], j, &seed);
-	memset(&p, 0, sizeof(p));
-	p.nodes = (const char *const *) names;
-	p.nnodes = nnodes;
-	p.labels = labels;
-	p.nlabels = nnodes;
-	p.units = units;
-	p.nunits = u;
-	p.jobs = jobs;
-	p.njobs = njobs - CHANGES / 2;
+	p = problem_of(names, labels, nnodes, units, u, jobs, njobs - CHANGES / 2);
 #ifndef ALLOC_BASELINE
 	p.now = 1000000;
 #endif
@@ -285,9 +351,7 @@ measure(int nnodes, Figures *f)
 		free(holds);
 #endif
 	}
-	for (int n = 0; n < nnodes; n++)
-		free(names[n]);
-	free(names);
+	free_names(names, nnodes);
 	free(labels);
 	free(units);
 	free(jobs);
@@ -747,16 +811,17 @@ main(int argc, char **argv)
 	}
 	measure(nodes, &mine);
 	mine.odd_ms = odd_types();
+	mine.zones_ms = odd_zones(nodes);
 	if (raw)
 	{
-		printf("%f %d %f %d %f\n", mine.full_ms, mine.full_placed, mine.next_ms, mine.next_placed,
-			   mine.odd_ms);
+		printf("%f %d %f %d %f %f\n", mine.full_ms, mine.full_placed, mine.next_ms,
+			   mine.next_placed, mine.odd_ms, mine.zones_ms);
 		return 0;
 	}
 	snprintf(cmd, sizeof(cmd), "./alloc_bench_main --raw %d", nodes);
 	if ((in = popen(cmd, "r")) == NULL ||
-		fscanf(in, "%lf %d %lf %d %lf", &base.full_ms, &base.full_placed, &base.next_ms,
-			   &base.next_placed, &base.odd_ms) != 5 || pclose(in) != 0)
+		fscanf(in, "%lf %d %lf %d %lf %lf", &base.full_ms, &base.full_placed, &base.next_ms,
+			   &base.next_placed, &base.odd_ms, &base.zones_ms) != 6 || pclose(in) != 0)
 	{
 		fprintf(stderr, "could not run the baseline: %s\n", cmd);
 		return 1;
@@ -778,6 +843,9 @@ main(int argc, char **argv)
 	printf("hostile queue: %d jobs each needing a type of its own, 2 nodes: %.1f ms a cycle, "
 		   "main %.1f ms (ratio %.4f)\n", HOSTILE, mine.odd_ms, base.odd_ms,
 		   mine.odd_ms / base.odd_ms);
+	printf("hostile queue: %d jobs each asking for a zone of its own, %d nodes: %.1f ms a cycle, "
+		   "main %.1f ms (ratio %.4f)\n", HOSTILE_ZONES, nodes, mine.zones_ms, base.zones_ms,
+		   mine.zones_ms / base.zones_ms);
 #ifndef ALLOC_BASELINE
 	session_cycles(nodes);
 #endif

@@ -33,10 +33,6 @@
 #include <string.h>
 
 static int	build_index(State *st);
-static int	node_has(const State *st, int node, const char *key, const char *value);
-static int	same_constraints(const AllocJob *a, const AllocJob *b);
-static int	find_candidates(State *st, const AllocJob *job);
-static void explain_constraints(const State *st, const AllocJob *job, AllocResult *r);
 static int	explain_capacity(const State *st, const AllocJob *job, int nc, AllocResult *r);
 static int64_t sat_add(int64_t a, int64_t b);
 static int	take(State *st, Group *g, int64_t amount);
@@ -57,8 +53,8 @@ sat_add(int64_t a, int64_t b)
 
 /*
  * Builds types (those the jobs need and the units offer, alloc_types.c), groups,
- * the grouped unit order and the per-node label index; units of types no job
- * needs join no group.  0 or -1.
+ * the grouped unit order and the per-node labels (alloc_labels.c); units of types
+ * no job needs join no group.  0 or -1.
  */
 static int
 build_index(State *st)
@@ -73,10 +69,8 @@ build_index(State *st)
 	st->order = malloc(sizeof(int) * (p->nunits + 1));
 	st->unit_free = malloc(sizeof(int64_t) * (p->nunits + 1));
 	st->unit_type = malloc(sizeof(int) * (p->nunits + 1));
-	st->label_start = calloc(p->nnodes + 2, sizeof(int));
-	st->node_labels = malloc(sizeof(AllocLabel *) * (p->nlabels + 1));
 	if (!key || !st->order || !st->unit_free || !st->unit_type ||
-		!st->label_start || !st->node_labels || types_build(st) < 0)
+		types_build(st) < 0)
 	{
 		free(key);
 		return -1;
@@ -121,102 +115,7 @@ build_index(State *st)
 	free(key);
 	free(fill);
 
-	/* Labels grouped by node, by counting. */
-	for (int l = 0; l < p->nlabels; l++)
-		st->label_start[p->labels[l].node + 1]++;
-	for (int n = 0; n < p->nnodes; n++)
-		st->label_start[n + 1] += st->label_start[n];
-	{
-		int		   *next = calloc(p->nnodes + 1, sizeof(int));
-
-		if (!next)
-			return -1;
-		for (int l = 0; l < p->nlabels; l++)
-		{
-			int			n = p->labels[l].node;
-
-			st->node_labels[st->label_start[n] + next[n]++] = &p->labels[l];
-		}
-		free(next);
-	}
-	return bf_load_holds(st) < 0 || idx_build(st) < 0 ? -1 : bf_load_reservations(st);
-}
-
-/* Returns 1 when node carries label key=value. */
-static int
-node_has(const State *st, int node, const char *key, const char *value)
-{
-	for (int i = st->label_start[node]; i < st->label_start[node + 1]; i++)
-		if (strcmp(st->node_labels[i]->key, key) == 0 &&
-			strcmp(st->node_labels[i]->value, value) == 0)
-			return 1;
-	return 0;
-}
-
-/* Returns 1 when jobs a and b have the same constraints in the same order. */
-static int
-same_constraints(const AllocJob *a, const AllocJob *b)
-{
-	if (a->nconstraints != b->nconstraints)
-		return 0;
-	for (int c = 0; c < a->nconstraints; c++)
-		if (strcmp(a->constraints[c].key, b->constraints[c].key) != 0 ||
-			strcmp(a->constraints[c].value, b->constraints[c].value) != 0)
-			return 0;
-	return 1;
-}
-
-/*
- * Points st->cand at the nodes matching every constraint of job and returns how
- * many; lists are cached per constraint set, since a queue repeats a few sets.
- * Returns -1 when memory runs out.
- */
-static int
-find_candidates(State *st, const AllocJob *job)
-{
-	CandCache  *e = NULL;
-
-	for (int i = 0; i < st->ncached; i++)
-		if (same_constraints(st->cache[i].job, job))
-		{
-			st->cand_entry = &st->cache[i];
-			st->cand = st->cache[i].nodes;
-			return st->cache[i].count;
-		}
-	if (st->ncached < CAND_CACHE)
-		e = &st->cache[st->ncached++];	/* counted first: free_state frees what it gets */
-	else
-		e = &st->cache[job->job_id % CAND_CACHE];	/* evict one */
-	if (e->nodes == NULL && (e->nodes = malloc(sizeof(int) * (st->p->nnodes + 1))) == NULL)
-		return -1;
-	if (e->maxcap == NULL && (e->maxcap = malloc(sizeof(int64_t) * (st->ntypes + 1))) == NULL)
-		return -1;
-	if (e->closed == NULL && (e->closed = malloc(st->ntypes + 1)) == NULL)
-		return -1;
-	e->job = job;
-	e->count = 0;
-	for (int n = 0; n < st->p->nnodes; n++)
-	{
-		int			ok = 1;
-
-		for (int c = 0; c < job->nconstraints && ok; c++)
-			ok = node_has(st, n, job->constraints[c].key, job->constraints[c].value);
-		if (ok)
-			e->nodes[e->count++] = n;
-	}
-	for (int t = 0; t < st->ntypes; t++)
-	{
-		e->maxcap[t] = 0;
-		e->closed[t] = 0;
-		for (int k = 0; k < e->count; k++)
-			if (alloc_group(st, t, e->nodes[k])->capacity > e->maxcap[t])
-				e->maxcap[t] = alloc_group(st, t, e->nodes[k])->capacity;
-	}
-	if (idx_cand_init(st, e) < 0)
-		return -1;
-	st->cand_entry = e;
-	st->cand = e->nodes;
-	return e->count;
+	return labels_build(st) < 0 || bf_load_holds(st) < 0 || idx_build(st) < 0 ? -1 : bf_load_reservations(st);
 }
 
 /* Formats a reason into r. */
@@ -228,33 +127,6 @@ alloc_reason(AllocResult *r, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
 	va_end(ap);
-}
-
-/*
- * Explains why no node matches: the constraints no node satisfies on its own, or all
- * of them when each is satisfied somewhere but never together.
- */
-static void
-explain_constraints(const State *st, const AllocJob *job, AllocResult *r)
-{
-	char		list[ALLOC_REASON_LEN] = "";
-	size_t		len = 0;
-
-	for (int pass = 0; pass < 2 && len == 0; pass++)
-		for (int c = 0; c < job->nconstraints; c++)
-		{
-			int			somewhere = 0;
-
-			for (int n = 0; pass == 0 && n < st->p->nnodes && !somewhere; n++)
-				somewhere = node_has(st, n, job->constraints[c].key, job->constraints[c].value);
-			if (somewhere)
-				continue;
-			len += snprintf(list + len, len < sizeof(list) ? sizeof(list) - len : 0, "%s%s=%s",
-							len ? ", " : "", job->constraints[c].key, job->constraints[c].value);
-			if (len >= sizeof(list))
-				len = sizeof(list) - 1;
-		}
-	alloc_reason(r, "no online node matches %s", list);
 }
 
 /*
@@ -388,6 +260,7 @@ free_state(State *st)
 	free(st->unit_type);
 	free(st->label_start);
 	free(st->node_labels);
+	free(st->sorted);
 	for (int i = 0; i < st->ncached; i++)
 	{
 		free(st->cache[i].nodes);
@@ -431,7 +304,7 @@ look_at(State *st, int j)
 	const AllocProblem *p = st->p;
 	const AllocJob *job = &p->jobs[j];
 	AllocResult *r = &st->out->results[j];
-	int			nc = find_candidates(st, job);
+	int			nc = labels_candidates(st, job);
 	int			node;
 
 	if (nc < 0)
@@ -449,7 +322,7 @@ look_at(State *st, int j)
 	if (nc == 0)
 	{
 		if (job->nconstraints > 0)
-			explain_constraints(st, job, r);
+			labels_explain(st, job, r);
 		else
 			alloc_reason(r, "no node is online");
 		return 0;

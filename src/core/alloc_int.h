@@ -2,7 +2,7 @@
  * alloc_int.h: what the allocator's files share (alloc.c places jobs now,
  * alloc_index.c finds nodes, alloc_backfill.c keeps the future: releases and
  * reservations, alloc_wait.c explains waiting jobs and closes groups).
- * alloc_types.c knows the types.  Not part of the API: only alloc*.c include it.
+ * alloc_types.c knows the types, alloc_labels.c the candidate nodes.  Not part of the API: only alloc*.c include it.
  *
  * Units are grouped by (type, node), the cluster-wide pool of a type being one
  * more "node".  A group knows what is free now and, as a list of events sorted by
@@ -56,6 +56,7 @@ typedef struct CandCache
 	uint64_t   *member;			/* bitmap of its nodes */
 	int		   *hist;			/* per type and bucket: how many of its nodes are there */
 	int		   *hist_all;		/* the same counting closed groups as open */
+	char		why[ALLOC_REASON_LEN];	/* why no node matches, once worked out ("" before) */
 } CandCache;
 
 #define CAND_CACHE 32
@@ -73,6 +74,8 @@ typedef struct State
 	int		   *unit_type;		/* type index of every unit, or -1 */
 	int		   *label_start;	/* labels of node n: node_labels[label_start[n] ..] */
 	const AllocLabel **node_labels;
+	const AllocLabel **sorted;	/* every label by key, value, node, once misses call for it */
+	int			misses;			/* candidate sets computed by a look at every node */
 	int		   *cand;			/* candidate nodes of the current job (points into cache) */
 	CandCache  *cand_entry;		/* and their cache entry */
 	CandCache	cache[CAND_CACHE];	/* candidate lists by constraint set */
@@ -129,6 +132,11 @@ typedef struct AllocKeep
 extern int	alloc_solve(const AllocProblem *p, AllocOutput *out, AllocKeep *keep);
 extern int	alloc_grow(void **array, int *cap, size_t size, int need);
 extern void alloc_reason(AllocResult *r, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+/* alloc_labels.c */
+extern int	labels_build(State *st);
+extern int	labels_candidates(State *st, const AllocJob *job);
+extern void labels_explain(const State *st, const AllocJob *job, AllocResult *r);
 
 /* alloc_types.c */
 extern int	types_build(State *st);

@@ -41,6 +41,7 @@ static void test_backfill(void);
 static void test_random(void);
 static void test_trace(void);
 static void test_types(void);
+static void test_labels(void);
 
 /* Counts array entries until the pointer field at offset is NULL (or zero). */
 static int
@@ -590,6 +591,101 @@ test_types(void)
 	free(tname);
 }
 
+/*
+ * Candidate nodes found by binary search in the sorted labels (once a cycle has
+ * computed CAND_CACHE sets by a look at every node) are those found by that look:
+ * the same jobs after 40 decoys, each asking for a zone of its own, get what they
+ * get without them, and the reasons name what no node has.
+ */
+static void
+test_labels(void)
+{
+	enum
+	{
+		DECOYS = 40, REAL = 7
+	};
+	static const char *names[] = {"n0", "n1", "n2", "n3", "n4", "n5"};
+	static const char *zone[] = {"a", "a", "b", "b", "a", "b"},
+			   *rack[] = {"r1", "r2", "r1", "r2", "r2", "r1"};
+	static const AllocConstraint a_r2[] = {{"zone", "a"}, {"rack", "r2"}},
+				b_r2[] = {{"zone", "b"}, {"rack", "r2"}},
+				c[] = {{"zone", "c"}},
+				a_n2[] = {{"zone", "a"}, {"node", "n2"}},
+				r1_b[] = {{"rack", "r1"}, {"zone", "b"}},
+				a_r9[] = {{"zone", "a"}, {"rack", "r9"}};
+	static const AllocConstraint *const sets[REAL] = {a_r2, a_r2, b_r2, c, a_n2, r1_b, a_r9};
+	static const int	nsets[REAL] = {2, 2, 2, 1, 2, 2, 2};
+	static const char *const want[REAL] = {"-> n1", "-> n4", "-> n3",
+		"no online node matches zone=c", "no online node matches zone=a, node=n2", "-> n2",
+	"no online node matches rack=r9"};
+	AllocLabel	labels[6 * 3 + 1];
+	AllocUnit	units[6];
+	AllocJob	jobs[DECOYS + REAL];
+	AllocConstraint decoy[DECOYS];
+	char		dname[DECOYS][16];
+	int			nl = 0,
+				ok = 1;
+
+	for (int n = 0; n < 6; n++)
+	{
+		labels[nl++] = (AllocLabel) {n, "zone", zone[n]};
+		labels[nl++] = (AllocLabel) {n, "rack", rack[n]};
+		labels[nl++] = (AllocLabel) {n, "node", names[n]};
+		units[n] = (AllocUnit) {n + 1, "cpu", n, 1, 1};
+	}
+	labels[nl++] = (AllocLabel) {4, "rack", "r2"};	/* named twice: still one candidate */
+	for (int j = 0; j < DECOYS; j++)
+	{
+		snprintf(dname[j], sizeof(dname[j]), "q%d", j);
+		decoy[j] = (AllocConstraint) {"zone", dname[j]};
+		jobs[j] = (AllocJob) {j + 1, j + 1, cpu1, 1, &decoy[j], 1, .reserved_start = ALLOC_NEVER};
+	}
+	for (int j = 0; j < REAL; j++)
+		jobs[DECOYS + j] = (AllocJob) {DECOYS + j + 1, DECOYS + j + 1, cpu1, 1, sets[j], nsets[j],
+		.reserved_start = ALLOC_NEVER};
+	for (int decoys = 0; decoys <= DECOYS; decoys += DECOYS)
+	{
+		AllocProblem p = {.nodes = names, .nnodes = 6, .labels = labels, .nlabels = nl,
+			.units = units, .nunits = 6, .jobs = jobs + DECOYS - decoys,
+		.njobs = decoys + REAL, .now = 10};
+		AllocOutput out;
+
+		if (alloc_run(&p, &out) < 0)
+		{
+			ok = 0;
+			continue;
+		}
+		for (int j = 0; j < decoys; j++)
+		{
+			char		r[64];
+
+			snprintf(r, sizeof(r), "no online node matches zone=q%d", j);
+			ok &= strcmp(out.results[j].reason, r) == 0;
+		}
+		for (int j = 0; j < REAL; j++)
+		{
+			const AllocResult *r = &out.results[decoys + j];
+			char		got[ALLOC_REASON_LEN + 8];
+
+			snprintf(got, sizeof(got), "%s%s", r->node >= 0 ? "-> " : "",
+					 r->node >= 0 ? names[r->node] : r->reason);
+			if (strcmp(got, want[j]) != 0)
+			{
+				ok = 0;
+				fprintf(stderr, "labels, %d decoys, job %d: %s\n", decoys, j, got);
+			}
+		}
+		alloc_output_free(&out);
+	}
+	if (ok)
+		passed++;
+	else
+	{
+		failed++;
+		fprintf(stderr, "FAIL labels: candidates by search differ from those by scan\n");
+	}
+}
+
 int
 main(void)
 {
@@ -599,6 +695,7 @@ main(void)
 	test_random();
 	test_trace();
 	test_types();
+	test_labels();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
