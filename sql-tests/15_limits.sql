@@ -196,4 +196,24 @@ SELECT count(*) AS compared, count(*) FILTER (WHERE exact) AS exact
                        ('3 days')) y(span)
          WHERE NOT (s LIKE '%seconds' AND span > '1 hour')) c;
 
+-- A job needs at most 64 resource types and gives at most 64 constraints (each costs
+-- every scheduling cycle); the limit itself is allowed, one more is refused and
+-- stores nothing, at the top level and inside a goal.
+CREATE FUNCTION pg_temp.job_with(name text, what text, n int) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('name', name, 'stages', jsonb_build_array(jsonb_build_object(
+             'jobs', jsonb_build_array(jsonb_build_object('name', 'j', 'command', 'true', what,
+               (SELECT jsonb_object_agg('t' || i, CASE what WHEN 'needs' THEN to_jsonb(1)
+                                                            ELSE to_jsonb('x'::text) END)
+                  FROM generate_series(1, n) i))))))
+$$;
+SELECT dispatch.submit_joblist(pg_temp.job_with('lim_needs', 'needs', 65));
+SELECT dispatch.submit_joblist(pg_temp.job_with('lim_cons', 'constraints', 65));
+SELECT dispatch.create_goal('lim_goal2', jsonb_build_object('schedule', '@daily',
+         'joblist', pg_temp.job_with('g', 'needs', 65) - 'name'));
+SELECT count(*) AS stored FROM dispatch.joblists WHERE name IN ('lim_needs', 'lim_cons');
+SELECT count(*) AS goals FROM dispatch.goals WHERE name = 'lim_goal2';
+SELECT dispatch.submit_joblist(pg_temp.job_with('lim_needs', 'needs', 64)) IS NOT NULL AS submitted;
+SELECT dispatch.submit_joblist(pg_temp.job_with('lim_cons', 'constraints', 64)) IS NOT NULL AS submitted;
+SELECT dispatch.cancel_joblist('lim_needs'), dispatch.cancel_joblist('lim_cons');
+
 DROP ROLE lim_alice, lim_bob, lim_boss;

@@ -116,12 +116,38 @@ $$;
 COMMENT ON FUNCTION dispatch._caller_may_read_job(bigint) IS
     'True when the caller may read the private parts (command, env, files, output) of job';
 
+CREATE FUNCTION dispatch._job_map_limit() RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 64
+$$;
+COMMENT ON FUNCTION dispatch._job_map_limit() IS
+    'The most resource types a job may need, and the most constraints it may give: each '
+    'costs every scheduling cycle a little (docs/security.md)';
+
+-- Fails when the JSON object v (what, at path) has more keys than _job_map_limit().
+CREATE FUNCTION dispatch._check_job_map_count(v jsonb, path text, what text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    n bigint := (SELECT count(*) FROM jsonb_object_keys(v));
+BEGIN
+    IF n > dispatch._job_map_limit() THEN
+        PERFORM dispatch._spec_error(path,
+            format('a job may have at most %s %s, not %s', dispatch._job_map_limit(), what, n),
+            'Each costs every scheduling cycle a little, for as long as the job waits.');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_job_map_count(jsonb, text, text) IS
+    'Fails when a job''s needs or constraints (v, at path) have more than _job_map_limit() keys';
+
 CREATE FUNCTION dispatch._validate_needs(needs jsonb, path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n record;
 BEGIN
-    FOR n IN SELECT * FROM jsonb_each(dispatch._json_typed('object', needs, path, 'needs')) LOOP
+    PERFORM dispatch._check_job_map_count(dispatch._json_typed('object', needs, path, 'needs'),
+                                          path, 'needs');
+    FOR n IN SELECT * FROM jsonb_each(needs) LOOP
         PERFORM dispatch._check_resource_type(n.key, dispatch._path(path, n.key));
         PERFORM dispatch._json_int(n.value, 1, 1000000000, dispatch._path(path, n.key),
                                    format('count of "%s"', n.key));
@@ -165,6 +191,8 @@ BEGIN
             '^(reported:)?[A-Za-z0-9_.-]{1,63}$', dispatch._path(path, 'constraints'),
             'constraints',
             'A constraint key is a label key (1 to 63 letters, digits, "_", "." or "-"), matching the labels an admin set, or "reported:" and a label key, matching what the agent reports.');
+        PERFORM dispatch._check_job_map_count(job -> 'constraints',
+                                              dispatch._path(path, 'constraints'), 'constraints');
     END IF;
     IF job ? 'env' THEN
         PERFORM dispatch._json_string_map(job -> 'env', dispatch._env_name_pattern(),
@@ -263,7 +291,8 @@ BEGIN
     WITH lim AS MATERIALIZED (
         SELECT dispatch._setting_bytes('dispatch.max_file_size') AS max_file,
                dispatch._setting_bytes('dispatch.max_env_size') AS max_env,
-               dispatch._agent_limit('label value') AS max_label),
+               dispatch._agent_limit('label value') AS max_label,
+               dispatch._job_map_limit() AS max_keys),
     s AS MATERIALIZED (
         SELECT (o - 1)::int AS i, x
           FROM jsonb_array_elements(CASE WHEN jsonb_typeof(spec -> 'stages') = 'array'
@@ -304,10 +333,12 @@ BEGIN
            AND (NOT job ? 'files' OR jsonb_typeof(job -> 'files') = 'array'
                                      AND jsonb_array_length(job -> 'files') <= 1000), false)
         UNION
-        SELECT j.i, j.k FROM j, jsonb_each(CASE WHEN jsonb_typeof(job -> 'needs') = 'object'
-                                                THEN job -> 'needs' END) e
+        SELECT j.i, j.k FROM j, lim,
+               jsonb_each(CASE WHEN jsonb_typeof(job -> 'needs') = 'object'
+                               THEN job -> 'needs' END) WITH ORDINALITY AS e(key, value, o)
          WHERE NOT coalesce(e.key ~ dispatch._name_pattern('resource type')
-                            AND e.value::text ~ '^([1-9][0-9]{0,8}|1000000000)$', false)
+                            AND e.value::text ~ '^([1-9][0-9]{0,8}|1000000000)$'
+                            AND e.o <= max_keys, false)
         UNION
         SELECT j.i, j.k FROM j, jsonb_each(CASE WHEN jsonb_typeof(job -> 'env') = 'object'
                                                 THEN job -> 'env' END) e
@@ -315,11 +346,13 @@ BEGIN
                             AND NOT starts_with(e.key, 'DISPATCH_')  -- without its slow (?!)
                             AND jsonb_typeof(e.value) = 'string', false)
         UNION
-        SELECT j.i, j.k FROM j, lim, jsonb_each(CASE WHEN jsonb_typeof(job -> 'constraints') = 'object'
-                                                     THEN job -> 'constraints' END) e
+        SELECT j.i, j.k FROM j, lim,
+               jsonb_each(CASE WHEN jsonb_typeof(job -> 'constraints') = 'object'
+                               THEN job -> 'constraints' END) WITH ORDINALITY AS e(key, value, o)
          WHERE NOT coalesce(e.key ~ '^(reported:)?[A-Za-z0-9_.-]{1,63}$'
                             AND jsonb_typeof(e.value) = 'string'
-                            AND length(e.value #>> '{}') <= max_label, false)
+                            AND length(e.value #>> '{}') <= max_label
+                            AND e.o <= max_keys, false)
         UNION
         SELECT j.i, j.k FROM j, jsonb_each(CASE WHEN jsonb_typeof(job -> 'replacements') = 'object'
                                                 THEN job -> 'replacements' END) e

@@ -115,7 +115,9 @@ build_index(State *st)
 	free(key);
 	free(fill);
 
-	return labels_build(st) < 0 || bf_load_holds(st) < 0 || idx_build(st) < 0 ? -1 : bf_load_reservations(st);
+	if (labels_build(st) < 0 || bf_load_holds(st) < 0 || idx_build(st) < 0)
+		return -1;
+	return bf_load_reservations(st);
 }
 
 /* Formats a reason into r. */

@@ -3,11 +3,12 @@
  *
  * A type gets groups (alloc_int.h) only when some job needs it and some unit
  * offers it: a job needing a type nobody offers is told so without one, and a
- * node offering thousands of odd types costs nothing.  Names are looked up in a
- * hash table (glibc's hsearch_r), never by comparing with every known type: a
- * user can queue 100,000 jobs that each need a type of its own, which cost the
- * cycle quadratic time (1.4 s for 20,000 such jobs on two nodes) and, at 10,000
- * nodes, gigabytes of groups when every needed type got them.
+ * node offering thousands of odd types costs nothing (the table holds the types
+ * jobs need, not those units offer).  Names are looked up in a hash table
+ * (glibc's hsearch_r), never by comparing with every known type: a user can
+ * queue 100,000 jobs that each need a type of its own, which cost the cycle
+ * quadratic time (1.4 s for 20,000 such jobs on two nodes) and, at 10,000 nodes,
+ * gigabytes of groups when every needed type got them.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -19,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The offered types by name; an entry's data is its type index + 1, or 0 when no job needs it. */
+/* The needed types by name; an entry's data is its type index + 1, or 0 when no unit offers it. */
 typedef struct TypeSet
 {
 	struct hsearch_data table;
@@ -93,43 +94,47 @@ set_enter(TypeSet *set, const char *name, ENTRY **found)
 
 /*
  * Builds st->types, the types some job needs and some unit offers, in the order
- * jobs first need them, and st->unit_type (-1 for a unit of a type no job needs);
- * 0 or -1 (memory).
+ * units first offer them, and st->unit_type (-1 for a unit of a type no job
+ * needs); 0 or -1 (memory).
  */
 int
 types_build(State *st)
 {
 	const AllocProblem *p = st->p;
 	TypeSet    *set = calloc(1, sizeof(TypeSet));
-	const char *last = NULL;
 	ENTRY	   *e = NULL;
 
 	if ((st->typeset = set) == NULL)
 		return -1;
-	for (int u = 0; u < p->nunits; u++)
-	{
-		/* units of a node mostly come in runs of one type: one lookup a run */
-		if ((last == NULL || strcmp(last, p->units[u].type) != 0) &&
-			set_enter(set, p->units[u].type, &e) < 0)
-			return -1;
-		last = p->units[u].type;
-	}
-	if ((st->types = malloc(sizeof(char *) * (set->n + 1))) == NULL)
-		return -1;
+	/* a need the job before had in the same place is entered already */
 	for (int j = 0; j < p->njobs; j++)
 		for (int i = 0; i < p->jobs[j].nneeds; i++)
-		{
-			ENTRY		item = {(char *) p->jobs[j].needs[i].type, NULL};
-
-			if (set->cap > 0 && hsearch_r(item, FIND, &e, &set->table) != 0 && e->data == NULL)
-			{
-				st->types[st->ntypes] = e->key;
-				e->data = (void *) (intptr_t) ++st->ntypes;
-			}
-		}
+			if ((j == 0 || i >= p->jobs[j - 1].nneeds ||
+				 strcmp(p->jobs[j].needs[i].type, p->jobs[j - 1].needs[i].type) != 0) &&
+				set_enter(set, p->jobs[j].needs[i].type, &e) < 0)
+				return -1;
+	if ((st->types = malloc(sizeof(char *) * (set->n + 1))) == NULL)
+		return -1;
 	for (int u = 0; u < p->nunits; u++)
-		st->unit_type[u] = u > 0 && p->units[u].type == p->units[u - 1].type ?
-			st->unit_type[u - 1] : alloc_type_index(st, p->units[u].type);
+	{
+		ENTRY		item = {(char *) p->units[u].type, NULL};
+
+		/* units of a node mostly come in runs of one type: one lookup a run */
+		if (u > 0 && strcmp(p->units[u].type, p->units[u - 1].type) == 0)
+		{
+			st->unit_type[u] = st->unit_type[u - 1];
+			continue;
+		}
+		st->unit_type[u] = -1;
+		if (set->cap == 0 || hsearch_r(item, FIND, &e, &set->table) == 0)
+			continue;
+		if (e->data == NULL)
+		{
+			st->types[st->ntypes] = e->key;
+			e->data = (void *) (intptr_t) ++st->ntypes;
+		}
+		st->unit_type[u] = (int) (intptr_t) e->data - 1;
+	}
 	return 0;
 }
 

@@ -529,10 +529,10 @@ test_trace(void)
 
 /*
  * Types: only the types some job needs and some unit offers count.  A node
- * offering 40 odd types (past the type table's first size) costs nothing, a job
- * needing a type nobody offers is told so, a reservation of a type gone since is
- * booked without it, and 3,000 jobs each needing a type of its own (quadratic
- * before) leave the one job that can run its place.
+ * offering 40 odd types costs nothing, a job needing a type nobody offers is told
+ * so, a reservation of a type gone since is booked without it, and 3,000 jobs
+ * each needing a type of its own (quadratic before; the type table grows past its
+ * first size) leave the one job that can run its place.
  */
 static void
 test_types(void)
