@@ -212,6 +212,10 @@ SELECT dispatch.unschedule(NULL::text);
 SELECT dispatch.unschedule(NULL::bigint);
 
 -- job_run_details: each user reads and deletes only their own ended runs.
+-- (In one transaction, so that no scheduler cycle sees the made-up running run and
+-- marks it lost before the checks; psql rolls back only a statement that fails.)
+\set ON_ERROR_ROLLBACK on
+BEGIN;
 INSERT INTO dispatch.job_run_details (jobid, runid, database, username, command, status, end_time)
 VALUES (:ann_job, -1, current_database(), 'cron_ann', 'SELECT 1', 'succeeded', now()),
        (:ann_job, -2, current_database(), 'cron_ann', 'SELECT 1', 'running', NULL),
@@ -227,6 +231,8 @@ SELECT dispatch.submit_joblist('{"stages": [{"jobs": [{"name": "x", "command": "
 SELECT dispatch._sql_runs_to_launch();
 RESET SESSION AUTHORIZATION;
 SELECT runid, status FROM dispatch.job_run_details ORDER BY runid;
+COMMIT;
+\set ON_ERROR_ROLLBACK off
 DELETE FROM dispatch.job_run_details WHERE runid < 0;
 
 -- A job name is text, as in pg_cron 1.5 and later (1.4 had name), of at most 200

@@ -7,9 +7,11 @@
  * the jobs it placed (which also NOTIFYs their nodes) and one dispatch._set_reasons()
  * call for the waiting jobs whose reason or reservation changed since it last said.
  * _assign_many() tells which jobs it really assigned: a job it skipped (cancelled,
- * or one of its units withdrawn, since the tables were read) is reloaded into the
- * session at once, since no change row may ever come for it.  Times cross the
- * boundary as whole seconds of the Unix epoch.
+ * or one of its units withdrawn, since the tables were read, or held by another
+ * transaction's row lock) is reloaded into the session at once, since no change row
+ * may ever come for it; so is a waiting job whose reason _set_reasons() could not
+ * write because another transaction held it.  Neither call waits for another
+ * transaction.  Times cross the boundary as whole seconds of the Unix epoch.
  *
  * Everything is palloc'd in the current memory context (SPI's, inside the
  * scheduler's transaction).
@@ -26,8 +28,8 @@
 
 static void format_local(int64_t t, int64_t now, char *buf, size_t len);
 static int	compare_ids(const void *a, const void *b);
-static int	write_placed(AllocSession *s, const AllocSessionOutput *out);
-static void write_waits(const AllocSessionOutput *out);
+static int	write_placed(const AllocSessionOutput *out, DatumList *skipped);
+static void write_waits(const AllocSessionOutput *out, DatumList *skipped);
 
 /* qsort/bsearch order of int8 Datums. */
 static int
@@ -40,11 +42,11 @@ compare_ids(const void *a, const void *b)
 }
 
 /*
- * Assigns the jobs out placed with one dispatch._assign_many() call; reloads those it
- * skipped into s; returns how many it assigned.
+ * Assigns the jobs out placed with one dispatch._assign_many() call; adds those it
+ * skipped to skipped; returns how many it assigned.
  */
 static int
-write_placed(AllocSession *s, const AllocSessionOutput *out)
+write_placed(const AllocSessionOutput *out, DatumList *skipped)
 {
 	Oid			types[5] = {INT8ARRAYOID, TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
 	INT8ARRAYOID};
@@ -59,7 +61,6 @@ write_placed(AllocSession *s, const AllocSessionOutput *out)
 	SPITupleTable *t;
 	Datum	   *assigned;
 	int			nassigned;
-	DatumList	skipped = {0};
 
 	for (int j = 0; j < out->nplaced; j++)
 	{
@@ -88,14 +89,16 @@ write_placed(AllocSession *s, const AllocSessionOutput *out)
 	qsort(assigned, nassigned, sizeof(Datum), compare_ids);
 	for (int j = 0; j < out->nplaced; j++)
 		if (bsearch(&placed[j], assigned, nassigned, sizeof(Datum), compare_ids) == NULL)
-			model_add(&skipped, placed[j]);
-	model_reload_jobs(s, &skipped);
+			model_add(skipped, placed[j]);
 	return nassigned;
 }
 
-/* Records the changed waits of out (reasons, reservations) with one dispatch._set_reasons() call. */
+/*
+ * Records the changed waits of out (reasons, reservations) with one
+ * dispatch._set_reasons() call; adds the jobs it could not write to skipped.
+ */
 static void
-write_waits(const AllocSessionOutput *out)
+write_waits(const AllocSessionOutput *out, DatumList *skipped)
 {
 	Oid			types[4] = {INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
 	int			n = out->nwaits;
@@ -108,6 +111,10 @@ write_waits(const AllocSessionOutput *out)
 	Datum		args[4];
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
+	bool		isnull;
+	SPITupleTable *t;
+	Datum	   *left;
+	int			nleft;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -127,7 +134,11 @@ write_waits(const AllocSessionOutput *out)
 												 TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
 	args[3] = PointerGetDatum(construct_md_array(reserved_on, reserved_null, 1, dims, lbs,
 												 TEXTOID, -1, false, TYPALIGN_INT));
-	(void) worker_select("SELECT dispatch._set_reasons($1, $2, $3, $4)", 4, types, args);
+	t = worker_select("SELECT dispatch._set_reasons($1, $2, $3, $4)", 4, types, args);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(t->vals[0], t->tupdesc, 1, &isnull)),
+					  INT8OID, 8, true, TYPALIGN_DOUBLE, &left, NULL, &nleft);
+	for (int i = 0; i < nleft; i++)
+		model_add(skipped, left[i]);
 }
 
 /* Formats t in the server's time zone for a reason: "12:04", with the date a day or more ahead. */
@@ -143,20 +154,24 @@ format_local(int64_t t, int64_t now, char *buf, size_t len)
 
 /*
  * Places what it can of the session's queue and records why the changed others
- * wait; returns how many it assigned.
+ * wait; returns how many it assigned, and in *nskipped how many jobs it left for
+ * the next cycle because another transaction held them (or they changed meanwhile).
  */
 int
-alloc_assign(AllocSession *s)
+alloc_assign(AllocSession *s, int *nskipped)
 {
 	AllocSessionOutput out;
 	int			assigned = 0;
+	DatumList	skipped = {0};
 
 	model_check_memory(alloc_session_run(s, (int64_t) timestamptz_to_time_t(GetCurrentTimestamp()),
 										 dispatch_max_reservations, dispatch_max_job_test,
 										 format_local, &out));
 	if (out.nwaits > 0)
-		write_waits(&out);
+		write_waits(&out, &skipped);
 	if (out.nplaced > 0)
-		assigned = write_placed(s, &out);
+		assigned = write_placed(&out, &skipped);
+	model_reload_jobs(s, &skipped);	/* out is the session's: reload only now */
+	*nskipped = skipped.n;
 	return assigned;
 }

@@ -441,7 +441,7 @@ reload_holds(AllocSession *s, const DatumList *jobs, const DatumList *nodes)
 	load_holds(s, "WHERE job_id = ANY ($1) OR node = ANY ($2)", 2, types, args);
 }
 
-/* Reloads jobs (their rows and holds) into s: the ones a cycle placed but could not assign. */
+/* Reloads jobs (their rows and holds) into s: the ones a cycle could not write. */
 void
 model_reload_jobs(AllocSession *s, const DatumList *jobs)
 {

@@ -45,7 +45,7 @@ extern Datum model_int8_array(Datum *values, int n);
 extern Datum model_text_array(Datum *values, int n);
 
 /* alloc.c */
-extern int	alloc_assign(AllocSession *s);
+extern int	alloc_assign(AllocSession *s, int *nskipped);
 
 /* model_check.c */
 extern bool model_check_due(TimestampTz now, long *sleep_ms);

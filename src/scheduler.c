@@ -17,8 +17,11 @@
  * left there, and claims the runs the goals created; after the commit the slots
  * it recorded are freed and the claimed runs get their background workers
  * (sqlrun.c).  The only timers are the liveness deadline (computed by the last
- * liveness pass, brought forward when a node changes), the next goal deadline and
- * the next model check (model_check.c).
+ * liveness pass, brought forward when a node changes), the next goal deadline, the
+ * next model check (model_check.c), and a retry after RETRY_SLEEP_MS when a cycle
+ * left jobs or joblists that another transaction held: the cycle never waits for
+ * another transaction's row lock (a user's open cancel must not stall it, nor
+ * deadlock with it), and a rollback of that transaction wakes no one.
  *
  * The cycle's transaction first takes pg_dispatch's extension lock
  * (worker_extension_lock()), so DROP EXTENSION waits for a cycle in flight and
@@ -57,6 +60,7 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/array.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -64,6 +68,7 @@
 #define MAX_SLEEP_MS 60000L
 #define MIN_SLEEP_MS 100L
 #define ERROR_SLEEP_MS 1000L
+#define RETRY_SLEEP_MS 1000L	/* when a cycle left rows another transaction held */
 
 PG_FUNCTION_INFO_V1(scheduler_stats);
 
@@ -74,7 +79,7 @@ static void unpublish(int code, Datum arg);
 static double seconds_at(SPITupleTable *t, bool *isnull);
 static TimestampTz silence_since(void);
 static void drop_model(void);
-static double housekeeping(bool expire, ModelChanges *c);
+static double housekeeping(bool expire, ModelChanges *c, bool *left);
 static long run_cycle(void);
 
 SchedulerShared *scheduler_shared = NULL;
@@ -85,6 +90,13 @@ static Oid	model_extension = InvalidOid;
 
 /* When the next node may have been silent for too long (0: now). */
 static TimestampTz next_expiry = 0;
+
+/*
+ * The joblists the last housekeeping left because another transaction held them, for
+ * the next one to look at again (in TopMemoryContext; a model load looks at all).
+ */
+static Datum *left_joblists = NULL;
+static int	nleft_joblists = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -182,26 +194,46 @@ drop_model(void)
 
 /*
  * Runs dispatch._housekeeping() for the joblists c names (every active one when the
- * model is to be loaded), and for liveness when expire; returns the seconds to the
- * next liveness deadline it computed, or -1 when it computed none.
+ * model is to be loaded) and those the last one left, and for liveness when expire;
+ * sets *left when it left joblists again; returns the seconds to the next liveness
+ * deadline it computed, or -1 when it computed none.
  */
 static double
-housekeeping(bool expire, ModelChanges *c)
+housekeeping(bool expire, ModelChanges *c, bool *left)
 {
 	Oid			types[3] = {TIMESTAMPTZOID, BOOLOID, INT8ARRAYOID};
 	Datum		args[3];
 	char		nulls[3] = {' ', ' ', model == NULL ? 'n' : ' '};
 	bool		isnull;
 	double		secs;
+	Datum		skipped;
+	Datum	   *ids;
 
+	for (int i = 0; i < nleft_joblists; i++)
+		model_add(&c->stage_joblists, left_joblists[i]);
 	args[0] = TimestampTzGetDatum(silence_since());
 	args[1] = BoolGetDatum(expire);
 	args[2] = model_int8_array(c->stage_joblists.v, c->stage_joblists.n);
-	if (SPI_execute_with_args("SELECT dispatch._housekeeping($1, $2, $3)", 3, types, args,
-							  nulls, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT next_deadline, skipped FROM dispatch._housekeeping($1, $2, $3)",
+							  3, types, args, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pg_dispatch housekeeping failed");
 	secs = seconds_at(SPI_tuptable, &isnull);
-	return isnull ? -1 : secs;
+	if (isnull)
+		secs = -1;
+	skipped = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (left_joblists != NULL)
+		pfree(left_joblists);
+	left_joblists = NULL;
+	nleft_joblists = 0;
+	*left = !isnull;			/* NULL: none left */
+	if (*left)
+	{
+		deconstruct_array(DatumGetArrayTypeP(skipped), INT8OID, 8, true, TYPALIGN_DOUBLE,
+						  &ids, NULL, &nleft_joblists);
+		left_joblists = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * nleft_joblists);
+		memcpy(left_joblists, ids, sizeof(Datum) * nleft_joblists);
+	}
+	return secs;
 }
 
 /* Runs one scheduling cycle in its own transaction; returns how long to sleep (ms). */
@@ -229,9 +261,11 @@ run_cycle(void)
 		double		deadline;
 		double		goal;
 		bool		isnull;
+		bool		left;
+		int			skipped;
 
 		model_changes_read(&c, true, false);
-		deadline = housekeeping(expire, &c);
+		deadline = housekeeping(expire, &c, &left);
 		if (expire)
 			next_expiry = deadline < 0 ? DT_NOEND :
 				TimestampTzPlusMilliseconds(start, (int64) (deadline * 1000.0));
@@ -251,7 +285,9 @@ run_cycle(void)
 		}
 		else
 			model_apply(model, &c);
-		assigned = alloc_assign(model);
+		assigned = alloc_assign(model, &skipped);
+		if (left || skipped > 0)	/* a rollback of what held them wakes no one */
+			sleep_ms = Min(sleep_ms, RETRY_SLEEP_MS);
 		if (next_expiry != DT_NOEND)
 		{
 			TimestampDifference(GetCurrentTimestamp(), next_expiry, &secs, &usecs);

@@ -17,18 +17,25 @@
 -- grant a fresh timeout.  Liveness runs only when expire is set (the deadline it
 -- returned last time has come); stages are looked at only for joblists (those the
 -- change queue named; NULL: every active one, when the scheduler loads its model)
--- and for the joblists of jobs this call lost.  Returns the seconds to the next liveness deadline (NULL: no node to watch)
--- when it checked liveness, else NULL.
-CREATE FUNCTION dispatch._housekeeping(since timestamptz, expire boolean, joblists bigint[])
-RETURNS double precision
+-- and for the joblists of jobs this call lost.  next_deadline: the seconds to the next
+-- liveness deadline (NULL: no node to watch) when it checked liveness, else NULL.
+--
+-- A joblist is advanced only when its row and those of its unfinished jobs can be
+-- locked at once (SKIP LOCKED): a user's open transaction (a cancel not yet
+-- committed) must not stall the scheduler, and waiting in this order (joblist, then
+-- jobs, like a cancel) while the cycle holds other rows could deadlock.  skipped
+-- lists the joblists left so (NULL: none); the scheduler names them again next cycle.
+CREATE FUNCTION dispatch._housekeeping(since timestamptz, expire boolean, joblists bigint[],
+                                       OUT next_deadline double precision,
+                                       OUT skipped bigint[])
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     timeout interval := current_setting('dispatch.node_timeout')::interval;
     n text;
     lost boolean := false;
+    candidate bigint;
     jl dispatch.joblists;
-    next_deadline double precision;
 BEGIN
     IF expire THEN
         FOR n IN UPDATE dispatch.nodes SET state = 'offline', state_changed_at = now()
@@ -45,7 +52,7 @@ BEGIN
     END IF;
 
     -- A joblist needs attention when its current stage has no active job left or a bad one.
-    FOR jl IN SELECT l.* FROM dispatch.joblists l
+    FOR candidate IN SELECT l.joblist_id FROM dispatch.joblists l
                WHERE (joblists IS NULL OR l.joblist_id = ANY (joblists))
                  AND l.state IN ('queued', 'running')
                  AND (NOT EXISTS (SELECT 1 FROM dispatch.jobs j
@@ -57,7 +64,26 @@ BEGIN
                                    WHERE j.joblist_id = l.joblist_id
                                      AND j.stage = l.current_stage
                                      AND j.state IN ('failed', 'lost', 'cancelled'))))
-               ORDER BY l.joblist_id FOR UPDATE LOOP
+               ORDER BY l.joblist_id LOOP
+        SELECT * INTO jl FROM dispatch.joblists
+         WHERE joblist_id = candidate AND state IN ('queued', 'running') FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            -- held by another transaction, or finished since the candidates were read
+            -- (which leaves the joblist alone: the next look finds nothing to do)
+            skipped := skipped || candidate;
+            CONTINUE;
+        END IF;
+        -- (what advancing writes: the later stages' waiting jobs, or under fail_fast
+        -- every unfinished one, which it cancels)
+        IF (SELECT count(*) FROM dispatch.jobs j
+             WHERE j.joblist_id = candidate AND j.state IN ('pending', 'assigned', 'running'))
+           <> (SELECT count(*) FROM (SELECT FROM dispatch.jobs j
+                                      WHERE j.joblist_id = candidate
+                                        AND j.state IN ('pending', 'assigned', 'running')
+                                        FOR UPDATE SKIP LOCKED) mine) THEN
+            skipped := skipped || candidate;
+            CONTINUE;
+        END IF;
         -- A stage may finish as soon as the next is entered (it was already done).
         LOOP
             PERFORM dispatch._advance_joblist(jl);
@@ -70,18 +96,18 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    IF NOT expire THEN
-        RETURN NULL;
+    IF expire THEN
+        SELECT greatest(extract(epoch FROM greatest(min(last_heartbeat), since) + timeout
+                                           - now()), 0.1)
+          INTO next_deadline
+          FROM dispatch.nodes WHERE state <> 'offline';
     END IF;
-    SELECT extract(epoch FROM greatest(min(last_heartbeat), since) + timeout - now())
-      INTO next_deadline
-      FROM dispatch.nodes WHERE state <> 'offline';
-    RETURN greatest(next_deadline, 0.1);
 END
 $$;
 COMMENT ON FUNCTION dispatch._housekeeping(timestamptz, boolean, bigint[]) IS
     'Scheduler: expire silent nodes (when expire), advance the stages of joblists and finish '
-    'them; returns seconds to the next liveness deadline when it expired';
+    'them; returns seconds to the next liveness deadline when it expired, and the joblists '
+    'it left because another transaction held them';
 
 CREATE VIEW dispatch._sched_nodes AS
     SELECT node FROM dispatch.nodes WHERE state = 'online' ORDER BY node;
@@ -206,16 +232,32 @@ DECLARE
     assigned bigint[];
     notify text[];
 BEGIN
-    -- One statement for the whole cycle.  Units are locked until the assignments
-    -- commit; a job one of whose units an agent withdrew since the cycle read them is
-    -- skipped (the registration that withdrew it wakes the scheduler again), and so is
-    -- a job that stopped being pending (cancelled meanwhile).
+    -- One statement for the whole cycle, which never waits for another transaction's
+    -- row lock: a user's open transaction (a cancel not yet committed) must not stall
+    -- the scheduler, and lock orders that differ from a cancel's (joblist, then its
+    -- jobs) could deadlock with it.  So the jobs, their queued joblists and the units
+    -- are locked with SKIP LOCKED, and a job that misses any of them is skipped: the
+    -- scheduler reloads it and tries again next cycle.  Units stay locked until the
+    -- assignments commit; a job one of whose units an agent withdrew since the cycle
+    -- read them is skipped (the registration that withdrew it wakes the scheduler
+    -- again), and so is a job that stopped being pending (cancelled meanwhile).
     WITH take AS (
         SELECT * FROM unnest(take_jobs, take_units, take_amounts)
                       WITH ORDINALITY AS t(job_id, resource_id, amount, ord)),
     unit AS (
         SELECT r.resource_id, r.type, r.ident, r.is_amount FROM dispatch.resources r
-         WHERE r.resource_id = ANY (take_units) FOR KEY SHARE),
+         WHERE r.resource_id = ANY (take_units) FOR KEY SHARE SKIP LOCKED),
+    mine AS (
+        SELECT j.job_id, j.joblist_id FROM dispatch.jobs j
+         WHERE j.job_id = ANY (job_ids) AND j.state = 'pending'
+         FOR NO KEY UPDATE SKIP LOCKED),
+    queued AS (
+        SELECT l.joblist_id FROM dispatch.joblists l
+         WHERE l.joblist_id IN (SELECT joblist_id FROM mine) AND l.state = 'queued'),
+    starting AS (
+        SELECT l.joblist_id FROM dispatch.joblists l
+         WHERE l.joblist_id IN (SELECT joblist_id FROM queued) AND l.state = 'queued'
+         FOR NO KEY UPDATE SKIP LOCKED),
     -- what each job holds, by type: set-based, not a subquery per job over all takes,
     -- and computed once (inlined, a plan misled by stale statistics on jobs ran the
     -- aggregate again for every placed job)
@@ -229,9 +271,12 @@ BEGIN
          GROUP BY x.job_id),
     placed AS (
         SELECT p.job_id, p.node, h.held
-          FROM unnest(job_ids, nodes) AS p(job_id, node) LEFT JOIN held h USING (job_id)
+          FROM unnest(job_ids, nodes) AS p(job_id, node) JOIN mine m USING (job_id)
+               LEFT JOIN held h USING (job_id)
          WHERE NOT EXISTS (SELECT 1 FROM take t WHERE t.job_id = p.job_id
-                              AND t.resource_id NOT IN (SELECT resource_id FROM unit))),
+                              AND t.resource_id NOT IN (SELECT resource_id FROM unit))
+           AND (m.joblist_id NOT IN (SELECT joblist_id FROM queued)
+                OR m.joblist_id IN (SELECT joblist_id FROM starting))),
     upd AS (
         UPDATE dispatch.jobs j
            SET state = 'assigned', node = p.node, resources = p.held, reason = NULL,
@@ -247,7 +292,8 @@ BEGIN
         SELECT t.resource_id, t.job_id, t.amount FROM take t JOIN upd USING (job_id)),
     started AS (
         UPDATE dispatch.joblists l SET state = 'running', started_at = now()
-         WHERE l.joblist_id IN (SELECT joblist_id FROM upd) AND l.state = 'queued')
+         WHERE l.joblist_id IN (SELECT joblist_id FROM upd)
+           AND l.joblist_id IN (SELECT joblist_id FROM starting))
     SELECT coalesce(array_agg(upd.job_id), '{}'), array_agg(DISTINCT upd.node)
       INTO assigned, notify FROM upd;
 
@@ -264,26 +310,49 @@ COMMENT ON FUNCTION dispatch._assign_many(bigint[], text[], bigint[], bigint[], 
     'Scheduler: assign pending jobs to nodes with resource units (take_* list each job''s'
     ' units); returns the jobs it assigned (the others stay pending)';
 
+-- By hand, unlike the scheduler, it waits for the job and its joblist when another
+-- transaction holds them (the running scheduler writing a reason, say).
 CREATE FUNCTION dispatch._assign(job bigint, node text, resource_ids bigint[],
                                  amounts bigint[])
 RETURNS boolean
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT dispatch._assign_many(ARRAY[job], ARRAY[node],
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM FROM dispatch.jobs j JOIN dispatch.joblists l USING (joblist_id)
+      WHERE j.job_id = job FOR NO KEY UPDATE;
+    RETURN dispatch._assign_many(ARRAY[job], ARRAY[node],
                                  array_fill(job, ARRAY[cardinality(resource_ids)]),
-                                 resource_ids, amounts) = ARRAY[job]
+                                 resource_ids, amounts) = ARRAY[job];
+END
 $$;
 COMMENT ON FUNCTION dispatch._assign(bigint, text, bigint[], bigint[]) IS
-    'Assign one pending job to a node with the given resource units (tests, manual repair)';
+    'Assign one pending job to a node with the given resource units (tests, manual repair; '
+    'waits for rows other transactions hold)';
 
+-- Like _assign_many(), never waits for another transaction's row lock: a job that a
+-- transaction still holds (a cancel not yet committed) is left alone and returned, for
+-- the scheduler to say again next cycle.
 CREATE FUNCTION dispatch._set_reasons(job_ids bigint[], reasons text[],
-                                      starts timestamptz[], nodes text[]) RETURNS void
+                                      starts timestamptz[], nodes text[]) RETURNS bigint[]
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    UPDATE dispatch.jobs j
-       SET reason = u.reason, expected_start = u.expected_start, expected_node = u.node
-      FROM unnest(job_ids, reasons, starts, nodes) AS u(job_id, reason, expected_start, node)
-     WHERE j.job_id = u.job_id AND j.state = 'pending'
-       AND (j.reason, j.expected_start, j.expected_node)
-           IS DISTINCT FROM (u.reason, u.expected_start, u.node)
+    WITH u AS MATERIALIZED (
+        SELECT u.* FROM unnest(job_ids, reasons, starts, nodes)
+                        AS u(job_id, reason, expected_start, node)
+          JOIN dispatch.jobs j USING (job_id)
+         WHERE j.state = 'pending'
+           AND (j.reason, j.expected_start, j.expected_node)
+               IS DISTINCT FROM (u.reason, u.expected_start, u.node)),
+    got AS (
+        SELECT j.job_id FROM dispatch.jobs j
+         WHERE j.job_id IN (SELECT job_id FROM u) AND j.state = 'pending'
+         FOR NO KEY UPDATE SKIP LOCKED),
+    upd AS (
+        UPDATE dispatch.jobs j
+           SET reason = u.reason, expected_start = u.expected_start, expected_node = u.node
+          FROM u
+         WHERE j.job_id = u.job_id AND j.job_id IN (SELECT job_id FROM got))
+    SELECT coalesce(array_agg(u.job_id), '{}') FROM u
+     WHERE u.job_id NOT IN (SELECT job_id FROM got)
 $$;
 COMMENT ON FUNCTION dispatch._set_reasons(bigint[], text[], timestamptz[], text[]) IS
-    'Scheduler: record why pending jobs wait, and their reservations (start, node)';
+    'Scheduler: record why pending jobs wait, and their reservations (start, node); '
+    'returns the jobs it left because another transaction held them';
