@@ -116,8 +116,8 @@ SQL
     empty_queue
 }
 
-# Cancels what is left, waits until no job runs and deletes every joblist (again after
-# a deadlock with the scheduler's housekeeping).
+# Cancels what is left, waits until no job runs and deletes every joblist (again until
+# the delete succeeds).
 empty_queue() {
     psql -c "SET client_min_messages = warning" -c "SELECT count(dispatch.cancel_joblist(joblist_id))
               FROM dispatch.joblists WHERE state IN ('queued', 'running')" >/dev/null
