@@ -231,33 +231,45 @@ AS $$
 DECLARE
     assigned bigint[];
     notify text[];
+    mine bigint[];
+    starting bigint[];
+    blocked bigint[];
 BEGIN
-    -- One statement for the whole cycle, which never waits for another transaction's
-    -- row lock: a user's open transaction (a cancel not yet committed) must not stall
-    -- the scheduler, and lock orders that differ from a cancel's (joblist, then its
-    -- jobs) could deadlock with it.  So the jobs, their queued joblists and the units
-    -- are locked with SKIP LOCKED, and a job that misses any of them is skipped: the
-    -- scheduler reloads it and tries again next cycle.  Units stay locked until the
-    -- assignments commit; a job one of whose units an agent withdrew since the cycle
-    -- read them is skipped (the registration that withdrew it wakes the scheduler
-    -- again), and so is a job that stopped being pending (cancelled meanwhile).
+    -- No write here waits for another transaction's row lock: a user's open transaction
+    -- (a cancel not yet committed) must not stall the scheduler, and lock orders that
+    -- differ from a cancel's (joblist, then its jobs) could deadlock with it.  So the
+    -- jobs, their queued joblists and the units are locked with SKIP LOCKED, and a job
+    -- that misses any of them is skipped: the scheduler reloads it and tries again.
+    -- The locks come first, each into an array, so that no plan below rests on an
+    -- estimate of how many rows a lock kept.
+    mine := ARRAY(SELECT j.job_id FROM dispatch.jobs j
+                   WHERE j.job_id = ANY (job_ids) AND j.state = 'pending'
+                   ORDER BY j.job_id FOR NO KEY UPDATE SKIP LOCKED);
+    starting := ARRAY(SELECT l.joblist_id FROM dispatch.joblists l
+                       WHERE l.joblist_id IN (SELECT j.joblist_id FROM dispatch.jobs j
+                                               WHERE j.job_id = ANY (mine))
+                         AND l.state = 'queued'
+                       ORDER BY l.joblist_id FOR NO KEY UPDATE SKIP LOCKED);
+    blocked := ARRAY(SELECT l.joblist_id FROM dispatch.joblists l
+                      WHERE l.joblist_id IN (SELECT j.joblist_id FROM dispatch.jobs j
+                                              WHERE j.job_id = ANY (mine))
+                        AND l.state = 'queued'
+                     EXCEPT SELECT unnest(starting));
+    IF cardinality(blocked) > 0 THEN
+        mine := ARRAY(SELECT j.job_id FROM dispatch.jobs j
+                       WHERE j.job_id = ANY (mine) AND j.joblist_id <> ALL (blocked));
+    END IF;
+
+    -- One statement for the whole cycle.  Units are locked until the assignments
+    -- commit; a job one of whose units an agent withdrew since the cycle read them is
+    -- skipped (the registration that withdrew it wakes the scheduler again), and so is
+    -- a job that stopped being pending (cancelled meanwhile).
     WITH take AS (
         SELECT * FROM unnest(take_jobs, take_units, take_amounts)
                       WITH ORDINALITY AS t(job_id, resource_id, amount, ord)),
     unit AS (
         SELECT r.resource_id, r.type, r.ident, r.is_amount FROM dispatch.resources r
          WHERE r.resource_id = ANY (take_units) FOR KEY SHARE SKIP LOCKED),
-    mine AS (
-        SELECT j.job_id, j.joblist_id FROM dispatch.jobs j
-         WHERE j.job_id = ANY (job_ids) AND j.state = 'pending'
-         FOR NO KEY UPDATE SKIP LOCKED),
-    queued AS (
-        SELECT l.joblist_id FROM dispatch.joblists l
-         WHERE l.joblist_id IN (SELECT joblist_id FROM mine) AND l.state = 'queued'),
-    starting AS (
-        SELECT l.joblist_id FROM dispatch.joblists l
-         WHERE l.joblist_id IN (SELECT joblist_id FROM queued) AND l.state = 'queued'
-         FOR NO KEY UPDATE SKIP LOCKED),
     -- what each job holds, by type: set-based, not a subquery per job over all takes,
     -- and computed once (inlined, a plan misled by stale statistics on jobs ran the
     -- aggregate again for every placed job)
@@ -271,12 +283,11 @@ BEGIN
          GROUP BY x.job_id),
     placed AS (
         SELECT p.job_id, p.node, h.held
-          FROM unnest(job_ids, nodes) AS p(job_id, node) JOIN mine m USING (job_id)
+          FROM unnest(job_ids, nodes) AS p(job_id, node)
+               JOIN unnest(mine) AS m(job_id) USING (job_id)
                LEFT JOIN held h USING (job_id)
          WHERE NOT EXISTS (SELECT 1 FROM take t WHERE t.job_id = p.job_id
-                              AND t.resource_id NOT IN (SELECT resource_id FROM unit))
-           AND (m.joblist_id NOT IN (SELECT joblist_id FROM queued)
-                OR m.joblist_id IN (SELECT joblist_id FROM starting))),
+                              AND t.resource_id NOT IN (SELECT resource_id FROM unit))),
     upd AS (
         UPDATE dispatch.jobs j
            SET state = 'assigned', node = p.node, resources = p.held, reason = NULL,
@@ -290,10 +301,10 @@ BEGIN
     alloc AS (
         INSERT INTO dispatch.allocations (resource_id, job_id, amount)
         SELECT t.resource_id, t.job_id, t.amount FROM take t JOIN upd USING (job_id)),
+    -- (queued joblists of assigned jobs: all locked above)
     started AS (
         UPDATE dispatch.joblists l SET state = 'running', started_at = now()
-         WHERE l.joblist_id IN (SELECT joblist_id FROM upd)
-           AND l.joblist_id IN (SELECT joblist_id FROM starting))
+         WHERE l.joblist_id IN (SELECT joblist_id FROM upd) AND l.state = 'queued')
     SELECT coalesce(array_agg(upd.job_id), '{}'), array_agg(DISTINCT upd.node)
       INTO assigned, notify FROM upd;
 
@@ -333,25 +344,31 @@ COMMENT ON FUNCTION dispatch._assign(bigint, text, bigint[], bigint[]) IS
 -- the scheduler to say again next cycle.
 CREATE FUNCTION dispatch._set_reasons(job_ids bigint[], reasons text[],
                                       starts timestamptz[], nodes text[]) RETURNS bigint[]
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    WITH u AS MATERIALIZED (
-        SELECT u.* FROM unnest(job_ids, reasons, starts, nodes)
-                        AS u(job_id, reason, expected_start, node)
+-- planned with the arrays' real sizes: a plan for ten rows looped over 20,000 waits
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    wanted bigint[];
+    got bigint[];
+BEGIN
+    -- the waits that change, then those of them no other transaction holds
+    wanted := ARRAY(
+        SELECT j.job_id
+          FROM unnest(job_ids, reasons, starts, nodes) AS u(job_id, reason, expected_start, node)
           JOIN dispatch.jobs j USING (job_id)
          WHERE j.state = 'pending'
            AND (j.reason, j.expected_start, j.expected_node)
-               IS DISTINCT FROM (u.reason, u.expected_start, u.node)),
-    got AS (
-        SELECT j.job_id FROM dispatch.jobs j
-         WHERE j.job_id IN (SELECT job_id FROM u) AND j.state = 'pending'
-         FOR NO KEY UPDATE SKIP LOCKED),
-    upd AS (
-        UPDATE dispatch.jobs j
-           SET reason = u.reason, expected_start = u.expected_start, expected_node = u.node
-          FROM u
-         WHERE j.job_id = u.job_id AND j.job_id IN (SELECT job_id FROM got))
-    SELECT coalesce(array_agg(u.job_id), '{}') FROM u
-     WHERE u.job_id NOT IN (SELECT job_id FROM got)
+               IS DISTINCT FROM (u.reason, u.expected_start, u.node));
+    got := ARRAY(SELECT j.job_id FROM dispatch.jobs j
+                  WHERE j.job_id = ANY (wanted) AND j.state = 'pending'
+                  FOR NO KEY UPDATE SKIP LOCKED);
+    UPDATE dispatch.jobs j
+       SET reason = u.reason, expected_start = u.expected_start, expected_node = u.node
+      FROM unnest(job_ids, reasons, starts, nodes) AS u(job_id, reason, expected_start, node)
+      JOIN unnest(got) AS g(job_id) USING (job_id)
+     WHERE j.job_id = u.job_id;
+    RETURN ARRAY(SELECT unnest(wanted) EXCEPT SELECT unnest(got));
+END
 $$;
 COMMENT ON FUNCTION dispatch._set_reasons(bigint[], text[], timestamptz[], text[]) IS
     'Scheduler: record why pending jobs wait, and their reservations (start, node); '
