@@ -232,7 +232,7 @@ DECLARE
     assigned bigint[];
     notify text[];
     mine bigint[];
-    starting bigint[];
+    queued bigint[];
     blocked bigint[];
 BEGIN
     -- No write here waits for another transaction's row lock: a user's open transaction
@@ -242,19 +242,19 @@ BEGIN
     -- that misses any of them is skipped: the scheduler reloads it and tries again.
     -- The locks come first, each into an array, so that no plan below rests on an
     -- estimate of how many rows a lock kept.
+    -- (nothing waits, so no lock order is needed)
     mine := ARRAY(SELECT j.job_id FROM dispatch.jobs j
                    WHERE j.job_id = ANY (job_ids) AND j.state = 'pending'
-                   ORDER BY j.job_id FOR NO KEY UPDATE SKIP LOCKED);
-    starting := ARRAY(SELECT l.joblist_id FROM dispatch.joblists l
-                       WHERE l.joblist_id IN (SELECT j.joblist_id FROM dispatch.jobs j
-                                               WHERE j.job_id = ANY (mine))
-                         AND l.state = 'queued'
-                       ORDER BY l.joblist_id FOR NO KEY UPDATE SKIP LOCKED);
-    blocked := ARRAY(SELECT l.joblist_id FROM dispatch.joblists l
-                      WHERE l.joblist_id IN (SELECT j.joblist_id FROM dispatch.jobs j
-                                              WHERE j.job_id = ANY (mine))
-                        AND l.state = 'queued'
-                     EXCEPT SELECT unnest(starting));
+                   FOR NO KEY UPDATE SKIP LOCKED);
+    queued := ARRAY(SELECT l.joblist_id FROM dispatch.joblists l
+                     WHERE l.joblist_id IN (SELECT j.joblist_id FROM dispatch.jobs j
+                                             WHERE j.job_id = ANY (mine))
+                       AND l.state = 'queued');
+    blocked := ARRAY(SELECT unnest(queued)
+                     EXCEPT SELECT x.joblist_id
+                              FROM (SELECT l.joblist_id FROM dispatch.joblists l
+                                     WHERE l.joblist_id = ANY (queued) AND l.state = 'queued'
+                                     FOR NO KEY UPDATE SKIP LOCKED) x);
     IF cardinality(blocked) > 0 THEN
         mine := ARRAY(SELECT j.job_id FROM dispatch.jobs j
                        WHERE j.job_id = ANY (mine) AND j.joblist_id <> ALL (blocked));
