@@ -195,8 +195,9 @@ drop_model(void)
 /*
  * Runs dispatch._housekeeping() for the joblists c names (every active one when the
  * model is to be loaded) and those the last one left, and for liveness when expire;
- * sets *left when it left joblists again; returns the seconds to the next liveness
- * deadline it computed, or -1 when it computed none.
+ * sets *left when it left joblists again; returns the seconds to the next deadline
+ * it computed (liveness's when expire, and always a joblist's timeout), or -1 when
+ * it computed none.
  */
 static double
 housekeeping(bool expire, ModelChanges *c, bool *left)
@@ -269,6 +270,9 @@ run_cycle(void)
 		if (expire)
 			next_expiry = deadline < 0 ? DT_NOEND :
 				TimestampTzPlusMilliseconds(start, (int64) (deadline * 1000.0));
+		else if (deadline >= 0)	/* a joblist's timeout, sooner than liveness */
+			next_expiry = Min(next_expiry,
+							  TimestampTzPlusMilliseconds(start, (int64) (deadline * 1000.0)));
 		goal = seconds_at(worker_select("SELECT dispatch._goal_tick()", 0, NULL, NULL), &isnull);
 		if (!isnull)
 			sleep_ms = Min(sleep_ms, (long) (goal * 1000.0) + 1);

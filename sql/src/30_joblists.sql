@@ -30,12 +30,20 @@ CREATE TABLE dispatch.joblists (
     started_at      timestamptz,
     finished_at     timestamptz,
     reason          text,
+    -- Data flows (36_dataflow.sql): the joblist's time limit and, until it has acted on
+    -- it, when it expires; the first failure, once one was seen (it stays running while
+    -- jobs that run after failures do).
+    timeout         interval CHECK (timeout > '0'),
+    deadline        timestamptz,
+    failure         text,
     CHECK (current_stage >= 0 AND current_stage < stage_count),
     CHECK ((state IN ('succeeded', 'failed', 'cancelled')) = (finished_at IS NOT NULL))
 );
 CREATE INDEX joblists_name_idx ON dispatch.joblists (name);
 CREATE INDEX joblists_active_idx ON dispatch.joblists (joblist_id)
     WHERE state IN ('queued', 'running');
+CREATE INDEX joblists_deadline_idx ON dispatch.joblists (deadline)
+    WHERE deadline IS NOT NULL AND state IN ('queued', 'running');
 COMMENT ON TABLE dispatch.joblists IS 'Submitted joblists: ordered stages of parallel jobs';
 
 CREATE TABLE dispatch.stages (
@@ -60,7 +68,7 @@ CREATE TABLE dispatch.jobs (
     retries         int NOT NULL DEFAULT 0 CHECK (retries >= 0),
     state           text NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'assigned', 'running', 'succeeded',
-                                     'failed', 'cancelled', 'lost')),
+                                     'failed', 'cancelled', 'lost', 'skipped')),
     attempt         int NOT NULL DEFAULT 1 CHECK (attempt >= 1),
     node            text REFERENCES dispatch.nodes,
     resources       jsonb,
@@ -78,11 +86,34 @@ CREATE TABLE dispatch.jobs (
     -- (NULL: not known) and on which node (NULL: none).
     expected_start  timestamptz,
     expected_node   text,
+    -- Data flows (31_flow_spec.sql, 36_dataflow.sql).  task: the spec name of the job
+    -- when the graph needs it (a job some job is after, or a cell of a fanned-out job;
+    -- NULL otherwise); after: the tasks it runs after; condition: its "when"; held: the
+    -- gate a pending job still waits at (after: its upstream; group: its group's
+    -- placement; slot: its array's throttle); cell: its matrix, array or for_each values;
+    -- parallel: its array's throttle; for_each: the task whose result it fans out over
+    -- (a placeholder, replaced by its cells); upstream_failed: it was skipped because
+    -- something upstream went wrong; result: what it left at $DISPATCH_RESULT;
+    -- waiting_signal: the signal it waits for (48_signals.sql).
+    task            text,
+    after           text[],
+    condition       text NOT NULL DEFAULT 'on_success'
+                    CHECK (condition IN ('on_success', 'on_failure', 'always')),
+    held            text CHECK (held IN ('after', 'group', 'slot')),
+    cell            jsonb,
+    parallel        int CHECK (parallel > 0),
+    for_each        text,
+    group_name      text,
+    upstream_failed boolean NOT NULL DEFAULT false,
+    result          jsonb,
+    waiting_signal  text,
     FOREIGN KEY (joblist_id, stage) REFERENCES dispatch.stages ON DELETE CASCADE,
     UNIQUE (joblist_id, name),
     CHECK (state NOT IN ('assigned', 'running') OR node IS NOT NULL),
     CHECK (state <> 'pending' OR node IS NULL),
-    CHECK ((state IN ('succeeded', 'failed', 'cancelled', 'lost')) = (finished_at IS NOT NULL))
+    CHECK (state = 'pending' OR held IS NULL),
+    CHECK ((state IN ('succeeded', 'failed', 'cancelled', 'lost', 'skipped'))
+           = (finished_at IS NOT NULL))
 );
 CREATE INDEX jobs_pending_idx ON dispatch.jobs (joblist_id, job_id) WHERE state = 'pending';
 CREATE INDEX jobs_stage_idx ON dispatch.jobs (joblist_id, stage);
@@ -92,7 +123,20 @@ CREATE INDEX jobs_stage_idx ON dispatch.jobs (joblist_id, stage);
 CREATE INDEX jobs_stage_active_idx ON dispatch.jobs (joblist_id, stage)
     WHERE state IN ('pending', 'assigned', 'running');
 CREATE INDEX jobs_stage_bad_idx ON dispatch.jobs (joblist_id, stage)
-    WHERE state IN ('failed', 'lost', 'cancelled');
+    WHERE state IN ('failed', 'lost', 'cancelled') OR upstream_failed;
+-- The graph's questions (36_dataflow.sql), asked only of jobs that take part in it:
+-- which held jobs a joblist has, whether a task still has an active job, how many
+-- cells of an array are busy.
+CREATE INDEX jobs_held_idx ON dispatch.jobs (joblist_id, stage, held)
+    WHERE state = 'pending' AND held IS NOT NULL;
+CREATE INDEX jobs_task_idx ON dispatch.jobs (joblist_id, task) WHERE task IS NOT NULL;
+CREATE INDEX jobs_task_active_idx ON dispatch.jobs (joblist_id, task)
+    WHERE task IS NOT NULL AND state IN ('pending', 'assigned', 'running');
+CREATE INDEX jobs_task_busy_idx ON dispatch.jobs (joblist_id, task)
+    WHERE task IS NOT NULL
+      AND (state IN ('assigned', 'running') OR state = 'pending' AND held IS NULL);
+CREATE INDEX jobs_group_idx ON dispatch.jobs (joblist_id, group_name)
+    WHERE group_name IS NOT NULL;
 CREATE INDEX jobs_active_node_idx ON dispatch.jobs (node) WHERE state IN ('assigned', 'running');
 COMMENT ON TABLE dispatch.jobs IS 'Jobs; attempt grows each time a job is retried';
 
@@ -171,7 +215,8 @@ DECLARE
 BEGIN
     PERFORM dispatch._json_typed('object', job, path, 'job');
     PERFORM dispatch._check_keys(job, ARRAY['name', 'command', 'needs', 'constraints',
-        'timeout', 'retries', 'env', 'files', 'replacements', 'template'], path, 'job');
+        'timeout', 'retries', 'env', 'files', 'replacements', 'template', 'after', 'when',
+        'matrix', 'array', 'for_each', 'group'], path, 'job');
     PERFORM dispatch._require_key(job, 'name', path, 'job');
     name := dispatch._json_text(job -> 'name', dispatch._path(path, 'name'), 'job name');
     IF duplicate THEN
@@ -209,6 +254,7 @@ BEGIN
                                    'retries');
     END IF;
     PERFORM dispatch._validate_files(job, path);
+    PERFORM dispatch._validate_flow(job, path);
     RETURN name;
 END
 $$;
@@ -451,12 +497,21 @@ DECLARE
     r record;
 BEGIN
     PERFORM dispatch._json_typed('object', spec, path, 'joblist spec');
-    PERFORM dispatch._check_keys(spec, ARRAY['name', 'stages', 'fail_fast'], path, 'joblist spec');
+    PERFORM dispatch._check_keys(spec, ARRAY['name', 'stages', 'jobs', 'fail_fast', 'timeout'],
+                                 path, 'joblist spec');
     PERFORM dispatch._require_key(spec, 'name', path, 'joblist spec');
     PERFORM dispatch._json_text(spec -> 'name', dispatch._path(path, 'name'), 'joblist name');
     IF spec ? 'fail_fast' THEN
         PERFORM dispatch._json_typed('boolean', spec -> 'fail_fast',
                                      dispatch._path(path, 'fail_fast'), 'fail_fast');
+    END IF;
+    IF spec ? 'timeout' THEN
+        PERFORM dispatch._json_interval(spec -> 'timeout', dispatch._path(path, 'timeout'),
+                                        'timeout');
+    END IF;
+    IF spec ? 'jobs' THEN
+        PERFORM dispatch._validate_graph_joblist(spec, path);
+        RETURN;
     END IF;
     -- Counted before any job is looked at, so that an oversized spec costs little (a
     -- stage has a job at least, so the jobs' limit bounds the stages too).
@@ -480,6 +535,7 @@ BEGIN
                                          r.stage IS NOT DISTINCT FROM dup.stage,
                                          CASE WHEN r.stage = dup.job_stage THEN dup.job END, r.jobs);
     END LOOP;
+    PERFORM dispatch._check_flow(spec, path);
 END
 $$;
 COMMENT ON FUNCTION dispatch._validate_joblist(jsonb, text) IS
@@ -489,15 +545,16 @@ COMMENT ON FUNCTION dispatch._validate_joblist(jsonb, text) IS
 CREATE FUNCTION dispatch._spec_jobs(spec jsonb)
 RETURNS TABLE (stage int, stage_name text, k int, job_path text, job jsonb)
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT (s.o - 1)::int, coalesce(s.x ->> 'name', 'stage' || (s.o - 1)), (j.o - 1)::int,
-           format('stages[%s].jobs[%s]', s.o - 1, j.o - 1), j.y
+    SELECT coalesce((j.y ->> '_stage')::int, (s.o - 1)::int),
+           coalesce(s.x ->> 'name', 'stage' || (s.o - 1)), (j.o - 1)::int,
+           coalesce(j.y ->> '_path', format('stages[%s].jobs[%s]', s.o - 1, j.o - 1)), j.y
       FROM jsonb_array_elements(spec -> 'stages') WITH ORDINALITY AS s(x, o),
            jsonb_array_elements(s.x -> 'jobs') WITH ORDINALITY AS j(y, o)
      ORDER BY s.o, j.o
 $$;
 COMMENT ON FUNCTION dispatch._spec_jobs(jsonb) IS
-    'The jobs of a validated joblist spec in order: stage (index and name), index in the '
-    'stage, JSON path and spec';
+    'The jobs of a validated joblist spec in stages form (_flow_stages) in order: stage '
+    '(index and name), index in the stage, JSON path (a cell''s _path: its job''s) and spec';
 
 -- No SET clause, so that it is inlined into its callers' queries (their search_path is safe).
 CREATE FUNCTION dispatch._job_command(job jsonb, path text) RETURNS text
@@ -534,28 +591,17 @@ COMMENT ON FUNCTION dispatch._check_rendered_commands(jsonb) IS
     'Fails when the rendered command of a template job of validated spec is larger than '
     'dispatch.max_file_size allows (the first such job)';
 
-CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
+-- The jobs of flat (what _flow_stages makes of a spec) inserted into joblist jl, whose
+-- current stage is current: submit inserts them all, for_each the cells it makes.
+-- Job ids follow the spec's order, which is the order the scheduler serves them in.
+CREATE FUNCTION dispatch._insert_jobs(jl bigint, flat jsonb, current int) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 DECLARE
-    jl bigint;
-    waiting text;
+    waiting text := dispatch._stage_reason(jl, current);
 BEGIN
-    -- Everything is checked before anything is stored: the spec, then what rendering
-    -- makes of the commands and of the files.
-    PERFORM dispatch._validate_joblist(spec, '');
-    PERFORM dispatch._check_rendered_commands(spec);
-    PERFORM dispatch._check_rendered_files(spec);
-    INSERT INTO dispatch.joblists (name, fail_fast, stage_count, spec, submitted_by)
-    VALUES (spec ->> 'name', coalesce((spec ->> 'fail_fast')::boolean, true),
-            jsonb_array_length(spec -> 'stages'), spec, submitter)
-    RETURNING joblist_id INTO jl;
-    INSERT INTO dispatch.stages (joblist_id, stage, name)
-    SELECT jl, (o - 1)::int, coalesce(x ->> 'name', 'stage' || (o - 1))
-      FROM jsonb_array_elements(spec -> 'stages') WITH ORDINALITY AS s(x, o);
-    waiting := dispatch._stage_reason(jl, 0);
-    -- Job ids follow the spec's order, which is the order the scheduler serves them in.
     INSERT INTO dispatch.jobs (joblist_id, stage, name, command, needs, constraints,
-                               env, timeout, retries, reason)
+                               env, timeout, retries, reason, task, after, condition, held,
+                               cell, parallel, for_each, group_name)
     SELECT jl, u.stage, u.job ->> 'name', dispatch._job_command(u.job, u.job_path),
            CASE WHEN coalesce(u.job -> 'needs', '{}') = '{}' THEN '{"cpu": 1}'
                 ELSE u.job -> 'needs' END,
@@ -564,16 +610,54 @@ BEGIN
                 ELSE nullif(current_setting('dispatch.default_time_limit'), '0')::interval
            END,
            coalesce((u.job ->> 'retries')::int, 0),
-           CASE WHEN u.stage = 0 THEN 'waiting for the scheduler' ELSE waiting END
-      FROM dispatch._spec_jobs(spec) u
+           CASE WHEN u.stage > current THEN waiting
+                WHEN h.held IS NOT NULL THEN dispatch._held_reason(h.held, u.job)
+                ELSE 'waiting for the scheduler' END,
+           u.job ->> '_task',
+           CASE WHEN u.job ? 'after' THEN ARRAY(SELECT jsonb_array_elements_text(u.job -> 'after')) END,
+           coalesce(u.job ->> 'when', 'on_success'), h.held, u.job -> '_cell',
+           (u.job ->> '_parallel')::int, u.job ->> 'for_each', u.job ->> 'group'
+      FROM dispatch._spec_jobs(flat) u,
+           LATERAL (SELECT CASE WHEN u.job ? 'after' THEN 'after'
+                                WHEN u.job ? 'group' THEN 'group'
+                                WHEN (u.job ->> '_slot')::boolean THEN 'slot' END AS held) h
      ORDER BY u.stage, u.k;
-    IF dispatch._spec_has_files(spec) THEN
+    IF dispatch._spec_has_files(flat) THEN
         INSERT INTO dispatch.job_files (job_id, path, mode, template, content)
         SELECT j.job_id, f.path, f.mode, f.template, f.content
-          FROM dispatch._spec_files(spec) f
+          FROM dispatch._spec_files(flat) f
           JOIN dispatch.jobs j ON j.joblist_id = jl AND j.name = f.job_name;
     END IF;
+END
+$$;
+COMMENT ON FUNCTION dispatch._insert_jobs(bigint, jsonb, int) IS
+    'Inserts the jobs and files of flat (stages form, validated and expanded) into joblist jl '
+    'at current stage current';
 
+CREATE FUNCTION dispatch._submit(spec jsonb, submitter name) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+DECLARE
+    jl bigint;
+    flat jsonb;
+    limit_ interval;
+BEGIN
+    -- Everything is checked before anything is stored: the spec, then what rendering
+    -- makes of the commands and of the files.
+    PERFORM dispatch._validate_joblist(spec, '');
+    flat := dispatch._flow_stages(spec);
+    PERFORM dispatch._check_rendered_commands(flat);
+    PERFORM dispatch._check_rendered_files(flat);
+    limit_ := dispatch._interval_of(spec -> 'timeout');
+    INSERT INTO dispatch.joblists (name, fail_fast, stage_count, spec, submitted_by, timeout,
+                                   deadline)
+    VALUES (spec ->> 'name', coalesce((spec ->> 'fail_fast')::boolean, true),
+            jsonb_array_length(flat -> 'stages'), spec, submitter, limit_, now() + limit_)
+    RETURNING joblist_id INTO jl;
+    INSERT INTO dispatch.stages (joblist_id, stage, name)
+    SELECT jl, (o - 1)::int, coalesce(x ->> 'name', 'stage' || (o - 1))
+      FROM jsonb_array_elements(flat -> 'stages') WITH ORDINALITY AS s(x, o);
+    PERFORM dispatch._insert_jobs(jl, flat, 0);
+    PERFORM dispatch._add_groups(jl) WHERE flat @? '$.stages[*].jobs[*].group';
     PERFORM dispatch.wake_scheduler();
     RETURN jl;
 END

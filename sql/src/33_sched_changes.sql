@@ -34,18 +34,18 @@ COMMENT ON TABLE dispatch._sched_changes IS
 
 -- Whether a job is in the queue.  The one definition: the scheduler's full load
 -- (_sched_jobs) and its reload of changed jobs (_sched_jobs_changed) both use it, so
--- what makes a job runnable (today its stage being current, later its dependencies)
--- changes here and nowhere else.  Plain SQL without SET, so it is inlined and the
+-- what makes a job runnable (its stage being current, and no gate of the graph holding
+-- it: 36_dataflow.sql) changes here and nowhere else.  Plain SQL without SET, so it is inlined and the
 -- pending-jobs index still serves both.
-CREATE FUNCTION dispatch._runnable(job_state text, job_stage int, joblist_state text,
-                                   current_stage int) RETURNS boolean
+CREATE FUNCTION dispatch._runnable(job_state text, job_stage int, job_held text,
+                                   joblist_state text, current_stage int) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT job_state = 'pending' AND job_stage = current_stage
+    SELECT job_state = 'pending' AND job_stage = current_stage AND job_held IS NULL
        AND joblist_state IN ('queued', 'running')
 $$;
-COMMENT ON FUNCTION dispatch._runnable(text, int, text, int) IS
-    'Whether a job (its state and stage) of a joblist (its state and current stage) waits '
-    'in the scheduler''s queue';
+COMMENT ON FUNCTION dispatch._runnable(text, int, text, text, int) IS
+    'Whether a job (its state, stage and the gate it is held at) of a joblist (its state '
+    'and current stage) waits in the scheduler''s queue';
 
 CREATE FUNCTION dispatch._sched_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$

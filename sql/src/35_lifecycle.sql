@@ -6,8 +6,9 @@
 -- cancelled | lost; a failed or lost attempt with retries left goes back to pending
 -- as a new attempt.  Every change of state or attempt is recorded in job_events by
 -- a trigger, which also queues the job for the scheduler (33_sched_changes.sql).
--- _advance_joblist() moves a joblist to its next stage, or finishes or
--- fails it, when the scheduler's housekeeping sees its current stage change.
+-- A job that never runs because its condition cannot hold ends skipped.
+-- _advance_joblist() (36_dataflow.sql) moves a joblist on through its graph and
+-- stages when the scheduler's housekeeping sees it change.
 
 CREATE TABLE dispatch.job_events (
     event_id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -57,6 +58,7 @@ BEGIN
        SET state = 'pending', node = NULL, resources = NULL, reason = why,
            attempt = attempt + new_attempt::int, assigned_at = NULL, started_at = NULL,
            finished_at = NULL, exit_code = NULL, signal = NULL, timed_out = false,
+           result = NULL, waiting_signal = NULL,
            output_bytes = CASE WHEN new_attempt THEN 0 ELSE output_bytes END,
            output_truncated = output_truncated AND NOT new_attempt
      WHERE job_id = job;
@@ -153,46 +155,3 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 COMMENT ON FUNCTION dispatch._stage_reason(bigint, int) IS
     'The "waiting for stage" reason of a joblist''s later stages';
-
-CREATE FUNCTION dispatch._advance_joblist(jl dispatch.joblists) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    active bigint;
-    bad text;
-BEGIN
-    SELECT count(*) FILTER (WHERE state IN ('pending', 'assigned', 'running')),
-           min(format('job "%s" %s', name,
-                      CASE state WHEN 'failed' THEN coalesce(reason, 'failed')
-                                 ELSE state END) ORDER BY job_id)
-               FILTER (WHERE state IN ('failed', 'lost', 'cancelled'))
-      INTO active, bad
-      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND stage = jl.current_stage;
-
-    IF bad IS NOT NULL AND jl.fail_fast THEN
-        UPDATE dispatch.joblists SET state = 'failed', finished_at = now(), reason = bad
-         WHERE joblist_id = jl.joblist_id;
-        PERFORM dispatch._cancel_jobs_of(jl.joblist_id, format('joblist failed: %s', bad));
-        RETURN;
-    END IF;
-    IF active > 0 THEN
-        RETURN;
-    END IF;
-    IF jl.current_stage + 1 < jl.stage_count THEN
-        UPDATE dispatch.joblists SET current_stage = current_stage + 1
-         WHERE joblist_id = jl.joblist_id;
-        UPDATE dispatch.jobs
-           SET reason = CASE WHEN stage = jl.current_stage + 1 THEN 'waiting for the scheduler'
-                             ELSE dispatch._stage_reason(jl.joblist_id, jl.current_stage + 1) END
-         WHERE joblist_id = jl.joblist_id AND stage > jl.current_stage AND state = 'pending';
-        RETURN;
-    END IF;
-    SELECT min(format('job "%s" %s', name, state) ORDER BY job_id) INTO bad
-      FROM dispatch.jobs WHERE joblist_id = jl.joblist_id AND state <> 'succeeded';
-    UPDATE dispatch.joblists
-       SET state = CASE WHEN bad IS NULL THEN 'succeeded' ELSE 'failed' END,
-           finished_at = now(), reason = bad
-     WHERE joblist_id = jl.joblist_id;
-END
-$$;
-COMMENT ON FUNCTION dispatch._advance_joblist(dispatch.joblists) IS
-    'Advances, finishes or fails one active joblist whose current stage changed';

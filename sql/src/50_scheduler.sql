@@ -11,14 +11,31 @@
 -- _set_reasons() call for the waits whose reason changed.  Times cross the boundary
 -- as whole seconds of the Unix epoch; a job's time limit is its timeout.
 
+-- What advancing a joblist writes: the later stages' waiting jobs, or under fail_fast
+-- every unfinished one, which it cancels; so it goes ahead only when it can lock them all.
+CREATE FUNCTION dispatch._lock_unfinished(jl bigint) RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT (SELECT count(*) FROM dispatch.jobs j
+             WHERE j.joblist_id = jl AND j.state IN ('pending', 'assigned', 'running'))
+           = (SELECT count(*) FROM (SELECT FROM dispatch.jobs j
+                                     WHERE j.joblist_id = jl
+                                       AND j.state IN ('pending', 'assigned', 'running')
+                                       FOR UPDATE SKIP LOCKED) mine)
+$$;
+COMMENT ON FUNCTION dispatch._lock_unfinished(bigint) IS
+    'Locks every unfinished job of joblist jl that no other transaction holds; true when '
+    'that was all of them';
+
 -- Silence counts from since at the earliest: the moment this server's first scheduler
 -- started (kept in shared memory across scheduler restarts), so heartbeats missed
 -- while no scheduler ran (a failover) do not count but a scheduler restart does not
 -- grant a fresh timeout.  Liveness runs only when expire is set (the deadline it
 -- returned last time has come); stages are looked at only for joblists (those the
 -- change queue named; NULL: every active one, when the scheduler loads its model)
--- and for the joblists of jobs this call lost.  next_deadline: the seconds to the next
--- liveness deadline (NULL: no node to watch) when it checked liveness, else NULL.
+-- and for the joblists of jobs this call lost.  Liveness also acts on the joblists
+-- past their timeout (36_dataflow.sql).  next_deadline: the seconds to the next
+-- liveness deadline when it checked liveness, or to the next joblist timeout if that
+-- is sooner (NULL: neither).
 --
 -- A joblist is advanced only when its row and those of its unfinished jobs can be
 -- locked at once (SKIP LOCKED): a user's open transaction (a cancel not yet
@@ -49,9 +66,19 @@ BEGIN
             joblists := joblists || ARRAY(SELECT c.joblist_id FROM dispatch._sched_changes c
                                            WHERE c.kind = 'job');
         END IF;
+        -- joblists past their timeout (36_dataflow.sql), when their rows are free
+        FOR jl IN SELECT * FROM dispatch.joblists l
+                   WHERE l.deadline <= now() AND l.state IN ('queued', 'running')
+                   ORDER BY l.joblist_id FOR UPDATE SKIP LOCKED LOOP
+            IF dispatch._lock_unfinished(jl.joblist_id) THEN
+                PERFORM dispatch._expire_joblist(jl);
+                joblists := joblists || jl.joblist_id;
+            END IF;             -- else its deadline stays, and the next pass tries again
+        END LOOP;
     END IF;
 
-    -- A joblist needs attention when its current stage has no active job left or a bad one.
+    -- A joblist needs attention when its current stage has no active job left, a bad
+    -- one not yet seen, or a job held at a gate of its graph (36_dataflow.sql).
     FOR candidate IN SELECT l.joblist_id FROM dispatch.joblists l
                WHERE (joblists IS NULL OR l.joblist_id = ANY (joblists))
                  AND l.state IN ('queued', 'running')
@@ -59,11 +86,16 @@ BEGIN
                                    WHERE j.joblist_id = l.joblist_id
                                      AND j.stage = l.current_stage
                                      AND j.state IN ('pending', 'assigned', 'running'))
-                      OR (l.fail_fast AND EXISTS (
+                      OR (l.failure IS NULL AND EXISTS (
                                   SELECT 1 FROM dispatch.jobs j
                                    WHERE j.joblist_id = l.joblist_id
                                      AND j.stage = l.current_stage
-                                     AND j.state IN ('failed', 'lost', 'cancelled'))))
+                                     AND j.state IN ('failed', 'lost', 'cancelled')))
+                      OR l.failure IS NOT NULL AND l.fail_fast
+                      OR EXISTS (SELECT 1 FROM dispatch.jobs j
+                                  WHERE j.joblist_id = l.joblist_id
+                                    AND j.stage = l.current_stage
+                                    AND j.state = 'pending' AND j.held IS NOT NULL))
                ORDER BY l.joblist_id LOOP
         SELECT * INTO jl FROM dispatch.joblists
          WHERE joblist_id = candidate AND state IN ('queued', 'running') FOR UPDATE SKIP LOCKED;
@@ -73,28 +105,16 @@ BEGIN
             skipped := skipped || candidate;
             CONTINUE;
         END IF;
-        -- (what advancing writes: the later stages' waiting jobs, or under fail_fast
-        -- every unfinished one, which it cancels)
-        IF (SELECT count(*) FROM dispatch.jobs j
-             WHERE j.joblist_id = candidate AND j.state IN ('pending', 'assigned', 'running'))
-           <> (SELECT count(*) FROM (SELECT FROM dispatch.jobs j
-                                      WHERE j.joblist_id = candidate
-                                        AND j.state IN ('pending', 'assigned', 'running')
-                                        FOR UPDATE SKIP LOCKED) mine) THEN
+        IF NOT dispatch._lock_unfinished(candidate) THEN
             skipped := skipped || candidate;
             CONTINUE;
         END IF;
-        -- A stage may finish as soon as the next is entered (it was already done).
-        LOOP
-            PERFORM dispatch._advance_joblist(jl);
-            SELECT * INTO jl FROM dispatch.joblists WHERE joblist_id = jl.joblist_id;
-            EXIT WHEN jl.state NOT IN ('queued', 'running')
-                   OR EXISTS (SELECT 1 FROM dispatch.jobs j
-                               WHERE j.joblist_id = jl.joblist_id
-                                 AND j.stage = jl.current_stage
-                                 AND j.state IN ('pending', 'assigned', 'running'));
-        END LOOP;
+        PERFORM dispatch._advance_joblist(jl);
     END LOOP;
+    -- groups whose jobs have all ended, in these joblists whatever their state (49_scratch.sql)
+    PERFORM dispatch._end_groups(g.joblist_id)
+       FROM (SELECT DISTINCT s.joblist_id FROM dispatch.group_scratch s
+              WHERE s.ended_at IS NULL AND (joblists IS NULL OR s.joblist_id = ANY (joblists))) g;
 
     IF expire THEN
         SELECT greatest(extract(epoch FROM greatest(min(last_heartbeat), since) + timeout
@@ -102,6 +122,11 @@ BEGIN
           INTO next_deadline
           FROM dispatch.nodes WHERE state <> 'offline';
     END IF;
+    -- the next joblist timeout counts too, whether or not liveness ran
+    next_deadline := least(next_deadline,
+        (SELECT greatest(extract(epoch FROM min(l.deadline) - now()), 0.1)
+           FROM dispatch.joblists l
+          WHERE l.deadline IS NOT NULL AND l.state IN ('queued', 'running')));
 END
 $$;
 COMMENT ON FUNCTION dispatch._housekeeping(timestamptz, boolean, bigint[]) IS
@@ -147,7 +172,7 @@ COMMENT ON VIEW dispatch._sched_units IS
 -- ("type=count") and constraints ("key=value") sorted by key, read from its own row,
 -- its time limit and what the tables show of its wait.
 CREATE VIEW dispatch._sched_job_input AS
-    SELECT x.job_id, x.joblist_id, x.state, x.stage,
+    SELECT x.job_id, x.joblist_id, x.state, x.stage, x.held,
            ARRAY(SELECT n.key || '=' || n.value::text::bigint
                    FROM jsonb_each(x.needs) n ORDER BY n.key) AS needs,
            ARRAY(SELECT c.key || '=' || c.value
@@ -171,7 +196,7 @@ CREATE VIEW dispatch._sched_jobs AS
       FROM dispatch.joblists l,
            LATERAL (SELECT x.* FROM dispatch._sched_job_input x
                      WHERE x.joblist_id = l.joblist_id
-                       AND dispatch._runnable(x.state, x.stage, l.state, l.current_stage)
+                       AND dispatch._runnable(x.state, x.stage, x.held, l.state, l.current_stage)
                      ORDER BY x.job_id) j
      WHERE l.state IN ('queued', 'running')
      ORDER BY l.joblist_id, j.job_id;
@@ -189,15 +214,16 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_custom_plan AS $$
     SELECT x.job_id, x.joblist_id, x.needs, x.constraints, x.time_limit, x.expected_start,
            x.expected_node, x.reason,
-           dispatch._runnable(x.state, x.stage, l.state, l.current_stage)
+           dispatch._runnable(x.state, x.stage, x.held, l.state, l.current_stage)
       FROM dispatch._sched_job_input x JOIN dispatch.joblists l USING (joblist_id)
      WHERE x.job_id = ANY (job_ids)
     UNION ALL
     SELECT x.job_id, x.joblist_id, x.needs, x.constraints, x.time_limit, x.expected_start,
            x.expected_node, x.reason,
-           dispatch._runnable(x.state, x.stage, l.state, l.current_stage)
+           dispatch._runnable(x.state, x.stage, x.held, l.state, l.current_stage)
       FROM dispatch.joblists l JOIN dispatch._sched_job_input x
            ON x.joblist_id = l.joblist_id AND x.stage = l.current_stage AND x.state = 'pending'
+              AND x.held IS NULL
      WHERE l.joblist_id = ANY (joblist_ids)
 $$;
 COMMENT ON FUNCTION dispatch._sched_jobs_changed(bigint[], bigint[]) IS
