@@ -72,6 +72,8 @@ static bool dispatch_open_registration = true;
 static int	dispatch_max_jobs_per_joblist = 100000;
 static int	dispatch_max_env_size = 128 * 1024;
 static int	dispatch_max_goals_per_user = 100;
+static int	dispatch_max_result_size = 64 * 1024;
+static int	dispatch_max_signal_size = 64 * 1024;
 
 /* A text setting: its GUC, its variable and its check hook (or NULL). */
 typedef struct TextSetting
@@ -158,6 +160,11 @@ static const IntSetting int_settings[] = {
 	&dispatch_max_jobs_per_joblist, 100000, 1, 10000000, PGC_SUSET, 0},
 	{"dispatch.max_env_size", "Largest env of a job, as JSON text.",
 	&dispatch_max_env_size, 128 * 1024, 1024, 64 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
+	/* Data flows (sql/src/46_results.sql, 48_signals.sql): the agent reads at most 1 MB. */
+	{"dispatch.max_result_size", "Largest result a job may leave at $DISPATCH_RESULT, as JSON text.",
+	&dispatch_max_result_size, 64 * 1024, 0, 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.max_signal_size", "Largest payload of a signal, as JSON text.",
+	&dispatch_max_signal_size, 64 * 1024, 0, 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
 	{"dispatch.max_goals_per_user", "Goals and SQL jobs one role may own (admins are exempt).",
 	&dispatch_max_goals_per_user, 100, 0, 1000000, PGC_SUSET, 0},
 	{"dispatch.run_history_retention", "How long finished goal runs and SQL job runs are kept.",

@@ -167,7 +167,8 @@ COMMENT ON FUNCTION dispatch.agent_online_nodes(text) IS
 
 CREATE FUNCTION dispatch.agent_poll(node text)
 RETURNS TABLE (action text, job_id bigint, attempt int, joblist_id bigint, name text,
-               command text, env jsonb, resources jsonb, timeout_ms bigint, files jsonb)
+               command text, env jsonb, resources jsonb, timeout_ms bigint, files jsonb,
+               flow jsonb)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     n dispatch.nodes := dispatch._agent_node(node);
@@ -185,18 +186,27 @@ BEGIN
            c.resources, (extract(epoch FROM c.timeout) * 1000)::bigint,
            (SELECT jsonb_agg(jsonb_build_object('path', f.path, 'mode', f.mode,
                                                 'content', f.content) ORDER BY f.path)
-              FROM dispatch.job_files f WHERE f.job_id = c.job_id)
+              FROM dispatch.job_files f WHERE f.job_id = c.job_id),
+           dispatch._job_flow(c)
       FROM claimed c ORDER BY c.job_id;
     RETURN QUERY
     SELECT 'cancel'::text, j.job_id, j.attempt, j.joblist_id, j.name, NULL::text,
-           NULL::jsonb, NULL::jsonb, NULL::bigint, NULL::jsonb
+           NULL::jsonb, NULL::jsonb, NULL::bigint, NULL::jsonb, NULL::jsonb
       FROM dispatch.jobs j
      WHERE j.node = n.node AND j.state = 'running' AND j.cancel_requested
      ORDER BY j.job_id;
+    -- scratch directories of groups that have ended (49_scratch.sql), until acknowledged
+    RETURN QUERY
+    SELECT 'scratch_remove'::text, NULL::bigint, NULL::int, g.joblist_id, g.key, NULL::text,
+           NULL::jsonb, NULL::jsonb, NULL::bigint, NULL::jsonb, NULL::jsonb
+      FROM dispatch.group_scratch g
+     WHERE g.node = n.node AND g.ended_at IS NOT NULL AND g.removed_at IS NULL
+     ORDER BY g.key;
 END
 $$;
 COMMENT ON FUNCTION dispatch.agent_poll(text) IS
-    'Agent: claim the jobs assigned to the node (run) and learn which to stop (cancel)';
+    'Agent: claim the jobs assigned to the node (run, with their flow: inputs and group), '
+    'learn which to stop (cancel) and which scratch directories to remove (scratch_remove)';
 
 CREATE FUNCTION dispatch.agent_resume(node text, job bigint, attempt int,
                                       OUT stdout_bytes bigint, OUT stderr_bytes bigint,

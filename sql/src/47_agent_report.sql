@@ -60,8 +60,8 @@ BEGIN
         CONTINUE WHEN NOT r.e ? 'finish';
         fp := dispatch._path(r.p, 'finish');
         f := dispatch._json_typed('object', r.e -> 'finish', fp, 'finish');
-        PERFORM dispatch._check_keys(f, ARRAY['exit_code', 'signal', 'timed_out', 'detail'], fp,
-                                     'finish');
+        PERFORM dispatch._check_keys(f, ARRAY['exit_code', 'signal', 'timed_out', 'detail',
+                                              'result', 'result_error'], fp, 'finish');
         PERFORM dispatch._json_int(f -> 'exit_code', -2147483648, 2147483647,
                                    dispatch._path(fp, 'exit_code'), 'exit_code')
           WHERE coalesce(f -> 'exit_code', 'null') <> 'null';
@@ -74,6 +74,9 @@ BEGIN
         PERFORM dispatch._json_text(f -> 'detail', dispatch._path(fp, 'detail'), 'detail',
                                     dispatch._agent_limit('finish detail')::int)
           WHERE coalesce(f -> 'detail', 'null') <> 'null';
+        PERFORM dispatch._json_text(f -> 'result_error', dispatch._path(fp, 'result_error'),
+                                    'result_error', dispatch._agent_limit('finish detail')::int)
+          WHERE f ? 'result_error';
     END LOOP;
 END
 $$;
@@ -91,12 +94,15 @@ DECLARE
 BEGIN
     UPDATE dispatch.jobs x
        SET exit_code = (e.f ->> 'exit_code')::int, signal = (e.f ->> 'signal')::int,
-           timed_out = coalesce((e.f ->> 'timed_out')::boolean, false)
+           timed_out = coalesce((e.f ->> 'timed_out')::boolean, false),
+           result = CASE WHEN dispatch._result_problem(e.f) IS NULL THEN e.f -> 'result' END,
+           waiting_signal = NULL
       FROM unnest(jobs, finishes) AS e(job_id, f)
      WHERE x.job_id = e.job_id;
     FOR r IN SELECT x.job_id, x.cancel_requested, x.reason,
-                    dispatch._finish_reason(x, x.exit_code, x.signal, x.timed_out,
-                                            e.f ->> 'detail') AS why
+                    coalesce(dispatch._finish_reason(x, x.exit_code, x.signal, x.timed_out,
+                                                     e.f ->> 'detail'),
+                             dispatch._result_problem(e.f)) AS why
                FROM unnest(jobs, finishes) AS e(job_id, f) JOIN dispatch.jobs x USING (job_id)
               ORDER BY x.job_id LOOP
         IF r.cancel_requested OR r.why IS NULL THEN
