@@ -12,7 +12,8 @@ CREATE VIEW dispatch.joblist_status AS
            l.finished_at, s.name AS current_stage,
            c.total AS jobs_total, c.pending AS jobs_pending, c.running AS jobs_running,
            c.succeeded AS jobs_succeeded, c.failed AS jobs_failed, l.reason,
-           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN l.spec END AS spec
+           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN l.spec END AS spec,
+           c.skipped AS jobs_skipped, l.timeout, l.failure
       FROM dispatch.joblists l
       JOIN dispatch.stages s ON s.joblist_id = l.joblist_id AND s.stage = l.current_stage
       CROSS JOIN LATERAL (
@@ -20,27 +21,37 @@ CREATE VIEW dispatch.joblist_status AS
                  count(*) FILTER (WHERE j.state = 'pending') AS pending,
                  count(*) FILTER (WHERE j.state IN ('assigned', 'running')) AS running,
                  count(*) FILTER (WHERE j.state = 'succeeded') AS succeeded,
-                 count(*) FILTER (WHERE j.state IN ('failed', 'lost')) AS failed
+                 count(*) FILTER (WHERE j.state IN ('failed', 'lost')) AS failed,
+                 count(*) FILTER (WHERE j.state = 'skipped') AS skipped
             FROM dispatch.jobs j WHERE j.joblist_id = l.joblist_id) c;
 COMMENT ON VIEW dispatch.joblist_status IS
     'One row per joblist with job counts; spec only for its submitter and admins';
 
 CREATE VIEW dispatch.job_status AS
     SELECT j.job_id, j.joblist_id, s.name AS stage, j.name, j.state, j.node, j.attempt,
-           j.exit_code, j.signal, j.resources, j.reason, j.assigned_at, j.started_at,
+           j.exit_code, j.signal, j.resources,
+           CASE WHEN j.waiting_signal IS NOT NULL AND j.state = 'running'
+                THEN format('waiting for signal "%s"', j.waiting_signal) ELSE j.reason END AS reason,
+           j.assigned_at, j.started_at,
            j.finished_at, l.name AS joblist, j.stage AS stage_no,
            CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.command END AS command,
            j.needs, j.constraints, j.timeout, j.retries, j.timed_out, j.cancel_requested,
            j.output_bytes, j.output_truncated,
            CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.env END AS env,
            CASE WHEN j.state = 'pending' THEN j.expected_start END AS expected_start,
-           CASE WHEN j.state = 'pending' THEN j.expected_node END AS expected_node
+           CASE WHEN j.state = 'pending' THEN j.expected_node END AS expected_node,
+           coalesce(j.task, j.name) AS task, j.after, j.condition AS "when", j.cell,
+           j.group_name AS "group", j.held,
+           CASE WHEN j.waiting_signal IS NOT NULL
+                THEN format('waiting for signal "%s"', j.waiting_signal) END AS waiting,
+           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.result END AS result
       FROM dispatch.jobs j
       JOIN dispatch.joblists l USING (joblist_id)
       JOIN dispatch.stages s ON s.joblist_id = j.joblist_id AND s.stage = j.stage;
 COMMENT ON VIEW dispatch.job_status IS
-    'One row per job; reason says why a pending job waits or why a job ended; command and '
-    'env only for its submitter and admins';
+    'One row per job; reason says why a pending job waits, why a job ended or which signal a '
+    'running job waits for; its graph (task, after, when, cell, group, held); command, env '
+    'and result only for its submitter and admins';
 
 CREATE VIEW dispatch.node_status AS
     SELECT n.node, n.state, n.last_heartbeat, n.labels,

@@ -26,14 +26,14 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
                 dispatch.metric_latest, dispatch.node_overview, dispatch.alert_rules,
                 dispatch.alerts, dispatch.alert_events, dispatch.alert_status,
                 dispatch.notifications, dispatch.job_history, dispatch.joblist_history,
-                dispatch.presence
+                dispatch.presence, dispatch.group_scratch
     TO dispatch_user;
 -- Every other column of the tables that hold private ones (new columns are public).
 DO $columns$
 DECLARE
     t record;
 BEGIN
-    FOR t IN SELECT * FROM (VALUES ('jobs', ARRAY['command', 'env']),
+    FOR t IN SELECT * FROM (VALUES ('jobs', ARRAY['command', 'env', 'result']),
                                    ('joblists', ARRAY['spec']),
                                    ('goals', ARRAY['spec', 'joblist', 'command'])) AS x(tbl, private) LOOP
         EXECUTE pg_catalog.format('GRANT SELECT (%s) ON dispatch.%I TO dispatch_user',
@@ -69,7 +69,9 @@ GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblis
                           dispatch._unpack_metric(bytea, int[], int[]),
                           dispatch._rollups_in(text, timestamptz, timestamptz),
                           dispatch._unpack_rollup(bytea), dispatch._unpack_rollup_metric(bytea, int[], int[]),
-                          dispatch.create_alert_rule(text, jsonb), dispatch.drop_alert_rule(text)
+                          dispatch.create_alert_rule(text, jsonb), dispatch.drop_alert_rule(text),
+                          dispatch.signal(bigint, text, jsonb), dispatch.job_result(bigint),
+                          dispatch.joblist_graph(bigint), dispatch.joblist_graph_dot(bigint)
     TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_heartbeat(text),
                           dispatch.agent_poll(text), dispatch.agent_resume(text, bigint, int),
@@ -78,7 +80,9 @@ GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_h
                           dispatch.agent_drain(text), dispatch.agent_offline(text),
                           dispatch.agent_metrics(text, jsonb), dispatch.agent_online_nodes(text)
     TO dispatch_agent;
-GRANT EXECUTE ON FUNCTION dispatch.agent_report(text, jsonb) TO dispatch_agent;
+GRANT EXECUTE ON FUNCTION dispatch.agent_report(text, jsonb), dispatch.agent_signals(text, jsonb),
+                          dispatch.agent_scratch_removed(text, text, bigint)
+    TO dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.add_resource(text, text, text),
                           dispatch.remove_resource(text, text, text),
                           dispatch.bind_node(text, name), dispatch.set_node_labels(text, jsonb),
