@@ -12,7 +12,7 @@
 -- over at run time), and "group" (co-location with a shared scratch directory).
 --
 -- The graph is checked once the jobs are (_check_flow): unknown and later names,
--- self-references and cycles (src/core/dag.c finds one and the error spells it out).
+-- self-references and cycles (src/core/graph.c finds one and the error spells it out).
 -- _flow_stages then turns the spec into what _insert_jobs stores: stages form, a
 -- matrix or array job replaced by its cells.  A plain stages spec without fan-outs
 -- passes through unchanged, so the large joblists of the benchmarks pay a jsonpath
@@ -220,7 +220,9 @@ BEGIN
      WHERE n.job ? 'after';
     cyc := dispatch._dag_cycle(froms, tos, (SELECT count(*)::int FROM _flow_nodes));
     IF cyc IS NOT NULL THEN
-        SELECT array_agg(n.name ORDER BY c.o), array_agg(n.path ORDER BY c.o) INTO names, paths
+        -- spelled in the order they would run (the cycle follows "after" backwards)
+        SELECT array_agg(n.name ORDER BY c.o DESC), array_agg(n.path ORDER BY c.o DESC)
+          INTO names, paths
           FROM unnest(cyc) WITH ORDINALITY AS c(i, o) JOIN _flow_nodes n USING (i);
         PERFORM dispatch._spec_error(dispatch._path(paths[1], 'after'),
             format('the jobs'' "after" lists form a cycle: %s', array_to_string(names, ' -> ')),
@@ -325,7 +327,9 @@ BEGIN
                       WHERE x IS NOT NULL);
     SELECT sum(CASE WHEN f.job ? 'array' THEN (f.job -> 'array' ->> 'count')::bigint
                     WHEN f.job ? 'matrix'
-                        THEN (SELECT round(exp(sum(ln(jsonb_array_length(m.value)))))::bigint
+                        -- (at most 1000^8: capped, as anything past the limit is refused)
+                        THEN (SELECT least(round(exp(sum(ln(jsonb_array_length(m.value))))),
+                                           1e11)::bigint
                                 FROM jsonb_each(f.job -> 'matrix') m)
                     ELSE 1 END)
       INTO total FROM dispatch._flow_jobs(spec) f;

@@ -33,7 +33,7 @@ CREATE FUNCTION dispatch._finish_jobs(jobs bigint[], finals text[], whys text[])
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE dispatch.jobs j
-       SET state = e.final, reason = e.why, finished_at = now()
+       SET state = e.final, reason = e.why, finished_at = now(), held = NULL
       FROM unnest(jobs, finals, whys) AS e(job_id, final, why)
      WHERE j.job_id = e.job_id;
     DELETE FROM dispatch.allocations a WHERE a.job_id = ANY (jobs);

@@ -8,9 +8,11 @@
 -- scheduler's housekeeping calls _advance_joblist() for each joblist whose jobs
 -- changed, with the joblist's row and its unfinished jobs locked; it settles the
 -- joblist, pass after pass until nothing moves:
---   1. the first job that went wrong (failed, lost, cancelled) is recorded as the
---      joblist's failure and, under fail_fast, every unfinished job cancelled except
---      those that run after failures (when: on_failure, always);
+--   1. the pending on_success jobs downstream of a job that went wrong end skipped
+--      at once, however much of their upstream still runs; the first job that went
+--      wrong (failed, lost, cancelled) is recorded as the joblist's failure and,
+--      under fail_fast, every other unfinished job cancelled except those that run
+--      after failures (when: on_failure, always);
 --   2. a job whose upstream has ended is judged by its condition: it goes on to its
 --      next gate, or ends skipped (upstream_failed when on_success saw a failure); a
 --      for_each job is replaced by one cell per item of its source's result;
@@ -63,6 +65,45 @@ $$;
 COMMENT ON FUNCTION dispatch._cancel_unprotected(bigint, text, boolean) IS
     'Cancels the unfinished jobs of joblist jl, except (protect) those that run after failures';
 
+-- Skips every pending job of joblist jl whose condition can no longer hold: the
+-- on_success jobs after a task that went wrong, and after those, transitively
+-- (a job that runs after failures stops the chain: it still runs).  Returns whether
+-- any was skipped.
+CREATE FUNCTION dispatch._skip_descendants(jl bigint) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    skip bigint[];
+    whys text[];
+BEGIN
+    WITH RECURSIVE bad(task, why) AS (
+        (SELECT DISTINCT ON (j.task) j.task, dispatch._wrong_reason(j.name, j.state, j.reason)
+           FROM dispatch.jobs j
+          WHERE j.joblist_id = jl AND dispatch._went_wrong(j.state, j.upstream_failed)
+          ORDER BY j.task, j.job_id)
+        UNION
+        SELECT d.task, b.why
+          FROM bad b JOIN dispatch.jobs d
+            ON d.joblist_id = jl AND b.task = ANY (d.after)
+         WHERE d.state = 'pending' AND d.condition = 'on_success')
+    SELECT array_agg(d.job_id ORDER BY d.job_id), array_agg(w.why ORDER BY d.job_id)
+      INTO skip, whys
+      FROM dispatch.jobs d
+      CROSS JOIN LATERAL (SELECT min(b.why) AS why FROM bad b WHERE b.task = ANY (d.after)) w
+     WHERE d.joblist_id = jl AND d.state = 'pending' AND d.condition = 'on_success'
+       AND d.after && ARRAY(SELECT b.task FROM bad b);
+    IF skip IS NULL THEN
+        RETURN false;
+    END IF;
+    UPDATE dispatch.jobs SET upstream_failed = true WHERE job_id = ANY (skip);
+    PERFORM dispatch._finish_jobs(skip, array_fill('skipped'::text, ARRAY[cardinality(skip)]),
+        ARRAY(SELECT 'skipped: ' || w FROM unnest(whys) AS w));
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION dispatch._skip_descendants(bigint) IS
+    'Ends skipped every pending on_success job of joblist jl downstream of a job that went '
+    'wrong; returns whether any was';
+
 -- Lets the jobs go (the scheduler sees them as changed), with their new gate.
 CREATE FUNCTION dispatch._let_go(jobs bigint[], gates text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -106,6 +147,7 @@ DECLARE
     skip_whys text[] := '{}';
     skip_failed bigint[] := '{}';
     fans bigint[] := '{}';
+    runs boolean;
 BEGIN
     IF jl.current_stage > 0 THEN
         SELECT dispatch._wrong_reason(j.name, j.state, j.reason) INTO prev_wrong
@@ -130,8 +172,9 @@ BEGIN
                      OR stage_start AND h.held IS DISTINCT FROM 'after'
                         AND (h.condition <> 'on_success' OR prev_wrong IS NOT NULL))
               ORDER BY h.job_id LOOP
-        IF CASE r.condition WHEN 'on_success' THEN r.wrong IS NULL
-                            WHEN 'on_failure' THEN r.wrong IS NOT NULL ELSE true END THEN
+        runs := CASE r.condition WHEN 'on_success' THEN r.wrong IS NULL
+                                 WHEN 'on_failure' THEN r.wrong IS NOT NULL ELSE true END;
+        IF runs THEN
             IF r.held IS DISTINCT FROM 'after' THEN
                 CONTINUE;               -- at a stage's start: free to run, as it is
             ELSIF r.for_each IS NOT NULL THEN
@@ -323,7 +366,10 @@ DECLARE
     stage_start boolean := false;
 BEGIN
     LOOP
-        -- 1. the first failure
+        -- 1. the first failure: its descendants are skipped, the rest cancelled
+        IF dispatch._skip_descendants(jl.joblist_id) THEN
+            CONTINUE;
+        END IF;
         IF jl.failure IS NULL THEN
             SELECT dispatch._wrong_reason(j.name, j.state, j.reason) INTO bad
               FROM dispatch.jobs j
