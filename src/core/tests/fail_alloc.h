@@ -1,7 +1,7 @@
 /*
  * fail_alloc.h: makes the n-th allocation fail, for the out-of-memory paths of
- * the allocator's session (tests/test_alloc_session.c, which defines these).
- * The Makefile includes it first in every file of that test (-include).
+ * the core's tests (tests/fail_alloc.c defines these).  The Makefile includes it
+ * first in every file of such a test (-include) and links tests/fail_alloc.c.
  */
 #ifndef DISPATCH_TESTS_FAIL_ALLOC_H
 #define DISPATCH_TESTS_FAIL_ALLOC_H
