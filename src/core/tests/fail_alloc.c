@@ -1,6 +1,7 @@
 /*
  * fail_alloc.c: the allocation functions fail_alloc.h puts in place of malloc,
- * calloc, realloc and strdup.  Each counts down fail_countdown and fails the
+ * calloc, realloc and strdup, and the loop that fails each allocation of a
+ * scenario in turn.  Each function counts down fail_countdown and fails the
  * allocation that finds it at 0; the (name) calls reach the C library's own.
  */
 #include "fail_alloc.h"
@@ -40,4 +41,23 @@ char *
 fail_strdup(const char *s)
 {
 	return fail_now() ? NULL : (strdup) (s);
+}
+
+int
+fail_each(int (*scenario) (void), long limit)
+{
+	int			points = 0;
+
+	for (long k = 0; k < limit; k++)
+	{
+		int			done;
+
+		fail_countdown = k;
+		done = scenario();
+		fail_countdown = -1;
+		if (done)
+			break;
+		points++;
+	}
+	return points;
 }

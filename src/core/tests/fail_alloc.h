@@ -17,6 +17,13 @@ extern void *fail_calloc(size_t n, size_t size);
 extern void *fail_realloc(void *p, size_t n);
 extern char *fail_strdup(const char *s);
 
+/*
+ * Runs scenario (1: it ran to its end, 0: it gave up) with its first, second,
+ * ... allocation failing, until a run ends or limit runs have failed; returns
+ * the number of runs that gave up.
+ */
+extern int	fail_each(int (*scenario) (void), long limit);
+
 #define malloc(n) fail_malloc(n)
 #define calloc(n, size) fail_calloc(n, size)
 #define realloc(p, n) fail_realloc(p, n)

@@ -780,19 +780,8 @@ oom_scenario(void)
 static void
 test_out_of_memory(void)
 {
-	int			points = 0;
+	int			points = fail_each(oom_scenario, 100000);
 
-	for (long k = 0; k < 100000; k++)
-	{
-		int			done;
-
-		fail_countdown = k;
-		done = oom_scenario();
-		fail_countdown = -1;
-		if (done)
-			break;
-		points++;
-	}
 	check("every allocation of the scenario failed in turn, each freed cleanly", points > 50);
 	printf("out of memory at %d allocations in turn\n", points);
 	check("the scenario runs to its end without failures", oom_scenario());
