@@ -20,6 +20,7 @@ OBJS = \
 	src/target.o \
 	src/metric_pack.o \
 	src/metric_sample.o \
+	src/flowgraph.o \
 	src/core/alloc.o \
 	src/core/alloc_backfill.o \
 	src/core/alloc_index.o \
@@ -33,7 +34,8 @@ OBJS = \
 	src/core/cron.o \
 	src/core/cron_next.o \
 	src/core/mailhdr.o \
-	src/core/mpack.o
+	src/core/mpack.o \
+	src/core/graph.o
 
 # The install script is built from sql/src/*.sql, one concern per file, in name order.
 DATA_built = sql/pg_dispatch--0.1.sql
@@ -86,6 +88,7 @@ src/core/alloc.o src/core/alloc_backfill.o src/core/alloc_index.o src/core/alloc
 	src/core/alloc_session.o src/core/alloc_map.o src/core/alloc_seq.o: src/core/alloc.h src/core/alloc_int.h
 src/core/alloc_session.o src/core/alloc_map.o src/core/alloc_seq.o: src/core/alloc_session.h \
 	src/core/alloc_map.h src/core/alloc_seq.h
+src/flowgraph.o src/core/graph.o: src/core/graph.h
 
 sql/pg_dispatch--0.1.sql: $(sort $(wildcard $(srcdir)/sql/src/*.sql))
 	awk 'FNR == 1 && NR != 1 { print "" } { print }' $^ > $@

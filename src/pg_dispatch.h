@@ -95,6 +95,10 @@ extern void sqlslot_after_commit(SqlRunCycle *c, Oid extension);
 /* sqlrun.c */
 extern PGDLLEXPORT void sqlrun_main(Datum arg);
 
+/* template.c: the current memory context as a core module's allocator */
+extern void *core_palloc(size_t size, void *arg);
+extern void core_pfree(void *ptr, void *arg);
+
 /* wake.c */
 extern void wake_scheduler_now(void);
 

@@ -8,7 +8,8 @@
  * dispatch._render_template(template, replacements, path) is the same C
  * function with the map's path in the spec, so spec validation checks a job's
  * maps by rendering an empty template.  Memory comes from the current memory
- * context, so an error anywhere releases it.
+ * context, so an error anywhere releases it; core_palloc() and core_pfree() hand
+ * it to the core (flowgraph.c uses them too).
  */
 #include "pg_dispatch.h"
 
@@ -32,22 +33,20 @@ typedef struct Output
 
 PG_FUNCTION_INFO_V1(render_template);
 
-static void *ctx_alloc(size_t size, void *arg);
-static void ctx_release(void *ptr, void *arg);
 static int	append(const char *data, size_t len, void *arg);
 static char *key_path(const char *path, const char *key, int len);
 static TmplPattern *read_map(Jsonb *map, const char *path, int *npatterns);
 
-/* palloc for the renderer: huge allocations allowed, NULL when out of memory. */
-static void *
-ctx_alloc(size_t size, void *arg)
+/* palloc for a core module (TmplAlloc, GraphAlloc): huge allocations allowed, NULL when out of memory. */
+void *
+core_palloc(size_t size, void *arg)
 {
 	return palloc_extended(size, MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 }
 
-/* pfree for the renderer. */
-static void
-ctx_release(void *ptr, void *arg)
+/* pfree for a core module. */
+void
+core_pfree(void *ptr, void *arg)
 {
 	pfree(ptr);
 }
@@ -145,7 +144,7 @@ render_template(PG_FUNCTION_ARGS)
 	text	   *tpl = PG_GETARG_TEXT_PP(0);
 	Jsonb	   *map = PG_GETARG_JSONB_P(1);
 	const char *path = PG_NARGS() > 2 ? text_to_cstring(PG_GETARG_TEXT_PP(2)) : "replacements";
-	TmplAlloc	alloc = {ctx_alloc, ctx_release, NULL};
+	TmplAlloc	alloc = {core_palloc, core_pfree, NULL};
 	TmplPattern *patterns;
 	TmplMatcher *m;
 	Output		out = {{0}, false};

@@ -121,3 +121,21 @@ CREATE FUNCTION dispatch._cron_latest(schedule text, after timestamptz, until ti
     LANGUAGE C STABLE STRICT AS 'MODULE_PATHNAME', '_cron_latest';
 COMMENT ON FUNCTION dispatch._cron_latest(text, timestamptz, timestamptz, text) IS
     'The last fire of schedule in (after, until] in time zone tz, or NULL when none';
+
+-- Graphs: edge i is froms[i] -> tos[i], "froms[i] runs after tos[i]", over the
+-- nodes 0 .. n-1; a NULL array means no edges (src/flowgraph.c).
+CREATE FUNCTION dispatch._dag_cycle(froms int[], tos int[], n int) RETURNS int[]
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_dag_cycle';
+COMMENT ON FUNCTION dispatch._dag_cycle(int[], int[], int) IS
+    'A cycle of the graph of nodes 0 .. n-1 and edges froms[i] -> tos[i] (a NULL array: no '
+    'edges), or NULL when it has none: a shortest cycle through the smallest node on one, '
+    'from that node along the edges back to it ({0,3,0}; a self-loop is {2,2}).  Refuses '
+    'arrays of other lengths or dimensions, nulls and nodes outside 0 .. n-1';
+
+CREATE FUNCTION dispatch._dag_order(froms int[], tos int[], n int) RETURNS int[]
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_dag_order';
+COMMENT ON FUNCTION dispatch._dag_order(int[], int[], int) IS
+    'The nodes 0 .. n-1 of the graph of edges froms[i] -> tos[i] (a NULL array: no edges), '
+    'dependency-first: each after every node it reaches, except those on a cycle with it, '
+    'which come together in ascending order; ties go to the smallest node.  Input as for '
+    '_dag_cycle';

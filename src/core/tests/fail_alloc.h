@@ -1,7 +1,7 @@
 /*
  * fail_alloc.h: makes the n-th allocation fail, for the out-of-memory paths of
- * the allocator's session (tests/test_alloc_session.c, which defines these).
- * The Makefile includes it first in every file of that test (-include).
+ * the core's tests (tests/fail_alloc.c defines these).  The Makefile includes it
+ * first in every file of such a test (-include) and links tests/fail_alloc.c.
  */
 #ifndef DISPATCH_TESTS_FAIL_ALLOC_H
 #define DISPATCH_TESTS_FAIL_ALLOC_H
@@ -16,6 +16,13 @@ extern void *fail_malloc(size_t n);
 extern void *fail_calloc(size_t n, size_t size);
 extern void *fail_realloc(void *p, size_t n);
 extern char *fail_strdup(const char *s);
+
+/*
+ * Runs scenario (1: it ran to its end, 0: it gave up) with its first, second,
+ * ... allocation failing, until a run ends or limit runs have failed; returns
+ * the number of runs that gave up.
+ */
+extern int	fail_each(int (*scenario) (void), long limit);
 
 #define malloc(n) fail_malloc(n)
 #define calloc(n, size) fail_calloc(n, size)

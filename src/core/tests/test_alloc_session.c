@@ -34,41 +34,6 @@ static void test_equivalence(void);
 static int	oom_scenario(void);
 static void test_out_of_memory(void);
 
-long		fail_countdown = -1;
-
-/* Returns 1 when this allocation is to fail. */
-static int
-fail_now(void)
-{
-	if (fail_countdown < 0)
-		return 0;
-	return fail_countdown-- == 0;
-}
-
-void *
-fail_malloc(size_t n)
-{
-	return fail_now() ? NULL : (malloc) (n);
-}
-
-void *
-fail_calloc(size_t n, size_t size)
-{
-	return fail_now() ? NULL : (calloc) (n, size);
-}
-
-void *
-fail_realloc(void *p, size_t n)
-{
-	return fail_now() ? NULL : (realloc) (p, n);
-}
-
-char *
-fail_strdup(const char *s)
-{
-	return fail_now() ? NULL : (strdup) (s);
-}
-
 #define NEVER "9223372036854775807"
 
 static const AllocNeed cpu1[] = {{"cpu", 1}};
@@ -815,19 +780,8 @@ oom_scenario(void)
 static void
 test_out_of_memory(void)
 {
-	int			points = 0;
+	int			points = fail_each(oom_scenario, 100000);
 
-	for (long k = 0; k < 100000; k++)
-	{
-		int			done;
-
-		fail_countdown = k;
-		done = oom_scenario();
-		fail_countdown = -1;
-		if (done)
-			break;
-		points++;
-	}
 	check("every allocation of the scenario failed in turn, each freed cleanly", points > 50);
 	printf("out of memory at %d allocations in turn\n", points);
 	check("the scenario runs to its end without failures", oom_scenario());
