@@ -98,13 +98,13 @@ RESET ROLE;
 
 -- No notification carries output, env or a spec: any role may LISTEN on any
 -- channel, so a payload is public.  Every pg_notify of the extension sends a fixed
--- word ('run' or 'cancel' on a node's channel, 'output' on a job's), except
--- dispatch._event(), whose payload is built from ids and states only
--- (47_events.sql); a new one shows up here and must be read.
+-- word ('run', 'cancel', 'scratch' or 'signal' on a node's channel, 'output' on a
+-- job's), except dispatch._event(), whose payload is built from ids and states
+-- only (47_events.sql); a new one shows up here and must be read.
 SELECT p.proname, m[1] AS call
   FROM pg_proc p, regexp_matches(p.prosrc, '(pg_notify\s*\([^;]*)', 'g') m
  WHERE p.pronamespace = 'dispatch'::regnamespace
-   AND m[1] !~ '^pg_notify\(''dispatch_node_'' \|\| [a-z.]+, ''(run|cancel)''\)'
+   AND m[1] !~ '^pg_notify\(''dispatch_node_'' \|\| [a-z.]+, ''(run|cancel|scratch|signal)''\)'
    AND m[1] !~ '^pg_notify\(''dispatch_job_'' \|\| [a-z._]+, ''output''\)';
 SELECT count(*) > 0 AS notifies_checked
   FROM pg_proc p WHERE p.pronamespace = 'dispatch'::regnamespace AND p.prosrc ~ 'pg_notify';

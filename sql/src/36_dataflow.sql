@@ -57,6 +57,10 @@ BEGIN
     FOR j IN SELECT * FROM dispatch.jobs
               WHERE joblist_id = jl AND state IN ('pending', 'assigned', 'running')
                 AND NOT (protect AND condition IN ('on_failure', 'always'))
+                -- asked already: a second update of the row in this transaction would
+                -- lock its node's row too (the foreign key check), which agent_offline
+                -- may hold while it waits for this job
+                AND NOT (state = 'running' AND cancel_requested)
               ORDER BY job_id LOOP
         PERFORM dispatch._cancel_one(j, why);
     END LOOP;

@@ -6,20 +6,22 @@
 -- cancel_requested and its agent is told on the node's channel; the agent's report
 -- then ends it as cancelled.
 
-CREATE FUNCTION dispatch._check_may_cancel(jl dispatch.joblists) RETURNS void
+CREATE FUNCTION dispatch._check_may_cancel(jl dispatch.joblists, verb text DEFAULT 'cancel')
+RETURNS void
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF jl.submitted_by <> dispatch.current_caller() AND NOT dispatch._caller_is_admin() THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-            MESSAGE = format('permission denied to cancel joblist %s', jl.joblist_id),
+            MESSAGE = format('permission denied to %s joblist %s', verb, jl.joblist_id),
             DETAIL = format('Joblist %s was submitted by role "%s".', jl.joblist_id,
                             jl.submitted_by),
-            HINT = 'Only the submitting role or a member of dispatch_admin can cancel it.';
+            HINT = format('Only the submitting role or a member of dispatch_admin can %s it.', verb);
     END IF;
 END
 $$;
-COMMENT ON FUNCTION dispatch._check_may_cancel(dispatch.joblists) IS
-    'Fails unless the caller submitted joblist jl or is an admin';
+COMMENT ON FUNCTION dispatch._check_may_cancel(dispatch.joblists, text) IS
+    'Fails unless the caller submitted joblist jl or is an admin (verb: what the caller '
+    'does to it, for the message)';
 
 CREATE FUNCTION dispatch._cancellable(what text, id bigint, state text, unfinished text[],
                                      jl dispatch.joblists) RETURNS boolean

@@ -17,11 +17,11 @@ CREATE FUNCTION dispatch._result_problem(finish jsonb) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN finish ? 'result_error'
-            THEN format('its result could not be read: %s', finish ->> 'result_error')
+            THEN format('left a result that could not be read: %s', finish ->> 'result_error')
         WHEN finish ? 'result'
              AND pg_catalog.octet_length((finish -> 'result')::text)
                  > dispatch._setting_bytes('dispatch.max_result_size')
-            THEN format('its result is %s bytes, more than dispatch.max_result_size = %s allows',
+            THEN format('left a result of %s bytes, more than dispatch.max_result_size = %s allows',
                         pg_catalog.octet_length((finish -> 'result')::text),
                         pg_catalog.current_setting('dispatch.max_result_size'))
     END

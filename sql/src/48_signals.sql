@@ -92,12 +92,13 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = format('joblist %s does not exist', joblist);
     END IF;
-    PERFORM dispatch._check_may_cancel(jl);
+    PERFORM dispatch._check_may_cancel(jl, 'signal');
     why := dispatch._signal_refusal(jl, name, payload);
-    IF why IS NOT NULL THEN
+    IF why LIKE 'invalid%' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = why,
-            HINT = CASE WHEN why LIKE 'invalid%'
-                        THEN 'A signal name is 1 to 200 letters, digits, "_", ".", ":" or "-".' END;
+            HINT = 'A signal name is 1 to 200 letters, digits, "_", ".", ":" or "-".';
+    ELSIF why IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = why;
     END IF;
     INSERT INTO dispatch.signals (joblist_id, name, payload, sent_by)
     VALUES (jl.joblist_id, name, coalesce(payload, 'null'), dispatch.current_caller())
@@ -168,7 +169,7 @@ BEGIN
          ORDER BY x.signal_id LIMIT 1 FOR UPDATE SKIP LOCKED;
     END IF;
     IF s.signal_id IS NULL THEN
-        UPDATE dispatch.jobs SET waiting_signal = name WHERE job_id = j.job_id;
+        UPDATE dispatch.jobs SET waiting_signal = _wait_for.name WHERE job_id = j.job_id;
         RETURN jsonb_build_object('status', 'waiting');
     END IF;
     UPDATE dispatch.signals
