@@ -79,21 +79,29 @@ DECLARE
     skip bigint[];
     whys text[];
 BEGIN
+    -- only a job still held at a gate can be downstream of what went wrong (one let
+    -- go saw its upstream end well); most joblists have none and stop here
+    IF NOT EXISTS (SELECT FROM dispatch.jobs j
+                    WHERE j.joblist_id = jl AND j.state = 'pending' AND j.held IS NOT NULL) THEN
+        RETURN false;
+    END IF;
     WITH RECURSIVE bad(task, why) AS (
         (SELECT DISTINCT ON (j.task) j.task, dispatch._wrong_reason(j.name, j.state, j.reason)
            FROM dispatch.jobs j
-          WHERE j.joblist_id = jl AND dispatch._went_wrong(j.state, j.upstream_failed)
+          WHERE j.joblist_id = jl AND j.task IS NOT NULL
+            AND dispatch._went_wrong(j.state, j.upstream_failed)
           ORDER BY j.task, j.job_id)
         UNION
         SELECT d.task, b.why
           FROM bad b JOIN dispatch.jobs d
             ON d.joblist_id = jl AND b.task = ANY (d.after)
-         WHERE d.state = 'pending' AND d.condition = 'on_success')
+         WHERE d.state = 'pending' AND d.held IS NOT NULL AND d.condition = 'on_success')
     SELECT array_agg(d.job_id ORDER BY d.job_id), array_agg(w.why ORDER BY d.job_id)
       INTO skip, whys
       FROM dispatch.jobs d
       CROSS JOIN LATERAL (SELECT min(b.why) AS why FROM bad b WHERE b.task = ANY (d.after)) w
-     WHERE d.joblist_id = jl AND d.state = 'pending' AND d.condition = 'on_success'
+     WHERE d.joblist_id = jl AND d.state = 'pending' AND d.held IS NOT NULL
+       AND d.condition = 'on_success'
        AND d.after && ARRAY(SELECT b.task FROM bad b);
     IF skip IS NULL THEN
         RETURN false;
