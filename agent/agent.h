@@ -170,8 +170,8 @@ int			jobuser_enter(char *err, size_t errlen);
 int			jobuser_give(const char *path, char *err, size_t errlen);
 int			jobuser_kill(pid_t pid, int sig);
 int			jobuser_remove_tree(const char *dir, char *err, size_t errlen);
-int			jobuser_run(int (*fn) (void *arg, int fd), void *arg, size_t max, StrBuf *out,
-						char *err, size_t errlen);
+int			jobuser_run(int (*fn) (void *arg, int fd), void *arg, size_t max, int64_t timeout_ms,
+						StrBuf *out, char *err, size_t errlen);
 int			jobuser_empty_dirs(const StrList *dirs, int64_t *bytes, char *err, size_t errlen);
 
 /* ---- runner.c ---- */

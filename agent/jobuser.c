@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #define JOBUSER_MAX_GROUPS 256
+#define EMPTY_TIMEOUT_MS (300 * 1000)	/* most time to empty a job's directories */
 
 /* The capabilities the agent needs for a job user, with the names setcap and systemd use. */
 static const struct
@@ -529,15 +531,18 @@ empty_all(const StrList *list, int64_t *bytes, int *failed)
 /*
  * Runs fn(arg, fd) in a child with the job user's rights (without a job user, the
  * agent's own minus its capabilities) and collects what it writes to fd into out
- * (initialised), at most max bytes (the rest is read and dropped).  Returns 0 when
- * the child ended with fn's 0, else -1 with err set.
+ * (initialised), at most max bytes (the rest is read and dropped).  A child that
+ * has not ended after timeout_ms is killed: any process of the job user may stop
+ * it, and the agent must not wait on it forever.  Returns 0 when the child ended
+ * with fn's 0, else -1 with err set.
  */
 int
-jobuser_run(int (*fn) (void *arg, int fd), void *arg, size_t max, StrBuf *out,
-			char *err, size_t errlen)
+jobuser_run(int (*fn) (void *arg, int fd), void *arg, size_t max, int64_t timeout_ms,
+			StrBuf *out, char *err, size_t errlen)
 {
 	char		buf[65536];
-	int			p[2], ws = 0;
+	int			p[2], ws = 0, late = 0;
+	int64_t		deadline = proc_now_ms() + timeout_ms;
 	pid_t		pid;
 	ssize_t		n;
 
@@ -555,21 +560,34 @@ jobuser_run(int (*fn) (void *arg, int fd), void *arg, size_t max, StrBuf *out,
 		_exit(jobuser_enter(e, sizeof(e)) < 0 ? 2 : fn(arg, p[1]) < 0 ? 1 : 0);
 	}
 	close(p[1]);				/* pipe ends carry no data of ours: nothing to lose */
-	while ((n = read(p[0], buf, sizeof(buf))) != 0)
+	for (;;)
 	{
-		if (n < 0 && errno == EINTR)
+		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+		int64_t		left = deadline - proc_now_ms();
+		int			r = poll(&pfd, 1, left > 0 ? (int) left : 0);
+
+		if (r < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
+		if (r == 0)
+		{
+			late = 1;
+			jobuser_kill(pid, SIGKILL);
 			break;
-		if (out->len < max)
+		}
+		if (r < 0 || (n = read(p[0], buf, sizeof(buf))) == 0 || (n < 0 && errno != EINTR))
+			break;
+		if (n > 0 && out->len < max)
 			sb_append(out, buf, (size_t) n < max - out->len ? (size_t) n : max - out->len);
 	}
 	close(p[0]);
 	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 		;
-	if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+	if (late)
+		agent_seterr(err, errlen, "the job user's process did not end within %lld ms",
+					 (long long) timeout_ms);
+	else if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
 		return 0;
-	if (WIFSIGNALED(ws))
+	else if (WIFSIGNALED(ws))
 		agent_seterr(err, errlen, "the job user's process was killed by signal %d", WTERMSIG(ws));
 	else
 		agent_seterr(err, errlen, "the job user's process %s",
@@ -604,7 +622,7 @@ jobuser_empty_dirs(const StrList *dirs, int64_t *bytes, char *err, size_t errlen
 	if (dirs->n == 0)
 		return 0;
 	sb_init(&out);
-	if (jobuser_run(empty_child, (void *) dirs, sizeof(ans), &out, err, errlen) < 0)
+	if (jobuser_run(empty_child, (void *) dirs, sizeof(ans), EMPTY_TIMEOUT_MS, &out, err, errlen) < 0)
 		rc = -1;
 	else if (out.len != sizeof(ans))
 	{

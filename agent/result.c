@@ -10,7 +10,7 @@
  * short-lived child with the job user's rights (jobuser_run: a link to a file
  * the job user may not read gives nothing), opened with O_NOFOLLOW and
  * O_NONBLOCK, only when it is a regular file, and never more than RESULT_MAX + 1
- * bytes of it; the child has RESULT_READ_SECONDS.  The text must then pass the
+ * bytes of it; the child is killed after RESULT_READ_MS.  The text must then pass the
  * agent's JSON limits (jsonio.c: UTF-8, no duplicate keys, no \u0000, at most 64
  * levels) and hold no NUL byte.  A usable file becomes "result": VALUE in the
  * finish, an unusable one "result_error": WHY, a missing one neither; the
@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RESULT_READ_SECONDS 10	/* the reading child's alarm */
+#define RESULT_READ_MS 10000	/* most time the reading child may take */
 
 _Static_assert(AGENT_ERRLEN <= RESULT_ERROR_MAX, "a result_error always fits the server's limit");
 
@@ -133,7 +133,6 @@ read_child(void *arg, int fd)
 	char		tag;
 	size_t		done = 0;
 
-	alarm(RESULT_READ_SECONDS);
 	sb_init(&data);
 	rc = result_read_file(arg, &data, why, sizeof(why));
 	tag = rc > 0 ? READ_DATA : rc == 0 ? READ_NONE : READ_ERROR;
@@ -163,7 +162,7 @@ read_as_job_user(const char *path, StrBuf *out, char *why, size_t whylen)
 	int			rc;
 
 	sb_init(&raw);
-	if (jobuser_run(read_child, (void *) path, RESULT_MAX + 2, &raw, why, whylen) < 0)
+	if (jobuser_run(read_child, (void *) path, RESULT_MAX + 2, RESULT_READ_MS, &raw, why, whylen) < 0)
 		rc = -1;
 	else if (raw.len == 0 || raw.data[0] == READ_NONE)
 		rc = 0;
