@@ -17,6 +17,9 @@
  *   assign.c    a job's assignment, parsed once for files, env and runner
  *   files.c     the job's configuration files in its work directory
  *   env.c       the job environment (no libpq variables, DISPATCH_* added)
+ *   inputs.c    a job's flow dir: $DISPATCH_INPUTS, $DISPATCH_RESULT, $DISPATCH_SCRATCH
+ *   result.c    reading the result a job left, as the job user, for its finish
+ *   scratch.c   the groups' scratch dirs: made for their jobs, removed when told
  *   jobuser.c   the OS user jobs run as (--job-user): checks, switching, kill, cleanup
  *   runner.c    the per-job supervisor (like slurmstepd) and its signals
  *   jobs.c      the agent's table of jobs: adopt, start, cancel, reap
@@ -102,6 +105,7 @@ typedef struct Assignment
 	json_t	   *env;			/* the "env" map; NULL: none */
 	json_t	   *resources;		/* the allocated resources; NULL: none */
 	json_t	   *files;			/* the rendered files; NULL: none */
+	json_t	   *flow;			/* inputs and group (inputs.c); NULL: none */
 } Assignment;
 
 int			assign_parse(const JobSpec *spec, Assignment *a, char *err, size_t errlen);
@@ -115,6 +119,35 @@ int			files_write(const char *workdir, const Assignment *a, char *err, size_t er
 
 int			env_build(char *const *base, const Assignment *a, const char *node,
 					  const char *workdir, StrList *out, char *err, size_t errlen);
+void		env_set(StrList *env, const char *name, const char *value);
+
+/* ---- inputs.c ---- */
+
+#define INPUTS_FILE_MAX 255		/* longest input file name */
+
+int			inputs_flow_dir(const char *workdir, char *out, size_t len);
+int			inputs_prepare(const char *workdir, const Assignment *a, const char *spool,
+						   StrList *env, char *err, size_t errlen);
+int			inputs_write(const char *workdir, const Assignment *a, char *err, size_t errlen);
+
+/* ---- result.c ---- */
+
+#define RESULT_MAX (1024 * 1024)	/* most bytes of a result file (the server's cap) */
+#define RESULT_ERROR_MAX 1000	/* longest result_error the server takes */
+
+int			result_read_file(const char *path, StrBuf *out, char *why, size_t whylen);
+int			result_load(const char *jobdir, json_t **value, char *why, size_t whylen);
+size_t		result_put_finish(StrBuf *sb, const char *jobdir);
+
+/* ---- scratch.c ---- */
+
+int			scratch_key_ok(const char *key);
+int			scratch_prepare(const char *spool, const char *key, char *path, size_t len,
+							char *err, size_t errlen);
+void		scratch_queue(const char *key);
+int			scratch_remove(const char *spool, const char *key, int64_t *bytes,
+						   char *err, size_t errlen);
+void		scratch_process(Conn *c, const char *node, const char *spool);
 
 /* ---- jobuser.c ---- */
 
@@ -137,6 +170,9 @@ int			jobuser_enter(char *err, size_t errlen);
 int			jobuser_give(const char *path, char *err, size_t errlen);
 int			jobuser_kill(pid_t pid, int sig);
 int			jobuser_remove_tree(const char *dir, char *err, size_t errlen);
+int			jobuser_run(int (*fn) (void *arg, int fd), void *arg, size_t max, int64_t timeout_ms,
+						StrBuf *out, char *err, size_t errlen);
+int			jobuser_empty_dirs(const StrList *dirs, int64_t *bytes, char *err, size_t errlen);
 
 /* ---- runner.c ---- */
 

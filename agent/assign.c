@@ -43,7 +43,8 @@ assign_parse(const JobSpec *spec, Assignment *a, char *err, size_t errlen)
 	a->spec = *spec;
 	if (parse_part(spec->files_json, &a->files, "could not write the job's files", err, errlen) < 0 ||
 		parse_part(spec->env_json, &a->env, "invalid job environment", err, errlen) < 0 ||
-		parse_part(spec->resources_json, &a->resources, "invalid job environment", err, errlen) < 0)
+		parse_part(spec->resources_json, &a->resources, "invalid job environment", err, errlen) < 0 ||
+		parse_part(spec->flow_json, &a->flow, "invalid job flow", err, errlen) < 0)
 		return -1;
 	return 0;
 }
@@ -55,5 +56,6 @@ assign_free(Assignment *a)
 	json_decref(a->files);
 	json_decref(a->env);
 	json_decref(a->resources);
-	a->files = a->env = a->resources = NULL;
+	json_decref(a->flow);
+	a->files = a->env = a->resources = a->flow = NULL;
 }

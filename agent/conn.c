@@ -322,7 +322,7 @@ conn_online_nodes(Conn *c, const char *node, StrBuf *json, char *err, size_t err
 	return call_text(c, "SELECT dispatch.agent_online_nodes($1)::text", 1, p, json, err, errlen);
 }
 
-/* dispatch.agent_poll(node): calls cb for each run/cancel row. */
+/* dispatch.agent_poll(node): calls cb for each run, cancel and scratch_remove row. */
 CallResult
 conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void *arg,
 		  char *err, size_t errlen)
@@ -339,6 +339,13 @@ conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void 
 		const char *action = col(r, i, "action");
 
 		memset(&row, 0, sizeof(row));
+		if (action != NULL && strcmp(action, "scratch_remove") == 0)
+		{
+			row.scratch_key = col(r, i, "name");
+			if (row.scratch_key != NULL)
+				cb(&row, arg);
+			continue;
+		}
 		if (action == NULL || (strcmp(action, "run") != 0 && strcmp(action, "cancel") != 0))
 		{
 			log_warning("ignoring agent_poll row with action \"%s\"", action ? action : "(null)");
@@ -352,6 +359,7 @@ conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void 
 		row.spec.env_json = col(r, i, "env");
 		row.spec.resources_json = col(r, i, "resources");
 		row.spec.files_json = col(r, i, "files");
+		row.spec.flow_json = col(r, i, "flow");
 		row.spec.timeout_ms = col_int(r, i, "timeout_ms", 0);
 		cb(&row, arg);
 	}
@@ -367,6 +375,19 @@ conn_report(Conn *c, const char *node, const char *reports, StrBuf *answers, cha
 	const char *p[] = {node, reports};
 
 	return call_text(c, "SELECT dispatch.agent_report($1, $2::jsonb)::text", 2, p, answers, err,
+					 errlen);
+}
+
+/* dispatch.agent_scratch_removed(node, key, bytes): the scratch dir of group key is gone. */
+CallResult
+conn_scratch_removed(Conn *c, const char *node, const char *key, int64_t bytes, char *err,
+					 size_t errlen)
+{
+	char		num[32];
+	const char *p[] = {node, key, num};
+
+	snprintf(num, sizeof(num), "%lld", (long long) bytes);
+	return call_text(c, "SELECT dispatch.agent_scratch_removed($1, $2, $3)", 3, p, NULL, err,
 					 errlen);
 }
 

@@ -32,11 +32,13 @@ typedef struct JobSpec
 	const char *resources_json; /* may be NULL */
 	int64_t		timeout_ms;		/* <= 0: none */
 	const char *files_json;		/* rendered files to write first; may be NULL */
+	const char *flow_json;		/* inputs and group (inputs.c); may be NULL */
 } JobSpec;
 
 typedef struct PollRow
 {
 	int			cancel;			/* 1: 'cancel' row, 0: 'run' row */
+	const char *scratch_key;	/* set: a 'scratch_remove' row for this group key */
 	JobSpec		spec;
 } PollRow;
 
@@ -60,6 +62,8 @@ CallResult	conn_report(Conn *c, const char *node, const char *reports, StrBuf *a
 						char *err, size_t errlen);
 CallResult	conn_online_nodes(Conn *c, const char *node, StrBuf *json, char *err, size_t errlen);
 CallResult	conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t errlen);
+CallResult	conn_scratch_removed(Conn *c, const char *node, const char *key, int64_t bytes,
+								 char *err, size_t errlen);
 CallResult	conn_node_call(Conn *c, const char *func, const char *node, char *err, size_t errlen);
 
 #endif							/* AGENT_CONN_H */

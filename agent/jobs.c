@@ -394,6 +394,8 @@ start_job(const JobSpec *spec)
 		snprintf(detail, sizeof(detail), "%s", err);
 	else if (env_build(environ, &a, jobs_conf->node, path, &env, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "invalid job environment: %s", err);
+	else if (inputs_prepare(path, &a, jobs_conf->workdir, &env, err, sizeof(err)) < 0)
+		snprintf(detail, sizeof(detail), "%s", err);
 	else if (runner_spawn(j->dir, path, &a, env.items, jobs_conf->kill_grace_ms, &j->pid, err,
 						  sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "%s", err);
@@ -411,13 +413,18 @@ start_job(const JobSpec *spec)
 		set_status(j, detail);
 }
 
-/* agent_poll callback: starts run rows (unless *(int *) arg, draining) and cancels cancel rows. */
+/*
+ * agent_poll callback: starts run rows (unless *(int *) arg, draining), cancels
+ * cancel rows and queues scratch_remove rows (scratch.c).
+ */
 void
 jobs_on_poll_row(const PollRow *row, void *arg)
 {
 	Job		   *j = find_job(row->spec.job_id, row->spec.attempt);
 
-	if (row->cancel)
+	if (row->scratch_key != NULL)
+		scratch_queue(row->scratch_key);
+	else if (row->cancel)
 	{
 		if (j != NULL)
 			jobs_cancel(j);

@@ -189,6 +189,8 @@ add_report(Batch *b, Job *j, int query)
 			sb_puts(&b->json, ",\"detail\":");
 			jsonio_put_str(&b->json, st.detail);
 		}
+		if (j->no_spool == NULL)
+			b->bytes += result_put_finish(&b->json, j->dir);
 		sb_puts(&b->json, "}");
 		log_debug("job %" PRId64 " attempt %d: reporting its end (exit code %d, signal %d%s%s%s)",
 				  j->job_id, j->attempt, st.has_exit ? st.exit_code : -1, st.signal,

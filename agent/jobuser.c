@@ -13,7 +13,11 @@
  * non-root agent setuid() clears none, and ambient ones survive exec), sets
  * no_new_privs and checks the result before it execs; any failure ends the
  * child with a message the supervisor reports.  Signals cross the other way
- * with the effective uid set to the job user's for the kill() alone.
+ * with the effective uid set to the job user's for the kill() alone.  What
+ * a job leaves in its directories (work, flow and group scratch dirs) is removed
+ * by a short-lived child with the job user's rights, relative to the directory
+ * at hand (openat/unlinkat): no symbolic link is ever followed, a directory the
+ * job made 0000 is opened again first, and no depth is too deep.
  *
  * The module holds the one job user of the process (jobuser_init); without
  * one (--insecure-run-jobs-as-agent, and the unit tests) every function acts
@@ -25,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <limits.h>
 #include <pwd.h>
 #include <signal.h>
@@ -38,6 +43,7 @@
 #include <unistd.h>
 
 #define JOBUSER_MAX_GROUPS 256
+#define EMPTY_TIMEOUT_MS (300 * 1000)	/* most time to empty a job's directories */
 
 /* The capabilities the agent needs for a job user, with the names setcap and systemd use. */
 static const struct
@@ -52,10 +58,31 @@ static const struct
 
 static JobUser the_user;		/* the job user; name NULL: none */
 
+/* One directory on empty_tree()'s way down: its name in its parent, identity and entries. */
+typedef struct Level
+{
+	char	   *name;			/* NULL: the top */
+	dev_t		dev;
+	ino_t		ino;
+	StrList		names;			/* its entries, read when it was opened */
+	int			next;			/* the next of names to remove */
+} Level;
+
+/* What the child of jobuser_empty_dirs() tells its parent. */
+typedef struct EmptyAnswer
+{
+	int64_t		bytes;
+	int			failed;			/* index of the first dir not emptied, -1: none */
+	int			error;			/* its errno */
+} EmptyAnswer;
+
 static int	held_caps(uint64_t *mask, char *err, size_t errlen);
-static int	empty_tree(char *path, size_t len);
+static int	list_names(int fd, StrList *out);
+static int	open_level(int at, const char *name, Level *l);
+static int	empty_tree(const char *path, int64_t *bytes);
 static int	owned_dirs(const char *dir, uid_t uid, StrList *out);
-static int	empty_all(const StrList *list);
+static int	empty_all(const StrList *list, int64_t *bytes, int *failed);
+static int	empty_child(void *arg, int fd);
 
 /* Returns 0 when a job user with uid may be used by an agent running as agent_uid, else -1 and err. */
 int
@@ -299,46 +326,156 @@ jobuser_kill(pid_t pid, int sig)
 }
 
 /*
- * Removes what path holds, depth first, never following symbolic links;
- * directories are made 0700 first (a job may leave them unreadable).  path is
- * a buffer of PATH_MAX bytes holding len bytes.  Returns 0, or -1 with errno.
+ * Opens directory name in directory at for emptying, never through a symbolic
+ * link: made 0700 first (a job may leave it unreadable; a mode the current user
+ * cannot change stays), its identity stored in l.  Returns the descriptor or -1.
  */
 static int
-empty_tree(char *path, size_t len)
+open_level(int at, const char *name, Level *l)
 {
-	StrList		names;
-	DIR		   *d;
-	struct dirent *e;
-	int			rc = 0;
+	struct stat st;
+	int			fd;
 
-	if (chmod(path, S_IRWXU) < 0 || (d = opendir(path)) == NULL)
+	(void) fchmodat(at, name, S_IRWXU, AT_SYMLINK_NOFOLLOW);	/* the open below tells */
+	if ((fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return -1;
-	strlist_init(&names);
+	if (fstat(fd, &st) < 0 || list_names(fd, &l->names) < 0)
+	{
+		int			saved = errno;
+
+		close(fd);				/* read-only: nothing to lose */
+		errno = saved;
+		return -1;
+	}
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
+	l->next = 0;
+	return fd;
+}
+
+/* Fills out (not initialised) with the names in directory fd but "." and ".."; returns 0 or -1 (out untouched). */
+static int
+list_names(int fd, StrList *out)
+{
+	int			dup_fd = dup(fd);
+	DIR		   *d = dup_fd < 0 ? NULL : fdopendir(dup_fd);
+	struct dirent *e;
+
+	if (d == NULL)
+	{
+		int			saved = errno;
+
+		if (dup_fd >= 0)
+			close(dup_fd);		/* read-only: nothing to lose */
+		errno = saved;
+		return -1;
+	}
+	strlist_init(out);
 	while ((e = readdir(d)) != NULL)
 		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			strlist_add(&names, e->d_name);
+			strlist_add(out, e->d_name);
 	closedir(d);				/* read-only: nothing to lose */
-	for (int i = 0; i < names.n; i++)
-	{
-		struct stat st;
+	return 0;
+}
 
-		if (len + 1 + strlen(names.items[i]) >= PATH_MAX)
+/*
+ * Removes everything in directory path (not path itself), depth first, with
+ * the *at() calls relative to the directory at hand: never through a symbolic
+ * link, whatever a job swaps in meanwhile, and at any depth (no path grows, and
+ * two descriptors are open at a time: a level's parent is found again through
+ * "..", checked to be the directory it came from).  Adds the sizes of the
+ * regular files removed to *bytes.  Returns 0, or -1 with errno when anything
+ * is left.
+ */
+static int
+empty_tree(const char *path, int64_t *bytes)
+{
+	Level	   *stack = xmalloc(sizeof(Level));
+	int			depth = 1,
+				cap = 1,
+				rc = 0,
+				saved = 0;
+	int			fd;
+
+	stack[0].name = NULL;
+	if ((fd = open_level(AT_FDCWD, path, &stack[0])) < 0)
+	{
+		free(stack);
+		return -1;
+	}
+	while (depth > 0)
+	{
+		Level	   *l = &stack[depth - 1];
+		struct stat st;
+		int			next;
+
+		if (l->next < l->names.n)
 		{
-			errno = ENAMETOOLONG;
-			rc = -1;
+			const char *name = l->names.items[l->next++];
+
+			if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				next = errno == ENOENT ? 0 : -1;
+			else if (!S_ISDIR(st.st_mode))
+			{
+				if ((next = unlinkat(fd, name, 0)) == 0 && S_ISREG(st.st_mode))
+					*bytes += (int64_t) st.st_size;
+			}
+			else if ((next = unlinkat(fd, name, AT_REMOVEDIR)) < 0 && errno != ENOENT)
+			{
+				Level		child = {.name = xstrdup(name)};
+
+				if ((next = open_level(fd, name, &child)) < 0)
+					free(child.name);
+				else
+				{
+					if (depth == cap)
+						stack = xrealloc(stack, sizeof(Level) * (size_t) (cap *= 2));
+					stack[depth++] = child;
+					close(fd);	/* read-only: nothing to lose */
+					fd = next;
+					continue;
+				}
+			}
+			if (next < 0 && errno != ENOENT)
+			{
+				rc = -1;
+				saved = errno;
+			}
 			continue;
 		}
-		snprintf(path + len, PATH_MAX - len, "/%s", names.items[i]);
-		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		if (depth > 1)
 		{
-			if (empty_tree(path, strlen(path)) < 0 || rmdir(path) < 0)
+			/* l is empty: back to its parent, which must still be where l came from */
+			int			up = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			const Level *p = &stack[depth - 2];
+
+			close(fd);			/* read-only: nothing to lose */
+			fd = up;
+			if (up < 0 || fstat(up, &st) < 0 || st.st_dev != p->dev || st.st_ino != p->ino)
+			{
+				saved = up < 0 ? errno : ESTALE;	/* moved away: stop here */
 				rc = -1;
+				break;
+			}
+			if (unlinkat(fd, l->name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+			{
+				rc = -1;
+				saved = errno;
+			}
 		}
-		else if (unlink(path) < 0 && errno != ENOENT)
-			rc = -1;
-		path[len] = '\0';
+		strlist_free(&l->names);
+		free(l->name);
+		depth--;
 	}
-	strlist_free(&names);
+	for (int i = 0; i < depth; i++)
+	{
+		strlist_free(&stack[i].names);
+		free(stack[i].name);
+	}
+	free(stack);
+	if (fd >= 0)
+		close(fd);				/* read-only: nothing to lose */
+	errno = saved;
 	return rc;
 }
 
@@ -371,57 +508,161 @@ owned_dirs(const char *dir, uid_t uid, StrList *out)
 	return 0;
 }
 
-/* Empties every directory of list; returns 0, or -1 when anything is left. */
+/*
+ * Empties every directory of list, adding the bytes of the files removed to *bytes;
+ * returns 0, or -1 with errno and the index of the first directory not emptied in *failed.
+ */
 static int
-empty_all(const StrList *list)
+empty_all(const StrList *list, int64_t *bytes, int *failed)
 {
-	char		path[PATH_MAX];
+	int			saved = 0;
+
+	*failed = -1;
+	for (int i = 0; i < list->n; i++)
+		if (empty_tree(list->items[i], bytes) < 0 && *failed < 0)
+		{
+			*failed = i;
+			saved = errno;
+		}
+	errno = saved;
+	return *failed < 0 ? 0 : -1;
+}
+
+/*
+ * Runs fn(arg, fd) in a child with the job user's rights (without a job user, the
+ * agent's own minus its capabilities) and collects what it writes to fd into out
+ * (initialised), at most max bytes (the rest is read and dropped).  A child that
+ * has not ended after timeout_ms is killed: any process of the job user may stop
+ * it, and the agent must not wait on it forever.  Returns 0 when the child ended
+ * with fn's 0, else -1 with err set.
+ */
+int
+jobuser_run(int (*fn) (void *arg, int fd), void *arg, size_t max, int64_t timeout_ms,
+			StrBuf *out, char *err, size_t errlen)
+{
+	char		buf[65536];
+	int			p[2], ws = 0, late = 0;
+	int64_t		deadline = proc_now_ms() + timeout_ms;
+	pid_t		pid;
+	ssize_t		n;
+
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = fork()) < 0)
+	{
+		agent_seterr(err, errlen, "could not start a process as the job user: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+	{
+		char		e[AGENT_ERRLEN];
+
+		close(p[0]);
+		proc_default_signals();
+		_exit(jobuser_enter(e, sizeof(e)) < 0 ? 2 : fn(arg, p[1]) < 0 ? 1 : 0);
+	}
+	close(p[1]);				/* pipe ends carry no data of ours: nothing to lose */
+	for (;;)
+	{
+		struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+		int64_t		left = deadline - proc_now_ms();
+		int			r = poll(&pfd, 1, left > 0 ? (int) left : 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+		{
+			late = 1;
+			jobuser_kill(pid, SIGKILL);
+			break;
+		}
+		if (r < 0 || (n = read(p[0], buf, sizeof(buf))) == 0 || (n < 0 && errno != EINTR))
+			break;
+		if (n > 0 && out->len < max)
+			sb_append(out, buf, (size_t) n < max - out->len ? (size_t) n : max - out->len);
+	}
+	close(p[0]);
+	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+		;
+	if (late)
+		agent_seterr(err, errlen, "the job user's process did not end within %lld ms",
+					 (long long) timeout_ms);
+	else if (WIFEXITED(ws) && WEXITSTATUS(ws) == 0)
+		return 0;
+	else if (WIFSIGNALED(ws))
+		agent_seterr(err, errlen, "the job user's process was killed by signal %d", WTERMSIG(ws));
+	else
+		agent_seterr(err, errlen, "the job user's process %s",
+					 WEXITSTATUS(ws) == 2 ? "could not become the job user" : "failed");
+	return -1;
+}
+
+/* jobuser_run() body of jobuser_empty_dirs(): empties the dirs of arg, writes an EmptyAnswer. */
+static int
+empty_child(void *arg, int fd)
+{
+	EmptyAnswer ans = {0};
+
+	if (empty_all(arg, &ans.bytes, &ans.failed) < 0)
+		ans.error = errno;
+	return write(fd, &ans, sizeof(ans)) == (ssize_t) sizeof(ans) ? 0 : -1;
+}
+
+/*
+ * Empties the directories of dirs (the job user's, each in a directory the job
+ * user cannot change) with the job user's rights, and adds the bytes of the
+ * regular files removed to *bytes.  Returns 0, or -1 with err set when anything
+ * is left.
+ */
+int
+jobuser_empty_dirs(const StrList *dirs, int64_t *bytes, char *err, size_t errlen)
+{
+	EmptyAnswer ans;
+	StrBuf		out;
 	int			rc = 0;
 
-	for (int i = 0; i < list->n; i++)
+	if (dirs->n == 0)
+		return 0;
+	sb_init(&out);
+	if (jobuser_run(empty_child, (void *) dirs, sizeof(ans), EMPTY_TIMEOUT_MS, &out, err, errlen) < 0)
+		rc = -1;
+	else if (out.len != sizeof(ans))
 	{
-		snprintf(path, sizeof(path), "%s", list->items[i]);
-		if (empty_tree(path, strlen(path)) < 0)
-			rc = -1;
+		agent_seterr(err, errlen, "the job user's process emptying \"%s\" said nothing", dirs->items[0]);
+		rc = -1;
 	}
+	else
+	{
+		memcpy(&ans, out.data, sizeof(ans));
+		*bytes += ans.bytes;
+		if (ans.failed >= 0)
+		{
+			agent_seterr(err, errlen, "could not empty directory \"%s\": %s",
+						 dirs->items[ans.failed < dirs->n ? ans.failed : 0], strerror(ans.error));
+			rc = -1;
+		}
+	}
+	sb_free(&out);
 	return rc;
 }
 
 /*
- * Removes the spool dir of a job, whatever modes its job left in its work dir:
- * the directories in it that the job user owns, when not empty, are emptied by a
- * child running as the job user (without one, by the agent), the rest goes as the
- * agent.
+ * Removes the spool dir of a job, whatever modes its job left in its work and
+ * flow dirs: the directories in it that the job user owns, when not empty, are
+ * emptied by a child running as the job user (jobuser_empty_dirs), the rest goes as
+ * the agent.
  * Returns 0, or -1 with err set.
  */
 int
 jobuser_remove_tree(const char *dir, char *err, size_t errlen)
 {
 	StrList		owned;
-	pid_t		pid;
-	int			ws, rc = 0;
+	int64_t		bytes = 0;
+	char		why[AGENT_ERRLEN];
 
 	strlist_init(&owned);
 	if (owned_dirs(dir, the_user.name != NULL ? the_user.uid : geteuid(), &owned) < 0)
 		log_warning("could not list directory \"%s\": %s", dir, strerror(errno));
-	if (owned.n > 0 && the_user.name == NULL && empty_all(&owned) < 0)
-		log_warning("could not empty the directories in \"%s\": %s", dir, strerror(errno));
-	else if (owned.n > 0 && the_user.name != NULL)
-	{
-		if ((pid = fork()) == 0)
-		{
-			char		e[AGENT_ERRLEN];
-
-			proc_default_signals();
-			_exit(jobuser_enter(e, sizeof(e)) < 0 || empty_all(&owned) < 0 ? 1 : 0);
-		}
-		while (pid > 0 && (rc = waitpid(pid, &ws, 0)) < 0 && errno == EINTR)
-			;
-		if (pid < 0 || rc < 0)
-			log_warning("could not empty the directories in \"%s\" as the job user: %s", dir, strerror(errno));
-		else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-			log_warning("the job user could not empty its directories in \"%s\"", dir);
-	}
+	if (jobuser_empty_dirs(&owned, &bytes, why, sizeof(why)) < 0)
+		log_warning("%s", why);
 	strlist_free(&owned);
 	return spool_remove_tree(dir, err, errlen);
 }

@@ -335,6 +335,7 @@ run(Agent *a)
 			a->want_poll = 0;
 			if (conn_poll(a->conn, a->opt->node, jobs_on_poll_row, &a->draining, err, sizeof(err)) != CALL_OK)
 				log_warning("agent_poll failed: %s", err);
+			scratch_process(a->conn, a->opt->node, a->conf.workdir);
 		}
 		if (now >= a->next_presence)
 		{

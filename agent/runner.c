@@ -7,9 +7,10 @@
  * meta file and forks the job as "/bin/sh -c COMMAND" in its own process
  * group, with stdout/stderr appended to <jobdir>/stdout and <jobdir>/stderr
  * (opened by the agent's user, mode 0600), then as the job user (jobuser.c:
- * no capabilities left) with the job's files written into its work dir and
- * that dir as cwd.  The supervisor stays the agent's user: it writes the
- * status into the agent's spool.  It outlives the agent: an agent that
+ * no capabilities left) with the job's files written into its work dir, its
+ * inputs into its flow dir (inputs.c) and the work dir as cwd.  The
+ * supervisor stays the agent's user: it writes the status into the agent's
+ * spool.  It outlives the agent: an agent that
  * crashes, restarts or loses its database leaves the job running, and finds
  * the supervisor again through the meta file.
  *
@@ -95,6 +96,8 @@ exec_job(const char *jobdir, const char *workdir, const Assignment *a, char *con
 		snprintf(msg, sizeof(msg), "%s", err);
 	else if (files_write(workdir, a, err, sizeof(err)) < 0)
 		snprintf(msg, sizeof(msg), "could not write the job's files: %s", err);
+	else if (inputs_write(workdir, a, err, sizeof(err)) < 0)
+		snprintf(msg, sizeof(msg), "could not write the job's inputs: %s", err);
 	else if (chdir(workdir) < 0)
 		snprintf(msg, sizeof(msg), "could not enter work directory: %s", strerror(errno));
 	else

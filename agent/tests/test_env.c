@@ -3,18 +3,6 @@
  */
 #include "unit.h"
 
-/* Returns the value of name in env, or NULL. */
-static const char *
-getv(const StrList *env, const char *name)
-{
-	size_t		n = strlen(name);
-
-	for (int i = 0; i < env->n; i++)
-		if (strncmp(env->items[i], name, n) == 0 && env->items[i][n] == '=')
-			return env->items[i] + n + 1;
-	return NULL;
-}
-
 /* Returns how many definitions of name env holds. */
 static int
 count(const StrList *env, const char *name)
@@ -33,7 +21,7 @@ build(const char *env_json, const char *res_json, StrList *env, char *err)
 {
 	char	   *base[] = {"PATH=/usr/bin:/bin", "PGPASSWORD=secret", "PGHOST=db", "PGSSLKEY=/k",
 		"PGSERVICEFILE=/s", "HOME=/home/w", "DISPATCH_NODE=spoofed", "LANG=C", "PG=x", NULL};
-	JobSpec		job = {42, 3, 7, "true", env_json, res_json, 0, NULL};
+	JobSpec		job = {42, 3, 7, "true", env_json, res_json, 0, NULL, NULL};
 	Assignment	a;
 	int			rc;
 
@@ -53,35 +41,35 @@ test_env(void)
 	CHECK(build("{\"FOO\": \"bar\", \"PATH\": \"/opt/bin\", \"DISPATCH_JOB_ID\": \"1\"}",
 				"{\"cpu\": [\"0\", \"1\"], \"gpu\": [\"2\", \"3\"], \"mem_mb\": 2048, \"lic_x\": []}",
 				&env, err) == 0);
-	CHECK(getv(&env, "PGPASSWORD") == NULL);
-	CHECK(getv(&env, "PGHOST") == NULL);
-	CHECK(getv(&env, "PGSSLKEY") == NULL);
-	CHECK(getv(&env, "PGSERVICEFILE") == NULL);
-	CHECK(getv(&env, "PG") == NULL);
-	CHECK_STR(getv(&env, "HOME"), "/home/w");
-	CHECK_STR(getv(&env, "LANG"), "C");
-	CHECK_STR(getv(&env, "FOO"), "bar");
-	CHECK_STR(getv(&env, "PATH"), "/opt/bin");
+	CHECK(unit_env_get(&env, "PGPASSWORD") == NULL);
+	CHECK(unit_env_get(&env, "PGHOST") == NULL);
+	CHECK(unit_env_get(&env, "PGSSLKEY") == NULL);
+	CHECK(unit_env_get(&env, "PGSERVICEFILE") == NULL);
+	CHECK(unit_env_get(&env, "PG") == NULL);
+	CHECK_STR(unit_env_get(&env, "HOME"), "/home/w");
+	CHECK_STR(unit_env_get(&env, "LANG"), "C");
+	CHECK_STR(unit_env_get(&env, "FOO"), "bar");
+	CHECK_STR(unit_env_get(&env, "PATH"), "/opt/bin");
 	CHECK(count(&env, "PATH") == 1);
-	CHECK_STR(getv(&env, "DISPATCH_JOB_ID"), "42");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_JOB_ID"), "42");
 	CHECK(count(&env, "DISPATCH_JOB_ID") == 1);
-	CHECK_STR(getv(&env, "DISPATCH_JOBLIST_ID"), "7");
-	CHECK_STR(getv(&env, "DISPATCH_ATTEMPT"), "3");
-	CHECK_STR(getv(&env, "DISPATCH_NODE"), "w1");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_JOBLIST_ID"), "7");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_ATTEMPT"), "3");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_NODE"), "w1");
 	CHECK(count(&env, "DISPATCH_NODE") == 1);
-	CHECK_STR(getv(&env, "DISPATCH_WORKDIR"), "/spool/jobs/42.3/work");
-	CHECK_STR(getv(&env, "DISPATCH_RES_CPU"), "0,1");
-	CHECK_STR(getv(&env, "DISPATCH_RES_GPU"), "2,3");
-	CHECK_STR(getv(&env, "CUDA_VISIBLE_DEVICES"), "2,3");
-	CHECK_STR(getv(&env, "DISPATCH_RES_MEM_MB"), "2048");
-	CHECK_STR(getv(&env, "DISPATCH_RES_LIC_X"), "");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_WORKDIR"), "/spool/jobs/42.3/work");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_RES_CPU"), "0,1");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_RES_GPU"), "2,3");
+	CHECK_STR(unit_env_get(&env, "CUDA_VISIBLE_DEVICES"), "2,3");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_RES_MEM_MB"), "2048");
+	CHECK_STR(unit_env_get(&env, "DISPATCH_RES_LIC_X"), "");
 	CHECK(env.items[env.n] == NULL);
 	strlist_free(&env);
 
 	/* no env, no resources, JSON null: only the DISPATCH_* basics, no CUDA */
 	CHECK(build(NULL, "null", &env, err) == 0);
-	CHECK(getv(&env, "CUDA_VISIBLE_DEVICES") == NULL);
-	CHECK_STR(getv(&env, "DISPATCH_NODE"), "w1");
+	CHECK(unit_env_get(&env, "CUDA_VISIBLE_DEVICES") == NULL);
+	CHECK_STR(unit_env_get(&env, "DISPATCH_NODE"), "w1");
 	strlist_free(&env);
 
 	CHECK(build("[1]", NULL, &env, err) == -1 && strstr(err, "job env must be a JSON object"));

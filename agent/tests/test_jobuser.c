@@ -8,6 +8,7 @@
  */
 #include "unit.h"
 
+#include <signal.h>
 #include <sys/capability.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,6 +25,22 @@ make(const char *dir, const char *name, int is_dir, mode_t mode)
 	else
 		CHECK(spool_write_file(dir, name, "x", 1, NULL, 0) == 0);
 	CHECK(chmod(path, mode) == 0);
+}
+
+/* jobuser_run() bodies: one that says hello, one that stops itself (as any job user's process may stop it). */
+static int
+say_hello(void *arg, int fd)
+{
+	return write(fd, arg, strlen(arg)) == (ssize_t) strlen(arg) ? 0 : -1;
+}
+
+static int
+stop_self(void *arg, int fd)
+{
+	(void) arg;
+	(void) fd;
+	raise(SIGSTOP);
+	return 0;
 }
 
 void
@@ -81,6 +98,21 @@ test_jobuser(void)
 		CHECK(jobuser_remove_tree(d, err, sizeof(err)) == 0);
 		CHECK(access(d, F_OK) < 0);
 		CHECK(jobuser_remove_tree(d, err, sizeof(err)) == 0);	/* gone already: fine */
+	}
+
+	/* a child as the job user: its output, capped; one that never ends is killed in time */
+	{
+		StrBuf		out;
+		int64_t		t0;
+
+		sb_init(&out);
+		CHECK(jobuser_run(say_hello, "hello", 4, 5000, &out, err, sizeof(err)) == 0);
+		CHECK_STR(out.data, "hell");
+		t0 = proc_now_ms();
+		CHECK(jobuser_run(stop_self, NULL, 4, 200, &out, err, sizeof(err)) == -1);
+		CHECK(strstr(err, "did not end within 200 ms") != NULL);
+		CHECK(proc_now_ms() - t0 < 3000);
+		sb_free(&out);
 	}
 
 	/* an empty directory the agent may not read (a work dir the job user emptied) goes too */

@@ -30,7 +30,9 @@ run_job(const char *name, const char *command, int64_t timeout_ms, int64_t grace
 	int			ws;
 
 	strcpy(dirout, dir);
-	snprintf(work, sizeof(work), "%s/work", dir);
+	snprintf(work, sizeof(work), "%s/flow-0", dir);	/* as inputs_prepare() makes it */
+	mkdir(work, 0700);
+	snprintf(work, sizeof(work), "%s/work-0", dir);
 	mkdir(work, 0755);
 	memset(&st, 0, sizeof(st));
 	if (runner_spawn(dirout, work, &job, envp, grace_ms, &pid, err, sizeof(err)) < 0)
@@ -133,7 +135,7 @@ test_runner(void)
 	CHECK(!st.has_exit && st.signal == SIGKILL && st.timed_out);
 	CHECK(proc_now_ms() - t0 < 5000);
 	{
-		long		child = atol(first_line(dir, "work/child"));
+		long		child = atol(first_line(dir, "work-0/child"));
 		struct timespec ts = {0, 10000000};
 
 		/* the orphan is reaped by init a moment after the kill */
@@ -157,7 +159,9 @@ test_runner(void)
 		long		jobpid = 0;
 		struct timespec ts = {0, 10000000};
 
-		snprintf(work, sizeof(work), "%s/work", d);
+		snprintf(work, sizeof(work), "%s/flow-0", d);
+		mkdir(work, 0700);
+		snprintf(work, sizeof(work), "%s/work-0", d);
 		mkdir(work, 0755);
 		CHECK(runner_spawn(d, work, &job, envp, 100, &p, err, sizeof(err)) == 0);
 		for (t0 = proc_now_ms(); jobpid <= 0 && proc_now_ms() - t0 < 3000; nanosleep(&ts, NULL))
@@ -183,7 +187,9 @@ test_runner(void)
 		pid_t		p;
 		int			ws;
 
-		snprintf(work, sizeof(work), "%s/work", d);
+		snprintf(work, sizeof(work), "%s/flow-0", d);
+		CHECK(mkdir(work, 0700) == 0);
+		snprintf(work, sizeof(work), "%s/work-0", d);
 		CHECK(runner_spawn(d, work, &job, envp, 100, &p, err, sizeof(err)) == 0);
 		CHECK(waitpid(p, &ws, 0) == p);
 		CHECK(spool_read_status(d, &st, err, sizeof(err)) == 0);

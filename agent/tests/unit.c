@@ -51,6 +51,18 @@ unit_read(const char *dir, const char *name)
 	return out;
 }
 
+/* Returns the value of name in env, or NULL. */
+const char *
+unit_env_get(const StrList *env, const char *name)
+{
+	size_t		n = strlen(name);
+
+	for (int i = 0; i < env->n; i++)
+		if (strncmp(env->items[i], name, n) == 0 && env->items[i][n] == '=')
+			return env->items[i] + n + 1;
+	return NULL;
+}
+
 /* Returns a fresh, empty directory tests/tmp/<name> (absolute path). */
 const char *
 unit_tmpdir(const char *name)
@@ -88,6 +100,7 @@ main(void)
 	test_metrics();
 	test_history();
 	test_jobuser();
+	test_flow();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

@@ -37,6 +37,9 @@ int			unit_fake_usage(const char *path, FsStat *fs);
 /* A fresh scratch directory under tests/tmp for test name. */
 const char *unit_tmpdir(const char *name);
 
+/* The value of variable name in env, or NULL. */
+const char *unit_env_get(const StrList *env, const char *name);
+
 /* The content of dir/name (static buffer), or "(missing)". */
 const char *unit_read(const char *dir, const char *name);
 
@@ -54,5 +57,6 @@ void		test_sample(void);
 void		test_metrics(void);
 void		test_history(void);
 void		test_jobuser(void);
+void		test_flow(void);
 
 #endif
