@@ -123,8 +123,10 @@ BEGIN
           FROM dispatch.nodes WHERE state <> 'offline';
     END IF;
     -- the next joblist timeout counts too, whether or not liveness ran
+    -- (greatest() would turn a missing minimum into 0.1: a cycle every 100 ms)
     next_deadline := least(next_deadline,
-        (SELECT greatest(extract(epoch FROM min(l.deadline) - now()), 0.1)
+        (SELECT CASE WHEN min(l.deadline) IS NOT NULL
+                     THEN greatest(extract(epoch FROM min(l.deadline) - now()), 0.1) END
            FROM dispatch.joblists l
           WHERE l.deadline IS NOT NULL AND l.state IN ('queued', 'running')));
 END
