@@ -81,6 +81,8 @@ LANGUAGE sql AS $$
     SELECT dispatch.submit_joblist(format('{"name": "fr"%s, "jobs": %s}', extra,
         regexp_replace(jobs, '"command": "c"', '"command": "c", "needs": {"handflow": 1}', 'g'))::jsonb)
 $$;
+-- No joblist has a timeout: housekeeping names no deadline (the scheduler sleeps).
+SELECT next_deadline FROM dispatch._housekeeping(now(), false, '{}');
 SELECT dispatch.agent_register('fr1', '{"resources": [{"type": "cpu", "ident": "0"}]}') IS NOT NULL AS registered;
 
 -- A diamond with clean-up: c fails while b still runs.  d and e end skipped at once,
@@ -285,6 +287,8 @@ SELECT pg_temp.try(format('SELECT dispatch.signal(%s, %L)', :jl, 'late'));
 SELECT pg_temp.graph('[{"name": "slow", "command": "c"}, {"name": "next", "command": "c", "after": ["slow"]},
                        {"name": "tidy", "command": "c", "after": ["slow"], "when": "always"}]',
                      ', "timeout": "1 hour"') AS jl \gset
+SELECT next_deadline BETWEEN 3500 AND 3600 AS deadline_in_an_hour
+  FROM dispatch._housekeeping(now(), false, '{}');
 SELECT pg_temp.start(:jl, 'slow') IS NULL AS slow_flow;
 UPDATE dispatch.joblists SET deadline = now() - interval '1 second' WHERE joblist_id = :jl;
 SELECT pg_temp.settle(true);
