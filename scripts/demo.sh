@@ -124,6 +124,21 @@ SELECT job_id, attempt, joblist, name, node, state, exit_code FROM dispatch.job_
 SELECT node, state, cpu_pct, mem_pct, disk_pct, load1, running_jobs, sampled_at IS NOT NULL AS sampled
   FROM dispatch.node_overview ORDER BY node;
 SQL
+
+# A data flow (docs/dataflow.md): split leaves line ranges as its result, one count job
+# per range runs on either agent, sum reads every count from $DISPATCH_INPUTS.
+echo "== submitting examples/mapreduce.yaml with dispatchctl: a map-reduce over chunks"
+flow=$(as_user "'$root/ctl/dispatchctl' -d 'host=$demo port=$port dbname=postgres' submit -q '$root/examples/mapreduce.yaml'")
+for i in $(seq 60); do
+    flow_state=$(as_user "$bin/psql -X -At -h '$demo' -p $port -d postgres -c \"SELECT state FROM dispatch.joblists WHERE joblist_id = $flow\"")
+    case $flow_state in succeeded|failed|cancelled) break;; esac
+    sleep 0.5
+done
+psql_demo <<SQL
+SELECT name, state, node, cell, result FROM dispatch.job_status WHERE joblist_id = $flow ORDER BY job_id;
+-- the graph, as Graphviz DOT (psql -Atc '...' | dot -Tsvg > graph.svg)
+SELECT dispatch.joblist_graph_dot($flow);
+SQL
 if [ -t 0 ]; then
     echo "== joblist $state; the page is still up at http://127.0.0.1:$web_port/ (demo / $web_password)"
     read -r -p "== press Enter to stop the demo and clean up " _
