@@ -18,14 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void env_set(StrList *env, const char *name, const char *value);
 static int env_name_ok(const char *s);
 static int check_object(const json_t *root, const char *what, char *err, size_t errlen);
 static int add_job_env(StrList *env, json_t *root, char *err, size_t errlen);
 static int add_resources(StrList *env, json_t *root, char *err, size_t errlen);
 
 /* Sets name=value in env, replacing an earlier definition of name. */
-static void
+void
 env_set(StrList *env, const char *name, const char *value)
 {
 	size_t		nlen = strlen(name);

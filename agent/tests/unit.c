@@ -88,6 +88,7 @@ main(void)
 	test_metrics();
 	test_history();
 	test_jobuser();
+	test_control();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

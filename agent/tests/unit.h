@@ -54,5 +54,6 @@ void		test_sample(void);
 void		test_metrics(void);
 void		test_history(void);
 void		test_jobuser(void);
+void		test_control(void);
 
 #endif
