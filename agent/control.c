@@ -761,10 +761,10 @@ on_answer(const SignalAnswer *a, int i, void *arg)
 	if (i >= n_in_flight || (r = in_flight[i].req) == NULL)
 		return;
 	c = in_flight[i].ctl;
-	in_flight[i].req = NULL;
 	if (a->id == NULL || strcmp(a->id, r->id) != 0 || a->status == NULL)
-		log_warning("agent_signals answered request \"%s\" out of order", r->id);
-	else if (strcmp(a->status, "waiting") == 0)
+		return;					/* left in flight: control_pump() waits before asking again */
+	in_flight[i].req = NULL;
+	if (strcmp(a->status, "waiting") == 0)
 		r->ask = 0;
 	else if (strcmp(a->status, "delivered") == 0 || strcmp(a->status, "sent") == 0 ||
 			 strcmp(a->status, "stale") == 0 || strcmp(a->status, "refused") == 0)
@@ -822,8 +822,19 @@ control_pump(Conn *c, const char *node)
 			log_warning("agent_signals failed: %s", err);
 			retry_at = now + RETRY_MS;
 		}
-		else if (max_batch < BATCH_REQUESTS)
-			max_batch = max_batch * 2 < BATCH_REQUESTS ? max_batch * 2 : BATCH_REQUESTS;
+		else
+		{
+			for (int i = 0; i < n; i++)
+				if (in_flight[i].req != NULL)	/* not answered, or not in order */
+				{
+					log_warning("agent_signals did not answer request \"%s\"; asking again in %d ms",
+								in_flight[i].req->id, RETRY_MS);
+					retry_at = now + RETRY_MS;
+					break;
+				}
+			if (max_batch < BATCH_REQUESTS)
+				max_batch = max_batch * 2 < BATCH_REQUESTS ? max_batch * 2 : BATCH_REQUESTS;
+		}
 		n_in_flight = 0;
 	}
 	sb_free(&json);
