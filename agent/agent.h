@@ -25,6 +25,7 @@
  *   jobs.c      the agent's table of jobs: adopt, start, cancel, reap
  *   jobs_report.c  the jobs' way back: output, results, the history lines
  *   history.c   the agent's own record of jobs and presence, one JSON line each
+ *   control.c, signal_cmd.c  continuations: wait and signal requests (control.h)
  * Errors follow util.h: -1 and a filled error buffer, or a CallResult.
  */
 #ifndef AGENT_H
@@ -117,9 +118,9 @@ int			files_write(const char *workdir, const Assignment *a, char *err, size_t er
 
 /* ---- env.c ---- */
 
+void		env_set(StrList *env, const char *name, const char *value);
 int			env_build(char *const *base, const Assignment *a, const char *node,
 					  const char *workdir, StrList *out, char *err, size_t errlen);
-void		env_set(StrList *env, const char *name, const char *value);
 
 /* ---- inputs.c ---- */
 

@@ -33,6 +33,7 @@ struct Conn
 	char	   *conninfo;
 	PGconn	   *pg;
 	int			notified;		/* a NOTIFY arrived since the last conn_consume() */
+	int			signalled;		/* a NOTIFY 'signal' arrived since conn_take_signalled() */
 };
 
 static void notice_processor(void *arg, const char *message);
@@ -51,6 +52,7 @@ conn_new(const char *conninfo)
 	c->conninfo = xstrdup(conninfo);
 	c->pg = NULL;
 	c->notified = 0;
+	c->signalled = 0;
 	return c;
 }
 
@@ -135,7 +137,7 @@ conn_server(const Conn *c, char *buf, size_t len)
 		buf[0] = '\0';
 }
 
-/* Moves pending notifications into c->notified. */
+/* Moves pending notifications into c->notified, or c->signalled for payload 'signal'. */
 static void
 drain_notifies(Conn *c)
 {
@@ -144,7 +146,10 @@ drain_notifies(Conn *c)
 	while ((n = PQnotifies(c->pg)) != NULL)
 	{
 		log_debug("notification \"%s\" on channel \"%s\"", n->extra, n->relname);
-		c->notified = 1;
+		if (strcmp(n->extra, "signal") == 0)
+			c->signalled = 1;
+		else
+			c->notified = 1;
 		PQfreemem(n);
 	}
 }
@@ -166,6 +171,16 @@ conn_consume(Conn *c, int *notified, char *err, size_t errlen)
 	*notified = c->notified;
 	c->notified = 0;
 	return 0;
+}
+
+/* Returns 1 (once) when a NOTIFY 'signal' arrived: a signal some waiting job may take. */
+int
+conn_take_signalled(Conn *c)
+{
+	int			s = c->signalled;
+
+	c->signalled = 0;
+	return s;
 }
 
 /* Runs sql with text parameters; on success *res holds the result (caller clears it). */
@@ -389,6 +404,34 @@ conn_scratch_removed(Conn *c, const char *node, const char *key, int64_t bytes, 
 	snprintf(num, sizeof(num), "%lld", (long long) bytes);
 	return call_text(c, "SELECT dispatch.agent_scratch_removed($1, $2, $3)", 3, p, NULL, err,
 					 errlen);
+}
+
+/*
+ * dispatch.agent_signals(node, requests): calls cb for each answer, in order,
+ * with its index; the payload comes as jsonb text, never parsed here.
+ */
+CallResult
+conn_signals(Conn *c, const char *node, const char *requests,
+			 void (*cb) (const SignalAnswer *, int, void *), void *arg, char *err, size_t errlen)
+{
+	const char *p[] = {node, requests};
+	PGresult   *r;
+	CallResult	rc = call(c, "SELECT a ->> 'id' AS id, a ->> 'status' AS status,"
+						  " a ->> 'message' AS message, (a -> 'payload')::text AS payload"
+						  " FROM jsonb_array_elements(dispatch.agent_signals($1, $2::jsonb))"
+						  " WITH ORDINALITY AS x(a, n) ORDER BY n", 2, p, &r, err, errlen);
+
+	if (rc != CALL_OK)
+		return rc;
+	for (int i = 0; i < PQntuples(r); i++)
+	{
+		SignalAnswer a = {col(r, i, "id"), col(r, i, "status"), col(r, i, "message"),
+		col(r, i, "payload")};
+
+		cb(&a, i, arg);
+	}
+	PQclear(r);
+	return CALL_OK;
 }
 
 /* Calls a void dispatch.<func>(node) such as agent_drain or agent_offline. */

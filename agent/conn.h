@@ -42,6 +42,15 @@ typedef struct PollRow
 	JobSpec		spec;
 } PollRow;
 
+/* One answer of dispatch.agent_signals; payload is jsonb text; strings live as long as the call. */
+typedef struct SignalAnswer
+{
+	const char *id;
+	const char *status;			/* delivered, waiting, sent, stale, refused */
+	const char *message;		/* may be NULL */
+	const char *payload;		/* may be NULL */
+} SignalAnswer;
+
 typedef struct Conn Conn;
 
 Conn	   *conn_new(const char *conninfo);
@@ -52,6 +61,7 @@ int			conn_ok(const Conn *c);
 int			conn_socket(const Conn *c);
 void		conn_server(const Conn *c, char *buf, size_t len);
 int			conn_consume(Conn *c, int *notified, char *err, size_t errlen);
+int			conn_take_signalled(Conn *c);
 int			conn_listen(Conn *c, const char *channel, char *err, size_t errlen);
 CallResult	conn_register(Conn *c, const char *node, const char *info, StrBuf *reply,
 						  char *err, size_t errlen);
@@ -60,6 +70,9 @@ CallResult	conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, voi
 					  char *err, size_t errlen);
 CallResult	conn_report(Conn *c, const char *node, const char *reports, StrBuf *answers,
 						char *err, size_t errlen);
+CallResult	conn_signals(Conn *c, const char *node, const char *requests,
+						 void (*cb) (const SignalAnswer *, int, void *), void *arg,
+						 char *err, size_t errlen);
 CallResult	conn_online_nodes(Conn *c, const char *node, StrBuf *json, char *err, size_t errlen);
 CallResult	conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t errlen);
 CallResult	conn_scratch_removed(Conn *c, const char *node, const char *key, int64_t bytes,

@@ -16,6 +16,7 @@
  * there to the server.
  */
 #include "jobs.h"
+#include "control.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -126,6 +127,7 @@ jobs_drop(Job *j, int remove)
 		}
 	if (j->wd >= 0)
 		inotify_rm_watch(ino_fd, j->wd);
+	control_forget(j->job_id, j->attempt);
 	if (j->no_spool != NULL)
 		free(j->no_spool);		/* nothing on disk */
 	else if (remove && jobs_conf->keep_workdirs)
@@ -212,6 +214,8 @@ adopt(const char *name)
 		j->done = 1;
 	else if (!proc_alive(j->pid, j->starttime))
 		set_status(j, "supervisor vanished");
+	if (!j->done)
+		control_adopt(j->job_id, j->attempt, j->dir);
 	log_info("job %" PRId64 " attempt %d found in the spool (%s)", j->job_id, j->attempt,
 			 j->done ? "finished" : "running");
 }
@@ -395,6 +399,8 @@ start_job(const JobSpec *spec)
 	else if (env_build(environ, &a, jobs_conf->node, path, &env, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "invalid job environment: %s", err);
 	else if (inputs_prepare(path, &a, jobs_conf->workdir, &env, err, sizeof(err)) < 0)
+		snprintf(detail, sizeof(detail), "%s", err);
+	else if (control_create(j->job_id, j->attempt, j->dir, &env, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "%s", err);
 	else if (runner_spawn(j->dir, path, &a, env.items, jobs_conf->kill_grace_ms, &j->pid, err,
 						  sizeof(err)) < 0)

@@ -1,9 +1,10 @@
 /*
  * main.c -- dispatch-agent's event loop.
  *
- * The agent is one thread around one poll() over three descriptors: the
+ * The agent is one thread around one poll() over four descriptors: the
  * libpq socket (NOTIFY on the node's channel), the spool's inotify fd (job
- * output and status files) and a self-pipe that the signal handlers write
+ * output and status files), the control dirs' inotify fd (the jobs' wait and
+ * signal requests, control.c) and a self-pipe that the signal handlers write
  * (SIGCHLD, SIGTERM, SIGINT, SIGHUP, and SIGUSR1 from the metrics sampler;
  * handlers do nothing else).  Timers for the heartbeat, reconnection backoff,
  * the metrics queue, the presence line and the drain deadline bound the
@@ -12,6 +13,7 @@
  * be reported waits in the spool (jobs.c) until the next connection.
  */
 #include "agent.h"
+#include "control.h"
 #include "metrics/metrics.h"
 
 #include <errno.h>
@@ -117,6 +119,7 @@ establish(Agent *a)
 		if (a->draining)
 			send_drain(a);
 		jobs_resume_all();
+		control_reask();
 		a->connected = 1;
 		a->backoff_ms = BACKOFF_MIN_MS;
 		a->next_tick = now + a->heartbeat_ms;
@@ -170,6 +173,7 @@ tick(Agent *a)
 	sb_free(&state);
 	a->want_poll = 1;
 	jobs_pump(a->conn, 1);
+	control_reask();
 }
 
 /* Appends a presence line to the history file: connected where, jobs, the nodes online. */
@@ -288,6 +292,8 @@ next_timeout(const Agent *a, int64_t now)
 		t = a->next_presence;
 	if (a->connected && jobs_want_pump(&pump) && pump < t)
 		t = pump;
+	if (a->connected && control_want_pump(&pump) && pump < t)
+		t = pump;
 	if (a->connected && (a->want_poll || a->need_register))
 		t = now;
 	return t <= now ? 0 : (int) (t - now > POLL_MAX_MS ? POLL_MAX_MS : t - now);
@@ -302,8 +308,8 @@ run(Agent *a)
 	for (;;)
 	{
 		int64_t		now = proc_now_ms();
-		struct pollfd fds[3];
-		int			nfds = 2, notified = 0;
+		struct pollfd fds[4];
+		int			nfds = 3, notified = 0;
 
 		if (a->connected && !conn_ok(a->conn))
 		{
@@ -344,7 +350,10 @@ run(Agent *a)
 		}
 		jobs_record_ended(a->connected);
 		if (a->connected)
+		{
 			jobs_pump(a->conn, 0);
+			control_pump(a->conn, a->opt->node);
+		}
 		if (a->draining && !a->drain_cancelled && proc_now_ms() >= a->drain_deadline && jobs_running())
 		{
 			log_info("drain grace is over: stopping %d job(s)", jobs_running());
@@ -370,11 +379,13 @@ run(Agent *a)
 		fds[0].events = POLLIN;
 		fds[1].fd = jobs_inotify_fd();
 		fds[1].events = POLLIN;
+		fds[2].fd = control_inotify_fd();
+		fds[2].events = POLLIN;
 		if (a->connected && conn_ok(a->conn))
 		{
-			fds[2].fd = conn_socket(a->conn);
-			fds[2].events = POLLIN;
-			nfds = 3;
+			fds[3].fd = conn_socket(a->conn);
+			fds[3].events = POLLIN;
+			nfds = 4;
 		}
 		if (poll(fds, (nfds_t) nfds, next_timeout(a, proc_now_ms())) < 0 && errno != EINTR)
 		{
@@ -384,10 +395,13 @@ run(Agent *a)
 		if (handle_signals(a))
 			return 0;
 		jobs_inotify_read();
+		control_inotify_read();
 		if (a->connected && conn_consume(a->conn, &notified, err, sizeof(err)) < 0)
 			log_warning("%s", err);
 		if (notified)
 			a->want_poll = 1;
+		if (conn_take_signalled(a->conn))
+			control_reask();	/* a signal some waiting job may take */
 	}
 }
 
@@ -411,6 +425,8 @@ main(int argc, char **argv)
 	char		err[AGENT_ERRLEN], workdir[PATH_MAX], history[PATH_MAX + 32];
 	int			rc;
 
+	if (argc >= 2 && signal_cmd_is(argv[1]))
+		return signal_cmd_main(argc - 1, argv + 1);	/* run by a job: no options, no database */
 	/* parse a copy: argv is overwritten below, so that no password stays in /proc/PID/cmdline */
 	options_parse(argc, copy_argv(argc, argv), &opt);
 	if (opt.print_metrics)
@@ -451,6 +467,7 @@ main(int argc, char **argv)
 	if (workdir_setup(opt.workdir, opt.node, workdir, sizeof(workdir), err, sizeof(err)) < 0 ||
 		jobuser_check_spool(workdir, err, sizeof(err)) < 0 ||
 		setup_signals(err, sizeof(err)) < 0 ||
+		control_init(err, sizeof(err)) < 0 ||
 		jobs_init(&a.conf, err, sizeof(err)) < 0 ||
 		(opt.metrics_interval_s > 0 &&
 		 metrics_init(&a.metrics, workdir, opt.metrics_interval_s * 1000, opt.metrics_spool_kb * 1024,
@@ -470,5 +487,6 @@ main(int argc, char **argv)
 	metrics_stop(&a.metrics);
 	conn_free(a.conn);
 	jobs_shutdown();
+	control_shutdown();
 	return rc;
 }

@@ -47,7 +47,9 @@ usage(FILE *out)
 	fprintf(out,
 			"dispatch-agent runs pg_dispatch jobs on this machine.\n\n"
 			"Usage:\n"
-			"  dispatch-agent --dbname CONNINFO --node NAME [OPTION]...\n\n"
+			"  dispatch-agent --dbname CONNINFO --node NAME [OPTION]...\n"
+			"  dispatch-agent wait NAME              (in a job: wait for signal NAME)\n"
+			"  dispatch-agent signal NAME [JSON]     (in a job: send signal NAME)\n\n"
 			"Options:\n"
 			"  -d, --dbname=CONNINFO     libpq connection string or URI (required)\n"
 			"  -n, --node=NAME           node name: 1-48 letters, digits, '.', '_', '-' (required)\n"

@@ -101,6 +101,7 @@ main(void)
 	test_history();
 	test_jobuser();
 	test_flow();
+	test_control();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

@@ -58,5 +58,6 @@ void		test_metrics(void);
 void		test_history(void);
 void		test_jobuser(void);
 void		test_flow(void);
+void		test_control(void);
 
 #endif

@@ -74,7 +74,8 @@ CREATE FUNCTION dispatch._wake_waiters(jl bigint, name text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     SELECT pg_notify('dispatch_node_' || n.node, 'signal')
       FROM (SELECT DISTINCT j.node FROM dispatch.jobs j
-             WHERE j.joblist_id = jl AND j.waiting_signal = name AND j.state = 'running') n
+             WHERE j.joblist_id = jl AND j.waiting_signal = _wake_waiters.name
+               AND j.state = 'running') n
 $$;
 COMMENT ON FUNCTION dispatch._wake_waiters(bigint, text) IS
     'Tells the nodes of the jobs of joblist jl that wait for signal name';
