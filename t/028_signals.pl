@@ -137,7 +137,7 @@ my $aj = job_id_of($node, $al, 'a');
 wait_waiting($aj, 'hers');
 my ($rc, $stdout, $stderr) = $node->psql('postgres', "SET ROLE bob; SELECT dispatch.signal($al, 'hers', '\"bob\"')");
 isnt($rc, 0, "bob cannot signal alice's joblist");
-like($stderr, qr/permission denied to cancel joblist $al/, 'permission denied');
+like($stderr, qr/permission denied to signal joblist $al/, 'permission denied');
 is(query($node, "SELECT count(*) FROM dispatch.signals WHERE joblist_id = $al"), '0', 'and nothing was sent');
 query($node, "SET ROLE alice; SELECT dispatch.signal($al, 'hers', '\"alice\"')");
 ($state, $out) = ended($aj);
