@@ -224,14 +224,11 @@ control_create(int64_t job_id, int attempt, const char *jobdir, StrList *env, ch
 {
 	const JobUser *u = jobuser_get();
 	char		path[PATH_MAX];
-	uint64_t	token;
+	char		token[17];
 
-	if (getrandom(&token, sizeof(token), 0) != (ssize_t) sizeof(token))
-	{
-		agent_seterr(err, errlen, "could not name the control directory: %s", strerror(errno));
+	if (random_hex(token, "the control directory", err, errlen) < 0)
 		return -1;
-	}
-	snprintf(path, sizeof(path), "%s/control-%016" PRIx64, jobdir, token);
+	snprintf(path, sizeof(path), "%s/control-%s", jobdir, token);
 	if (mkdir(path, 0700) < 0)
 	{
 		agent_seterr(err, errlen, "could not create directory \"%s\": %s", path, strerror(errno));

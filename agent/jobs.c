@@ -344,14 +344,11 @@ jobs_make_stale(Job *j, const char *why)
 static int
 make_workdir(const Job *j, char *path, size_t len, char *err, size_t errlen)
 {
-	uint64_t	token;
+	char		token[17];
 
-	if (getrandom(&token, sizeof(token), 0) != (ssize_t) sizeof(token))
-	{
-		agent_seterr(err, errlen, "could not name the work directory: %s", strerror(errno));
+	if (random_hex(token, "the work directory", err, errlen) < 0)
 		return -1;
-	}
-	snprintf(path, len, "%s/work-%016" PRIx64, j->dir, token);
+	snprintf(path, len, "%s/work-%s", j->dir, token);
 	if (mkdir(path, 0700) < 0)
 	{
 		agent_seterr(err, errlen, "could not create directory \"%s\": %s", path, strerror(errno));

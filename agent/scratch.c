@@ -2,11 +2,14 @@
  * scratch.c -- the scratch directories the jobs of a group share on a node.
  *
  * The jobs of a joblist that name one "group" run on one node (the server pins
- * them there) and share $DISPATCH_SCRATCH = <spool>/scratch/<key>/, where key is
- * "<joblist>-<n>": the group's first job on the node makes it (the job user's,
- * mode 0700; every job runs as that user), the later ones get the same one.
- * <spool>/scratch itself is the agent's (0711), so no job can put a link where
- * a key's directory belongs.  When the group has ended, agent_poll hands out a
+ * them there) and share $DISPATCH_SCRATCH = <spool>/scratch/<key>.<token>/, where
+ * key is "<joblist>-<n>" and token 16 random hex digits: the group's first job on
+ * the node makes it (the job user's, mode 0700; every job runs as that user), the
+ * later ones find the same one.  <spool>/scratch itself is the agent's (0711: no
+ * job can list it), so no job can put a link where a key's directory belongs, and
+ * the jobs of other joblists, although they run as the same user, cannot guess
+ * the name of a group's directory from its key (which everyone may read in
+ * dispatch.group_scratch).  When the group has ended, agent_poll hands out a
  * scratch_remove row until the agent answers agent_scratch_removed(node, key,
  * bytes): the keys are queued while the rows are read and removed right after
  * the poll, so only while connected, by jobuser_empty_dirs() with the job user's
@@ -18,6 +21,7 @@
  */
 #include "agent.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -40,6 +44,7 @@ typedef struct Pending
 static Pending *pending;
 
 static int	scratch_root(const char *spool, char *path, size_t len, char *err, size_t errlen);
+static int	scratch_find(const char *root, const char *key, char *path, size_t len);
 
 /* Returns 1 when key (may be NULL) is a group key: digits, "-", digits, at most SCRATCH_KEY_MAX bytes. */
 int
@@ -73,6 +78,33 @@ scratch_root(const char *spool, char *path, size_t len, char *err, size_t errlen
 }
 
 /*
+ * Looks in root for the directory of group key (<key>.<16 hex digits>) and writes
+ * its path into path.  Returns 1 when found, 0 when not, -1 (errno set) when root
+ * cannot be read.
+ */
+static int
+scratch_find(const char *root, const char *key, char *path, size_t len)
+{
+	DIR		   *d = opendir(root);
+	struct dirent *e;
+	size_t		k = strlen(key);
+	int			found = 0;
+
+	if (d == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (!found && (e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, key, k) == 0 && e->d_name[k] == '.' &&
+			strlen(e->d_name + k + 1) == 16 &&
+			strspn(e->d_name + k + 1, "0123456789abcdef") == 16)
+		{
+			snprintf(path, len, "%s/%s", root, e->d_name);
+			found = 1;
+		}
+	closedir(d);
+	return found;
+}
+
+/*
  * Makes sure the scratch dir of group key exists under spool (created for the
  * job user, 0700, or found as the job user's directory) and writes its path into
  * path.  Returns 0, or -1 with err set.
@@ -81,7 +113,7 @@ int
 scratch_prepare(const char *spool, const char *key, char *path, size_t len, char *err, size_t errlen)
 {
 	const JobUser *u = jobuser_get();
-	char		root[PATH_MAX];
+	char		root[PATH_MAX], token[17];
 	struct stat st;
 
 	if (!scratch_key_ok(key))
@@ -91,17 +123,29 @@ scratch_prepare(const char *spool, const char *key, char *path, size_t len, char
 	}
 	if (scratch_root(spool, root, sizeof(root), err, errlen) < 0)
 		return -1;
-	snprintf(path, len, "%s/%s", root, key);
-	if (mkdir(path, 0700) == 0)
-		return jobuser_give(path, err, errlen);
-	if (errno != EEXIST || lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) ||
-		st.st_uid != (u != NULL ? u->uid : geteuid()))
+	switch (scratch_find(root, key, path, len))
 	{
-		agent_seterr(err, errlen, "could not create directory \"%s\": %s", path,
-					 errno == EEXIST ? "something else of that name exists" : strerror(errno));
+		case 1:
+			if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode) ||
+				st.st_uid != (u != NULL ? u->uid : geteuid()))
+			{
+				agent_seterr(err, errlen, "scratch \"%s\" is not the job user's directory", path);
+				return -1;
+			}
+			return 0;
+		case -1:
+			agent_seterr(err, errlen, "could not read directory \"%s\": %s", root, strerror(errno));
+			return -1;
+	}
+	if (random_hex(token, "the scratch directory", err, errlen) < 0)
+		return -1;
+	snprintf(path, len, "%s/%s.%s", root, key, token);
+	if (mkdir(path, 0700) < 0)
+	{
+		agent_seterr(err, errlen, "could not create directory \"%s\": %s", path, strerror(errno));
 		return -1;
 	}
-	return 0;
+	return jobuser_give(path, err, errlen);
 }
 
 /* agent_poll's scratch_remove row for key: queues it for scratch_process() (once). */
@@ -133,7 +177,7 @@ scratch_queue(const char *key)
 int
 scratch_remove(const char *spool, const char *key, int64_t *bytes, char *err, size_t errlen)
 {
-	char		path[PATH_MAX];
+	char		root[PATH_MAX], path[PATH_MAX];
 	struct stat st;
 	StrList		dirs;
 	int			rc;
@@ -144,11 +188,17 @@ scratch_remove(const char *spool, const char *key, int64_t *bytes, char *err, si
 		agent_seterr(err, errlen, "invalid scratch key \"%s\"", key);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/scratch/%s", spool, key);
+	snprintf(root, sizeof(root), "%s/scratch", spool);
+	switch (scratch_find(root, key, path, sizeof(path)))
+	{
+		case 0:
+			return 0;
+		case -1:
+			agent_seterr(err, errlen, "could not read directory \"%s\": %s", root, strerror(errno));
+			return -1;
+	}
 	if (lstat(path, &st) < 0)
 	{
-		if (errno == ENOENT)
-			return 0;
 		agent_seterr(err, errlen, "could not stat \"%s\": %s", path, strerror(errno));
 		return -1;
 	}

@@ -161,14 +161,11 @@ on_stop(int signo)
 static int
 new_id(char *id, size_t len, char *err, size_t errlen)
 {
-	uint64_t	token;
+	char		token[17];
 
-	if (getrandom(&token, sizeof(token), 0) != (ssize_t) sizeof(token))
-	{
-		agent_seterr(err, errlen, "could not make a request id: %s", strerror(errno));
+	if (random_hex(token, "a request", err, errlen) < 0)
 		return -1;
-	}
-	snprintf(id, len, "%d-%016" PRIx64, (int) getpid(), token);
+	snprintf(id, len, "%d-%s", (int) getpid(), token);
 	return 0;
 }
 

@@ -9,9 +9,12 @@
  */
 #include "util.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 static void sb_reserve(StrBuf *sb, size_t n);
 
@@ -166,4 +169,22 @@ agent_seterr(char *err, size_t errlen, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * Writes 16 random hex digits (64 bits from the kernel) into out: the part of a
+ * name nobody can guess.  Returns 0, or -1 with err saying it could not name what.
+ */
+int
+random_hex(char out[17], const char *what, char *err, size_t errlen)
+{
+	uint64_t	token;
+
+	if (getrandom(&token, sizeof(token), 0) != (ssize_t) sizeof(token))
+	{
+		agent_seterr(err, errlen, "could not name %s: %s", what, strerror(errno));
+		return -1;
+	}
+	snprintf(out, 17, "%016" PRIx64, token);
+	return 0;
 }

@@ -149,7 +149,7 @@ my ($scratch) = split /\n/, query($node, "SELECT dispatch.job_log(" . job_id_of(
 my $key = query($node, "SELECT key FROM dispatch.group_scratch WHERE joblist_id = $jl");
 my $where = query($node, "SELECT node FROM dispatch.job_status WHERE joblist_id = $jl AND name = 'a'");
 my $agent = $where eq 'n1' ? $a1 : $a2;
-like($scratch, qr{^/.*/\Q${\ File::Basename::basename($agent->{workdir})}\E/scratch/\Q$key\E$},
+like($scratch, qr{^/.*/\Q${\ File::Basename::basename($agent->{workdir})}\E/scratch/\Q$key\E\.[0-9a-f]{16}$},
 	'DISPATCH_SCRATCH is the group\'s dir in its agent\'s spool');
 is(query($node, "SELECT dispatch.job_log(" . job_id_of($node, $jl, 'b') . ")"), "$scratch\nhello\n",
 	'b read what a left in the same scratch dir');

@@ -201,9 +201,12 @@ test_inputs(void)
 	CHECK_STR(unit_read(want, "split.json"), "[\"a\",\"b\"]\n");
 	CHECK_STR(unit_read(want, "work[0].json"), "{\"n\":1}\n");
 	CHECK_STR(unit_read(want, "s.json"), "\"text\"\n");
-	snprintf(want, sizeof(want), "%s/scratch/17-2", spool);
-	CHECK_STR(unit_env_get(&env, "DISPATCH_SCRATCH"), want);
-	CHECK(access(want, W_OK) == 0);
+	/* <spool>/scratch/<key>.<16 hex digits>: nobody guesses it from the key */
+	snprintf(want, sizeof(want), "%s/scratch/17-2.", spool);
+	CHECK(unit_env_get(&env, "DISPATCH_SCRATCH") != NULL &&
+		  strncmp(unit_env_get(&env, "DISPATCH_SCRATCH"), want, strlen(want)) == 0 &&
+		  strlen(unit_env_get(&env, "DISPATCH_SCRATCH")) == strlen(want) + 16);
+	CHECK(access(unit_env_get(&env, "DISPATCH_SCRATCH"), W_OK) == 0);
 	strlist_free(&env);
 
 	/* names that try to escape, or hide */
@@ -306,11 +309,15 @@ test_scratch(void)
 	CHECK(scratch_prepare(spool, "../x", again, sizeof(again), err, sizeof(err)) == -1);
 	CHECK(strstr(err, "invalid scratch key") != NULL);
 	snprintf(sub, sizeof(sub), "%s/scratch", spool);
-	CHECK(put(sub, "7-9", "", 0) == 0);
-	snprintf(sub, sizeof(sub), "%s/scratch/7-9", spool);
+	CHECK(put(sub, "7-9.0123456789abcdef", "", 0) == 0);
+	snprintf(sub, sizeof(sub), "%s/scratch/7-9.0123456789abcdef", spool);
 	CHECK(scratch_prepare(spool, "7-9", again, sizeof(again), err, sizeof(err)) == -1);
-	CHECK(strstr(err, "something else of that name exists") != NULL);
+	CHECK(strstr(err, "is not the job user's directory") != NULL);
 	CHECK(unlink(sub) == 0);
+	/* another group's key gets a name of its own, not a prefix match of "7-1" */
+	CHECK(scratch_prepare(spool, "7-10", again, sizeof(again), err, sizeof(err)) == 0);
+	CHECK(strcmp(again, path) != 0);
+	CHECK(rmdir(again) == 0);
 
 	/* what a hostile group leaves: links out, a fifo, locked dirs and files, a deep tree */
 	snprintf(outside, sizeof(outside), "%s/outside", spool);
