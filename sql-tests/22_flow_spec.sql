@@ -102,12 +102,15 @@ SELECT name, task, cell, env, after, condition, held, state
   FROM dispatch.jobs WHERE joblist_id = :jl ORDER BY job_id;
 SELECT j.name, f.path, f.content FROM dispatch.jobs j JOIN dispatch.job_files f USING (job_id)
  WHERE j.joblist_id = :jl ORDER BY j.job_id;
--- an array with a throttle: cells past the throttle wait for a slot
+-- an array with a throttle: cells past the throttle wait for a slot (shown before the
+-- commit, so that the running scheduler cannot give the queued ones a reason of its own)
+BEGIN;
 SELECT pg_temp.graph('[{"name": "chunk", "command": "c", "array": {"count": 4, "parallel": 2}}]') AS jl \gset
 SELECT j.name, j.cell, j.env ->> 'DISPATCH_ARRAY_INDEX' AS index,
        j.env ->> 'DISPATCH_ARRAY_COUNT' AS count, j.held, s.reason
   FROM dispatch.job_status s JOIN dispatch.jobs j USING (job_id)
  WHERE j.joblist_id = :jl ORDER BY job_id;
+COMMIT;
 -- for_each: one placeholder, held until its source ends; groups get a scratch key
 SELECT pg_temp.graph('[{"name": "split", "command": "s", "group": "pond"},
                        {"name": "work", "command": "w", "for_each": "split", "group": "pond"},
@@ -117,7 +120,9 @@ SELECT j.name, j.after, j.for_each, j.group_name, j.held, s.reason
  WHERE j.joblist_id = :jl ORDER BY job_id;
 SELECT group_name, key = :jl || '-1' AS key_ok, node, ended_at FROM dispatch.group_scratch
  WHERE joblist_id = :jl;
--- stages are sugar: a later stage may name a job of an earlier one
+-- stages are sugar: a later stage may name a job of an earlier one (uncommitted while
+-- shown, as above)
+BEGIN;
 SELECT dispatch.submit_joblist('{"name": "s", "timeout": "1 hour", "stages": [
   {"name": "build", "jobs": [{"name": "a", "command": "c"}, {"name": "b", "command": "c"}]},
   {"name": "test", "jobs": [{"name": "t", "command": "c", "after": ["b"]},
@@ -140,6 +145,7 @@ END
 $$;
 SELECT pg_temp.named(:jl, jsonb_pretty(dispatch.joblist_graph(:jl) - 'joblist_id'));
 SELECT pg_temp.named(:jl, dispatch.joblist_graph_dot(:jl));
+COMMIT;
 SELECT dispatch.joblist_graph(-1);
 SELECT dispatch.joblist_graph_dot(-1);
 SELECT dispatch.cancel_joblist(joblist_id) FROM dispatch.joblists WHERE state = 'queued'

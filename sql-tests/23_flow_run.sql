@@ -165,12 +165,24 @@ SELECT pg_temp.graph('[{"name": "split", "command": "c"},
                        {"name": "work", "command": "c", "for_each": "split"}]') AS jl \gset
 SELECT pg_temp.run(:jl, 'split') AS split;
 SELECT * FROM pg_temp.states(:jl);
--- more items than dispatch.max_jobs_per_joblist leaves room for
-SET dispatch.max_jobs_per_joblist = 4;
+-- more items than dispatch.max_jobs_per_joblist leaves room for (the end and the
+-- fan-out in one transaction, so that the running scheduler, which has the default
+-- limit, cannot fan it out first)
 SELECT pg_temp.graph('[{"name": "split", "command": "c"},
                        {"name": "work", "command": "c", "for_each": "split"}]') AS jl \gset
+BEGIN;
+SET LOCAL dispatch.max_jobs_per_joblist = 4;
 SELECT pg_temp.run(:jl, 'split', '{"exit_code": 0, "result": [1, 2, 3, 4]}') AS split;
-RESET dispatch.max_jobs_per_joblist;
+COMMIT;
+SELECT * FROM pg_temp.states(:jl);
+-- an item too large for a cell's environment (one transaction, as above)
+SELECT pg_temp.graph('[{"name": "split", "command": "c"},
+                       {"name": "work", "command": "c", "for_each": "split"}]') AS jl \gset
+BEGIN;
+SET LOCAL dispatch.max_env_size = 1024;
+SELECT pg_temp.run(:jl, 'split', jsonb_build_object('exit_code', 0, 'result',
+                                                    jsonb_build_array(repeat('x', 2000)))) AS split;
+COMMIT;
 SELECT * FROM pg_temp.states(:jl);
 -- a result too large, or one the agent could not read, fails the job
 SET dispatch.max_result_size = 10;

@@ -160,6 +160,29 @@ is(query($node, "SELECT node || ' ' || bytes FROM dispatch.group_scratch WHERE j
 ok(!-e $scratch, 'the scratch dir is gone');
 ok(-e '/etc/passwd', 'what its links pointed to is not');
 
+# --- a job of another joblist on the same node cannot reach a live group's scratch --------
+# Every job runs as the same job user; the key is public, the directory's name is not.
+my $gs = script('group_secret', qq{printf 'secret\\n' > "\$DISPATCH_SCRATCH/data"
+while [ ! -e "$dir/release" ]; do sleep 0.1; done
+});
+$jl = submit($node, qq({"name": "secretive", "jobs": [{"name": "s", "group": "g", "command": "$gs"}]}));
+my $s = job_id_of($node, $jl, 's');
+wait_for($node, "SELECT state = 'running' FROM dispatch.jobs WHERE job_id = $s", 'the group job runs');
+$where = query($node, "SELECT node FROM dispatch.jobs WHERE job_id = $s");
+$key = query($node, "SELECT key FROM dispatch.group_scratch WHERE joblist_id = $jl");
+my $spy = script('spy', qq{spool=\$(dirname "\$(dirname "\$(dirname "\$DISPATCH_WORKDIR")")")
+ls "\$spool/scratch" 2>/dev/null && echo listed || echo "cannot list"
+cat "\$spool/scratch/$key/data" 2>/dev/null || echo "no $key"
+cat "\$spool"/scratch/$key*/data 2>/dev/null || echo "no $key*"
+});
+my $spyjl = submit($node, qq({"name": "spy", "jobs": [{"name": "spy", "command": "$spy",
+  "constraints": {"node": "$where"}}]}));
+is(ended($spyjl, 'the spy ends'), 'succeeded', 'the spy ran on the group\'s node');
+is(query($node, "SELECT dispatch.job_log(" . job_id_of($node, $spyjl, 'spy') . ")"),
+	"cannot list\nno $key\nno $key*\n", 'it could neither list the scratch dirs nor open the group\'s by its key');
+PostgreSQL::Test::Utils::append_to_file("$dir/release", '');
+is(ended($jl, 'the secretive group ends'), 'succeeded', 'the group job ends');
+
 stop_agent($a1);
 stop_agent($a2);
 done_testing();

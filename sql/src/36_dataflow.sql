@@ -350,6 +350,12 @@ BEGIN
           FROM dispatch._item_cells(spec, format('the for_each job "%s"', h.name), items)
                WITH ORDINALITY AS x(c, o)))));
     BEGIN
+        IF EXISTS (SELECT FROM jsonb_array_elements(flat -> 'stages' -> 0 -> 'jobs') c
+                    WHERE octet_length((c -> 'env')::text)
+                          > dispatch._setting_bytes('dispatch.max_env_size')) THEN
+            RAISE EXCEPTION 'an item makes a cell''s env larger than dispatch.max_env_size = %',
+                current_setting('dispatch.max_env_size');
+        END IF;
         PERFORM dispatch._check_rendered_commands(flat);
         PERFORM dispatch._check_rendered_files(flat);
         DELETE FROM dispatch.jobs j WHERE j.job_id = h.job_id;
