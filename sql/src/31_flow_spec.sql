@@ -98,7 +98,10 @@ BEGIN
         PERFORM dispatch._json_text(job -> 'for_each', dispatch._path(path, 'for_each'),
                                     'for_each');
     END IF;
-    IF job ? 'group' THEN
+    IF jsonb_typeof(job -> 'group') = 'object' THEN
+        PERFORM dispatch._spec_error(dispatch._path(path, 'group'), 'group must be a string',
+            'A group is a name; a reservation for a whole group ({"name", "needs"}) is not supported: the group follows its first job''s node.');
+    ELSIF job ? 'group' THEN
         PERFORM dispatch._json_text(job -> 'group', dispatch._path(path, 'group'), 'group');
     END IF;
 END
