@@ -105,7 +105,8 @@ inputs_prepare(const char *workdir, const Assignment *a, const char *spool, StrL
 		agent_seterr(err, errlen, "work directory \"%s\" has no flow directory name", workdir);
 		return -1;
 	}
-	if (mkdir(dir, 0700) < 0)
+	/* 0711: the agent may look whether a result is there (result.c) but not list */
+	if (mkdir(dir, 0711) < 0 || chmod(dir, 0711) < 0)
 	{
 		agent_seterr(err, errlen, "could not create directory \"%s\": %s", dir, strerror(errno));
 		return -1;

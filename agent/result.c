@@ -8,7 +8,8 @@
  * the job's finish for agent_report (the flow dir stays in the spool until that
  * report is acknowledged, so an agent that restarts reads it again), in a
  * short-lived child with the job user's rights (jobuser_run: a link to a file
- * the job user may not read gives nothing), opened with O_NOFOLLOW and
+ * the job user may not read gives nothing; no child at all when the agent can
+ * see that there is no file), opened with O_NOFOLLOW and
  * O_NONBLOCK, only when it is a regular file, and never more than RESULT_MAX + 1
  * bytes of it; the child is killed after RESULT_READ_MS.  The text must then pass the
  * agent's JSON limits (jsonio.c: UTF-8, no duplicate keys, no \u0000, at most 64
@@ -159,8 +160,15 @@ static int
 read_as_job_user(const char *path, StrBuf *out, char *why, size_t whylen)
 {
 	StrBuf		raw;
+	struct stat st;
 	int			rc;
 
+	/*
+	 * Most jobs leave no result: the flow dir lets the agent see that without a
+	 * child (its mode is the job's to change: then the child looks).
+	 */
+	if (lstat(path, &st) < 0 && errno == ENOENT)
+		return 0;
 	sb_init(&raw);
 	if (jobuser_run(read_child, (void *) path, RESULT_MAX + 2, RESULT_READ_MS, &raw, why, whylen) < 0)
 		rc = -1;

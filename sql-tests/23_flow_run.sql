@@ -30,7 +30,7 @@ BEGIN
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
     RETURN regexp_replace(SQLSTATE || ': ' || concat_ws(' ', msg, nullif(detail, '')),
-                          '[Jj]oblist \d+', 'joblist N', 'g');
+                          '([Jj]oblist|job) \d+', '\1 N', 'g');
 END
 $$;
 CREATE FUNCTION pg_temp.job(jl bigint, name text) RETURNS bigint
@@ -149,6 +149,17 @@ SELECT dispatch.job_result(pg_temp.job(:jl, 'sum')) AS sum_result;
 SELECT dispatch.job_result(-1);
 SELECT name, result FROM dispatch.job_status WHERE joblist_id = :jl ORDER BY job_id;
 SELECT state FROM dispatch.joblist_status WHERE joblist_id = :jl;
+-- another user sees the graph, not the results, nor the items cells were made from
+CREATE ROLE fr_eve IN ROLE dispatch_user;
+SET ROLE fr_eve;
+SELECT name, cell, result FROM dispatch.job_status WHERE joblist_id = :jl ORDER BY job_id;
+SELECT n -> 'cell' AS graph_cell FROM jsonb_array_elements(dispatch.joblist_graph(:jl) -> 'nodes') n
+ WHERE n ->> 'name' = 'work[1]';
+SELECT pg_temp.try(format('SELECT dispatch.job_result(%s)', pg_temp.job(:jl, 'sum')));
+SELECT cell FROM dispatch.jobs WHERE joblist_id = :jl;
+SELECT count(*) AS eve_reads_job_names FROM dispatch.jobs WHERE joblist_id = :jl;
+RESET ROLE;
+DROP ROLE fr_eve;
 -- for_each of a result that is not an array fails the job; of an empty one skips it
 SELECT pg_temp.graph('[{"name": "split", "command": "c"},
                        {"name": "work", "command": "c", "for_each": "split"}]') AS jl \gset

@@ -40,7 +40,10 @@ CREATE VIEW dispatch.job_status AS
            CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.env END AS env,
            CASE WHEN j.state = 'pending' THEN j.expected_start END AS expected_start,
            CASE WHEN j.state = 'pending' THEN j.expected_node END AS expected_node,
-           coalesce(j.task, j.name) AS task, j.after, j.condition AS "when", j.cell,
+           coalesce(j.task, j.name) AS task, j.after, j.condition AS "when",
+           -- a for_each cell's item comes from a result: private like the result
+           CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.cell
+                ELSE j.cell - 'item' END AS cell,
            j.group_name AS "group", j.held,
            CASE WHEN j.waiting_signal IS NOT NULL
                 THEN format('waiting for signal "%s"', j.waiting_signal) END AS waiting,
@@ -50,8 +53,8 @@ CREATE VIEW dispatch.job_status AS
       JOIN dispatch.stages s ON s.joblist_id = j.joblist_id AND s.stage = j.stage;
 COMMENT ON VIEW dispatch.job_status IS
     'One row per job; reason says why a pending job waits, why a job ended or which signal a '
-    'running job waits for; its graph (task, after, when, cell, group, held); command, env '
-    'and result only for its submitter and admins';
+    'running job waits for; its graph (task, after, when, cell, group, held); command, env, '
+    'result and a for_each cell''s item only for its submitter and admins';
 
 CREATE VIEW dispatch.node_status AS
     SELECT n.node, n.state, n.last_heartbeat, n.labels,

@@ -10,7 +10,8 @@
 -- the DOT text draws each stage as a cluster with one edge from a stage to the next.
 -- joblist_graph_dot(joblist) is the same graph as Graphviz DOT text
 -- (`psql -Atc 'SELECT dispatch.joblist_graph_dot(7)' | dot -Tsvg > graph.svg`).
--- Everyone may see a joblist's graph, as everyone sees job_status.
+-- Everyone may see a joblist's graph, as everyone sees job_status (but a for_each
+-- cell's item, which comes from a result: its submitter's and admins' only).
 
 CREATE FUNCTION dispatch.joblist_graph(joblist bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -28,7 +29,9 @@ BEGIN
                     WHERE s.joblist_id = l.joblist_id),
         'nodes', (SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                       'id', j.job_id, 'name', j.name, 'task', coalesce(j.task, j.name),
-                      'stage', s.name, 'state', j.state, 'when', j.condition, 'cell', j.cell,
+                      'stage', s.name, 'state', j.state, 'when', j.condition,
+                      'cell', CASE WHEN dispatch._caller_may_read(l.submitted_by) THEN j.cell
+                                   ELSE j.cell - 'item' END,
                       'held', j.held, 'node', j.node, 'reason', j.reason,
                       'waiting', CASE WHEN j.waiting_signal IS NOT NULL
                                       THEN format('waiting for signal "%s"', j.waiting_signal) END))

@@ -33,7 +33,7 @@ DO $columns$
 DECLARE
     t record;
 BEGIN
-    FOR t IN SELECT * FROM (VALUES ('jobs', ARRAY['command', 'env', 'result']),
+    FOR t IN SELECT * FROM (VALUES ('jobs', ARRAY['command', 'env', 'result', 'cell']),
                                    ('joblists', ARRAY['spec']),
                                    ('goals', ARRAY['spec', 'joblist', 'command'])) AS x(tbl, private) LOOP
         EXECUTE pg_catalog.format('GRANT SELECT (%s) ON dispatch.%I TO dispatch_user',
