@@ -5,10 +5,12 @@
  * joblist arrives, or sends one with `dispatch-agent signal NAME JSON`
  * (signal_cmd.c).  Neither holds database credentials: they write a request
  * file into the job attempt's control directory, DISPATCH_CONTROL, and wait
- * for the agent's answer file there.  The directory is made before the job
- * starts, <jobdir>/control-<random> (owned by the job user, group the
- * agent's, mode 0770; it cannot be renamed, the spool dir around it being
- * the agent's), so which job a request speaks for follows from where it lies:
+ * for the agent's answer file there.  The directory is the job attempt's flow
+ * dir, made before the job starts, <jobdir>/flow-<random> (inputs.c; one
+ * directory for results, inputs and requests, as each costs a mkdir per job),
+ * given here to the job user with the agent's group, mode 0770 (it cannot be
+ * renamed, the spool dir around it being the agent's; only <id>.req names are
+ * requests), so which job a request speaks for follows from where it lies:
  * nothing in the file says it.  The job is hostile: an inotify watch names
  * each new file (a regular one once closed or renamed into place), and a file is read only when its name is <id>.req with a
  * valid id, it is a regular file of the job user's with one link, opened
@@ -213,37 +215,26 @@ add_control(int64_t job_id, int attempt, const char *dir)
 }
 
 /*
- * Creates the control dir of a new job attempt in jobdir (a name nobody can
- * guess; the job user's with the agent's group, 0770: both write in it),
- * watches it and sets DISPATCH_CONTROL (its path) and DISPATCH_AGENT (this
- * binary) in the job's environment env.
+ * Makes dir, the flow dir of a new job attempt (inputs.c made it, the agent's
+ * still), its control dir: the job user's with the agent's group, 0770 (both
+ * write in it); watches it and sets DISPATCH_CONTROL (its path) and
+ * DISPATCH_AGENT (this binary) in the job's environment env.
  */
 int
-control_create(int64_t job_id, int attempt, const char *jobdir, StrList *env, char *err,
+control_attach(int64_t job_id, int attempt, const char *dir, StrList *env, char *err,
 			   size_t errlen)
 {
 	const JobUser *u = jobuser_get();
-	char		path[PATH_MAX];
-	char		token[17];
 
-	if (random_hex(token, "the control directory", err, errlen) < 0)
-		return -1;
-	snprintf(path, sizeof(path), "%s/control-%s", jobdir, token);
-	if (mkdir(path, 0700) < 0)
-	{
-		agent_seterr(err, errlen, "could not create directory \"%s\": %s", path, strerror(errno));
-		return -1;
-	}
 	/* chmod while it is still ours: once it is the job user's, only the job user may */
-	if (u != NULL && (chmod(path, 0770) < 0 || chown(path, u->uid, getegid()) < 0))
+	if (u != NULL && (chmod(dir, 0770) < 0 || chown(dir, u->uid, getegid()) < 0))
 	{
-		agent_seterr(err, errlen, "could not give directory \"%s\" to job user \"%s\": %s", path,
+		agent_seterr(err, errlen, "could not give directory \"%s\" to job user \"%s\": %s", dir,
 					 u->name, strerror(errno));
-		rmdir(path);
 		return -1;
 	}
-	add_control(job_id, attempt, path);
-	env_set(env, "DISPATCH_CONTROL", path);
+	add_control(job_id, attempt, dir);
+	env_set(env, "DISPATCH_CONTROL", dir);
 	if (agent_exe[0] != '\0')
 		env_set(env, "DISPATCH_AGENT", agent_exe);
 	return 0;
@@ -269,7 +260,7 @@ control_adopt(int64_t job_id, int attempt, const char *jobdir)
 		struct stat st;
 
 		snprintf(path, sizeof(path), "%s/%s", jobdir, e->d_name);
-		if (strncmp(e->d_name, "control-", 8) == 0 && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		if (strncmp(e->d_name, "flow-", 5) == 0 && lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
 			c = add_control(job_id, attempt, path);
 	}
 	closedir(d);				/* read-only: nothing to lose */

@@ -39,8 +39,8 @@ int			control_init(char *err, size_t errlen);
 void		control_shutdown(void);
 int			control_inotify_fd(void);
 void		control_inotify_read(void);
-int			control_create(int64_t job_id, int attempt, const char *jobdir, StrList *env,
-						   char *err, size_t errlen);
+int			control_attach(int64_t job_id, int attempt, const char *dir, StrList *env, char *err,
+						   size_t errlen);
 void		control_adopt(int64_t job_id, int attempt, const char *jobdir);
 void		control_forget(int64_t job_id, int attempt);
 void		control_reask(void);

@@ -5,13 +5,15 @@
  * agent_poll hands a job its "flow" (parsed once by assign.c): the results of
  * the jobs it runs after, "inputs": [{"name", "file", "result"}], and its group,
  * {"key", "name"}.  Next to its work dir work-<token> the job gets flow-<token>
- * (the same token nobody else can guess; the job user's, mode 0700):
+ * (the same token nobody else can guess; the job user's with the agent's group,
+ * mode 0770, as it is also the job's control dir, control.c):
  *   result.json  $DISPATCH_RESULT: the job may write it; result.c reads it when
  *                the job has ended
  *   inputs/      $DISPATCH_INPUTS: per input the file <file> holding the JSON
  *                text of its result, written before the exec by the job's child,
  *                already the job user, through files.c (created exclusively,
  *                never through a symbolic link); empty when there are none
+ *   <id>.req, <id>.ans  $DISPATCH_CONTROL: wait and signal requests (control.c)
  * A group's $DISPATCH_SCRATCH comes from scratch.c.  The server makes every file
  * name safe; it is checked again here (one path component, no leading ".", at
  * most INPUTS_FILE_MAX bytes), because whatever it names is written.
@@ -105,14 +107,12 @@ inputs_prepare(const char *workdir, const Assignment *a, const char *spool, StrL
 		agent_seterr(err, errlen, "work directory \"%s\" has no flow directory name", workdir);
 		return -1;
 	}
-	/* 0711: the agent may look whether a result is there (result.c) but not list */
-	if (mkdir(dir, 0711) < 0 || chmod(dir, 0711) < 0)
+	/* the agent's until control_attach() gives it to the job user (0770, the agent's group) */
+	if (mkdir(dir, 0700) < 0)
 	{
 		agent_seterr(err, errlen, "could not create directory \"%s\": %s", dir, strerror(errno));
 		return -1;
 	}
-	if (jobuser_give(dir, err, errlen) < 0)
-		return -1;
 	snprintf(path, sizeof(path), "%s/result.json", dir);
 	env_set(env, "DISPATCH_RESULT", path);
 	snprintf(path, sizeof(path), "%s/inputs", dir);

@@ -364,7 +364,8 @@ make_workdir(const Job *j, char *path, size_t len, char *err, size_t errlen)
 static void
 start_job(const JobSpec *spec)
 {
-	char		err[AGENT_ERRLEN], path[PATH_MAX + 8], detail[AGENT_ERRLEN + 64];
+	char		err[AGENT_ERRLEN], path[PATH_MAX + 8], flow[PATH_MAX + 8],
+				detail[AGENT_ERRLEN + 64];
 	Assignment	a;
 	StrList		env;
 	Job		   *j;
@@ -397,7 +398,8 @@ start_job(const JobSpec *spec)
 		snprintf(detail, sizeof(detail), "invalid job environment: %s", err);
 	else if (inputs_prepare(path, &a, jobs_conf->workdir, &env, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "%s", err);
-	else if (control_create(j->job_id, j->attempt, j->dir, &env, err, sizeof(err)) < 0)
+	else if (inputs_flow_dir(path, flow, sizeof(flow)) < 0 ||
+			 control_attach(j->job_id, j->attempt, flow, &env, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "%s", err);
 	else if (runner_spawn(j->dir, path, &a, env.items, jobs_conf->kill_grace_ms, &j->pid, err,
 						  sizeof(err)) < 0)

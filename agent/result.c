@@ -164,8 +164,9 @@ read_as_job_user(const char *path, StrBuf *out, char *why, size_t whylen)
 	int			rc;
 
 	/*
-	 * Most jobs leave no result: the flow dir lets the agent see that without a
-	 * child (its mode is the job's to change: then the child looks).
+	 * Most jobs leave no result: the flow dir (the agent's group may search it)
+	 * lets the agent see that without a child (its mode is the job's to change:
+	 * then the child looks).
 	 */
 	if (lstat(path, &st) < 0 && errno == ENOENT)
 		return 0;

@@ -100,7 +100,7 @@ wait_waiting($r1, 'later');
 wait_for($node, "SELECT state = 'running' FROM dispatch.job_status WHERE job_id = $r2", 'job r2 runs');
 kill_agent($agent);
 PostgreSQL::Test::Utils::append_to_file("$dir/r2", '');
-wait_until(sub { my @r = glob("$agent->{workdir}/jobs/$r2.1/control-*/*.req"); @r > 0 },
+wait_until(sub { my @r = glob("$agent->{workdir}/jobs/$r2.1/flow-*/*.req"); @r > 0 },
 	'r2 asks while the agent is down');
 query($node, "SELECT dispatch.signal($jl, 'later', '1'), dispatch.signal($jl, 'later', '2')");
 is(query($node, "SELECT state FROM dispatch.job_status WHERE job_id IN ($r1, $r2)"), "running\nrunning",
