@@ -12,7 +12,8 @@
  *   inputs/      $DISPATCH_INPUTS: per input the file <file> holding the JSON
  *                text of its result, written before the exec by the job's child,
  *                already the job user, through files.c (created exclusively,
- *                never through a symbolic link); empty when there are none
+ *                never through a symbolic link); a job without inputs gets
+ *                <spool>/no-inputs instead, the agent's empty dir
  *   <id>.req, <id>.ans  $DISPATCH_CONTROL: wait and signal requests (control.c)
  * A group's $DISPATCH_SCRATCH comes from scratch.c.  The server makes every file
  * name safe; it is checked again here (one path component, no leading ".", at
@@ -115,7 +116,12 @@ inputs_prepare(const char *workdir, const Assignment *a, const char *spool, StrL
 	}
 	snprintf(path, sizeof(path), "%s/result.json", dir);
 	env_set(env, "DISPATCH_RESULT", path);
-	snprintf(path, sizeof(path), "%s/inputs", dir);
+	/* a job without inputs gets the one empty dir of the spool: a mkdir less per job */
+	if (json_array_size(json_object_get(a->flow, "inputs")) > 0)
+		snprintf(path, sizeof(path), "%s/inputs", dir);
+	else if (snprintf(path, sizeof(path), "%s/no-inputs", spool) < 0 ||
+			 own_dir(path, 0755, err, errlen) < 0)
+		return -1;
 	env_set(env, "DISPATCH_INPUTS", path);
 	if (key == NULL)
 		return 0;
@@ -136,9 +142,13 @@ inputs_write(const char *workdir, const Assignment *a, char *err, size_t errlen)
 	char		dir[PATH_MAX + 16];
 	const json_t *inputs = json_object_get(a->flow, "inputs"),
 			   *in;
-	Assignment	files = {.files = json_array()};
+	Assignment	files = {0};
 	size_t		i;
 	int			rc = 0;
+
+	if (json_array_size(inputs) == 0)
+		return 0;				/* DISPATCH_INPUTS is the spool's empty dir */
+	files.files = json_array();
 
 	if (inputs_flow_dir(workdir, dir, sizeof(dir) - 8) < 0)
 	{

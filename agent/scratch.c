@@ -65,16 +65,8 @@ scratch_key_ok(const char *key)
 static int
 scratch_root(const char *spool, char *path, size_t len, char *err, size_t errlen)
 {
-	struct stat st;
-
 	snprintf(path, len, "%s/scratch", spool);
-	if (mkdir(path, 0711) == 0 && chmod(path, 0711) == 0)
-		return 0;
-	if (errno == EEXIST && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid())
-		return 0;
-	agent_seterr(err, errlen, "could not create directory \"%s\": %s", path,
-				 errno == EEXIST ? "something else of that name exists" : strerror(errno));
-	return -1;
+	return own_dir(path, 0711, err, errlen);
 }
 
 /*

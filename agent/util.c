@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void sb_reserve(StrBuf *sb, size_t n);
 
@@ -187,4 +189,22 @@ random_hex(char out[17], const char *what, char *err, size_t errlen)
 	}
 	snprintf(out, 17, "%016" PRIx64, token);
 	return 0;
+}
+
+/*
+ * Makes path a directory of the agent's with mode unless it is one already
+ * (an existing one must be the agent's and no link).  Returns 0, or -1 with err set.
+ */
+int
+own_dir(const char *path, unsigned mode, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(path, mode) == 0 && chmod(path, mode) == 0)
+		return 0;
+	if (errno == EEXIST && lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid())
+		return 0;
+	agent_seterr(err, errlen, "could not create directory \"%s\": %s", path,
+				 errno == EEXIST ? "something else of that name exists" : strerror(errno));
+	return -1;
 }

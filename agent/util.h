@@ -57,6 +57,7 @@ void		strlist_add(StrList *l, const char *s);
 int			strlist_find(const StrList *l, const char *s);
 void		agent_seterr(char *err, size_t errlen, const char *fmt,...) __attribute__((format(printf, 3, 4)));
 int			random_hex(char out[17], const char *what, char *err, size_t errlen);
+int			own_dir(const char *path, unsigned mode, char *err, size_t errlen);
 
 /* ---- log.c ---- */
 

@@ -167,6 +167,7 @@ test_inputs(void)
 	const char *spool = unit_tmpdir("flow-inputs");
 	char		work[4096], want[4096 + 64], err[AGENT_ERRLEN], name[300];
 	StrList		env;
+	struct stat st;
 	JobSpec		spec = {.flow_json = "{\"inputs\": [{\"file\": \"../x\", \"result\": 1}]}"};
 	Assignment	a;
 
@@ -175,17 +176,18 @@ test_inputs(void)
 	CHECK(inputs_flow_dir("/s/jobs/1.1/other", work, sizeof(work)) == -1);
 	CHECK(inputs_flow_dir("work-1", work, sizeof(work)) == -1);
 
-	/* no flow: the result path and an empty inputs dir all the same */
+	/* no flow: the result path, and the spool's one empty dir as the inputs */
 	snprintf(work, sizeof(work), "%s/work-0001", spool);
 	CHECK(mkdir(work, 0700) == 0);
 	strlist_init(&env);
 	CHECK(inputs_for(work, spool, NULL, &env, err, sizeof(err)) == 0);
 	snprintf(want, sizeof(want), "%s/flow-0001/result.json", spool);
 	CHECK_STR(unit_env_get(&env, "DISPATCH_RESULT"), want);
-	snprintf(want, sizeof(want), "%s/flow-0001/inputs", spool);
+	snprintf(want, sizeof(want), "%s/no-inputs", spool);
 	CHECK_STR(unit_env_get(&env, "DISPATCH_INPUTS"), want);
 	CHECK(unit_env_get(&env, "DISPATCH_SCRATCH") == NULL);
 	CHECK(access(want, R_OK | X_OK) == 0);
+	CHECK(lstat(want, &st) == 0 && (st.st_mode & 07777) == 0755 && st.st_uid == geteuid());
 	strlist_free(&env);
 
 	/* inputs and a group */
