@@ -19,6 +19,20 @@
 -- agent_finish, are one-report batches with their old errors (55000, 22023); their
 -- typed arguments are checked by them, not as JSON.
 
+-- Any batch an agent sends (reports, signal requests): an array within the batch
+-- limits, dispatch.agent_report_max_batch items and dispatch.agent_report_max_size.
+CREATE FUNCTION dispatch._check_agent_batch(batch jsonb, items text) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM dispatch._json_typed('array', batch, '', items);
+    PERFORM dispatch._check_size(batch::text, 'dispatch.agent_report_max_size', '', 'the batch');
+    PERFORM dispatch._check_count(jsonb_array_length(batch), 'dispatch.agent_report_max_batch', '',
+                                  'the batch', items);
+END
+$$;
+COMMENT ON FUNCTION dispatch._check_agent_batch(jsonb, text) IS
+    'Fails unless batch is a JSON array of items within the limits of one agent call';
+
 CREATE FUNCTION dispatch._check_reports(reports jsonb) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -27,11 +41,7 @@ DECLARE
     f jsonb;
     fp text;
 BEGIN
-    PERFORM dispatch._json_typed('array', reports, '', 'reports');
-    PERFORM dispatch._check_size(reports::text, 'dispatch.agent_report_max_size', '',
-                                 'the batch');
-    PERFORM dispatch._check_count(jsonb_array_length(reports),
-                                  'dispatch.agent_report_max_batch', '', 'the batch', 'reports');
+    PERFORM dispatch._check_agent_batch(reports, 'reports');
     FOR r IN SELECT e, format('[%s]', o - 1) AS p
                FROM jsonb_array_elements(reports) WITH ORDINALITY AS x(e, o) LOOP
         PERFORM dispatch._json_typed('object', r.e, r.p, 'a report');

@@ -117,11 +117,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r record;
 BEGIN
-    PERFORM dispatch._json_typed('array', requests, '', 'requests');
-    PERFORM dispatch._check_size(requests::text, 'dispatch.agent_report_max_size', '',
-                                 'the batch');
-    PERFORM dispatch._check_count(jsonb_array_length(requests),
-                                  'dispatch.agent_report_max_batch', '', 'the batch', 'requests');
+    PERFORM dispatch._check_agent_batch(requests, 'requests');
     FOR r IN SELECT e, format('[%s]', o - 1) AS p
                FROM jsonb_array_elements(requests) WITH ORDINALITY AS x(e, o) LOOP
         PERFORM dispatch._json_typed('object', r.e, r.p, 'a request');
