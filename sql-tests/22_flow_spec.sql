@@ -86,9 +86,29 @@ SELECT pg_temp.graph('[{"name": "s", "command": "c", "array": {"count": 2}},
 SELECT pg_temp.graph('[{"name": "s", "command": "c"},
                        {"name": "a", "command": "c", "for_each": "s", "array": {"count": 2}}]');
 
--- group
+-- group, and a group's reservation ({"name", "needs"}, 39_reserve.sql)
 SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": {"name": "pond"}}]');
 SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": ""}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": {"needs": {"cpu": 1}}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": {"name": "pond", "needs": {"cpu": 1}, "size": 2}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": {"name": "pond", "needs": {"cpu": 0}}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": {"name": "pond", "needs": [1]}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": {"name": "pond", "needs": {"cpu": 2}}},
+                       {"name": "b", "command": "c", "group": {"name": "pond", "needs": {"cpu": 3}}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "needs": {"cpu": 2, "gpu": 1},
+                        "group": {"name": "pond", "needs": {"cpu": 2}}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": {"name": "pond", "needs": {"gpu": 2}}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "needs": {"cpu": 1}, "group": "pond"},
+                       {"name": "b", "command": "c", "needs": {"cpu": 3}, "group": {"name": "pond", "needs": {"cpu": 2}}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "array": {"count": 4, "parallel": 2},
+                        "group": {"name": "pond", "needs": {"cpu": 2}}}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "constraints": {"rack": "r1"}, "group": {"name": "pond", "needs": {"cpu": 2}}},
+                       {"name": "b", "command": "c", "constraints": {"rack": "r2"}, "group": "pond"}]');
+SELECT pg_temp.graph('[{"name": "a", "command": "c", "group": {"name": "pond", "needs": {"cpu": 2}}},
+                       {"name": "group:pond", "command": "c"}]');
+SELECT dispatch.submit_joblist('{"name": "s", "stages": [
+  {"jobs": [{"name": "a", "command": "c", "group": {"name": "pond", "needs": {"cpu": 2}}}]},
+  {"jobs": [{"name": "b", "command": "c", "group": "pond"}]}]}');
 
 SELECT count(*) - :joblists_before AS joblists_added FROM dispatch.joblists;
 
@@ -120,6 +140,20 @@ SELECT j.name, j.after, j.for_each, j.group_name, j.held, s.reason
  WHERE j.joblist_id = :jl ORDER BY job_id;
 SELECT group_name, key = :jl || '-1' AS key_ok, node, ended_at FROM dispatch.group_scratch
  WHERE joblist_id = :jl;
+-- a reservation: one more job, held like the group's, with the group's needs and the
+-- constraints of all its jobs (uncommitted while shown, as above)
+BEGIN;
+SELECT pg_temp.graph('[{"name": "fill", "command": "f", "constraints": {"rack": "r1"},
+                        "group": {"name": "pond", "needs": {"cpu": 4, "mem_mb": 512}}},
+                       {"name": "stir", "command": "s", "needs": {"cpu": 2, "mem_mb": 512},
+                        "constraints": {"zone": "z"}, "after": ["fill"], "group": "pond"},
+                       {"name": "scan", "command": "s", "matrix": {"x": [1, 2]},
+                        "group": {"name": "pond", "needs": {"mem_mb": 512, "cpu": 4}}}]') AS jl \gset
+SELECT j.name, j.command, j.needs, j.constraints, j.condition, j.held, j.group_name, j.reserves,
+       j.timeout, s.reason
+  FROM dispatch.job_status s JOIN dispatch.jobs j USING (job_id)
+ WHERE j.joblist_id = :jl ORDER BY job_id;
+COMMIT;
 -- stages are sugar: a later stage may name a job of an earlier one (uncommitted while
 -- shown, as above)
 BEGIN;

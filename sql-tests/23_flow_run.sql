@@ -6,17 +6,26 @@
 -- every error of the agent calls.
 \set SHOW_CONTEXT never
 \set VERBOSITY default
-CREATE FUNCTION pg_temp.settle(expire boolean DEFAULT false) RETURNS boolean
+-- Whether query q (one boolean) says true within 10 seconds.
+CREATE FUNCTION pg_temp.wait_until(q text) RETURNS boolean
 LANGUAGE plpgsql AS $$
+DECLARE
+    ok boolean;
 BEGIN
-    FOR i IN 1 .. 300 LOOP
-        IF (SELECT skipped IS NULL FROM dispatch._housekeeping(now(), expire, NULL)) THEN
+    FOR i IN 1 .. 1000 LOOP
+        EXECUTE q INTO ok;
+        IF ok THEN
             RETURN true;
         END IF;
         PERFORM pg_sleep(0.01);
     END LOOP;
     RETURN false;
 END
+$$;
+CREATE FUNCTION pg_temp.settle(expire boolean DEFAULT false) RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT pg_temp.wait_until(format('SELECT skipped IS NULL FROM dispatch._housekeeping(now(), %L, NULL)',
+                                     expire))
 $$;
 -- Runs a statement and shows its error with joblist ids left out.
 CREATE FUNCTION pg_temp.try(q text) RETURNS text
@@ -320,3 +329,65 @@ SELECT action, name FROM dispatch.agent_poll('fr1') WHERE action = 'cancel';
 SELECT pg_temp.finish(:jl, 'slow', '{"signal": 15}') AS slow;
 SELECT pg_temp.run(:jl, 'tidy') AS tidy;
 SELECT state, reason, failure FROM dispatch.joblist_status WHERE joblist_id = :jl;
+
+-- A group's reservation (39_reserve.sql): the running scheduler places it as one
+-- piece of two units; the group's jobs run inside it as they fit, in order, while
+-- another joblist's job takes the unit the piece left.  The reservation runs nothing,
+-- no agent may report on it, and it ends with the group's last job.
+SELECT count(dispatch.add_resource('handpond', 'p' || i, 'fr1')) AS ponds FROM generate_series(0, 2) i;
+SELECT dispatch.submit_joblist('{"name": "fr", "jobs": [
+  {"name": "fill", "command": "x", "needs": {"handpond": 1}, "group": {"name": "pond", "needs": {"handpond": 2}}},
+  {"name": "stir", "command": "x", "needs": {"handpond": 1}, "group": "pond"},
+  {"name": "skim", "command": "x", "needs": {"handpond": 1}, "after": ["fill"], "group": "pond"},
+  {"name": "sift", "command": "x", "needs": {"handpond": 1}, "group": "pond"}]}') AS jl \gset
+SELECT pg_temp.wait_until(format($$SELECT count(*) = 3 FROM dispatch.jobs
+                                    WHERE joblist_id = %s AND state = 'assigned'$$, :jl)) AS placed;
+SELECT dispatch.submit_joblist('{"name": "fr", "jobs": [{"name": "other", "command": "x", "needs": {"handpond": 1}}]}') AS other_jl \gset
+SELECT pg_temp.wait_until(format($$SELECT state = 'assigned' FROM dispatch.jobs
+                                    WHERE joblist_id = %s$$, :other_jl)) AS other_placed;
+SELECT name, state, node, resources, held, reason FROM dispatch.job_status
+ WHERE joblist_id = :jl ORDER BY job_id;
+SELECT r.ident, j.name, r.amount, l.name AS lent_by
+  FROM dispatch.resource_status r JOIN dispatch.jobs j USING (job_id)
+  LEFT JOIN dispatch.jobs l ON l.job_id = r.lent_by
+ WHERE r.type = 'handpond' ORDER BY r.ident, j.job_id;
+SELECT action, name FROM dispatch.agent_poll('fr1') ORDER BY name;
+SELECT dispatch.agent_report('fr1', format('[{"job_id": %s, "attempt": 1, "finish": {"exit_code": 0}}]',
+                                           pg_temp.job(:jl, 'group:pond'))::jsonb) -> 0 ->> 'status' AS report;
+-- fill ends: skim, after it, is ready, but sift was first; it takes fill's unit
+SELECT pg_temp.finish(:jl, 'fill', '{"exit_code": 0}') AS fill;
+SELECT name, state, reason FROM dispatch.job_status WHERE joblist_id = :jl ORDER BY job_id;
+SELECT action, name FROM dispatch.agent_poll('fr1') ORDER BY name;
+SELECT pg_temp.finish(:jl, 'stir', '{"exit_code": 0}') AS stir;
+SELECT action, name FROM dispatch.agent_poll('fr1') ORDER BY name;
+SELECT pg_temp.finish(:jl, 'sift', '{"exit_code": 0}') AS sift;
+SELECT pg_temp.finish(:jl, 'skim', '{"exit_code": 3}') AS skim;
+SELECT name, state, reason FROM dispatch.job_status WHERE joblist_id = :jl ORDER BY job_id;
+SELECT state, reason FROM dispatch.joblists WHERE joblist_id = :jl;
+SELECT count(*) AS held_by_the_group FROM dispatch.allocations a JOIN dispatch.jobs j USING (job_id)
+ WHERE j.joblist_id = :jl;
+-- A reservation that ends early (its joblist cancelled) leaves the job it lent to
+-- holding its unit alone until the job ends; a group that never got its reservation
+-- placed ends it skipped.
+SELECT dispatch.submit_joblist('{"name": "fr", "jobs": [
+  {"name": "long", "command": "x", "needs": {"handpond": 1}, "group": {"name": "pond", "needs": {"handpond": 1}}},
+  {"name": "late", "command": "x", "needs": {"handpond": 1}, "group": "pond"}]}') AS jl \gset
+SELECT pg_temp.wait_until(format($$SELECT count(*) = 2 FROM dispatch.jobs
+                                    WHERE joblist_id = %s AND state = 'assigned'$$, :jl)) AS placed;
+SELECT action, name FROM dispatch.agent_poll('fr1') WHERE action = 'run' ORDER BY name;
+SELECT dispatch.cancel_joblist(:jl::bigint);
+SELECT j.name, j.state, r.ident, r.lent_by FROM dispatch.jobs j
+  LEFT JOIN dispatch.resource_status r USING (job_id)
+ WHERE j.joblist_id = :jl ORDER BY j.job_id;
+SELECT pg_temp.finish(:jl, 'long', '{"signal": 15}') AS long;
+SELECT count(*) AS held_after_the_end FROM dispatch.allocations a JOIN dispatch.jobs j USING (job_id)
+ WHERE j.joblist_id = :jl;
+SELECT pg_temp.finish(:other_jl, 'other', '{"exit_code": 0}') AS other;
+BEGIN;
+SELECT dispatch.submit_joblist('{"name": "fr", "jobs": [
+  {"name": "first", "command": "x", "needs": {"handpond": 1}},
+  {"name": "then", "command": "x", "needs": {"handpond": 1}, "after": ["first"], "group": {"name": "pond", "needs": {"handpond": 1}}}]}') AS jl \gset
+SELECT dispatch._finish_job(pg_temp.job(:jl, 'first'), 'failed', 'by hand');
+SELECT pg_temp.settle();
+SELECT name, state, reason FROM dispatch.job_status WHERE joblist_id = :jl ORDER BY job_id;
+COMMIT;

@@ -22,6 +22,7 @@
 #include "storage/proc.h"
 
 PG_FUNCTION_INFO_V1(wake_scheduler);
+PG_FUNCTION_INFO_V1(wake_scheduler_again);
 
 static void wake_at_commit(XactEvent event, void *arg);
 
@@ -62,16 +63,35 @@ wake_at_commit(XactEvent event, void *arg)
 }
 
 /* Marks the current transaction so that its commit wakes the scheduler. */
-Datum
-wake_scheduler(PG_FUNCTION_ARGS)
+static void
+wake_at_this_commit(void)
 {
-	if (scheduler_shared == NULL || scheduler_shared->scheduler_pid == MyProcPid)
-		PG_RETURN_VOID();		/* the scheduler never wakes itself */
 	if (!callback_registered)
 	{
 		RegisterXactCallback(wake_at_commit, NULL);
 		callback_registered = true;
 	}
 	wake_pending = true;
+}
+
+Datum
+wake_scheduler(PG_FUNCTION_ARGS)
+{
+	if (scheduler_shared == NULL || scheduler_shared->scheduler_pid == MyProcPid)
+		PG_RETURN_VOID();		/* the scheduler never wakes itself */
+	wake_at_this_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * Like wake_scheduler(), but also from within the scheduler's cycle, which then runs
+ * the next cycle as soon as it has committed: for what a cycle wrote that needs a
+ * cycle of its own (a group's reservation placed, whose jobs housekeeping lends to).
+ */
+Datum
+wake_scheduler_again(PG_FUNCTION_ARGS)
+{
+	if (scheduler_shared != NULL)
+		wake_at_this_commit();
 	PG_RETURN_VOID();
 }

@@ -1,7 +1,8 @@
 # Data flows with real agents: a diamond runs in dependency order, a 3x2 matrix whose
 # cells read their own values from a template and their environment, on_failure and
 # always jobs after a failure while the failure's descendants end skipped, and a
-# joblist timeout that stops what runs and still runs its clean-up.
+# joblist timeout that stops what runs and still runs its clean-up, and a group run in
+# its reservation.
 use strict;
 use warnings;
 use FindBin;
@@ -108,6 +109,29 @@ is(query($node, "SELECT extract(epoch FROM finished_at - submitted_at) < 30 FROM
 like(query($node, "SELECT dispatch.joblist_graph_dot(joblist_id) FROM dispatch.joblists
                     WHERE name = 'failing'"),
 	qr/"j\d+" -> "j\d+" \[style=dashed, label="on_failure"\];/, 'the DOT text marks the on_failure edge');
+
+# A group with a reservation of two cpus: its four one-cpu jobs run on one node, two
+# at a time, in the reservation; the reservation ends with them.
+$jl = submit($node, q({"name": "pond", "jobs": [
+  {"name": "w0", "command": "sleep 0.5; echo $DISPATCH_RES_CPU > \"$DISPATCH_SCRATCH/w0\"",
+   "group": {"name": "pond", "needs": {"cpu": 2}}},
+  {"name": "w1", "command": "sleep 0.5", "group": "pond"},
+  {"name": "w2", "command": "sleep 0.5", "group": "pond"},
+  {"name": "w3", "command": "test -s \"$DISPATCH_SCRATCH/w0\"", "after": ["w0"], "group": "pond"}]}));
+is(wait_end($jl, 'the reserved group ends'), 'succeeded', 'the reserved group succeeds');
+is(states($jl), 'w0=succeeded w1=succeeded w2=succeeded w3=succeeded group:pond=succeeded',
+	'every job ran, and the reservation ended with them');
+is(query($node, "SELECT count(DISTINCT node) FROM dispatch.jobs WHERE joblist_id = $jl"), '1',
+	'the reservation and its jobs were on one node');
+is(query($node, "SELECT max((SELECT count(*) FROM dispatch.jobs o
+                              WHERE o.joblist_id = j.joblist_id AND o.reserves IS NULL
+                                AND o.started_at <= j.started_at AND j.started_at < o.finished_at))
+                   FROM dispatch.jobs j WHERE j.joblist_id = $jl AND j.reserves IS NULL"), '2',
+	'no more than the two reserved cpus were busy at once');
+is(query($node, "SELECT bool_and(resources->'cpu' <@ (SELECT resources->'cpu' FROM dispatch.jobs
+                                                      WHERE joblist_id = $jl AND reserves = 'pond'))
+                   FROM dispatch.jobs WHERE joblist_id = $jl AND reserves IS NULL"), 't',
+	'each job ran on cpus of the reservation');
 
 stop_agent($a1);
 stop_agent($a2);

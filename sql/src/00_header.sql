@@ -53,6 +53,11 @@ CREATE FUNCTION dispatch.wake_scheduler() RETURNS void
 COMMENT ON FUNCTION dispatch.wake_scheduler() IS
     'Wake the scheduler worker when the current transaction commits';
 
+CREATE FUNCTION dispatch._wake_scheduler_again() RETURNS void
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'wake_scheduler_again';
+COMMENT ON FUNCTION dispatch._wake_scheduler_again() IS
+    'Like wake_scheduler(), and from the scheduler''s own cycle too: its next cycle follows at once';
+
 CREATE FUNCTION dispatch.current_caller() RETURNS name
     LANGUAGE C STABLE AS 'MODULE_PATHNAME', 'current_caller';
 COMMENT ON FUNCTION dispatch.current_caller() IS

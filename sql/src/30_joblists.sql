@@ -94,7 +94,8 @@ CREATE TABLE dispatch.jobs (
     -- parallel: its array's throttle; for_each: the task whose result it fans out over
     -- (a placeholder, replaced by its cells); upstream_failed: it was skipped because
     -- something upstream went wrong; result: what it left at $DISPATCH_RESULT;
-    -- waiting_signal: the signal it waits for (48_signals.sql).
+    -- waiting_signal: the signal it waits for (48_signals.sql); reserves: the group
+    -- whose reservation this job is (39_reserve.sql: a job that runs nothing).
     task            text,
     after           text[],
     condition       text NOT NULL DEFAULT 'on_success'
@@ -107,11 +108,13 @@ CREATE TABLE dispatch.jobs (
     upstream_failed boolean NOT NULL DEFAULT false,
     result          jsonb,
     waiting_signal  text,
+    reserves        text,
     FOREIGN KEY (joblist_id, stage) REFERENCES dispatch.stages ON DELETE CASCADE,
     UNIQUE (joblist_id, name),
     CHECK (state NOT IN ('assigned', 'running') OR node IS NOT NULL),
     CHECK (state <> 'pending' OR node IS NULL),
     CHECK (state = 'pending' OR held IS NULL),
+    CHECK (reserves IS NULL OR group_name IS NULL),
     CHECK ((state IN ('succeeded', 'failed', 'cancelled', 'lost', 'skipped'))
            = (finished_at IS NOT NULL))
 );
@@ -137,6 +140,8 @@ CREATE INDEX jobs_task_busy_idx ON dispatch.jobs (joblist_id, task)
       AND (state IN ('assigned', 'running') OR state = 'pending' AND held IS NULL);
 CREATE INDEX jobs_group_idx ON dispatch.jobs (joblist_id, group_name)
     WHERE group_name IS NOT NULL;
+CREATE INDEX jobs_reserves_idx ON dispatch.jobs (joblist_id, reserves)
+    WHERE reserves IS NOT NULL;
 CREATE INDEX jobs_active_node_idx ON dispatch.jobs (node) WHERE state IN ('assigned', 'running');
 COMMENT ON TABLE dispatch.jobs IS 'Jobs; attempt grows each time a job is retried';
 
@@ -144,10 +149,16 @@ CREATE TABLE dispatch.allocations (
     resource_id     bigint NOT NULL REFERENCES dispatch.resources,
     job_id          bigint NOT NULL REFERENCES dispatch.jobs ON DELETE CASCADE,
     amount          bigint NOT NULL CHECK (amount > 0),
+    -- the group reservation (39_reserve.sql) that lent the job this much of what it
+    -- holds itself; NULL: the job holds it alone
+    lent_by         bigint REFERENCES dispatch.jobs ON DELETE CASCADE,
     PRIMARY KEY (resource_id, job_id)
 );
 CREATE INDEX allocations_job_idx ON dispatch.allocations (job_id);
-COMMENT ON TABLE dispatch.allocations IS 'Resources held by assigned and running jobs';
+CREATE INDEX allocations_lent_idx ON dispatch.allocations (lent_by) WHERE lent_by IS NOT NULL;
+COMMENT ON TABLE dispatch.allocations IS
+    'Resources held by assigned and running jobs; a unit lent by a group''s reservation to '
+    'one of its jobs is held by both, and counts once (the reservation''s)';
 
 -- Inlined into the row-level security policies of job_files and job_output (no SET
 -- clause, every name qualified).
@@ -536,6 +547,7 @@ BEGIN
                                          CASE WHEN r.stage = dup.job_stage THEN dup.job END, r.jobs);
     END LOOP;
     PERFORM dispatch._check_flow(spec, path);
+    PERFORM dispatch._check_groups(spec) WHERE dispatch._spec_reserves(spec);
 END
 $$;
 COMMENT ON FUNCTION dispatch._validate_joblist(jsonb, text) IS
@@ -616,7 +628,7 @@ BEGIN
            u.job ->> '_task',
            CASE WHEN u.job ? 'after' THEN ARRAY(SELECT jsonb_array_elements_text(u.job -> 'after')) END,
            coalesce(u.job ->> 'when', 'on_success'), h.held, u.job -> '_cell',
-           (u.job ->> '_parallel')::int, u.job ->> 'for_each', u.job ->> 'group'
+           (u.job ->> '_parallel')::int, u.job ->> 'for_each', dispatch._group_of(u.job)
       FROM dispatch._spec_jobs(flat) u,
            LATERAL (SELECT CASE WHEN u.job ? 'after' THEN 'after'
                                 WHEN u.job ? 'group' THEN 'group'
@@ -658,6 +670,7 @@ BEGIN
       FROM jsonb_array_elements(flat -> 'stages') WITH ORDINALITY AS s(x, o);
     PERFORM dispatch._insert_jobs(jl, flat, 0);
     PERFORM dispatch._add_groups(jl) WHERE flat @? '$.stages[*].jobs[*].group';
+    PERFORM dispatch._add_reservations(jl, spec) WHERE dispatch._spec_reserves(spec);
     PERFORM dispatch.wake_scheduler();
     RETURN jl;
 END

@@ -18,6 +18,24 @@
 -- passes through unchanged, so the large joblists of the benchmarks pay a jsonpath
 -- test and nothing more.
 
+-- Inlined (no SET clause).
+CREATE FUNCTION dispatch._group_of(job jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN jsonb_typeof(job -> 'group') = 'object' THEN job -> 'group' ->> 'name'
+                ELSE job ->> 'group' END
+$$;
+COMMENT ON FUNCTION dispatch._group_of(jsonb) IS
+    'The group a job spec names: "group" itself, or its name when it reserves ({"name", "needs"})';
+
+-- Whether some job of a spec (either form) reserves for its group.  Inlined.
+CREATE FUNCTION dispatch._spec_reserves(spec jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT spec @? '$.stages[*].jobs[*].group ? (@.type() == "object")'
+        OR spec @? '$.jobs[*].group ? (@.type() == "object")'
+$$;
+COMMENT ON FUNCTION dispatch._spec_reserves(jsonb) IS
+    'Whether a job of joblist spec reserves for its group ({"name", "needs"})';
+
 CREATE FUNCTION dispatch._validate_flow(job jsonb, path text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -99,8 +117,14 @@ BEGIN
                                     'for_each');
     END IF;
     IF jsonb_typeof(job -> 'group') = 'object' THEN
-        PERFORM dispatch._spec_error(dispatch._path(path, 'group'), 'group must be a string',
-            'A group is a name; a reservation for a whole group ({"name", "needs"}) is not supported: the group follows its first job''s node.');
+        -- a reservation for the whole group (39_reserve.sql checks it against its jobs)
+        p := dispatch._path(path, 'group');
+        PERFORM dispatch._check_keys(job -> 'group', ARRAY['name', 'needs'], p, 'group');
+        PERFORM dispatch._require_key(job -> 'group', 'name', p, 'group');
+        PERFORM dispatch._json_text(job -> 'group' -> 'name', dispatch._path(p, 'name'),
+                                    'group name');
+        PERFORM dispatch._require_key(job -> 'group', 'needs', p, 'group');
+        PERFORM dispatch._validate_needs(job -> 'group' -> 'needs', dispatch._path(p, 'needs'));
     ELSIF job ? 'group' THEN
         PERFORM dispatch._json_text(job -> 'group', dispatch._path(path, 'group'), 'group');
     END IF;
@@ -135,6 +159,7 @@ BEGIN
         PERFORM dispatch._validate_stage(one -> 'stages' -> 0, path, 'main', false, dup.job, r.jobs);
     END LOOP;
     PERFORM dispatch._check_flow(spec, path);
+    PERFORM dispatch._check_groups(spec) WHERE dispatch._spec_reserves(spec);
 END
 $$;
 COMMENT ON FUNCTION dispatch._validate_graph_joblist(jsonb, text) IS
@@ -374,7 +399,7 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE held
         WHEN 'after' THEN format('waiting for %s',
             (SELECT string_agg(format('"%s"', a), ', ') FROM jsonb_array_elements_text(job -> 'after') a))
-        WHEN 'group' THEN format('waiting for its group "%s" to be placed', job ->> 'group')
+        WHEN 'group' THEN format('waiting for its group "%s" to be placed', dispatch._group_of(job))
         WHEN 'slot' THEN format('waiting for one of the %s slots of "%s"', job ->> '_parallel',
                                 job ->> '_task')
     END

@@ -22,26 +22,62 @@ CREATE TABLE dispatch.job_events (
 CREATE INDEX job_events_job_idx ON dispatch.job_events (job_id);
 COMMENT ON TABLE dispatch.job_events IS 'History of every job state change';
 
+-- A group's reservation that lets go of its units (39_reserve.sql) leaves the jobs it
+-- lent them to holding them alone, until they end: the scheduler reloads what they hold.
+CREATE FUNCTION dispatch._return_lent(jobs bigint[]) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    WITH kept AS (
+        UPDATE dispatch.allocations a SET lent_by = NULL
+         WHERE a.lent_by = ANY (jobs)
+        RETURNING a.job_id)
+    INSERT INTO dispatch._sched_changes (kind, id, joblist_id)
+    SELECT 'job', j.job_id, j.joblist_id
+      FROM dispatch.jobs j WHERE j.job_id IN (SELECT job_id FROM kept)
+$$;
+COMMENT ON FUNCTION dispatch._return_lent(bigint[]) IS
+    'Leaves what the reservations among jobs lent to their groups'' jobs with those jobs alone';
+
 CREATE FUNCTION dispatch._release(job bigint) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+    SELECT dispatch._return_lent(ARRAY[job]);
     DELETE FROM dispatch.allocations WHERE job_id = job
 $$;
 COMMENT ON FUNCTION dispatch._release(bigint) IS
     'Releases whatever job holds';
 
-CREATE FUNCTION dispatch._finish_jobs(jobs bigint[], finals text[], whys text[]) RETURNS void
+-- settle: whether a group's reservation ends with the last of its jobs ending here
+-- (_end_attempt says no for an attempt that is retried).
+CREATE FUNCTION dispatch._finish_jobs(jobs bigint[], finals text[], whys text[],
+                                      settle boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    jls bigint[];
+    groups text[];
+    reservation boolean;
 BEGIN
-    UPDATE dispatch.jobs j
-       SET state = e.final, reason = e.why, finished_at = now(), held = NULL
-      FROM unnest(jobs, finals, whys) AS e(job_id, final, why)
-     WHERE j.job_id = e.job_id;
+    WITH done AS (
+        UPDATE dispatch.jobs j
+           SET state = e.final, reason = e.why, finished_at = now(), held = NULL
+          FROM unnest(jobs, finals, whys) AS e(job_id, final, why)
+         WHERE j.job_id = e.job_id
+        RETURNING j.joblist_id, j.group_name, j.reserves)
+    SELECT array_agg(d.joblist_id) FILTER (WHERE d.group_name IS NOT NULL),
+           array_agg(d.group_name) FILTER (WHERE d.group_name IS NOT NULL),
+           bool_or(d.reserves IS NOT NULL)
+      INTO jls, groups, reservation FROM done d;
+    IF reservation THEN
+        PERFORM dispatch._return_lent(jobs);
+    END IF;
     DELETE FROM dispatch.allocations a WHERE a.job_id = ANY (jobs);
+    IF settle AND groups IS NOT NULL THEN
+        PERFORM dispatch._settle_reservations(jls, groups);
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION dispatch._finish_jobs(bigint[], text[], text[]) IS
+COMMENT ON FUNCTION dispatch._finish_jobs(bigint[], text[], text[], boolean) IS
     'Ends each of jobs in its final state with its reason (parallel arrays) and frees their '
-    'resources, one statement for all';
+    'resources, one statement for all; so do the reservations of groups left with nothing '
+    'to run (settle)';
 
 CREATE FUNCTION dispatch._finish_job(job bigint, final text, why text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
@@ -59,6 +95,12 @@ BEGIN
            attempt = attempt + new_attempt::int, assigned_at = NULL, started_at = NULL,
            finished_at = NULL, exit_code = NULL, signal = NULL, timed_out = false,
            result = NULL, waiting_signal = NULL,
+           -- a job of a reserved group waits for its reservation again
+           held = CASE WHEN group_name IS NOT NULL AND EXISTS (
+                           SELECT FROM dispatch.jobs h
+                            WHERE h.joblist_id = jobs.joblist_id AND h.reserves = jobs.group_name
+                              AND h.state IN ('pending', 'assigned', 'running'))
+                       THEN 'group' END,
            output_bytes = CASE WHEN new_attempt THEN 0 ELSE output_bytes END,
            output_truncated = output_truncated AND NOT new_attempt
      WHERE job_id = job;
@@ -73,7 +115,8 @@ DECLARE
     j dispatch.jobs;
 BEGIN
     SELECT * INTO j FROM dispatch.jobs WHERE job_id = job;
-    PERFORM dispatch._finish_job(job, final, why);
+    PERFORM dispatch._finish_jobs(ARRAY[job], ARRAY[final], ARRAY[why],
+                                  j.attempt > j.retries OR j.cancel_requested);
     IF j.attempt <= j.retries AND NOT j.cancel_requested THEN
         PERFORM dispatch._requeue_job(job, true,
             format('retrying after attempt %s: %s', j.attempt, why));

@@ -17,7 +17,8 @@
 --      next gate, or ends skipped (upstream_failed when on_success saw a failure); a
 --      for_each job is replaced by one cell per item of its source's result;
 --   3. a group's held jobs follow its first job to the node it was placed on (a
---      constraint node=...), or one of them is let go to be that first job;
+--      constraint node=...), or one of them is let go to be that first job; a group
+--      with a reservation queues it, then runs in it (39_reserve.sql);
 --   4. an array lets as many cells go as its throttle has free slots;
 --   5. a stage with no unfinished job hands over to the next, whose jobs are judged
 --      against it (stages are sugar: each job is after the whole stage before), or the
@@ -232,10 +233,26 @@ DECLARE
     pin text;
     moved boolean := false;
     first bigint;
+    r dispatch.jobs;
 BEGIN
     FOR g IN SELECT DISTINCT h.group_name FROM dispatch.jobs h
               WHERE h.joblist_id = jl.joblist_id AND h.stage = jl.current_stage
-                AND h.state = 'pending' AND h.held = 'group' ORDER BY 1 LOOP
+                AND h.state = 'pending' AND h.held = 'group' AND h.reserves IS NULL
+              ORDER BY 1 LOOP
+        -- a group with a reservation (39_reserve.sql) that has not ended: it queues
+        -- once a job of the group is ready, and lends to them once placed
+        SELECT * INTO r FROM dispatch.jobs h
+         WHERE h.joblist_id = jl.joblist_id AND h.reserves = g.group_name
+           AND h.state IN ('pending', 'assigned', 'running');
+        IF r.job_id IS NOT NULL THEN
+            IF r.state = 'pending' AND r.held = 'group' THEN
+                PERFORM dispatch._let_go(ARRAY[r.job_id], ARRAY[NULL::text]);
+                moved := true;
+            ELSIF r.state = 'assigned' THEN
+                moved := dispatch._lend(r) OR moved;
+            END IF;
+            CONTINUE;
+        END IF;
         SELECT j.node INTO pin FROM dispatch.jobs j
          WHERE j.joblist_id = jl.joblist_id AND j.group_name = g.group_name
            AND j.node IS NOT NULL
@@ -267,7 +284,7 @@ END
 $$;
 COMMENT ON FUNCTION dispatch._place_groups(dispatch.joblists) IS
     'Lets the held jobs of jl''s groups follow the node their group was placed on, or lets '
-    'one go first; true when any moved';
+    'one go first, or queues their reservation or has it lend to them; true when any moved';
 
 -- Step 4: each array lets cells go while it has free slots.
 CREATE FUNCTION dispatch._fill_slots(jl dispatch.joblists) RETURNS boolean

@@ -34,6 +34,8 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN j.job_id IS NULL THEN format('Job %s does not exist.', job)
                 WHEN j.node IS DISTINCT FROM node OR j.attempt <> attempt
                      OR j.state NOT IN ('assigned', 'running')
+                     -- (a group's reservation runs nothing: no agent reports on it)
+                     OR j.reserves IS NOT NULL
                 THEN format('The job is at attempt %s, %s, on node %s.', j.attempt, j.state,
                             coalesce('"' || j.node || '"', 'none')) END
 $$;
@@ -181,6 +183,7 @@ BEGIN
     WITH claimed AS (
         UPDATE dispatch.jobs j SET state = 'running', started_at = now()
          WHERE j.node = n.node AND j.state = 'assigned' AND n.state = 'online'
+           AND j.reserves IS NULL
         RETURNING j.*)
     SELECT 'run'::text, c.job_id, c.attempt, c.joblist_id, c.name, c.command, c.env,
            c.resources, (extract(epoch FROM c.timeout) * 1000)::bigint,

@@ -245,10 +245,10 @@ CREATE VIEW dispatch._sched_holds AS
                                    + current_setting('dispatch.kill_grace')::interval))::bigint
                AS ends
       FROM dispatch.allocations a JOIN dispatch.jobs j USING (job_id)
-     WHERE j.state IN ('assigned', 'running');
+     WHERE j.state IN ('assigned', 'running') AND a.lent_by IS NULL;
 COMMENT ON VIEW dispatch._sched_holds IS
     'Scheduler input: what assigned and running jobs hold and when they let go of it '
-    '(NULL: not known)';
+    '(NULL: not known); what a group''s reservation lent counts as the reservation''s';
 
 CREATE FUNCTION dispatch._assign_many(job_ids bigint[], nodes text[], take_jobs bigint[],
                                       take_units bigint[], take_amounts bigint[])
@@ -262,6 +262,7 @@ DECLARE
     mine bigint[];
     queued bigint[];
     blocked bigint[];
+    reserved boolean;
 BEGIN
     -- No write here waits for another transaction's row lock: a user's open transaction
     -- (a cancel not yet committed) must not stall the scheduler, and lock orders that
@@ -325,7 +326,7 @@ BEGIN
                assigned_at = pg_catalog.clock_timestamp()
           FROM placed p
          WHERE j.job_id = p.job_id AND j.state = 'pending'
-        RETURNING j.job_id, j.joblist_id, j.node),
+        RETURNING j.job_id, j.joblist_id, j.node, j.reserves),
     alloc AS (
         INSERT INTO dispatch.allocations (resource_id, job_id, amount)
         SELECT t.resource_id, t.job_id, t.amount FROM take t JOIN upd USING (job_id)),
@@ -333,11 +334,17 @@ BEGIN
     started AS (
         UPDATE dispatch.joblists l SET state = 'running', started_at = now()
          WHERE l.joblist_id IN (SELECT joblist_id FROM upd) AND l.state = 'queued')
-    SELECT coalesce(array_agg(upd.job_id), '{}'), array_agg(DISTINCT upd.node)
-      INTO assigned, notify FROM upd;
+    SELECT coalesce(array_agg(upd.job_id), '{}'), array_agg(DISTINCT upd.node),
+           bool_or(upd.reserves IS NOT NULL)
+      INTO assigned, notify, reserved FROM upd;
+    -- a group's reservation placed: its jobs can be lent its units (39_reserve.sql) by
+    -- the next cycle's housekeeping, which this cycle's commit starts at once
+    IF reserved THEN
+        PERFORM dispatch._wake_scheduler_again();
+    END IF;
 
     IF EXISTS (SELECT 1 FROM dispatch.allocations a JOIN dispatch.resources r USING (resource_id)
-                WHERE a.resource_id = ANY (take_units)
+                WHERE a.resource_id = ANY (take_units) AND a.lent_by IS NULL
                 GROUP BY r.resource_id HAVING sum(a.amount) > r.capacity) THEN
         RAISE EXCEPTION 'allocator gave out more than a resource holds';
     END IF;

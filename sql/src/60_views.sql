@@ -69,8 +69,9 @@ COMMENT ON VIEW dispatch.node_status IS
 
 CREATE VIEW dispatch.resource_status AS
     SELECT r.type, r.ident, r.node, a.job_id, coalesce(a.amount, 0) AS amount,
-           r.capacity, r.resource_id
+           r.capacity, r.resource_id, a.lent_by
       FROM dispatch.resources r
       LEFT JOIN dispatch.allocations a USING (resource_id);
 COMMENT ON VIEW dispatch.resource_status IS
-    'One row per resource instance and holder (job_id NULL: free)';
+    'One row per resource instance and holder (job_id NULL: free); lent_by: the group '
+    'reservation that lent the holder this share of its own';
