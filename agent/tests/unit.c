@@ -102,6 +102,7 @@ main(void)
 	test_jobuser();
 	test_flow();
 	test_control();
+	test_digest();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

@@ -59,5 +59,6 @@ void		test_history(void);
 void		test_jobuser(void);
 void		test_flow(void);
 void		test_control(void);
+void		test_digest(void);
 
 #endif
