@@ -391,3 +391,21 @@ SELECT dispatch._finish_job(pg_temp.job(:jl, 'first'), 'failed', 'by hand');
 SELECT pg_temp.settle();
 SELECT name, state, reason FROM dispatch.job_status WHERE joblist_id = :jl ORDER BY job_id;
 COMMIT;
+-- A drained node: the reservation goes back to the queue (it may not stay where no new
+-- job starts), the job that runs keeps its unit alone, the one waiting for room waits
+-- for the reservation to be placed again.
+SELECT dispatch.submit_joblist('{"name": "fr", "jobs": [
+  {"name": "runs", "command": "x", "needs": {"handpond": 1}, "group": {"name": "pond", "needs": {"handpond": 2}}},
+  {"name": "big", "command": "x", "needs": {"handpond": 2}, "group": "pond"}]}') AS jl \gset
+SELECT pg_temp.wait_until(format($$SELECT count(*) = 2 FROM dispatch.jobs
+                                    WHERE joblist_id = %s AND state = 'assigned'$$, :jl)) AS placed;
+SELECT action, name FROM dispatch.agent_poll('fr1') WHERE action = 'run' ORDER BY name;
+SELECT dispatch.agent_drain('fr1');
+SELECT j.name, j.state, j.held, r.ident, r.lent_by FROM dispatch.jobs j
+  LEFT JOIN dispatch.resource_status r USING (job_id)
+ WHERE j.joblist_id = :jl ORDER BY j.job_id, r.ident;
+SELECT pg_temp.finish(:jl, 'runs', '{"exit_code": 0}') AS runs;
+SELECT name, state, held FROM dispatch.jobs WHERE joblist_id = :jl ORDER BY job_id;
+SELECT dispatch.cancel_joblist(:jl::bigint);
+SELECT count(*) AS held_after_the_cancel FROM dispatch.allocations a JOIN dispatch.jobs j USING (job_id)
+ WHERE j.joblist_id = :jl;
