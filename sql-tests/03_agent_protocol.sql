@@ -5,18 +5,11 @@
 \set VERBOSITY default
 -- Stages are moved by calling the scheduler's housekeeping by hand, as its cycle does;
 -- it leaves a joblist the running scheduler holds meanwhile, so call it again until
--- it left none (true), for three seconds at most.
-CREATE FUNCTION public.housekeep() RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-    FOR i IN 1 .. 300 LOOP
-        IF (SELECT skipped IS NULL FROM dispatch._housekeeping(now(), false, NULL)) THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RETURN false;
-END
+-- it left none (true), for ten seconds at most.
+\i sql-tests/include/wait_until.sql
+CREATE FUNCTION pg_temp.housekeep() RETURNS boolean
+LANGUAGE sql AS $$
+    SELECT pg_temp.wait_until('SELECT skipped IS NULL FROM dispatch._housekeeping(now(), false, NULL)')
 $$;
 
 -- Registration: validation of the node name and the info object.
@@ -107,7 +100,7 @@ SELECT dispatch.agent_finish('a1', :one, 1, 0, NULL, false);
 SELECT dispatch._assign(:one, 'a1', '{}', '{}');
 SELECT count(*) FROM dispatch.agent_poll('a1');
 SELECT dispatch.agent_finish('a1', :one, 2, 0, NULL, false);
-SELECT public.housekeep() AS housekept;
+SELECT pg_temp.housekeep() AS housekept;
 SELECT current_stage FROM dispatch.joblist_status WHERE joblist_id = :jl;
 SELECT name, state, reason NOT LIKE 'waiting for stage%' AS stage_open
   FROM dispatch.jobs WHERE job_id = :two;
@@ -127,7 +120,7 @@ RESET dispatch.max_output_bytes;
 -- Signals, timeouts and the end of the joblist.
 SELECT dispatch.agent_finish('a1', :two, 1, NULL, 9, false);
 SELECT state, signal, reason FROM dispatch.jobs WHERE job_id = :two;
-SELECT public.housekeep() AS housekept;
+SELECT pg_temp.housekeep() AS housekept;
 SELECT state, reason FROM dispatch.joblist_status WHERE joblist_id = :jl;
 
 -- Fail fast: a failure cancels the rest of the joblist, running jobs are asked to stop.
@@ -141,7 +134,7 @@ SELECT dispatch._assign(job_id, 'a1', '{}', '{}') FROM dispatch.jobs
 SELECT action, name FROM dispatch.agent_poll('a1') ORDER BY job_id;
 SELECT dispatch.agent_finish('a1', job_id, 1, NULL, NULL, true) FROM dispatch.jobs
  WHERE joblist_id = :ff AND name = 'x';
-SELECT public.housekeep() AS housekept;
+SELECT pg_temp.housekeep() AS housekept;
 SELECT state, reason FROM dispatch.joblist_status WHERE joblist_id = :ff;
 SELECT name, state, cancel_requested, reason FROM dispatch.jobs WHERE joblist_id = :ff
  ORDER BY job_id;
@@ -176,7 +169,7 @@ SELECT dispatch._assign(job_id, 'a1', '{}', '{}') FROM dispatch.jobs
 SELECT name FROM dispatch.agent_poll('a1');
 SELECT dispatch.agent_register('a1', '{"jobs": []}') IS NOT NULL AS ok;
 SELECT name, state, attempt, reason FROM dispatch.jobs WHERE joblist_id = :dl AND name = 'q';
-SELECT public.housekeep() AS housekept;
+SELECT pg_temp.housekeep() AS housekept;
 SELECT state, reason FROM dispatch.joblist_status WHERE joblist_id = :dl;
 
 -- History: every attempt that ended and every finished joblist, kept when the joblists
@@ -205,4 +198,4 @@ SELECT 'a1' = ANY (online) AS a1_online,
        cardinality(online) + cardinality(draining) + cardinality(offline) AS entries,
        (SELECT count(*) FROM dispatch.nodes) + 1 AS nodes_plus_one_change
   FROM dispatch.presence;
-DROP FUNCTION public.housekeep();
+DROP FUNCTION pg_temp.housekeep();

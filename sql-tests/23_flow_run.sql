@@ -6,22 +6,7 @@
 -- every error of the agent calls.
 \set SHOW_CONTEXT never
 \set VERBOSITY default
--- Whether query q (one boolean) says true within 10 seconds.
-CREATE FUNCTION pg_temp.wait_until(q text) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    ok boolean;
-BEGIN
-    FOR i IN 1 .. 1000 LOOP
-        EXECUTE q INTO ok;
-        IF ok THEN
-            RETURN true;
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RETURN false;
-END
-$$;
+\i sql-tests/include/wait_until.sql
 CREATE FUNCTION pg_temp.settle(expire boolean DEFAULT false) RETURNS boolean
 LANGUAGE sql AS $$
     SELECT pg_temp.wait_until(format('SELECT skipped IS NULL FROM dispatch._housekeeping(now(), %L, NULL)',

@@ -46,9 +46,26 @@ SELECT dispatch._dag_order('{}', '{}', NULL);
 SELECT dispatch._dag_order(NULL, NULL, 2147483647);
 SELECT dispatch._dag_cycle(NULL, NULL, 134217727);
 
+-- The artefacts' graphs, which may have cycles (78_rules.sql): components numbered
+-- dependency-first, and the stale set of a change.  LaTeX: 0 latex reads its own
+-- aux (self-loop) and 1 bibtex's bbl, 1 reads 0's aux, 2 reads 0's pdf, 3 alone.
+SELECT dispatch._graph_components('{0,0,1,2}', '{0,1,0,0}', 4) AS components;
+SELECT dispatch._graph_stale('{0,0,1,2}', '{0,1,0,0}', 4, '{1}') AS stale_from_bibtex,
+       dispatch._graph_stale('{0,0,1,2}', '{0,1,0,0}', 4, '{2}') AS stale_from_publish,
+       dispatch._graph_stale('{0,0,1,2}', '{0,1,0,0}', 4, '{}') AS nothing_changed,
+       dispatch._graph_stale('{1,0}', '{0,1}', 2, NULL) AS no_changes;
+-- and as upstream: what 2 depends on (the edges reversed)
+SELECT dispatch._graph_stale('{0,1,0,0}', '{0,0,1,2}', 4, '{2}') AS upstream_of_publish;
+SELECT dispatch._graph_stale('{0}', '{1}', 2, '{2}');
+SELECT dispatch._graph_stale('{0}', '{1}', 2, '{-1}');
+SELECT dispatch._graph_stale('{0}', '{1}', 2, '{NULL}');
+SELECT dispatch._graph_components('{0}', '{}', 2);
+SELECT dispatch._graph_components(NULL, NULL, 0);
+
 -- Internal: not strict, immutable, parallel safe, not for PUBLIC.
 SELECT p.proname, p.proisstrict, p.provolatile, p.proparallel,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public_may_call
   FROM pg_proc p
- WHERE p.pronamespace = 'dispatch'::regnamespace AND p.proname LIKE '\_dag\_%'
+ WHERE p.pronamespace = 'dispatch'::regnamespace
+   AND (p.proname LIKE '\_dag\_%' OR p.proname LIKE '\_graph\_%')
  ORDER BY 1;

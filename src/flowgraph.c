@@ -7,7 +7,11 @@
  * array stands for no edges, so a joblist without dependencies needs no case
  * of its own.  dispatch._dag_cycle(froms, tos, n) returns one cycle, which spec
  * validation refuses by name, or NULL; dispatch._dag_order(froms, tos, n)
- * returns the nodes dependency-first.  The answers depend on the arrays alone.
+ * returns the nodes dependency-first.  For the artefacts' rules, whose graph may
+ * have cycles, dispatch._graph_components(froms, tos, n) numbers each node's
+ * strongly connected component dependency-first, and dispatch._graph_stale(froms,
+ * tos, n, changed) lists the nodes that depend on the changed ones.  The answers
+ * depend on the arrays alone.
  * Malformed input gets an error that says what is wrong; memory comes from the
  * current memory context (core_palloc), so an error anywhere releases it.  Each
  * pass of the core is linear in the graph (the order's heap adds a logarithm),
@@ -31,6 +35,8 @@ StaticAssertDecl(MaxArraySize <= (Size) GRAPH_MAX, "edge arrays fit a graph");
 
 PG_FUNCTION_INFO_V1(_dag_cycle);
 PG_FUNCTION_INFO_V1(_dag_order);
+PG_FUNCTION_INFO_V1(_graph_components);
+PG_FUNCTION_INFO_V1(_graph_stale);
 
 static void no_memory(const char *what);
 static int	edge_array(FunctionCallInfo fcinfo, int argno, const char *name,
@@ -62,16 +68,16 @@ edge_array(FunctionCallInfo fcinfo, int argno, const char *name, const int32 **e
 		return 0;
 	a = PG_GETARG_ARRAYTYPE_P(argno);
 	if (ARR_ELEMTYPE(a) != INT4OID)
-		elog(ERROR, "edge array %s is not an integer array", name);
+		elog(ERROR, "array %s is not an integer array", name);
 	if (ARR_NDIM(a) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("edge array %s must be one-dimensional", name),
+				 errmsg("array %s must be one-dimensional", name),
 				 errdetail("It has %d dimensions.", ARR_NDIM(a))));
 	if (array_contains_nulls(a))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("edge array %s must not contain nulls", name)));
+				 errmsg("array %s must not contain nulls", name)));
 	if (ARR_NDIM(a) == 0)
 		return 0;
 	/* ARR_DATA_PTR, without its sign-compare warning; a null bitmap may be there, unused */
@@ -198,5 +204,60 @@ _dag_order(PG_FUNCTION_ARGS)
 	if (data != NULL && graph_order(g, data) != GRAPH_OK)
 		no_memory("the components of the graph");
 	graph_free(g);
+	PG_RETURN_ARRAYTYPE_P(a);
+}
+
+/*
+ * _graph_components(froms int[], tos int[], n int) -> int[]: element v + 1 is the
+ * strongly connected component of node v, components numbered from 0
+ * dependency-first (for every edge a -> b, b's number is at most a's).
+ */
+Datum
+_graph_components(PG_FUNCTION_ARGS)
+{
+	Graph	   *g = read_graph(fcinfo);
+	int32	   *data;
+	ArrayType  *a = new_int_array(graph_nodes(g), &data);
+	int			ncomp;
+
+	if (data != NULL && graph_components(g, data, &ncomp) != GRAPH_OK)
+		no_memory("the components of the graph");
+	graph_free(g);
+	PG_RETURN_ARRAYTYPE_P(a);
+}
+
+/*
+ * _graph_stale(froms int[], tos int[], n int, changed int[]) -> int[]: the nodes
+ * that are changed or depend on one, directly or not, in ascending order.
+ */
+Datum
+_graph_stale(PG_FUNCTION_ARGS)
+{
+	Graph	   *g = read_graph(fcinfo);
+	int			n = graph_nodes(g);
+	const int32 *changed;
+	int			nchanged = edge_array(fcinfo, 3, "changed", &changed);
+	unsigned char *stale = palloc_extended((Size) n + 1, MCXT_ALLOC_HUGE);
+	int32	   *data;
+	ArrayType  *a;
+	int			bad = -1,
+				count = 0,
+				rc;
+
+	rc = graph_stale(g, changed, nchanged, stale, &bad);
+	if (rc == GRAPH_ERANGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("changed node %d is outside the graph", changed[bad]),
+				 errdetail("Nodes are numbered 0 to %d.", n - 1)));
+	if (rc != GRAPH_OK)
+		no_memory("the stale set of the graph");
+	graph_free(g);
+	for (int v = 0; v < n; v++)
+		count += stale[v];
+	a = new_int_array(count, &data);
+	for (int v = 0, k = 0; v < n; v++)
+		if (stale[v])
+			data[k++] = v;
 	PG_RETURN_ARRAYTYPE_P(a);
 }

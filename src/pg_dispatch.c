@@ -74,6 +74,12 @@ static int	dispatch_max_env_size = 128 * 1024;
 static int	dispatch_max_goals_per_user = 100;
 static int	dispatch_max_result_size = 64 * 1024;
 static int	dispatch_max_signal_size = 64 * 1024;
+static int	dispatch_max_blob_size = 64 * 1024 * 1024;
+static int	dispatch_max_store_size = 1024;
+static int	dispatch_max_rules_per_workspace = 1000;
+static int	dispatch_max_artefacts_per_workspace = 100000;
+static int	dispatch_max_follow_size = 1024 * 1024;
+static int	dispatch_rebuild_delay = 500;
 
 /* A text setting: its GUC, its variable and its check hook (or NULL). */
 typedef struct TextSetting
@@ -165,6 +171,19 @@ static const IntSetting int_settings[] = {
 	&dispatch_max_result_size, 64 * 1024, 0, 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
 	{"dispatch.max_signal_size", "Largest payload of a signal, as JSON text.",
 	&dispatch_max_signal_size, 64 * 1024, 0, 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
+	/* Artefacts (sql/src/76_artefacts.sql .. 79_rebuilds.sql). */
+	{"dispatch.max_blob_size", "Largest file the artefact store keeps (a watched source or a build's output).",
+	&dispatch_max_blob_size, 64 * 1024 * 1024, 0, 1024 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.max_store_size", "Largest total size of the artefact store.",
+	&dispatch_max_store_size, 1024, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MB},
+	{"dispatch.max_rules_per_workspace", "Rules one workspace may have.",
+	&dispatch_max_rules_per_workspace, 1000, 1, 100000, PGC_SUSET, 0},
+	{"dispatch.max_artefacts_per_workspace", "Files one workspace may hold.",
+	&dispatch_max_artefacts_per_workspace, 100000, 1, 10000000, PGC_SUSET, 0},
+	{"dispatch.max_follow_size", "Bytes of a followed file kept, its latest.",
+	&dispatch_max_follow_size, 1024 * 1024, 0, 64 * 1024 * 1024, PGC_SUSET, GUC_UNIT_BYTE},
+	{"dispatch.rebuild_delay", "How long a workspace must be quiet after a change before its rebuild starts.",
+	&dispatch_rebuild_delay, 500, 0, 3600 * 1000, PGC_SUSET, GUC_UNIT_MS},
 	{"dispatch.max_goals_per_user", "Goals and SQL jobs one role may own (admins are exempt).",
 	&dispatch_max_goals_per_user, 100, 0, 1000000, PGC_SUSET, 0},
 	{"dispatch.run_history_retention", "How long finished goal runs and SQL job runs are kept.",

@@ -10,7 +10,8 @@
  * change queue (dispatch._sched_changes), runs dispatch._housekeeping() for the
  * joblists the queue names (stages, joblist ends) and, when the liveness deadline
  * has come, for the nodes; then the goals are evaluated (_goal_tick(): fires,
- * instances, windows); then it takes the queue again (what the cycle itself
+ * instances, windows) and the workspaces' rebuilds (_rebuild_tick(): due ones
+ * start); then it takes the queue again (what the cycle itself
  * changed), applies it to the model, and alloc_assign() (alloc.c) places jobs
  * and writes the answer back, NOTIFYing the nodes.  SQL job runs go through slots
  * in shared memory (sqlslot.c): the cycle first records the outcomes that workers
@@ -273,7 +274,8 @@ run_cycle(void)
 		else if (deadline >= 0)	/* a joblist's timeout, sooner than liveness */
 			next_expiry = Min(next_expiry,
 							  TimestampTzPlusMilliseconds(start, (int64) (deadline * 1000.0)));
-		goal = seconds_at(worker_select("SELECT dispatch._goal_tick()", 0, NULL, NULL), &isnull);
+		goal = seconds_at(worker_select("SELECT least(dispatch._goal_tick(), dispatch._rebuild_tick())",
+										0, NULL, NULL), &isnull);
 		if (!isnull)
 			sleep_ms = Min(sleep_ms, (long) (goal * 1000.0) + 1);
 		sqlslot_claim(&sql);

@@ -144,3 +144,16 @@ COMMENT ON FUNCTION dispatch._dag_order(int[], int[], int) IS
     'dependency-first: each after every node it reaches, except those on a cycle with it, '
     'which come together in ascending order; ties go to the smallest node.  Input as for '
     '_dag_cycle';
+
+CREATE FUNCTION dispatch._graph_components(froms int[], tos int[], n int) RETURNS int[]
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_graph_components';
+COMMENT ON FUNCTION dispatch._graph_components(int[], int[], int) IS
+    'For each node 0 .. n-1 of the graph of edges froms[i] -> tos[i], its strongly connected '
+    'component, numbered from 0 dependency-first (for every edge a -> b, b''s is at most '
+    'a''s); input as for _dag_cycle';
+
+CREATE FUNCTION dispatch._graph_stale(froms int[], tos int[], n int, changed int[]) RETURNS int[]
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '_graph_stale';
+COMMENT ON FUNCTION dispatch._graph_stale(int[], int[], int, int[]) IS
+    'The nodes of the graph of edges froms[i] -> tos[i] that are in changed or reach one '
+    '(depend on it), in ascending order; input as for _dag_cycle';

@@ -95,7 +95,8 @@ CREATE TABLE dispatch.jobs (
     -- (a placeholder, replaced by its cells); upstream_failed: it was skipped because
     -- something upstream went wrong; result: what it left at $DISPATCH_RESULT;
     -- waiting_signal: the signal it waits for (48_signals.sql); reserves: the group
-    -- whose reservation this job is (39_reserve.sql: a job that runs nothing).
+    -- whose reservation this job is (39_reserve.sql: a job that runs nothing); builds:
+    -- the workspace whose files it builds (79_rebuilds.sql).
     task            text,
     after           text[],
     condition       text NOT NULL DEFAULT 'on_success'
@@ -109,6 +110,7 @@ CREATE TABLE dispatch.jobs (
     result          jsonb,
     waiting_signal  text,
     reserves        text,
+    builds          text,
     FOREIGN KEY (joblist_id, stage) REFERENCES dispatch.stages ON DELETE CASCADE,
     UNIQUE (joblist_id, name),
     CHECK (state NOT IN ('assigned', 'running') OR node IS NOT NULL),

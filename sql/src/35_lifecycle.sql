@@ -45,8 +45,9 @@ $$;
 COMMENT ON FUNCTION dispatch._release(bigint) IS
     'Releases whatever job holds';
 
--- settle: whether a group's reservation ends with the last of its jobs ending here
--- (_end_attempt says no for an attempt that is retried).
+-- settle: whether the jobs end for good (_end_attempt says no for an attempt that is
+-- retried): a group's reservation ends with the last of its jobs, a build job's
+-- outputs are recorded (79_rebuilds.sql).
 CREATE FUNCTION dispatch._finish_jobs(jobs bigint[], finals text[], whys text[],
                                       settle boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
@@ -54,17 +55,18 @@ DECLARE
     jls bigint[];
     groups text[];
     reservation boolean;
+    build boolean;
 BEGIN
     WITH done AS (
         UPDATE dispatch.jobs j
            SET state = e.final, reason = e.why, finished_at = now(), held = NULL
           FROM unnest(jobs, finals, whys) AS e(job_id, final, why)
          WHERE j.job_id = e.job_id
-        RETURNING j.joblist_id, j.group_name, j.reserves)
+        RETURNING j.joblist_id, j.group_name, j.reserves, j.builds)
     SELECT array_agg(d.joblist_id) FILTER (WHERE d.group_name IS NOT NULL),
            array_agg(d.group_name) FILTER (WHERE d.group_name IS NOT NULL),
-           bool_or(d.reserves IS NOT NULL)
-      INTO jls, groups, reservation FROM done d;
+           bool_or(d.reserves IS NOT NULL), bool_or(d.builds IS NOT NULL)
+      INTO jls, groups, reservation, build FROM done d;
     IF reservation THEN
         PERFORM dispatch._return_lent(jobs);
     END IF;
@@ -72,12 +74,15 @@ BEGIN
     IF settle AND groups IS NOT NULL THEN
         PERFORM dispatch._settle_reservations(jls, groups);
     END IF;
+    IF settle AND build THEN
+        PERFORM dispatch._builds_ended(jobs);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION dispatch._finish_jobs(bigint[], text[], text[], boolean) IS
     'Ends each of jobs in its final state with its reason (parallel arrays) and frees their '
-    'resources, one statement for all; so do the reservations of groups left with nothing '
-    'to run (settle)';
+    'resources, one statement for all; for good (settle), the reservations of groups left '
+    'with nothing to run end too and build jobs record their outputs';
 
 CREATE FUNCTION dispatch._finish_job(job bigint, final text, why text) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$

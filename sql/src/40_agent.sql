@@ -191,7 +191,8 @@ BEGIN
                                                 'content', f.content) ORDER BY f.path)
               FROM dispatch.job_files f WHERE f.job_id = c.job_id),
            -- (most jobs take no part in a flow: no call for them)
-           CASE WHEN c.after IS NOT NULL OR c.group_name IS NOT NULL THEN dispatch._job_flow(c) END
+           CASE WHEN c.after IS NOT NULL OR c.group_name IS NOT NULL OR c.builds IS NOT NULL
+                THEN dispatch._job_flow(c) END
       FROM claimed c ORDER BY c.job_id;
     RETURN QUERY
     SELECT 'cancel'::text, j.job_id, j.attempt, j.joblist_id, j.name, NULL::text,

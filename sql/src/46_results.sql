@@ -42,9 +42,11 @@ COMMENT ON FUNCTION dispatch._input_file(text, bigint) IS
 
 -- What agent_poll hands an agent with a job beyond its command: the results of the
 -- jobs it runs after, and its group's scratch directory (49_scratch.sql).
+-- (plpgsql: _build_flow comes later, 79_rebuilds.sql)
 CREATE FUNCTION dispatch._job_flow(j dispatch.jobs) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT nullif(jsonb_strip_nulls(jsonb_build_object(
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    RETURN nullif(jsonb_strip_nulls(jsonb_build_object(
         'inputs', (SELECT jsonb_agg(jsonb_build_object('name', u.name,
                                                        'file', dispatch._input_file(u.name, u.job_id),
                                                        'result', u.result) ORDER BY u.job_id)
@@ -54,10 +56,13 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
         'group', (SELECT jsonb_build_object('key', g.key, 'name', g.group_name)
                     FROM dispatch.group_scratch g
                    WHERE j.group_name IS NOT NULL AND g.joblist_id = j.joblist_id
-                     AND g.group_name = j.group_name))), '{}')
+                     AND g.group_name = j.group_name),
+        'artefacts', CASE WHEN j.builds IS NOT NULL THEN dispatch._build_flow(j.job_id) END)), '{}');
+END
 $$;
 COMMENT ON FUNCTION dispatch._job_flow(dispatch.jobs) IS
-    'The flow column of agent_poll for job j: its inputs and its group (NULL: neither)';
+    'The flow column of agent_poll for job j: its inputs, its group and, for a build job, '
+    'its artefacts (NULL: none)';
 
 CREATE FUNCTION dispatch.job_result(job bigint) RETURNS jsonb
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$

@@ -71,7 +71,7 @@ BEGIN
         fp := dispatch._path(r.p, 'finish');
         f := dispatch._json_typed('object', r.e -> 'finish', fp, 'finish');
         PERFORM dispatch._check_keys(f, ARRAY['exit_code', 'signal', 'timed_out', 'detail',
-                                              'result', 'result_error'], fp, 'finish');
+                                              'result', 'result_error', 'outputs_error'], fp, 'finish');
         PERFORM dispatch._json_int(f -> 'exit_code', -2147483648, 2147483647,
                                    dispatch._path(fp, 'exit_code'), 'exit_code')
           WHERE coalesce(f -> 'exit_code', 'null') <> 'null';
@@ -87,6 +87,9 @@ BEGIN
         PERFORM dispatch._json_text(f -> 'result_error', dispatch._path(fp, 'result_error'),
                                     'result_error', dispatch._agent_limit('finish detail')::int)
           WHERE f ? 'result_error';
+        PERFORM dispatch._json_text(f -> 'outputs_error', dispatch._path(fp, 'outputs_error'),
+                                    'outputs_error', dispatch._agent_limit('finish detail')::int)
+          WHERE f ? 'outputs_error';
     END LOOP;
 END
 $$;
@@ -112,7 +115,9 @@ BEGIN
     FOR r IN SELECT x.job_id, x.cancel_requested, x.reason,
                     coalesce(dispatch._finish_reason(x, x.exit_code, x.signal, x.timed_out,
                                                      e.f ->> 'detail'),
-                             dispatch._result_problem(e.f)) AS why
+                             dispatch._result_problem(e.f),
+                             -- (a build job: its outputs must be in the store)
+                             CASE WHEN x.builds IS NOT NULL THEN dispatch._build_problem(x, e.f) END) AS why
                FROM unnest(jobs, finishes) AS e(job_id, f) JOIN dispatch.jobs x USING (job_id)
               ORDER BY x.job_id LOOP
         IF r.cancel_requested OR r.why IS NULL THEN

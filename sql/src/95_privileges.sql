@@ -26,7 +26,9 @@ GRANT SELECT ON dispatch.joblist_status, dispatch.job_status, dispatch.node_stat
                 dispatch.metric_latest, dispatch.node_overview, dispatch.alert_rules,
                 dispatch.alerts, dispatch.alert_events, dispatch.alert_status,
                 dispatch.notifications, dispatch.job_history, dispatch.joblist_history,
-                dispatch.presence, dispatch.group_scratch
+                dispatch.presence, dispatch.group_scratch,
+                dispatch.workspaces, dispatch.artefacts, dispatch.artefact_status,
+                dispatch.artefact_changes, dispatch.build_jobs, dispatch.build_outputs
     TO dispatch_user;
 -- Every other column of the tables that hold private ones (new columns are public).
 DO $columns$
@@ -35,7 +37,8 @@ DECLARE
 BEGIN
     FOR t IN SELECT * FROM (VALUES ('jobs', ARRAY['command', 'env', 'result', 'cell']),
                                    ('joblists', ARRAY['spec']),
-                                   ('goals', ARRAY['spec', 'joblist', 'command'])) AS x(tbl, private) LOOP
+                                   ('goals', ARRAY['spec', 'joblist', 'command']),
+                                   ('rules', ARRAY['spec'])) AS x(tbl, private) LOOP
         EXECUTE pg_catalog.format('GRANT SELECT (%s) ON dispatch.%I TO dispatch_user',
             (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
                FROM pg_catalog.pg_attribute a
@@ -71,7 +74,11 @@ GRANT EXECUTE ON FUNCTION dispatch.submit_joblist(jsonb), dispatch.cancel_joblis
                           dispatch._unpack_rollup(bytea), dispatch._unpack_rollup_metric(bytea, int[], int[]),
                           dispatch.create_alert_rule(text, jsonb), dispatch.drop_alert_rule(text),
                           dispatch.signal(bigint, text, jsonb), dispatch.job_result(bigint),
-                          dispatch.joblist_graph(bigint), dispatch.joblist_graph_dot(bigint)
+                          dispatch.joblist_graph(bigint), dispatch.joblist_graph_dot(bigint),
+                          dispatch.create_rule(text, jsonb), dispatch.alter_rule(text, jsonb),
+                          dispatch.drop_rule(text), dispatch.drop_workspace(text),
+                          dispatch.request_build(text, text), dispatch.artefact_graph(text),
+                          dispatch.artefact_graph_dot(text), dispatch.followed_text(text, text)
     TO dispatch_user;
 GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_heartbeat(text),
                           dispatch.agent_poll(text), dispatch.agent_resume(text, bigint, int),
@@ -81,12 +88,17 @@ GRANT EXECUTE ON FUNCTION dispatch.agent_register(text, jsonb), dispatch.agent_h
                           dispatch.agent_metrics(text, jsonb), dispatch.agent_online_nodes(text)
     TO dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.agent_report(text, jsonb), dispatch.agent_signals(text, jsonb),
-                          dispatch.agent_scratch_removed(text, text, bigint)
+                          dispatch.agent_scratch_removed(text, text, bigint),
+                          dispatch.agent_file_events(text, jsonb),
+                          dispatch.agent_put_blob(text, text, text, text, bytea),
+                          dispatch.agent_blob(text, bigint, int, text),
+                          dispatch.agent_store_output(text, bigint, int, text, text, bytea)
     TO dispatch_agent;
 GRANT EXECUTE ON FUNCTION dispatch.add_resource(text, text, text),
                           dispatch.remove_resource(text, text, text),
                           dispatch.bind_node(text, name), dispatch.set_node_labels(text, jsonb),
-                          dispatch.check_scheduler_model()
+                          dispatch.check_scheduler_model(),
+                          dispatch.create_workspace(text, name, text), dispatch.bind_workspace(text, text)
     TO dispatch_admin;
 
 SELECT dispatch.wake_scheduler();
