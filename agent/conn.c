@@ -43,6 +43,8 @@ static CallResult call(Conn *c, const char *sql, int nparams, const char *const 
 static CallResult call_typed(Conn *c, const char *sql, int nparams, const char *const *params, const Oid *types,
 							 const int *lengths, const int *formats, PGresult **res, char *err, size_t errlen);
 static CallResult call_text(Conn *c, const char *sql, int nparams, const char *const *params, StrBuf *out, char *err, size_t errlen);
+static CallResult call_json(Conn *c, const char *func, const char *node, const char *json, StrBuf *out,
+							char *err, size_t errlen);
 static const char *col(const PGresult *r, int i, const char *name);
 static int64_t col_int(const PGresult *r, int i, const char *name, int64_t dflt);
 
@@ -393,15 +395,24 @@ conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void 
 	return CALL_OK;
 }
 
+/* Calls dispatch.<func>(node, json::jsonb); its jsonb answer goes to out (initialised) as text. */
+static CallResult
+call_json(Conn *c, const char *func, const char *node, const char *json, StrBuf *out, char *err,
+		  size_t errlen)
+{
+	const char *p[] = {node, json};
+	char		sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT dispatch.%s($1, $2::jsonb)::text", func);
+	return call_text(c, sql, 2, p, out, err, errlen);
+}
+
 /* dispatch.agent_report(node, reports): the answers, a JSON array, go to answers (initialised). */
 CallResult
 conn_report(Conn *c, const char *node, const char *reports, StrBuf *answers, char *err,
 			size_t errlen)
 {
-	const char *p[] = {node, reports};
-
-	return call_text(c, "SELECT dispatch.agent_report($1, $2::jsonb)::text", 2, p, answers, err,
-					 errlen);
+	return call_json(c, "agent_report", node, reports, answers, err, errlen);
 }
 
 /* dispatch.agent_scratch_removed(node, key, bytes): the scratch dir of group key is gone. */
@@ -422,10 +433,7 @@ CallResult
 conn_file_events(Conn *c, const char *node, const char *events, StrBuf *reply, char *err,
 				 size_t errlen)
 {
-	const char *p[] = {node, events};
-
-	return call_text(c, "SELECT dispatch.agent_file_events($1, $2::jsonb)::text", 2, p, reply, err,
-					 errlen);
+	return call_json(c, "agent_file_events", node, events, reply, err, errlen);
 }
 
 /* dispatch.agent_put_blob(node, workspace, path, sha256, content): content goes as binary bytea. */

@@ -34,6 +34,7 @@
 
 static void put_event(Watcher *w, json_t *ev);
 static void queue_path(const Watcher *w, const char *name, char *out, size_t len);
+static int	read_store(const Watcher *w, const char *name, StrBuf *text, char *err, size_t errlen);
 static int	write_head(Watcher *w, int64_t ino, int64_t head, char *err, size_t errlen);
 static int64_t last_line_end(int fd, int64_t from, int64_t size);
 static int	load_line(Watcher *w, Workspace *ws, const char *line);
@@ -78,7 +79,7 @@ watch_put_rescanned(Watcher *w, const Workspace *ws)
 	put_event(w, json_pack("{s:s, s:s}", "workspace", ws->name, "kind", "rescanned"));
 }
 
-/* Writes <spool>/watch/name into out. */
+/* Writes the path of <spool>/watch/name into out. */
 static void
 queue_path(const Watcher *w, const char *name, char *out, size_t len)
 {
@@ -322,19 +323,30 @@ load_line(Watcher *w, Workspace *ws, const char *line)
 	return 0;
 }
 
+/* Reads <spool>/watch/name, if it exists, into text (then initialised); returns 1, 0 (none) or -1. */
+static int
+read_store(const Watcher *w, const char *name, StrBuf *text, char *err, size_t errlen)
+{
+	char		path[PATH_MAX];
+
+	queue_path(w, name, path, sizeof(path));
+	if (access(path, F_OK) < 0)
+		return 0;
+	return spool_read_text(path, text, err, errlen) < 0 ? -1 : 1;
+}
+
 /* Loads ws's state file, if any: the files reported before, as they were. */
 int
 watch_state_load(Watcher *w, Workspace *ws, char *err, size_t errlen)
 {
-	char		path[PATH_MAX];
+	char		name[PATH_MAX];
 	StrBuf		text;
-	int			bad = 0;
+	int			bad = 0,
+				rc;
 
-	snprintf(path, sizeof(path), "%s/%s.state", w->dir, ws->name);
-	if (access(path, F_OK) < 0)
-		return 0;
-	if (spool_read_text(path, &text, err, errlen) < 0)
-		return -1;
+	snprintf(name, sizeof(name), "%s.state", ws->name);
+	if ((rc = read_store(w, name, &text, err, errlen)) <= 0)
+		return rc;
 	for (char *line = text.data, *nl; *line; line = nl + 1)
 	{
 		if ((nl = strchr(line, '\n')) == NULL)
@@ -343,7 +355,7 @@ watch_state_load(Watcher *w, Workspace *ws, char *err, size_t errlen)
 		bad += load_line(w, ws, line) < 0;
 	}
 	if (bad > 0)
-		log_warning("watcher: ignored %d bad line(s) of \"%s\"", bad, path);
+		log_warning("watcher: ignored %d bad line(s) of \"%s/%s\"", bad, w->dir, name);
 	sb_free(&text);
 	return 0;
 }
@@ -384,15 +396,12 @@ watch_state_save(Watcher *w, Workspace *ws, char *err, size_t errlen)
 int
 watch_wants_load(Watcher *w, char *err, size_t errlen)
 {
-	char		path[PATH_MAX];
 	StrBuf		text;
 	json_t	   *v;
+	int			rc;
 
-	queue_path(w, "wants.json", path, sizeof(path));
-	if (access(path, F_OK) < 0)
-		return 0;
-	if (spool_read_text(path, &text, err, errlen) < 0)
-		return -1;
+	if ((rc = read_store(w, "wants.json", &text, err, errlen)) <= 0)
+		return rc;
 	if ((v = jsonio_load(text.data, 0, err, errlen)) != NULL && json_is_array(v))
 	{
 		json_decref(w->wants);
@@ -400,7 +409,7 @@ watch_wants_load(Watcher *w, char *err, size_t errlen)
 	}
 	else
 	{
-		log_warning("watcher: ignoring \"%s\": %s", path, v == NULL ? err : "not an array");
+		log_warning("watcher: ignoring \"%s/wants.json\": %s", w->dir, v == NULL ? err : "not an array");
 		json_decref(v);
 	}
 	sb_free(&text);
