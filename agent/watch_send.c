@@ -155,9 +155,11 @@ read_blob(const Workspace *ws, const char *path, char **data, size_t *len)
 			log_warning("workspace \"%s\": could not open \"%s\": %s", ws->name, path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > WATCH_BLOB_MAX)
+	if (fstat(fd, &st) < 0)
+		st.st_mode = 0;			/* as good as gone */
+	if (!S_ISREG(st.st_mode) || st.st_size > WATCH_BLOB_MAX)
 	{
-		if (S_ISREG(st.st_mode) && st.st_size > WATCH_BLOB_MAX)
+		if (S_ISREG(st.st_mode))
 			log_warning("workspace \"%s\": not uploading \"%s\": its %lld bytes are more than %d",
 						ws->name, path, (long long) st.st_size, WATCH_BLOB_MAX);
 		close(fd);
