@@ -69,6 +69,9 @@ typedef struct Options
 	int			print_metrics;
 	const char *job_user;		/* NULL: none (then insecure_jobs must be set) */
 	int			insecure_jobs;	/* --insecure-run-jobs-as-agent */
+	StrList		watches;		/* (workspace, absolute dir) pairs, --watch */
+	StrList		follows;		/* (workspace, glob) pairs, --follow */
+	int64_t		watch_settle_ms;	/* quiet time before a watched file is looked at */
 } Options;
 
 void		options_parse(int argc, char **argv, Options *o);
@@ -81,6 +84,7 @@ void		options_die_usage(const char *fmt,...) __attribute__((format(printf, 1, 2)
 int			names_node_ok(const char *s);
 int			names_type_ok(const char *s);
 int			names_label_key_ok(const char *s);
+int			names_workspace_ok(const char *s);
 
 /* ---- idlist.c ---- */
 

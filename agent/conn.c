@@ -27,6 +27,7 @@
 
 #define SQLSTATE_STALE "55000"	/* object_not_in_prerequisite_state: a stale (job, attempt) */
 #define SQLSTATE_DATA_CLASS "22"	/* data_exception and its subclasses */
+#define BYTEAOID 17				/* pg_type.h's, which a client cannot include */
 
 struct Conn
 {
@@ -39,7 +40,11 @@ struct Conn
 static void notice_processor(void *arg, const char *message);
 static void drain_notifies(Conn *c);
 static CallResult call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult **res, char *err, size_t errlen);
+static CallResult call_typed(Conn *c, const char *sql, int nparams, const char *const *params, const Oid *types,
+							 const int *lengths, const int *formats, PGresult **res, char *err, size_t errlen);
 static CallResult call_text(Conn *c, const char *sql, int nparams, const char *const *params, StrBuf *out, char *err, size_t errlen);
+static CallResult call_json(Conn *c, const char *func, const char *node, const char *json, StrBuf *out,
+							char *err, size_t errlen);
 static const char *col(const PGresult *r, int i, const char *name);
 static int64_t col_int(const PGresult *r, int i, const char *name, int64_t dflt);
 
@@ -188,6 +193,14 @@ static CallResult
 call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
 	 char *err, size_t errlen)
 {
+	return call_typed(c, sql, nparams, params, NULL, NULL, NULL, res, err, errlen);
+}
+
+/* As call(), with PQexecParams' types, lengths and formats (1: binary) of the parameters. */
+static CallResult
+call_typed(Conn *c, const char *sql, int nparams, const char *const *params, const Oid *types,
+		   const int *lengths, const int *formats, PGresult **res, char *err, size_t errlen)
+{
 	PGresult   *r;
 	ExecStatusType st;
 	const char *state;
@@ -199,7 +212,7 @@ call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult 
 		agent_seterr(err, errlen, "not connected to the database");
 		return CALL_ERROR;
 	}
-	r = PQexecParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+	r = PQexecParams(c->pg, sql, nparams, types, params, lengths, formats, 0);
 	st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 	{
@@ -382,15 +395,24 @@ conn_poll(Conn *c, const char *node, void (*cb) (const PollRow *, void *), void 
 	return CALL_OK;
 }
 
+/* Calls dispatch.<func>(node, json::jsonb); its jsonb answer goes to out (initialised) as text. */
+static CallResult
+call_json(Conn *c, const char *func, const char *node, const char *json, StrBuf *out, char *err,
+		  size_t errlen)
+{
+	const char *p[] = {node, json};
+	char		sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT dispatch.%s($1, $2::jsonb)::text", func);
+	return call_text(c, sql, 2, p, out, err, errlen);
+}
+
 /* dispatch.agent_report(node, reports): the answers, a JSON array, go to answers (initialised). */
 CallResult
 conn_report(Conn *c, const char *node, const char *reports, StrBuf *answers, char *err,
 			size_t errlen)
 {
-	const char *p[] = {node, reports};
-
-	return call_text(c, "SELECT dispatch.agent_report($1, $2::jsonb)::text", 2, p, answers, err,
-					 errlen);
+	return call_json(c, "agent_report", node, reports, answers, err, errlen);
 }
 
 /* dispatch.agent_scratch_removed(node, key, bytes): the scratch dir of group key is gone. */
@@ -404,6 +426,31 @@ conn_scratch_removed(Conn *c, const char *node, const char *key, int64_t bytes, 
 	snprintf(num, sizeof(num), "%lld", (long long) bytes);
 	return call_text(c, "SELECT dispatch.agent_scratch_removed($1, $2, $3)", 3, p, NULL, err,
 					 errlen);
+}
+
+/* dispatch.agent_file_events(node, events): the reply, jsonb text, goes to reply (initialised). */
+CallResult
+conn_file_events(Conn *c, const char *node, const char *events, StrBuf *reply, char *err,
+				 size_t errlen)
+{
+	return call_json(c, "agent_file_events", node, events, reply, err, errlen);
+}
+
+/* dispatch.agent_put_blob(node, workspace, path, sha256, content): content goes as binary bytea. */
+CallResult
+conn_put_blob(Conn *c, const char *node, const char *workspace, const char *path,
+			  const char *sha256, const char *data, size_t len, char *err, size_t errlen)
+{
+	const char *p[] = {node, workspace, path, sha256, data};
+	const Oid	types[] = {0, 0, 0, 0, BYTEAOID};
+	const int	lengths[] = {0, 0, 0, 0, (int) len};
+	const int	formats[] = {0, 0, 0, 0, 1};
+	PGresult   *r;
+	CallResult	rc = call_typed(c, "SELECT dispatch.agent_put_blob($1, $2, $3, $4, $5)", 5, p, types,
+								lengths, formats, &r, err, errlen);
+
+	PQclear(r);
+	return rc;
 }
 
 /*

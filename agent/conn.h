@@ -77,6 +77,10 @@ CallResult	conn_online_nodes(Conn *c, const char *node, StrBuf *json, char *err,
 CallResult	conn_metrics(Conn *c, const char *node, const char *samples, char *err, size_t errlen);
 CallResult	conn_scratch_removed(Conn *c, const char *node, const char *key, int64_t bytes,
 								 char *err, size_t errlen);
+CallResult	conn_file_events(Conn *c, const char *node, const char *events, StrBuf *reply,
+							 char *err, size_t errlen);
+CallResult	conn_put_blob(Conn *c, const char *node, const char *workspace, const char *path,
+						  const char *sha256, const char *data, size_t len, char *err, size_t errlen);
 CallResult	conn_node_call(Conn *c, const char *func, const char *node, char *err, size_t errlen);
 
 #endif							/* AGENT_CONN_H */

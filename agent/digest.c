@@ -5,7 +5,9 @@
  * store (a build's outputs before they are stored) both name content by its
  * SHA-256 as 64 lower-case hex digits, the form the server checks and stores.
  * A file is read once, in blocks, whatever its size; the caller gets the size it
- * read, which is what the digest covers.
+ * read, which is what the digest covers.  A buffer (a blob about to be
+ * uploaded, checked once more against the digest the server asked for) is
+ * digested in one call.
  */
 #include "util.h"
 #include "digest.h"
@@ -97,4 +99,19 @@ digest_file(const char *path, char out[DIGEST_HEX_LEN + 1], int64_t *size, char 
 	rc = digest_fd(fd, out, size, err, errlen);
 	close(fd);
 	return rc;
+}
+
+int
+digest_buf(const void *data, size_t len, char out[DIGEST_HEX_LEN + 1], char *err, size_t errlen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+	{
+		agent_seterr(err, errlen, "SHA-256 digest failed");
+		return -1;
+	}
+	to_hex(md, out);
+	return 0;
 }

@@ -16,4 +16,7 @@ int			digest_fd(int fd, char out[DIGEST_HEX_LEN + 1], int64_t *size, char *err, 
 int			digest_file(const char *path, char out[DIGEST_HEX_LEN + 1], int64_t *size,
 						char *err, size_t errlen);
 
+/* SHA-256 of the len bytes at data, into out.  0 or -1. */
+int			digest_buf(const void *data, size_t len, char out[DIGEST_HEX_LEN + 1], char *err, size_t errlen);
+
 #endif							/* AGENT_DIGEST_H */

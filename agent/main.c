@@ -1,10 +1,12 @@
 /*
  * main.c -- dispatch-agent's event loop.
  *
- * The agent is one thread around one poll() over four descriptors: the
+ * The agent is one thread around one poll() over five descriptors: the
  * libpq socket (NOTIFY on the node's channel), the spool's inotify fd (job
  * output and status files), the control dirs' inotify fd (the jobs' wait and
- * signal requests, control.c) and a self-pipe that the signal handlers write
+ * signal requests, control.c), the file watcher's inotify fd (--watch,
+ * watch.c; its settle deadlines are one more timer) and a self-pipe that the
+ * signal handlers write
  * (SIGCHLD, SIGTERM, SIGINT, SIGHUP, and SIGUSR1 from the metrics sampler;
  * handlers do nothing else).  Timers for the heartbeat, reconnection backoff,
  * the metrics queue, the presence line and the drain deadline bound the
@@ -14,6 +16,7 @@
  */
 #include "agent.h"
 #include "control.h"
+#include "watch.h"
 #include "metrics/metrics.h"
 
 #include <errno.h>
@@ -53,6 +56,8 @@ typedef struct Agent
 	int64_t		next_presence;
 	Metrics		metrics;		/* interval_ms 0: none */
 	int64_t		next_metrics;	/* check the sampler, send the queue */
+	Watcher    *watch;			/* NULL: no --watch */
+	int64_t		next_watch;		/* a watched file is due */
 } Agent;
 
 static int	sig_pipe[2] = {-1, -1};
@@ -70,6 +75,7 @@ static int setup_signals(char *err, size_t errlen);
 static int next_timeout(const Agent *a, int64_t now);
 static int run(Agent *a);
 static char **copy_argv(int argc, char **argv);
+static Watcher *start_watch(const Options *o, const char *workdir, char *err, size_t errlen);
 
 /* Signal handler: hands the signal number to the loop through the self-pipe. */
 static void
@@ -120,6 +126,8 @@ establish(Agent *a)
 			send_drain(a);
 		jobs_resume_all();
 		control_reask();
+		if (a->watch)
+			watch_resume(a->watch);
 		a->connected = 1;
 		a->backoff_ms = BACKOFF_MIN_MS;
 		a->next_tick = now + a->heartbeat_ms;
@@ -294,6 +302,10 @@ next_timeout(const Agent *a, int64_t now)
 		t = pump;
 	if (a->connected && control_want_pump(&pump) && pump < t)
 		t = pump;
+	if (a->watch && a->next_watch < t)
+		t = a->next_watch;
+	if (a->connected && a->watch && watch_want_send(a->watch, &pump) && pump < t)
+		t = pump;
 	if (a->connected && (a->want_poll || a->need_register))
 		t = now;
 	return t <= now ? 0 : (int) (t - now > POLL_MAX_MS ? POLL_MAX_MS : t - now);
@@ -308,8 +320,8 @@ run(Agent *a)
 	for (;;)
 	{
 		int64_t		now = proc_now_ms();
-		struct pollfd fds[4];
-		int			nfds = 3, notified = 0;
+		struct pollfd fds[5];
+		int			nfds = 4, notified = 0;
 
 		if (a->connected && !conn_ok(a->conn))
 		{
@@ -354,6 +366,12 @@ run(Agent *a)
 			jobs_pump(a->conn, 0);
 			control_pump(a->conn, a->opt->node);
 		}
+		if (a->watch)
+		{
+			a->next_watch = watch_tick(a->watch, proc_now_ms());
+			if (a->connected)
+				watch_send(a->watch, a->conn, a->opt->node, proc_now_ms());
+		}
 		if (a->draining && !a->drain_cancelled && proc_now_ms() >= a->drain_deadline && jobs_running())
 		{
 			log_info("drain grace is over: stopping %d job(s)", jobs_running());
@@ -381,11 +399,13 @@ run(Agent *a)
 		fds[1].events = POLLIN;
 		fds[2].fd = control_inotify_fd();
 		fds[2].events = POLLIN;
+		fds[3].fd = a->watch ? watch_fd(a->watch) : -1;	/* poll() skips a negative fd */
+		fds[3].events = POLLIN;
 		if (a->connected && conn_ok(a->conn))
 		{
-			fds[3].fd = conn_socket(a->conn);
-			fds[3].events = POLLIN;
-			nfds = 4;
+			fds[4].fd = conn_socket(a->conn);
+			fds[4].events = POLLIN;
+			nfds = 5;
 		}
 		if (poll(fds, (nfds_t) nfds, next_timeout(a, proc_now_ms())) < 0 && errno != EINTR)
 		{
@@ -396,6 +416,8 @@ run(Agent *a)
 			return 0;
 		jobs_inotify_read();
 		control_inotify_read();
+		if (a->watch)
+			watch_read(a->watch, proc_now_ms());
 		if (a->connected && conn_consume(a->conn, &notified, err, sizeof(err)) < 0)
 			log_warning("%s", err);
 		if (notified)
@@ -415,6 +437,30 @@ copy_argv(int argc, char **argv)
 		copy[i] = xstrdup(argv[i]);
 	copy[argc] = NULL;
 	return copy;
+}
+
+/* Starts the watcher over the --watch workspaces (NULL: none, or on failure with err set). */
+static Watcher *
+start_watch(const Options *o, const char *workdir, char *err, size_t errlen)
+{
+	Watcher    *w;
+	int			rc = 0;
+
+	err[0] = '\0';
+	if (o->watches.n == 0 || (w = watch_new(workdir, o->watch_settle_ms, err, errlen)) == NULL)
+		return NULL;
+	for (int i = 0; rc == 0 && i < o->watches.n; i += 2)
+		rc = watch_add(w, o->watches.items[i], o->watches.items[i + 1], err, errlen);
+	for (int i = 0; rc == 0 && i < o->follows.n; i += 2)
+		rc = watch_follow(w, o->follows.items[i], o->follows.items[i + 1], err, errlen);
+	if (rc == 0 && watch_start(w, proc_now_ms(), err, errlen) == 0)
+	{
+		log_info("watching %d workspace(s), settling files for %" PRId64 " ms", o->watches.n / 2,
+				 o->watch_settle_ms);
+		return w;
+	}
+	watch_free(w);
+	return NULL;
 }
 
 int
@@ -471,7 +517,8 @@ main(int argc, char **argv)
 		jobs_init(&a.conf, err, sizeof(err)) < 0 ||
 		(opt.metrics_interval_s > 0 &&
 		 metrics_init(&a.metrics, workdir, opt.metrics_interval_s * 1000, opt.metrics_spool_kb * 1024,
-					  opt.plugin_dir, err, sizeof(err)) < 0))
+					  opt.plugin_dir, err, sizeof(err)) < 0) ||
+		((a.watch = start_watch(&opt, workdir, err, sizeof(err))) == NULL && err[0] != '\0'))
 	{
 		log_error("%s", err);
 		return 1;
@@ -486,6 +533,7 @@ main(int argc, char **argv)
 	rc = run(&a);
 	metrics_stop(&a.metrics);
 	conn_free(a.conn);
+	watch_free(a.watch);
 	jobs_shutdown();
 	control_shutdown();
 	return rc;

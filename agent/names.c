@@ -1,9 +1,9 @@
 /*
  * names.c -- the agent's one definition of each name the server also checks.
  *
- * A node name, a resource type and a label key each have one pattern, spelt
- * exactly as the server's SQL spells it, and one function that matches it
- * (POSIX extended regular expressions in the C locale read these patterns the
+ * A node name, a resource type, a label key and a watched workspace's name
+ * each have one pattern, spelt exactly as the server's SQL spells it, and one
+ * function that matches it (POSIX extended regular expressions in the C locale read these patterns the
  * way PostgreSQL's ~ does).  The option parser, the job environment and
  * anything else on the agent side ask these functions, never a copy.
  */
@@ -15,6 +15,7 @@
 #define NAMES_NODE_PATTERN "^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$"
 #define NAMES_TYPE_PATTERN "^[a-z][a-z0-9_]{0,62}$"
 #define NAMES_LABEL_KEY_PATTERN "^[A-Za-z0-9_.-]{1,63}$"
+#define NAMES_WORKSPACE_PATTERN "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 static int	matches(const char *pattern, const char *s);
 
@@ -54,4 +55,11 @@ int
 names_label_key_ok(const char *s)
 {
 	return matches(NAMES_LABEL_KEY_PATTERN, s);
+}
+
+/* Returns 1 when s is a valid workspace name: ^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$. */
+int
+names_workspace_ok(const char *s)
+{
+	return matches(NAMES_WORKSPACE_PATTERN, s);
 }

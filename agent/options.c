@@ -29,6 +29,8 @@
 #define METRICS_SPOOL_KB_DEFAULT 65536	/* 64 MB */
 #define METRICS_SPOOL_KB_MIN 16
 #define METRICS_SPOOL_KB_MAX (64LL * 1024 * 1024)	/* 64 GB */
+#define WATCH_SETTLE_DEFAULT_MS 20	/* watchman's settle */
+#define WATCH_SETTLE_MAX_MS 600000	/* ten minutes */
 
 static void usage(FILE *out);
 static int64_t ranged(const char *opt, const char *s, long long min, long long max, const char *required);
@@ -39,6 +41,8 @@ static void check_dir(const char *opt, const char *dir);
 static char *split_eq(const char *opt, const char *arg, char **name);
 static int type_taken(const Options *o, const char *type);
 static void check_type(const Options *o, const char *opt, const char *type);
+static void add_watch(Options *o, const char *arg);
+static void add_follow(Options *o, const char *arg);
 
 /* Prints the usage text. */
 static void
@@ -76,6 +80,11 @@ usage(FILE *out)
 			"                            agent needs CAP_SETUID, CAP_SETGID and CAP_CHOWN\n"
 			"      --insecure-run-jobs-as-agent  run jobs as the agent's own user instead (they\n"
 			"                            can then read its credentials and act as the agent)\n"
+			"      --watch=WS=DIR        watch directory DIR as workspace WS and report its\n"
+			"                            files' changes (repeatable; see docs/watching.md)\n"
+			"      --watch-settle-ms=N   quiet time before a changed file is hashed (default 20)\n"
+			"      --follow=WS=GLOB      stream the bytes appended to WS's files matching GLOB\n"
+			"                            (relative to its DIR) instead of hashing them\n"
 			"      --allow-root          run even with effective uid 0\n"
 			"  -v, --verbose             log debug lines too\n"
 			"  -h, --help                show this help and exit\n"
@@ -194,6 +203,44 @@ check_type(const Options *o, const char *opt, const char *type)
 		options_die_usage("resource type \"%s\" is given more than once", type);
 }
 
+/* Adds --watch WS=DIR: a valid, new workspace name and an existing directory, made absolute. */
+static void
+add_watch(Options *o, const char *arg)
+{
+	char	   *ws,
+			   *dir = split_eq("--watch", arg, &ws),
+			   *abs;
+
+	if (!names_workspace_ok(ws))
+		options_die_usage("invalid workspace name \"%s\" for --watch: a workspace name is 1 to 63 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit",
+						  ws);
+	for (int i = 0; i < o->watches.n; i += 2)
+		if (strcmp(o->watches.items[i], ws) == 0)
+			options_die_usage("workspace \"%s\" is given more than once", ws);
+	check_dir("--watch", nonempty("--watch", dir));
+	if ((abs = realpath(dir, NULL)) == NULL)
+		options_die_usage("invalid value \"%s\" for --watch: %s", dir, strerror(errno));
+	strlist_add(&o->watches, ws);
+	strlist_add(&o->watches, abs);
+	free(abs);
+	free(ws);
+}
+
+/* Adds --follow WS=GLOB for a workspace that --watch names (given before or after). */
+static void
+add_follow(Options *o, const char *arg)
+{
+	char	   *ws,
+			   *glob = split_eq("--follow", arg, &ws);
+
+	nonempty("--follow", glob);
+	if (glob[0] == '/')
+		options_die_usage("invalid value \"%s\" for --follow: the pattern is relative to the workspace's directory", arg);
+	strlist_add(&o->follows, ws);
+	strlist_add(&o->follows, glob);
+	free(ws);
+}
+
 /* Fills o from argv, exiting with status 2 on any bad option. */
 void
 options_parse(int argc, char **argv, Options *o)
@@ -201,7 +248,8 @@ options_parse(int argc, char **argv, Options *o)
 	enum
 	{
 		OPT_ALLOW_ROOT = 256, OPT_HEARTBEAT, OPT_GRACE, OPT_KEEP, OPT_METRICS, OPT_SPOOL_MAX,
-		OPT_PLUGINS, OPT_PRINT_METRICS, OPT_HISTORY, OPT_JOB_USER, OPT_INSECURE_JOBS
+		OPT_PLUGINS, OPT_PRINT_METRICS, OPT_HISTORY, OPT_JOB_USER, OPT_INSECURE_JOBS,
+		OPT_WATCH, OPT_SETTLE, OPT_FOLLOW
 	};
 	static const struct option longopts[] = {
 		{"dbname", required_argument, NULL, 'd'},
@@ -221,6 +269,9 @@ options_parse(int argc, char **argv, Options *o)
 		{"metrics-spool-max", required_argument, NULL, OPT_SPOOL_MAX},
 		{"plugin-dir", required_argument, NULL, OPT_PLUGINS},
 		{"print-metrics", no_argument, NULL, OPT_PRINT_METRICS},
+		{"watch", required_argument, NULL, OPT_WATCH},
+		{"watch-settle-ms", required_argument, NULL, OPT_SETTLE},
+		{"follow", required_argument, NULL, OPT_FOLLOW},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -234,6 +285,9 @@ options_parse(int argc, char **argv, Options *o)
 	o->metrics_spool_kb = METRICS_SPOOL_KB_DEFAULT;
 	strlist_init(&o->amounts);
 	strlist_init(&o->labels);
+	strlist_init(&o->watches);
+	strlist_init(&o->follows);
+	o->watch_settle_ms = WATCH_SETTLE_DEFAULT_MS;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":d:n:r:a:l:w:vhV", longopts, NULL)) != -1)
 	{
@@ -322,6 +376,16 @@ options_parse(int argc, char **argv, Options *o)
 			case OPT_PRINT_METRICS:
 				o->print_metrics = 1;
 				break;
+			case OPT_WATCH:
+				add_watch(o, optarg);
+				break;
+			case OPT_SETTLE:
+				o->watch_settle_ms = ranged("--watch-settle-ms", optarg, 1, WATCH_SETTLE_MAX_MS,
+											"a number of milliseconds from 1 to 600000");
+				break;
+			case OPT_FOLLOW:
+				add_follow(o, optarg);
+				break;
 			case 'v':
 				agent_log_verbose = 1;
 				break;
@@ -341,6 +405,9 @@ options_parse(int argc, char **argv, Options *o)
 		options_die_usage("unexpected argument \"%s\"", argv[optind]);
 	if (o->plugin_dir != NULL && o->metrics_interval_s == 0)
 		options_die_usage("--plugin-dir cannot be used with --metrics-interval 0: plugins run with the metrics");
+	for (int i = 0; i < o->follows.n; i += 2)
+		if (strlist_find(&o->watches, o->follows.items[i]) < 0)	/* dirs start with '/': no name matches one */
+			options_die_usage("--follow names workspace \"%s\", which no --watch gives", o->follows.items[i]);
 	if (o->print_metrics)
 		return;
 	if (o->dbname == NULL)

@@ -66,6 +66,24 @@ bad "invalid value \"/etc/passwd\" for --plugin-dir: not a directory" "${ok[@]}"
 bad "--plugin-dir cannot be used with --metrics-interval 0" "${ok[@]}" --metrics-interval 0 --plugin-dir /tmp
 bad "--plugin-dir cannot be used with --metrics-interval 0" --print-metrics --plugin-dir /tmp --metrics-interval 0
 bad "unexpected argument \"now\"" --print-metrics now
+# --watch, --watch-settle-ms, --follow
+bad "expected NAME=VALUE" "${ok[@]}" --watch /tmp
+bad "expected NAME=VALUE" "${ok[@]}" --watch =/tmp
+bad "invalid workspace name \"-src\" for --watch" "${ok[@]}" --watch -src=/tmp
+bad "invalid workspace name \"a b\" for --watch" "${ok[@]}" --watch 'a b=/tmp'
+bad "invalid workspace name" "${ok[@]}" --watch "$(printf 'w%.0s' {1..64})=/tmp"
+bad "--watch must not be empty" "${ok[@]}" --watch src=
+bad "invalid value \"/nonexistent\" for --watch: No such file or directory" "${ok[@]}" --watch src=/nonexistent
+bad "invalid value \"/etc/passwd\" for --watch: not a directory" "${ok[@]}" --watch src=/etc/passwd
+bad "workspace \"src\" is given more than once" "${ok[@]}" --watch src=/tmp --watch src=/var
+bad "a number of milliseconds from 1 to 600000 is required" "${ok[@]}" --watch-settle-ms 0
+bad "a number of milliseconds from 1 to 600000 is required" "${ok[@]}" --watch-settle-ms 600001
+bad "a number of milliseconds from 1 to 600000 is required" "${ok[@]}" --watch-settle-ms 20ms
+bad "expected NAME=VALUE" "${ok[@]}" --watch src=/tmp --follow '*.log'
+bad "--follow must not be empty" "${ok[@]}" --watch src=/tmp --follow src=
+bad "the pattern is relative to the workspace's directory" "${ok[@]}" --watch src=/tmp --follow 'src=/tmp/*.log'
+bad "--follow names workspace \"logs\", which no --watch gives" "${ok[@]}" --watch src=/tmp --follow 'logs=*.log'
+bad "requires a value" "${ok[@]}" --watch
 bad "unrecognized option" "${ok[@]}" --bogus
 bad "requires a value" "${ok[@]}" --workdir
 bad "unexpected argument \"extra\"" "${ok[@]}" extra
@@ -94,7 +112,7 @@ fi
 
 for opt in --dbname --node --resource --amount --label --workdir --heartbeat-ms --kill-grace-ms \
 	--keep-workdirs --history-file --metrics-interval --metrics-spool-max --plugin-dir --print-metrics --allow-root \
-	--job-user --insecure-run-jobs-as-agent --verbose --help --version; do
+	--job-user --insecure-run-jobs-as-agent --watch --watch-settle-ms --follow --verbose --help --version; do
 	if "$agent" --help | grep -q -- "$opt"; then pass=$((pass + 1)); else
 		fail=$((fail + 1)); echo "FAIL: --help does not document $opt"; fi
 done
