@@ -294,7 +294,7 @@ next_timeout(const Agent *a, int64_t now)
 		t = pump;
 	if (a->connected && control_want_pump(&pump) && pump < t)
 		t = pump;
-	if (a->connected && (a->want_poll || a->need_register))
+	if (a->connected && (a->want_poll || a->need_register || jobs_fetching()))
 		t = now;
 	return t <= now ? 0 : (int) (t - now > POLL_MAX_MS ? POLL_MAX_MS : t - now);
 }
@@ -351,6 +351,7 @@ run(Agent *a)
 		jobs_record_ended(a->connected);
 		if (a->connected)
 		{
+			jobs_fetch(a->conn);
 			jobs_pump(a->conn, 0);
 			control_pump(a->conn, a->opt->node);
 		}

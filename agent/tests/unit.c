@@ -103,6 +103,7 @@ main(void)
 	test_flow();
 	test_control();
 	test_digest();
+	test_artefacts();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

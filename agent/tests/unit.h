@@ -60,5 +60,6 @@ void		test_jobuser(void);
 void		test_flow(void);
 void		test_control(void);
 void		test_digest(void);
+void		test_artefacts(void);
 
 #endif
