@@ -28,6 +28,7 @@
  *   jobs_artefacts.c  a build job's inputs fetched before it starts, outputs stored after
  *   history.c   the agent's own record of jobs and presence, one JSON line each
  *   control.c, signal_cmd.c  continuations: wait and signal requests (control.h)
+ *   fixpoint.c, iterate_cmd.c  `dispatch-agent iterate`: a build cycle to its fixed point (fixpoint.h)
  * Errors follow util.h: -1 and a filled error buffer, or a CallResult.
  */
 #ifndef AGENT_H

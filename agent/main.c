@@ -14,6 +14,7 @@
  */
 #include "agent.h"
 #include "control.h"
+#include "fixpoint.h"
 #include "metrics/metrics.h"
 
 #include <errno.h>
@@ -428,6 +429,8 @@ main(int argc, char **argv)
 
 	if (argc >= 2 && signal_cmd_is(argv[1]))
 		return signal_cmd_main(argc - 1, argv + 1);	/* run by a job: no options, no database */
+	if (argc >= 2 && strcmp(argv[1], "iterate") == 0)
+		return iterate_cmd_main(argc - 1, argv + 1);	/* a build job's cycle: no database either */
 	/* parse a copy: argv is overwritten below, so that no password stays in /proc/PID/cmdline */
 	options_parse(argc, copy_argv(argc, argv), &opt);
 	if (opt.print_metrics)

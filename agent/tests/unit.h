@@ -61,5 +61,6 @@ void		test_flow(void);
 void		test_control(void);
 void		test_digest(void);
 void		test_artefacts(void);
+void		test_fixpoint(void);
 
 #endif
