@@ -16,6 +16,7 @@
  *   register.c  the agent_register payload and its reply
  *   assign.c    a job's assignment, parsed once for files, env and runner
  *   files.c     the job's configuration files in its work directory
+ *   artefacts.c a build job's artefacts: its flow's list checked, inputs written, outputs read
  *   env.c       the job environment (no libpq variables, DISPATCH_* added)
  *   inputs.c    a job's flow dir: $DISPATCH_INPUTS, $DISPATCH_RESULT, $DISPATCH_SCRATCH
  *   result.c    reading the result a job left, as the job user, for its finish
@@ -24,8 +25,10 @@
  *   runner.c    the per-job supervisor (like slurmstepd) and its signals
  *   jobs.c      the agent's table of jobs: adopt, start, cancel, reap
  *   jobs_report.c  the jobs' way back: output, results, the history lines
+ *   jobs_artefacts.c  a build job's inputs fetched before it starts, outputs stored after
  *   history.c   the agent's own record of jobs and presence, one JSON line each
  *   control.c, signal_cmd.c  continuations: wait and signal requests (control.h)
+ *   fixpoint.c, iterate_cmd.c  `dispatch-agent iterate`: a build cycle to its fixed point (fixpoint.h)
  * Errors follow util.h: -1 and a filled error buffer, or a CallResult.
  */
 #ifndef AGENT_H
@@ -35,6 +38,7 @@
 #include "proc.h"
 #include "spool.h"
 #include "conn.h"
+#include "digest.h"
 
 #include <sys/types.h>
 
@@ -110,7 +114,7 @@ typedef struct Assignment
 	json_t	   *env;			/* the "env" map; NULL: none */
 	json_t	   *resources;		/* the allocated resources; NULL: none */
 	json_t	   *files;			/* the rendered files; NULL: none */
-	json_t	   *flow;			/* inputs and group (inputs.c); NULL: none */
+	json_t	   *flow;			/* inputs, group, artefacts (inputs.c); NULL: none */
 } Assignment;
 
 int			assign_parse(const JobSpec *spec, Assignment *a, char *err, size_t errlen);
@@ -118,7 +122,35 @@ void		assign_free(Assignment *a);
 
 /* ---- files.c ---- */
 
+int			files_path_ok(const char *path);
+int			files_open_parent(const char *dir, const char *path, int create, const char **base,
+							  char *err, size_t errlen);
+int			files_create(const char *dir, const char *path, char *err, size_t errlen);
+int			files_put(int fd, const char *dir, const char *path, const char *data, size_t len,
+					  mode_t mode, char *err, size_t errlen);
 int			files_write(const char *workdir, const Assignment *a, char *err, size_t errlen);
+
+/* ---- artefacts.c ---- */
+
+#define ARTEFACTS_MAX 10000		/* most inputs, and most outputs, of one build job */
+#define ARTEFACT_PATH_MAX 1024	/* longest artefact path */
+#define ARTEFACT_BLOB_MAX 1073741819	/* most bytes of one artefact: a bytea's, 1 GB less its header */
+
+/* An output read for agent_store_output: its content (in raw, after the reader's header) and SHA-256. */
+typedef struct ArtefactOutput
+{
+	StrBuf		raw;			/* what the reading child sent */
+	const char *data;			/* the content, in raw */
+	size_t		len;
+	char		sha256[DIGEST_HEX_LEN + 1];
+} ArtefactOutput;
+
+int			artefacts_check(const json_t *art, char *err, size_t errlen);
+int			artefacts_put_input(const char *workdir, const json_t *input, const char *data, size_t len,
+								char *err, size_t errlen);
+int			artefacts_read_output(const char *workdir, const char *path, int64_t max,
+								  ArtefactOutput *out, char *why, size_t whylen);
+void		artefacts_output_free(ArtefactOutput *out);
 
 /* ---- env.c ---- */
 
@@ -192,7 +224,7 @@ void		history_put_time(StrBuf *sb, int64_t unix_ms);
 void		history_begin(StrBuf *sb, const char *event, const char *node);
 int			history_append(const char *path, StrBuf *sb, char *err, size_t errlen);
 
-/* ---- jobs.c, jobs_report.c ---- */
+/* ---- jobs.c, jobs_report.c, jobs_artefacts.c ---- */
 
 typedef struct AgentConf
 {
@@ -218,5 +250,7 @@ void		jobs_abandon_all(void);
 int			jobs_running(void);
 int			jobs_count(void);
 int			jobs_want_pump(int64_t *deadline);
+void		jobs_fetch(Conn *c);
+int			jobs_fetching(void);
 
 #endif							/* AGENT_H */

@@ -15,7 +15,8 @@
  * job), class 22 that the data sent is bad (CALL_REJECTED: retrying the
  * same data cannot help); anything else is CALL_ERROR (retry later).  When
  * libpq says the connection is gone, it is closed here and the loop
- * reconnects with backoff.
+ * reconnects with backoff.  The artefacts of build jobs travel as bytea in
+ * binary form (conn_blob, conn_store_output): no hex text of twice their size.
  */
 #include "conn.h"
 
@@ -27,7 +28,6 @@
 
 #define SQLSTATE_STALE "55000"	/* object_not_in_prerequisite_state: a stale (job, attempt) */
 #define SQLSTATE_DATA_CLASS "22"	/* data_exception and its subclasses */
-#define BYTEAOID 17				/* pg_type.h's, which a client cannot include */
 
 struct Conn
 {
@@ -39,9 +39,8 @@ struct Conn
 
 static void notice_processor(void *arg, const char *message);
 static void drain_notifies(Conn *c);
+static CallResult call_params(Conn *c, const char *sql, int nparams, const char *const *params, const int *lengths, const int *formats, int binary, PGresult **res, char *err, size_t errlen);
 static CallResult call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult **res, char *err, size_t errlen);
-static CallResult call_typed(Conn *c, const char *sql, int nparams, const char *const *params, const Oid *types,
-							 const int *lengths, const int *formats, PGresult **res, char *err, size_t errlen);
 static CallResult call_text(Conn *c, const char *sql, int nparams, const char *const *params, StrBuf *out, char *err, size_t errlen);
 static CallResult call_json(Conn *c, const char *func, const char *node, const char *json, StrBuf *out,
 							char *err, size_t errlen);
@@ -188,18 +187,14 @@ conn_take_signalled(Conn *c)
 	return s;
 }
 
-/* Runs sql with text parameters; on success *res holds the result (caller clears it). */
+/*
+ * Runs sql with parameters (lengths and formats NULL: all text; a format of 1
+ * is a binary parameter of that length), asking for a binary result when
+ * binary is set; on success *res holds the result (caller clears it).
+ */
 static CallResult
-call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
-	 char *err, size_t errlen)
-{
-	return call_typed(c, sql, nparams, params, NULL, NULL, NULL, res, err, errlen);
-}
-
-/* As call(), with PQexecParams' types, lengths and formats (1: binary) of the parameters. */
-static CallResult
-call_typed(Conn *c, const char *sql, int nparams, const char *const *params, const Oid *types,
-		   const int *lengths, const int *formats, PGresult **res, char *err, size_t errlen)
+call_params(Conn *c, const char *sql, int nparams, const char *const *params, const int *lengths,
+			const int *formats, int binary, PGresult **res, char *err, size_t errlen)
 {
 	PGresult   *r;
 	ExecStatusType st;
@@ -212,7 +207,7 @@ call_typed(Conn *c, const char *sql, int nparams, const char *const *params, con
 		agent_seterr(err, errlen, "not connected to the database");
 		return CALL_ERROR;
 	}
-	r = PQexecParams(c->pg, sql, nparams, types, params, lengths, formats, 0);
+	r = PQexecParams(c->pg, sql, nparams, NULL, params, lengths, formats, binary);
 	st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 	{
@@ -239,6 +234,14 @@ call_typed(Conn *c, const char *sql, int nparams, const char *const *params, con
 	if (PQstatus(c->pg) != CONNECTION_OK)
 		conn_close(c);
 	return rc;
+}
+
+/* Runs sql with text parameters and a text result; on success *res holds the result (caller clears it). */
+static CallResult
+call(Conn *c, const char *sql, int nparams, const char *const *params, PGresult **res,
+	 char *err, size_t errlen)
+{
+	return call_params(c, sql, nparams, params, NULL, NULL, 0, res, err, errlen);
 }
 
 /* Runs sql expecting one row of one column; copies the value (NULL -> "") into out. */
@@ -442,12 +445,11 @@ conn_put_blob(Conn *c, const char *node, const char *workspace, const char *path
 			  const char *sha256, const char *data, size_t len, char *err, size_t errlen)
 {
 	const char *p[] = {node, workspace, path, sha256, data};
-	const Oid	types[] = {0, 0, 0, 0, BYTEAOID};
 	const int	lengths[] = {0, 0, 0, 0, (int) len};
 	const int	formats[] = {0, 0, 0, 0, 1};
 	PGresult   *r;
-	CallResult	rc = call_typed(c, "SELECT dispatch.agent_put_blob($1, $2, $3, $4, $5)", 5, p, types,
-								lengths, formats, &r, err, errlen);
+	CallResult	rc = call_params(c, "SELECT dispatch.agent_put_blob($1, $2, $3, $4, $5::bytea)", 5, p,
+								 lengths, formats, 0, &r, err, errlen);
 
 	PQclear(r);
 	return rc;
@@ -479,6 +481,69 @@ conn_signals(Conn *c, const char *node, const char *requests,
 	}
 	PQclear(r);
 	return CALL_OK;
+}
+
+/*
+ * dispatch.agent_blob(node, job, attempt, sha256): the content of an input of
+ * a build job, as bytea in binary form; calls cb with it (data NULL when the
+ * server answers NULL), while it is in libpq's memory: no copy is made here.
+ */
+CallResult
+conn_blob(Conn *c, const char *node, int64_t job_id, int attempt, const char *sha256,
+		  void (*cb) (const char *data, size_t len, void *arg), void *arg, char *err, size_t errlen)
+{
+	char		job[32], att[16];
+	const char *p[] = {node, job, att, sha256};
+	PGresult   *r;
+	CallResult	rc;
+
+	snprintf(job, sizeof(job), "%lld", (long long) job_id);
+	snprintf(att, sizeof(att), "%d", attempt);
+	rc = call_params(c, "SELECT dispatch.agent_blob($1, $2::bigint, $3::int, $4)", 4, p, NULL, NULL,
+					 1, &r, err, errlen);
+	if (rc != CALL_OK)
+		return rc;
+	if (PQntuples(r) != 1 || PQnfields(r) != 1)
+	{
+		agent_seterr(err, errlen, "unexpected reply: %d rows", PQntuples(r));
+		PQclear(r);
+		return CALL_ERROR;
+	}
+	if (PQgetisnull(r, 0, 0))
+		cb(NULL, 0, arg);
+	else
+		cb(PQgetvalue(r, 0, 0), (size_t) PQgetlength(r, 0, 0), arg);
+	PQclear(r);
+	return CALL_OK;
+}
+
+/*
+ * dispatch.agent_store_output(node, job, attempt, path, sha256, content): an
+ * output of a build job, len bytes of data sent as a binary bytea parameter
+ * straight from the caller's buffer.
+ */
+CallResult
+conn_store_output(Conn *c, const char *node, int64_t job_id, int attempt, const char *path,
+				  const char *sha256, const char *data, size_t len, char *err, size_t errlen)
+{
+	char		job[32], att[16];
+	const char *p[] = {node, job, att, path, sha256, data};
+	int			lengths[] = {0, 0, 0, 0, 0, (int) len};
+	int			formats[] = {0, 0, 0, 0, 0, 1};
+	PGresult   *r;
+	CallResult	rc;
+
+	if (len > INT32_MAX)
+	{
+		agent_seterr(err, errlen, "an output of %zu bytes is too large to send", len);
+		return CALL_REJECTED;
+	}
+	snprintf(job, sizeof(job), "%lld", (long long) job_id);
+	snprintf(att, sizeof(att), "%d", attempt);
+	rc = call_params(c, "SELECT dispatch.agent_store_output($1, $2::bigint, $3::int, $4, $5, $6::bytea)",
+					 6, p, lengths, formats, 0, &r, err, errlen);
+	PQclear(r);
+	return rc;
 }
 
 /* Calls a void dispatch.<func>(node) such as agent_drain or agent_offline. */

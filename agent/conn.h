@@ -32,7 +32,7 @@ typedef struct JobSpec
 	const char *resources_json; /* may be NULL */
 	int64_t		timeout_ms;		/* <= 0: none */
 	const char *files_json;		/* rendered files to write first; may be NULL */
-	const char *flow_json;		/* inputs and group (inputs.c); may be NULL */
+	const char *flow_json;		/* inputs, group, artefacts (inputs.c); may be NULL */
 } JobSpec;
 
 typedef struct PollRow
@@ -81,6 +81,12 @@ CallResult	conn_file_events(Conn *c, const char *node, const char *events, StrBu
 							 char *err, size_t errlen);
 CallResult	conn_put_blob(Conn *c, const char *node, const char *workspace, const char *path,
 						  const char *sha256, const char *data, size_t len, char *err, size_t errlen);
+CallResult	conn_blob(Conn *c, const char *node, int64_t job_id, int attempt, const char *sha256,
+					  void (*cb) (const char *data, size_t len, void *arg), void *arg,
+					  char *err, size_t errlen);
+CallResult	conn_store_output(Conn *c, const char *node, int64_t job_id, int attempt,
+							  const char *path, const char *sha256, const char *data, size_t len,
+							  char *err, size_t errlen);
 CallResult	conn_node_call(Conn *c, const char *func, const char *node, char *err, size_t errlen);
 
 #endif							/* AGENT_CONN_H */

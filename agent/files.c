@@ -8,6 +8,10 @@
  * ".." or empty components), because it writes with its own rights.  Parent
  * directories are created as needed; files are created exclusively and never
  * through a symbolic link, and get exactly the mode asked for, whatever the umask.
+ * The path is walked one directory at a time relative to the last one
+ * (openat with O_NOFOLLOW), so a link planted anywhere on the way is refused,
+ * not followed; a build job's artefacts (artefacts.c) are written and read
+ * through the same walk.
  */
 #include "agent.h"
 
@@ -20,15 +24,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int	path_ok(const char *path);
 static int	parse_mode(const char *s, mode_t *mode);
-static int	make_parents(const char *workdir, const char *path, char *err, size_t errlen);
 static int	write_one(const char *workdir, const char *path, mode_t mode, const char *content,
 					  char *err, size_t errlen);
 
 /* Returns 1 when path is relative and has no empty, "." or ".." component. */
-static int
-path_ok(const char *path)
+int
+files_path_ok(const char *path)
 {
 	const char *p = path;
 
@@ -66,31 +68,103 @@ parse_mode(const char *s, mode_t *mode)
 	return 0;
 }
 
-/* Creates the directories leading to workdir/path (mode 0755); returns 0 or -1. */
-static int
-make_parents(const char *workdir, const char *path, char *err, size_t errlen)
+/*
+ * Opens the directory holding the last component of dir/path, walking down
+ * from dir one component at a time without following a symbolic link; with
+ * create set, missing directories are made (mode 0755) on the way.  Returns
+ * its descriptor with *base pointing at the last component, or -1 with err
+ * set and errno ENOENT (a component is missing), ENOTDIR (it is not a
+ * directory), ELOOP (it is a symbolic link) or the error of the call.
+ */
+int
+files_open_parent(const char *dir, const char *path, int create, const char **base,
+				  char *err, size_t errlen)
 {
-	char		full[PATH_MAX];
-	size_t		base = strlen(workdir) + 1;
+	char		comp[PATH_MAX];
+	const char *p = path,
+			   *slash;
+	struct stat st;
+	int			fd,
+				next,
+				saved;
 
-	if (snprintf(full, sizeof(full), "%s/%s", workdir, path) >= (int) sizeof(full))
+	if (strlen(dir) + strlen(path) + 2 > PATH_MAX)
 	{
 		agent_seterr(err, errlen, "file path \"%s\" is too long", path);
+		errno = ENAMETOOLONG;
 		return -1;
 	}
-	for (char *slash = strchr(full + base, '/'); slash != NULL; slash = strchr(slash + 1, '/'))
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 	{
-		struct stat st;
-
-		*slash = '\0';
-		if (mkdir(full, 0755) < 0 &&
-			(errno != EEXIST || lstat(full, &st) < 0 || !S_ISDIR(st.st_mode)))
+		saved = errno;
+		agent_seterr(err, errlen, "could not open directory \"%s\": %s", dir, strerror(saved));
+		errno = saved;
+		return -1;
+	}
+	for (; (slash = strchr(p, '/')) != NULL; p = slash + 1)
+	{
+		memcpy(comp, p, (size_t) (slash - p));
+		comp[slash - p] = '\0';
+		if (create && mkdirat(fd, comp, 0755) < 0 && errno != EEXIST)
+			next = -1;
+		else if ((next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) >= 0)
 		{
-			agent_seterr(err, errlen, "could not create directory \"%s\": %s", full,
-						 errno == EEXIST ? "a file of that name exists" : strerror(errno));
-			return -1;
+			close(fd);			/* read-only: nothing to lose */
+			fd = next;
+			continue;
 		}
-		*slash = '/';
+		/* O_DIRECTORY says ENOTDIR for a symbolic link too: tell the two apart */
+		saved = errno;
+		if (saved == ENOTDIR && fstatat(fd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			saved = ELOOP;
+		agent_seterr(err, errlen, "could not %s directory \"%s/%.*s\": %s", create ? "create" : "open",
+					 dir, (int) (slash - path), path,
+					 saved == ELOOP ? "it is a symbolic link" :
+					 saved == ENOTDIR ? "a file of that name exists" : strerror(saved));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	*base = p;
+	return fd;
+}
+
+/*
+ * Creates dir/path exclusively (mode 0600 until files_put() sets one), never
+ * through a symbolic link, with the directories leading to it; returns a
+ * read-write descriptor, or -1 with err set.
+ */
+int
+files_create(const char *dir, const char *path, char *err, size_t errlen)
+{
+	const char *base;
+	int			at = files_open_parent(dir, path, 1, &base, err, errlen),
+				fd;
+
+	if (at < 0)
+		return -1;
+	fd = openat(at, base, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		agent_seterr(err, errlen, "could not create file \"%s/%s\": %s", dir, path, strerror(errno));
+	close(at);					/* read-only: nothing to lose */
+	return fd;
+}
+
+/* Writes len bytes of data to fd, the file dir/path (for messages), and gives it mode; returns 0 or -1. */
+int
+files_put(int fd, const char *dir, const char *path, const char *data, size_t len, mode_t mode,
+		  char *err, size_t errlen)
+{
+	if (write_all(fd, data, len) < 0)
+	{
+		agent_seterr(err, errlen, "could not write file \"%s/%s\": %s", dir, path, strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, mode) < 0)
+	{
+		agent_seterr(err, errlen, "could not set the mode of file \"%s/%s\": %s", dir, path,
+					 strerror(errno));
+		return -1;
 	}
 	return 0;
 }
@@ -100,42 +174,18 @@ static int
 write_one(const char *workdir, const char *path, mode_t mode, const char *content,
 		  char *err, size_t errlen)
 {
-	char		full[PATH_MAX];
-	size_t		len = strlen(content),
-				done = 0;
-	int			fd;
+	int			fd = files_create(workdir, path, err, errlen);
 
-	if (make_parents(workdir, path, err, errlen) < 0)
+	if (fd < 0)
 		return -1;
-	snprintf(full, sizeof(full), "%s/%s", workdir, path);
-	if ((fd = open(full, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+	if (files_put(fd, workdir, path, content, strlen(content), mode, err, errlen) < 0)
 	{
-		agent_seterr(err, errlen, "could not create file \"%s\": %s", full, strerror(errno));
-		return -1;
-	}
-	while (done < len)
-	{
-		ssize_t		n = write(fd, content + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-		{
-			agent_seterr(err, errlen, "could not write file \"%s\": %s", full, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		done += (size_t) n;
-	}
-	if (fchmod(fd, mode) < 0)
-	{
-		agent_seterr(err, errlen, "could not set the mode of file \"%s\": %s", full, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if (close(fd) < 0)
 	{
-		agent_seterr(err, errlen, "could not close file \"%s\": %s", full, strerror(errno));
+		agent_seterr(err, errlen, "could not close file \"%s/%s\": %s", workdir, path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -164,7 +214,7 @@ files_write(const char *workdir, const Assignment *a, char *err, size_t errlen)
 
 		if (path == NULL || mode == NULL || content == NULL)
 			agent_seterr(err, errlen, "a job file needs string \"path\", \"mode\" and \"content\"");
-		else if (!path_ok(path))
+		else if (!files_path_ok(path))
 			agent_seterr(err, errlen, "refusing unsafe job file path \"%s\"", path);
 		else if (parse_mode(mode, &m) < 0)
 			agent_seterr(err, errlen, "invalid mode \"%s\" of job file \"%s\"", mode, path);

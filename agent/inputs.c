@@ -15,9 +15,11 @@
  *                never through a symbolic link); a job without inputs gets
  *                <spool>/no-inputs instead, the agent's empty dir
  *   <id>.req, <id>.ans  $DISPATCH_CONTROL: wait and signal requests (control.c)
- * A group's $DISPATCH_SCRATCH comes from scratch.c.  The server makes every file
- * name safe; it is checked again here (one path component, no leading ".", at
- * most INPUTS_FILE_MAX bytes), because whatever it names is written.
+ * A group's $DISPATCH_SCRATCH comes from scratch.c; a build job's "artefacts"
+ * (files of its work dir, fetched and stored by jobs_artefacts.c) are checked
+ * by artefacts.c.  The server makes every file name safe; it is checked again
+ * here (one path component, no leading ".", at most INPUTS_FILE_MAX bytes),
+ * because whatever it names is written.
  */
 #include "agent.h"
 
@@ -57,6 +59,8 @@ check_flow(const json_t *flow, char *err, size_t errlen)
 		agent_seterr(err, errlen, "job flow inputs must be a JSON array");
 	else if (group != NULL && !scratch_key_ok(json_string_value(json_object_get(group, "key"))))
 		agent_seterr(err, errlen, "job flow group needs a key of the form <joblist>-<n>");
+	else if (artefacts_check(json_object_get(flow, "artefacts"), err, errlen) < 0)
+		return -1;
 	else
 	{
 		json_array_foreach(inputs, i, in)

@@ -43,7 +43,6 @@ static char jobs_root[PATH_MAX];
 static Job *add_job(int64_t job_id, int attempt, char *err, size_t errlen);
 static Job *add_failed_job(const JobSpec *spec, const char *detail);
 static int	make_workdir(const Job *j, char *path, size_t len, char *err, size_t errlen);
-static void set_status(Job *j, const char *detail);
 static Job *find_job(int64_t job_id, int attempt);
 static void adopt(const char *name);
 static void start_job(const JobSpec *spec);
@@ -128,6 +127,7 @@ jobs_drop(Job *j, int remove)
 	if (j->wd >= 0)
 		inotify_rm_watch(ino_fd, j->wd);
 	control_forget(j->job_id, j->attempt);
+	jobs_artefacts_free(j);
 	if (j->no_spool != NULL)
 		free(j->no_spool);		/* nothing on disk */
 	else if (remove && jobs_conf->keep_workdirs)
@@ -144,8 +144,8 @@ jobs_drop(Job *j, int remove)
  * Marks j done, writing a status with detail first unless the supervisor left
  * one; processes the dead supervisor left behind (in its session) are killed.
  */
-static void
-set_status(Job *j, const char *detail)
+void
+jobs_set_status(Job *j, const char *detail)
 {
 	JobStatus	st;
 	char		err[AGENT_ERRLEN];
@@ -170,12 +170,22 @@ set_status(Job *j, const char *detail)
 	j->done = 1;
 }
 
-/* Sends SIGTERM to j's supervisor once, which cancels the job (TERM, then KILL after the grace). */
+/*
+ * Sends SIGTERM to j's supervisor once, which cancels the job (TERM, then KILL
+ * after the grace); a build job still fetching its inputs just ends.
+ */
 void
 jobs_cancel(Job *j)
 {
 	if (j->done || j->cancel_sent)
 		return;
+	if (j->fetch != NULL)
+	{
+		log_info("job %" PRId64 " attempt %d: cancelled while fetching its inputs", j->job_id, j->attempt);
+		jobs_artefacts_free(j);
+		jobs_set_status(j, "cancelled");
+		return;
+	}
 	if (proc_alive(j->pid, j->starttime) && kill(j->pid, SIGTERM) == 0)
 	{
 		log_info("job %" PRId64 " attempt %d: cancelling", j->job_id, j->attempt);
@@ -213,7 +223,7 @@ adopt(const char *name)
 	if (spool_exists(j->dir, "status"))
 		j->done = 1;
 	else if (!proc_alive(j->pid, j->starttime))
-		set_status(j, "supervisor vanished");
+		jobs_set_status(j, "supervisor vanished");
 	if (!j->done)
 		control_adopt(j->job_id, j->attempt, j->dir);
 	log_info("job %" PRId64 " attempt %d found in the spool (%s)", j->job_id, j->attempt,
@@ -304,18 +314,18 @@ jobs_reap(void)
 		for (Job *j = jobs_list; j != NULL; j = j->next)
 			if (j->pid == pid)
 			{
-				set_status(j, "supervisor vanished");
+				jobs_set_status(j, "supervisor vanished");
 				j->pid = 0;
 			}
 }
 
-/* Safety net for supervisors that are not our children: notices their death without a status. */
+/* Safety net for supervisors that are not our children: notices their death without a status (a job fetching its inputs has none yet). */
 void
 jobs_check_alive(void)
 {
 	for (Job *j = jobs_list; j != NULL; j = j->next)
-		if (!j->done && !proc_alive(j->pid, j->starttime))
-			set_status(j, "supervisor vanished");
+		if (!j->done && j->fetch == NULL && !proc_alive(j->pid, j->starttime))
+			jobs_set_status(j, "supervisor vanished");
 }
 
 /* Returns a new JSON array of the (job_id, attempt) pairs in the spool (stale ones aside), for agent_register. */
@@ -357,8 +367,22 @@ make_workdir(const Job *j, char *path, size_t len, char *err, size_t errlen)
 	return jobuser_give(path, err, errlen);
 }
 
+/* Starts the supervisor of j for assignment a with work dir workdir and environment env; returns 0, or -1 with err set. */
+int
+jobs_spawn(Job *j, const char *workdir, const Assignment *a, const StrList *env, char *err,
+		   size_t errlen)
+{
+	if (runner_spawn(j->dir, workdir, a, env->items, jobs_conf->kill_grace_ms, &j->pid, err, errlen) < 0)
+		return -1;
+	if (proc_starttime(j->pid, &j->starttime) < 0)
+		log_warning("job %" PRId64 ": could not read the supervisor's start time", j->job_id);
+	log_info("job %" PRId64 " attempt %d started (supervisor pid %d)", j->job_id, j->attempt, (int) j->pid);
+	return 0;
+}
+
 /*
- * Creates the spool dir of a new job and starts its supervisor; on failure the
+ * Creates the spool dir of a new job and starts its supervisor (a build job
+ * first fetches its inputs: jobs_artefacts.c); on failure the
  * job gets a status saying why (in memory when the spool dir itself failed).
  */
 static void
@@ -369,6 +393,7 @@ start_job(const JobSpec *spec)
 	Assignment	a;
 	StrList		env;
 	Job		   *j;
+	int			waits;
 
 	snprintf(path, sizeof(path), "%s/%" PRId64 ".%d", jobs_root, spec->job_id, spec->attempt);
 	if (mkdir(path, 0711) < 0)
@@ -401,21 +426,15 @@ start_job(const JobSpec *spec)
 	else if (inputs_flow_dir(path, flow, sizeof(flow)) < 0 ||
 			 control_attach(j->job_id, j->attempt, flow, &env, err, sizeof(err)) < 0)
 		snprintf(detail, sizeof(detail), "%s", err);
-	else if (runner_spawn(j->dir, path, &a, env.items, jobs_conf->kill_grace_ms, &j->pid, err,
-						  sizeof(err)) < 0)
+	else if ((waits = jobs_artefacts_start(j, &a, path, &env, err, sizeof(err))) < 0 ||
+			 (waits == 0 && jobs_spawn(j, path, &a, &env, err, sizeof(err)) < 0))
 		snprintf(detail, sizeof(detail), "%s", err);
 	else
-	{
 		detail[0] = '\0';
-		if (proc_starttime(j->pid, &j->starttime) < 0)
-			log_warning("job %" PRId64 ": could not read the supervisor's start time", j->job_id);
-		log_info("job %" PRId64 " attempt %d started (supervisor pid %d)", j->job_id, j->attempt,
-				 (int) j->pid);
-	}
 	assign_free(&a);
 	strlist_free(&env);
 	if (detail[0] != '\0')
-		set_status(j, detail);
+		jobs_set_status(j, detail);
 }
 
 /*

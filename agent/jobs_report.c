@@ -18,7 +18,9 @@
  * stale or rejected: a stale job is cancelled if still running and removed,
  * unreported, when it ends; a rejected one (its output would leave a gap) is
  * asked about again.  After a failed call the pump waits RETRY_MS before
- * calling again.  Each job's end is also appended once to the agent's own
+ * calling again.  A build job's end waits until its outputs are stored
+ * (jobs_artefacts.c); its finish then carries outputs_error when they could
+ * not be.  Each job's end is also appended once to the agent's own
  * history file.
  */
 #include "jobs.h"
@@ -138,7 +140,8 @@ add_report(Batch *b, Job *j, int query)
 	JobStatus	st;
 	char		err[AGENT_ERRLEN];
 	size_t		start = b->json.len, output;
-	int			chunks = 0;
+	int			chunks = 0,
+				ended = j->done && j->outputs == OUTPUTS_SETTLED;
 
 	r->job = j;
 	r->finish = 0;
@@ -156,7 +159,7 @@ add_report(Batch *b, Job *j, int query)
 		else
 			cut_json(b, output);
 	}
-	if (!query && chunks == 0 && !(j->done && !r->more))
+	if (!query && chunks == 0 && !(ended && !r->more))
 	{
 		cut_json(b, start);		/* nothing new: no report */
 		b->n--;
@@ -167,7 +170,7 @@ add_report(Batch *b, Job *j, int query)
 		}
 		return;
 	}
-	if (!query && j->done && !r->more)
+	if (!query && ended && !r->more)
 	{
 		if (jobs_read_status(j, &st, err, sizeof(err)) < 0)
 		{
@@ -191,6 +194,11 @@ add_report(Batch *b, Job *j, int query)
 		}
 		if (j->no_spool == NULL)
 			b->bytes += result_put_finish(&b->json, j->dir);
+		if (j->outputs_error != NULL)
+		{
+			sb_puts(&b->json, ",\"outputs_error\":");
+			jsonio_put_str(&b->json, j->outputs_error);
+		}
 		sb_puts(&b->json, "}");
 		log_debug("job %" PRId64 " attempt %d: reporting its end (exit code %d, signal %d%s%s%s)",
 				  j->job_id, j->attempt, st.has_exit ? st.exit_code : -1, st.signal,
@@ -394,6 +402,9 @@ jobs_pump(Conn *c, int all)
 		else if (!j->stale && !j->resumed)
 			query = 1;
 	}
+	jobs_store(c);				/* a build job's end waits for its outputs */
+	if (!conn_ok(c))
+		return;
 	sb_init(&b.json);
 	sb_puts(&b.json, "[");
 	b.n = 0;

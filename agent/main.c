@@ -17,6 +17,7 @@
 #include "agent.h"
 #include "control.h"
 #include "watch.h"
+#include "fixpoint.h"
 #include "metrics/metrics.h"
 
 #include <errno.h>
@@ -306,7 +307,7 @@ next_timeout(const Agent *a, int64_t now)
 		t = a->next_watch;
 	if (a->connected && a->watch && watch_want_send(a->watch, &pump) && pump < t)
 		t = pump;
-	if (a->connected && (a->want_poll || a->need_register))
+	if (a->connected && (a->want_poll || a->need_register || jobs_fetching()))
 		t = now;
 	return t <= now ? 0 : (int) (t - now > POLL_MAX_MS ? POLL_MAX_MS : t - now);
 }
@@ -363,6 +364,7 @@ run(Agent *a)
 		jobs_record_ended(a->connected);
 		if (a->connected)
 		{
+			jobs_fetch(a->conn);
 			jobs_pump(a->conn, 0);
 			control_pump(a->conn, a->opt->node);
 		}
@@ -473,6 +475,8 @@ main(int argc, char **argv)
 
 	if (argc >= 2 && signal_cmd_is(argv[1]))
 		return signal_cmd_main(argc - 1, argv + 1);	/* run by a job: no options, no database */
+	if (argc >= 2 && strcmp(argv[1], "iterate") == 0)
+		return iterate_cmd_main(argc - 1, argv + 1);	/* a build job's cycle: no database either */
 	/* parse a copy: argv is overwritten below, so that no password stays in /proc/PID/cmdline */
 	options_parse(argc, copy_argv(argc, argv), &opt);
 	if (opt.print_metrics)

@@ -132,7 +132,6 @@ read_child(void *arg, int fd)
 	StrBuf		data;
 	int			rc;
 	char		tag;
-	size_t		done = 0;
 
 	sb_init(&data);
 	rc = result_read_file(arg, &data, why, sizeof(why));
@@ -142,17 +141,9 @@ read_child(void *arg, int fd)
 		data.len = 0;
 		sb_puts(&data, why);
 	}
-	if (write(fd, &tag, 1) != 1)
-		return -1;
-	while (done < data.len)
-	{
-		ssize_t		n = write(fd, data.data + done, data.len - done);
-
-		if (n < 0 && errno != EINTR)
-			return -1;
-		done += n > 0 ? (size_t) n : 0;
-	}
-	return 0;
+	rc = write_all(fd, &tag, 1) < 0 || write_all(fd, data.data, data.len) < 0 ? -1 : 0;
+	sb_free(&data);
+	return rc;
 }
 
 /* result_read_file() with the job user's rights, in a child; the same returns. */

@@ -116,6 +116,26 @@ sb_printf(StrBuf *sb, const char *fmt,...)
 	sb->len += (size_t) n;
 }
 
+/* Writes all len bytes of buf to fd, again after a short write or EINTR; returns 0, or -1 with errno set. */
+int
+write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0)
+	{
+		ssize_t		n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t) n;
+	}
+	return 0;
+}
+
 /* Makes l an empty list. */
 void
 strlist_init(StrList *l)

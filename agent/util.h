@@ -51,6 +51,7 @@ void		sb_free(StrBuf *sb);
 void		sb_append(StrBuf *sb, const char *s, size_t n);
 void		sb_puts(StrBuf *sb, const char *s);
 void		sb_printf(StrBuf *sb, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+int			write_all(int fd, const void *buf, size_t len);
 void		strlist_init(StrList *l);
 void		strlist_free(StrList *l);
 void		strlist_add(StrList *l, const char *s);

@@ -104,6 +104,8 @@ main(void)
 	test_control();
 	test_digest();
 	test_watch();
+	test_artefacts();
+	test_fixpoint();
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
 	return unit_failed ? 1 : 0;
 }

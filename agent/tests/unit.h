@@ -61,5 +61,7 @@ void		test_flow(void);
 void		test_control(void);
 void		test_digest(void);
 void		test_watch(void);
+void		test_artefacts(void);
+void		test_fixpoint(void);
 
 #endif
