@@ -32,19 +32,7 @@ export N1=${N1:-1000} N2=${N2:-20000} LISTS=${LISTS:-1000} PER=${PER:-20} BIG=${
 export LAT=${LAT:-200} CAP=${CAP:-300} CPUS=${CPUS:-16} PORT=${PORT:-54341}
 export PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
-if [ "$(id -u)" -eq 0 ]; then
-    user=${BENCH_USER:-postgres}
-    agent_dir=$(mktemp -d /tmp/pg_dispatch-e2e-agent.XXXXXX)
-    cp "${AGENT:-$here/../agent/dispatch-agent}" "$agent_dir/dispatch-agent"
-    setcap cap_setuid,cap_setgid,cap_chown+ep "$agent_dir/dispatch-agent"
-    chmod 0755 "$agent_dir"
-    rc=0
-    runuser -u "$user" -- env AGENT="$agent_dir/dispatch-agent" bash "$self" || rc=$?
-    rm -rf "$agent_dir"
-    exit $rc
-fi
-agent=${AGENT:-$here/../agent/dispatch-agent}
-[ -x "$agent" ] || { echo "e2e_bench.sh: $agent not found; build it with make -C agent" >&2; exit 1; }
+. "$here/agent_user.sh"
 
 dir=$(mktemp -d /tmp/pg_dispatch-e2e.XXXXXX)
 chmod 0711 "$dir"

@@ -164,10 +164,16 @@ SELECT dispatch.agent_file_events('ar1', jsonb_build_array(pg_temp.changed('pape
 SELECT count(*) AS changes_waiting FROM dispatch.artefact_changes WHERE workspace = 'paper';
 SELECT dispatch.agent_file_events('ar1', jsonb_build_array(pg_temp.changed('paper', 'refs.bib', '@book{knuth2}'))) -> 'want' -> 0 ->> 'path' AS wanted;
 SELECT * FROM pg_temp.status('paper');
+-- no rebuild while the store waits for the new content (it would build from the old)
+SELECT pg_sleep(1);
+SELECT rebuild IS NULL AS not_yet, dispatch._content_pending('paper') AS content_pending
+  FROM dispatch.workspaces WHERE workspace = 'paper';
+SELECT dispatch.agent_put_blob('ar1', 'paper', 'refs.bib', pg_temp.sha('@book{knuth2}'), convert_to('@book{knuth2}', 'UTF8'));
 SELECT pg_temp.rebuild('paper') AS jl \gset
 SELECT name, after FROM dispatch.jobs WHERE joblist_id = :jl ORDER BY job_id;
 -- a change during the rebuild waits for the next; what it makes stale stays stale
 SELECT dispatch.agent_file_events('ar1', jsonb_build_array(pg_temp.changed('paper', 'paper.tex', '\cite{knuth2}'))) ->> 'accepted' AS accepted;
+SELECT dispatch.agent_put_blob('ar1', 'paper', 'paper.tex', pg_temp.sha('\cite{knuth2}'), convert_to('\cite{knuth2}', 'UTF8'));
 SELECT rebuild = :jl AS same_rebuild FROM dispatch.workspaces WHERE workspace = 'paper';
 SELECT dispatch.cancel_joblist(:jl::bigint);
 SELECT * FROM pg_temp.status('paper');

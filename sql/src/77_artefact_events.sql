@@ -204,6 +204,7 @@ BEGIN
     PERFORM dispatch._store_blob(sha256, content, format('file "%s"', path));
     UPDATE dispatch.artefacts x SET blob = agent_put_blob.sha256
      WHERE x.workspace = a.workspace AND x.path = a.path;
+    PERFORM dispatch.wake_scheduler();      -- a rebuild may have waited for it
 END
 $$;
 COMMENT ON FUNCTION dispatch.agent_put_blob(text, text, text, text, bytea) IS

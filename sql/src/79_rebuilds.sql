@@ -245,6 +245,22 @@ COMMENT ON FUNCTION dispatch._start_rebuild(dispatch.workspaces) IS
     'Submits the rebuild the waiting changes of workspace w need; returns its joblist (NULL: '
     'nothing to build, or it could not be submitted)';
 
+-- Whether workspace ws waits for the content of a changed file that a rule reads:
+-- the agent uploads it right after the change's report (agent_put_blob), and a
+-- rebuild started before would build from what the store held before.  After 30
+-- seconds the rebuild goes ahead anyway (its job then fails for the missing input).
+CREATE FUNCTION dispatch._content_pending(ws text) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT EXISTS (SELECT FROM dispatch.artefacts a
+                    WHERE a.workspace = ws AND a.blob IS NULL AND a.sha256 IS NOT NULL
+                      AND a.changed_at > now() - interval '30 seconds'
+                      AND a.size <= dispatch._setting_bytes('dispatch.max_blob_size')
+                      AND dispatch._rule_reads(ws, a.path))
+$$;
+COMMENT ON FUNCTION dispatch._content_pending(text) IS
+    'Whether a changed file of workspace ws that a rule reads still waits for its content '
+    '(for 30 seconds at most)';
+
 -- The scheduler's call each cycle: ends finished rebuilds, starts those that are
 -- due, collects unused blobs; returns the seconds to the next rebuild due (NULL:
 -- none waits).
@@ -262,11 +278,14 @@ BEGIN
      WHERE l.joblist_id = x.rebuild AND l.state NOT IN ('queued', 'running');
     FOR w IN SELECT * FROM dispatch.workspaces x
               WHERE x.rebuild IS NULL AND x.changed_at <= now() - delay
+                AND NOT dispatch._content_pending(x.workspace)
               ORDER BY x.workspace FOR UPDATE SKIP LOCKED LOOP
         PERFORM dispatch._start_rebuild(w);
     END LOOP;
     PERFORM dispatch._collect_blobs();
-    RETURN (SELECT greatest(extract(epoch FROM min(x.changed_at) + delay - now()), 0.01)
+    -- (one that waits for content looks again in a second, or when it comes: agent_put_blob)
+    RETURN (SELECT min(greatest(extract(epoch FROM x.changed_at + delay - now()),
+                                CASE WHEN dispatch._content_pending(x.workspace) THEN 1 ELSE 0.01 END))
               FROM dispatch.workspaces x WHERE x.rebuild IS NULL AND x.changed_at IS NOT NULL);
 END
 $$;
