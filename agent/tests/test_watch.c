@@ -341,7 +341,7 @@ test_overflow(const char *spool, const char *root)
 {
 	Watcher    *w = start(spool, root, NULL);
 	StrBuf		text;
-	char		err[AGENT_ERRLEN], name[64];
+	char		err[AGENT_ERRLEN], name[64], gone[4096];
 	long long	max = 16384;
 	int			n, ok = 1, last_changed = -1, rescanned = -1;
 	json_t	   *ev, *e;
@@ -367,8 +367,8 @@ test_overflow(const char *spool, const char *root)
 		snprintf(name, sizeof(name), "many%06d", k);
 		put(root, name, name);
 	}
-	snprintf(name, sizeof(name), "%s/gone", root);
-	CHECK(unlink(name) == 0);
+	snprintf(gone, sizeof(gone), "%s/gone", root);
+	CHECK(unlink(gone) == 0);
 	pump(w, 6 * SETTLE_MS);
 	ev = collect(w);
 	for (int k = 0; k < n; k++)
