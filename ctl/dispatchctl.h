@@ -6,8 +6,10 @@
  *              LISTEN and waiting for notifications
  *   output.c   printing results: aligned tables with coloured states, --json
  *   submit.c   submit: YAML or JSON from a file, server errors mapped to line:column
- *   list.c     the listings (status, jobs, nodes, resources, goals, alerts, top), cancel
+ *   list.c     the listings (status, jobs, nodes, resources, goals, alerts, artefacts,
+ *              top), cancel
  *   follow.c   logs [-f] and wait: following a job or joblist through LISTEN/NOTIFY
+ *   build.c    build: asking for a file of a workspace, waiting for its rebuild
  *
  * Every command is a function taking the parsed global options and its own argv;
  * it returns the process's exit code (the EXIT_* values, or the job's own for logs -f).
@@ -16,6 +18,7 @@
 #define DISPATCHCTL_H
 
 #include <stdio.h>
+#include <time.h>
 #include <libpq-fe.h>
 #include <jansson.h>
 
@@ -87,6 +90,17 @@ const char *output_state_color(const char *state);
 /* list.c */
 int			list_joblist_id(Ctl *ctl, const char *arg, char *buf, size_t size);
 
+/* follow.c: what a wait for notifications watches (ids as text, or NULL) */
+typedef struct Watch
+{
+	const char *job;
+	const char *joblist;
+	int			any_joblist;	/* every joblist event: a new joblist, a state change */
+} Watch;
+int			follow_relevant(const PGnotify *n, const void *arg);
+long		follow_left_ms(long timeout, const struct timespec *start);
+int			follow_joblist(Ctl *ctl, const char *id, long timeout, const struct timespec *start);
+
 /* the commands */
 int			cmd_submit(Ctl *ctl, int argc, char **argv);
 int			cmd_status(Ctl *ctl, int argc, char **argv);
@@ -99,5 +113,7 @@ int			cmd_top(Ctl *ctl, int argc, char **argv);
 int			cmd_cancel(Ctl *ctl, int argc, char **argv);
 int			cmd_logs(Ctl *ctl, int argc, char **argv);
 int			cmd_wait(Ctl *ctl, int argc, char **argv);
+int			cmd_build(Ctl *ctl, int argc, char **argv);
+int			cmd_artefacts(Ctl *ctl, int argc, char **argv);
 
 #endif

@@ -3,7 +3,7 @@
  * followed through LISTEN/NOTIFY.
  *
  * State changes come on dispatch_events (sql/src/47_events.sql: ids and states of the
- * jobs a statement changed, a joblist's new state); relevant() keeps those that name
+ * jobs a statement changed, a joblist's new state); follow_relevant() keeps those that name
  * the job or joblist watched, so the client re-reads only for them.  Once
  * follow_output(id) was called, the server also NOTIFYs dispatch_job_<id> "output" for
  * every stored chunk (45_output.sql).  Payloads carry ids and states only: on each
@@ -141,18 +141,11 @@ read_new(Ctl *ctl, Follow *f, int *status)
 	return ended;
 }
 
-/* What a logs -f or wait watches: a job, or a joblist (ids as text, the other NULL). */
-typedef struct Watch
-{
-	const char *job;
-	const char *joblist;
-} Watch;
-
 /* Returns 1 when notification n may concern what arg (a Watch) watches: the followed
    job's output channel, or a dispatch_events payload naming it ("more" when a statement
-   changed more jobs than it lists). */
-static int
-relevant(const PGnotify *n, const void *arg)
+   changed more jobs than it lists; any joblist event for any_joblist). */
+int
+follow_relevant(const PGnotify *n, const void *arg)
 {
 	const Watch *w = arg;
 	json_t	   *ev,
@@ -165,7 +158,9 @@ relevant(const PGnotify *n, const void *arg)
 		return 1;
 	ev = json_loads(n->extra, 0, NULL);
 	type = json_string_value(json_object_get(ev, "type"));
-	if (type != NULL && w->joblist != NULL && strcmp(type, "joblist") == 0)
+	if (type != NULL && w->any_joblist && strcmp(type, "joblist") == 0)
+		hit = 1;
+	else if (type != NULL && w->joblist != NULL && strcmp(type, "joblist") == 0)
 		hit = json_integer_value(json_object_get(ev, "joblist_id")) == atoll(w->joblist);
 	else if (type != NULL && w->job != NULL && strcmp(type, "jobs") == 0)
 	{
@@ -234,7 +229,7 @@ cmd_logs(Ctl *ctl, int argc, char **argv)
 				   start_following(ctl, f.job) != EXIT_OK))
 		return EXIT_ERROR;
 	while ((rc = read_new(ctl, &f, &status)) == 0 && follow)
-		if (conn_wait(ctl, FOLLOW_SAFETY_MS, relevant, &(Watch) {.job = f.job}) < 0)
+		if (conn_wait(ctl, FOLLOW_SAFETY_MS, follow_relevant, &(Watch) {.job = f.job}) < 0)
 			return EXIT_ERROR;
 	if (rc < 0)
 		return EXIT_ERROR;
@@ -252,39 +247,36 @@ joblist_exit_status(const char *state)
 	return EXIT_FAILED;
 }
 
-/* dispatchctl wait [--timeout SECONDS] JOBLIST */
-int
-cmd_wait(Ctl *ctl, int argc, char **argv)
+/* Returns the milliseconds to wait for the next notification: until the next safety
+   read, or until timeout seconds (-1: none) after start; -1 when the timeout passed. */
+long
+follow_left_ms(long timeout, const struct timespec *start)
 {
-	static const struct option opts[] = {{"timeout", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
-	long		timeout = -1;
-	int			opt;
-	char		id[32];
+	struct timespec now;
+	long		spent;
+
+	if (timeout < 0)
+		return FOLLOW_SAFETY_MS;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	spent = (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+	if (spent >= timeout * 1000)
+		return -1;
+	return timeout * 1000 - spent < FOLLOW_SAFETY_MS ? timeout * 1000 - spent : FOLLOW_SAFETY_MS;
+}
+
+/* Waits until joblist id (LISTENed on dispatch_events already) finishes, or until
+   timeout seconds (-1: none) after start; prints its final state and returns the exit
+   status that follows it (wait's). */
+int
+follow_joblist(Ctl *ctl, const char *id, long timeout, const struct timespec *start)
+{
 	const char *params[1] = {id};
-	struct timespec start;
 	PGresult   *res;
 
-	while ((opt = ctl_getopt("wait", argc, argv, "", opts)) == 't')
-		if (ctl_parse_count("wait", "--timeout", optarg, 0, 31536000, &timeout) != EXIT_OK)
-			return EXIT_USAGE;
-	if (opt == -2)
-		return EXIT_USAGE;
-	if (argc - optind != 1)
-		return ctl_usage_error("wait", "expected one JOBLIST");
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	if (conn_open(ctl, 1) != EXIT_OK)
-		return EXIT_ERROR;
-	/* resolve the name first, LISTEN, then read: an end in between is seen */
-	if (list_joblist_id(ctl, argv[optind], id, sizeof(id)) != EXIT_OK)
-		return EXIT_ERROR;
-	if (conn_listen(ctl, "dispatch_events") != EXIT_OK)
-		return EXIT_ERROR;
 	for (;;)
 	{
-		struct timespec now;
-		long		left_ms = FOLLOW_SAFETY_MS;
+		long		left_ms;
 		const char *state;
-		int			rc;
 
 		res = conn_exec(ctl, "SELECT * FROM dispatch.joblist_status WHERE joblist_id = $1",
 						1, params);
@@ -303,20 +295,40 @@ cmd_wait(Ctl *ctl, int argc, char **argv)
 			return status;
 		}
 		PQclear(res);
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (timeout >= 0)
+		if ((left_ms = follow_left_ms(timeout, start)) < 0)
 		{
-			long		spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-
-			if (spent >= timeout * 1000)
-			{
-				ctl_error("joblist %s has not finished after %ld seconds", id, timeout);
-				return EXIT_TIMEOUT;
-			}
-			left_ms = timeout * 1000 - spent < left_ms ? timeout * 1000 - spent : left_ms;
+			ctl_error("joblist %s has not finished after %ld seconds", id, timeout);
+			return EXIT_TIMEOUT;
 		}
-		rc = conn_wait(ctl, (int) left_ms, relevant, &(Watch) {.joblist = id});
-		if (rc < 0)
+		if (conn_wait(ctl, (int) left_ms, follow_relevant, &(Watch) {.joblist = id}) < 0)
 			return EXIT_ERROR;
 	}
+}
+
+/* dispatchctl wait [--timeout SECONDS] JOBLIST */
+int
+cmd_wait(Ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {{"timeout", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
+	long		timeout = -1;
+	int			opt;
+	char		id[32];
+	struct timespec start;
+
+	while ((opt = ctl_getopt("wait", argc, argv, "", opts)) == 't')
+		if (ctl_parse_count("wait", "--timeout", optarg, 0, 31536000, &timeout) != EXIT_OK)
+			return EXIT_USAGE;
+	if (opt == -2)
+		return EXIT_USAGE;
+	if (argc - optind != 1)
+		return ctl_usage_error("wait", "expected one JOBLIST");
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	if (conn_open(ctl, 1) != EXIT_OK)
+		return EXIT_ERROR;
+	/* resolve the name first, LISTEN, then read: an end in between is seen */
+	if (list_joblist_id(ctl, argv[optind], id, sizeof(id)) != EXIT_OK)
+		return EXIT_ERROR;
+	if (conn_listen(ctl, "dispatch_events") != EXIT_OK)
+		return EXIT_ERROR;
+	return follow_joblist(ctl, id, timeout, &start);
 }

@@ -1,6 +1,6 @@
 /*
- * list.c -- the listings (status, jobs, nodes, resources, goals, alerts, top) and
- * cancel.
+ * list.c -- the listings (status, jobs, nodes, resources, goals, alerts, artefacts,
+ * top) and cancel.
  *
  * Each listing is one parameterised query over a reporting view and the columns its
  * table shows; --json prints every column the query returns.  Listings read (on a
@@ -84,6 +84,19 @@ list_options(const char *command, int argc, char **argv, const struct option *op
 	return i == -1 ? EXIT_OK : EXIT_USAGE;
 }
 
+/* Writes the --limit given as value (NULL: def) into buf, the text of a $n; EXIT_OK, or
+   EXIT_USAGE with a message when it is not a count up to LIST_MAX_LIMIT. */
+static int
+list_limit(const char *command, const char *value, long def, char *buf, size_t size)
+{
+	long		limit = def;
+
+	if (value && ctl_parse_count(command, "--limit", value, 1, LIST_MAX_LIMIT, &limit) != EXIT_OK)
+		return EXIT_USAGE;
+	snprintf(buf, size, "%ld", limit);
+	return EXIT_OK;
+}
+
 /* Resolves JOBLIST (an id or a name) to an id in buf; EXIT_OK, or EXIT_ERROR when none. */
 int
 list_joblist_id(Ctl *ctl, const char *arg, char *buf, size_t size)
@@ -144,19 +157,17 @@ cmd_status(Ctl *ctl, int argc, char **argv)
 		{"all", no_argument, NULL, 0}, {"limit", required_argument, NULL, 1}, {NULL, 0, NULL, 0}
 	};
 	const char *v[16] = {0};
-	long		limit = 50;
 	char		limit_s[24];
 	const char *params[2] = {NULL, limit_s};
 
 	if (list_options("status", argc, argv, opts, v) != EXIT_OK ||
-		(v[1] && ctl_parse_count("status", "--limit", v[1], 1, LIST_MAX_LIMIT, &limit) != EXIT_OK))
+		list_limit("status", v[1], 50, limit_s, sizeof(limit_s)) != EXIT_OK)
 		return EXIT_USAGE;
 	if (argc - optind > 1)
 		return ctl_usage_error("status", "expected at most one JOBLIST");
 	if (argc - optind == 1)
 		return show_joblist(ctl, argv[optind]);
 	params[0] = v[0] ? "true" : "false";
-	snprintf(limit_s, sizeof(limit_s), "%ld", limit);
 	return list(ctl, JOBLIST_SELECT
 				"WHERE $1::boolean OR state IN ('queued', 'running')"
 				"   OR finished_at > now() - interval '1 day'"
@@ -173,13 +184,12 @@ cmd_jobs(Ctl *ctl, int argc, char **argv)
 		{NULL, 0, NULL, 0}
 	};
 	const char *v[16] = {0};
-	long		limit = 100;
 	char		limit_s[24];
 	char		id[32];
 	const char *params[4] = {NULL, NULL, NULL, limit_s};
 
 	if (list_options("jobs", argc, argv, opts, v) != EXIT_OK ||
-		(v[3] && ctl_parse_count("jobs", "--limit", v[3], 1, LIST_MAX_LIMIT, &limit) != EXIT_OK))
+		list_limit("jobs", v[3], 100, limit_s, sizeof(limit_s)) != EXIT_OK)
 		return EXIT_USAGE;
 	if (argc > optind)
 		return ctl_usage_error("jobs", "unexpected argument \"%s\"", argv[optind]);
@@ -191,7 +201,6 @@ cmd_jobs(Ctl *ctl, int argc, char **argv)
 	}
 	params[1] = v[1];
 	params[2] = v[2];
-	snprintf(limit_s, sizeof(limit_s), "%ld", limit);
 	return list(ctl, JOB_SELECT
 				"WHERE ($1::bigint IS NULL OR joblist_id = $1::bigint)"
 				"  AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR node = $3)"
@@ -278,6 +287,30 @@ cmd_resources(Ctl *ctl, int argc, char **argv)
 		return ctl_usage_error("resources", "unexpected argument \"%s\"", argv[optind]);
 	return list(ctl, "SELECT * FROM dispatch.resource_status WHERE $1::text IS NULL OR node = $1"
 				" ORDER BY node NULLS FIRST, type, ident, job_id", 1, v, columns);
+}
+
+/* dispatchctl artefacts [--limit N] [WORKSPACE] */
+int
+cmd_artefacts(Ctl *ctl, int argc, char **argv)
+{
+	static const struct option opts[] = {{"limit", required_argument, NULL, 0}, {NULL, 0, NULL, 0}};
+	static const Column columns[] = {
+		{"workspace", "WORKSPACE"}, {"path", "PATH"}, {"state", "STATE"}, {"rule", "RULE"},
+		{"reason", "REASON"}, {"sha", "SHA256"}, {"built_in", "BUILT_IN"}, {NULL, NULL}
+	};
+	const char *v[16] = {0};
+	char		limit_s[24];
+	const char *params[2] = {NULL, limit_s};
+
+	if (list_options("artefacts", argc, argv, opts, v) != EXIT_OK ||
+		list_limit("artefacts", v[0], 1000, limit_s, sizeof(limit_s)) != EXIT_OK)
+		return EXIT_USAGE;
+	if (argc - optind > 1)
+		return ctl_usage_error("artefacts", "expected at most one WORKSPACE");
+	params[0] = argc > optind ? argv[optind] : NULL;
+	return list(ctl, "SELECT *, left(sha256, 12) AS sha FROM dispatch.artefact_status"
+				" WHERE $1::text IS NULL OR workspace = $1"
+				" ORDER BY workspace, path LIMIT $2::int", 2, params, columns);
 }
 
 /* dispatchctl top [--interval SECONDS] [--count N] */

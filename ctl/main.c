@@ -50,6 +50,16 @@ static const Command commands[] = {
 	{"cancel", "cancel joblists, or one job",
 		"cancel JOBLIST...\n"
 		"cancel --job JOB\n", cmd_cancel},
+	{"build", "rebuild a file of a workspace (and what it needs that is not fresh)",
+		"build [--wait [--timeout SECONDS]] WORKSPACE PATH\n"
+		"  PATH          a file a rule of the workspace makes\n"
+		"  --wait        wait until the rebuild that builds it finishes; exit status as\n"
+		"                wait's: 0 succeeded, 3 failed, 4 cancelled, 6 --timeout passed\n",
+		cmd_build},
+	{"artefacts", "list the files of workspaces and their states",
+		"artefacts [--limit N] [WORKSPACE]\n"
+		"  WORKSPACE     only its files\n"
+		"  --limit N     at most N files (default 1000)\n", cmd_artefacts},
 	{"nodes", "list nodes", "nodes\n", cmd_nodes},
 	{"resources", "list resource instances and who holds them", "resources [--node NODE]\n",
 		cmd_resources},

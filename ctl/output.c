@@ -29,16 +29,17 @@
 #define ANSI_RESET	"\033[0m"
 #define ANSI_BOLD	"\033[1m"
 
-/* Returns the ANSI colour of a state (job, joblist, node, alert), or NULL. */
+/* Returns the ANSI colour of a state (job, joblist, node, alert, artefact), or NULL. */
 const char *
 output_state_color(const char *state)
 {
 	static const char *const map[][2] = {
-		{"succeeded", "\033[32m"}, {"online", "\033[32m"},
+		{"succeeded", "\033[32m"}, {"online", "\033[32m"}, {"fresh", "\033[32m"},
 		{"failed", "\033[31m"}, {"lost", "\033[31m"}, {"offline", "\033[31m"},
 		{"firing", "\033[31m"},
-		{"running", "\033[34m"}, {"assigned", "\033[36m"},
+		{"running", "\033[34m"}, {"building", "\033[34m"}, {"assigned", "\033[36m"},
 		{"pending", "\033[33m"}, {"queued", "\033[33m"}, {"draining", "\033[33m"},
+		{"stale", "\033[33m"},
 		{"cancelled", "\033[35m"}, {"skipped", "\033[35m"},
 	};
 

@@ -2,8 +2,10 @@
 # by file line:column, nothing stored), logs -f of a running job (lines appear while it
 # runs, the command exits with the job's status, woken by NOTIFY, not by its safety
 # poll), wait's exit status for succeeded / failed / cancelled / --timeout, cancel of
-# another user's joblist refused, --json of every listing parsed back, tables that
-# escape control characters, and bad command lines (status 2, before connecting).
+# another user's joblist refused, build of a workspace's file (a rebuild joblist, --wait
+# follows it, refusals) and its artefacts listed, --json of every listing parsed back,
+# tables that escape control characters, and bad command lines (status 2, before
+# connecting).
 use strict;
 use warnings;
 use FindBin;
@@ -75,7 +77,10 @@ for my $args ([], ['bogus'], ['--bogus'], ['status', '--bogus'], ['status', '--l
 	['cancel', '--job'], ['cancel', '--job', 'abc'], ['cancel', '--job', '1', '2'],
 	['submit'], ['submit', 'a', 'b'], ['submit', '-x', 'a'], ['nodes', 'extra'],
 	['goals', '--all'], ['alerts', 'x'], ['resources', 'x'], ['top', '--interval', '0'],
-	['top', '--count', 'many'], ['--color=purple', 'nodes'], ['--color'], ['-d'], ['help', 'bogus'])
+	['top', '--count', 'many'], ['--color=purple', 'nodes'], ['--color'], ['-d'], ['help', 'bogus'],
+	['build'], ['build', 'paper'], ['build', 'paper', 'a', 'b'], ['build', '--timeout', '1', 'paper', 'a'],
+	['build', '--wait', '--timeout', 'x', 'paper', 'a'], ['build', '--bogus', 'paper', 'a'],
+	['artefacts', 'a', 'b'], ['artefacts', '--limit', '0'])
 {
 	my ($out, $err) = ('', '');
 	IPC::Run::run([ $ctl, '-d', 'host=/nonexistent port=1', @$args ],
@@ -271,6 +276,66 @@ is($rc, 0, 'cancelling a finished joblist is no error');
 like($err, qr/^dispatchctl: joblist $long has already finished \(cancelled\)\n\z/, '... the notice says why nothing happened');
 ($rc, $out, $err) = ctl('alice', undef, 'cancel', '--job', '999999999');
 is($rc, 1, 'cancel of a job that does not exist: status 1');
+
+# --- build and artefacts: Alice's workspace, bound to n1 by an admin, with one rule ---
+query($node, q{SELECT dispatch.create_workspace('paper', 'alice', 'n1');
+	SET ROLE alice;
+	SELECT dispatch.create_rule('pdf', '{"workspace": "paper", "outputs": ["paper.pdf"],
+	  "job": {"command": "echo built > paper.pdf"}}')});
+my $rebuilds = sub {
+	query($node, "SELECT count(*) || ' ' || coalesce(max(joblist_id), 0) || ' '
+	                     || coalesce(bool_and(state NOT IN ('queued', 'running')), true)
+	                FROM dispatch.joblists WHERE name = 'rebuild paper'") };
+($rc, $out) = ctl('alice', undef, 'artefacts', 'paper');
+is($out, "WORKSPACE  PATH       STATE  RULE  REASON       SHA256  BUILT_IN\n"
+	  . "paper      paper.pdf  stale  pdf   never built  -       -\n",
+	'artefacts lists the rule\'s output: stale, never built');
+is((ctl('alice', undef, 'artefacts', 'nosuch'))[1], "WORKSPACE  PATH  STATE  RULE  REASON  SHA256  BUILT_IN\n",
+	'artefacts of a workspace without files: the heading alone');
+($rc, $out, $err) = ctl('alice', undef, 'build', 'paper', 'paper.pdf');
+is($rc, 0, 'build succeeds') or diag($err);
+is($out, qq{requested a build of "paper.pdf" in workspace "paper"\n}, '... and says what it asked for');
+wait_until(sub { $rebuilds->() =~ /^1 \d+ true$/ }, 'a rebuild joblist appears and ends');
+my (undef, $last) = split / /, $rebuilds->();
+is(query($node, "SELECT string_agg(name || ' ' || state, ',') FROM dispatch.job_status WHERE joblist_id = $last"),
+	'pdf succeeded', 'the rebuild ran the rule');
+($rc, $out) = ctl('alice', undef, 'artefacts', 'paper');
+like($out, qr/^WORKSPACE +PATH +STATE +RULE +REASON +SHA256 +BUILT_IN *\npaper +paper\.pdf +fresh +pdf +- +[0-9a-f]{12} +$last *\n\z/,
+	'artefacts: the built file is fresh, with a short SHA-256 and the rebuild that made it');
+($rc, $out) = ctl('alice', undef, '--color=always', 'artefacts');
+like($out, qr/\e\[32mfresh\e\[0m/, 'artefacts colours the state');
+my $doc = json_of((ctl('bob', undef, 'artefacts', '--json'))[1]);
+is($doc && join(',', map { "$_->{workspace}/$_->{path}=$_->{state}:$_->{rule}:" . ($_->{stored} ? 'stored' : '-') } @$doc),
+	'paper/paper.pdf=fresh:pdf:stored', 'artefacts --json: every column, for any user');
+($rc, $out, $err) = ctl('alice', undef, 'build', '--wait', 'paper', 'paper.pdf');
+is($rc, 0, 'build --wait: the rebuild succeeded, exit 0') or diag($err);
+my (undef, $built) = split / /, $rebuilds->();
+ok($built > $last, 'build --wait waited for a new rebuild');
+is($out, qq{requested a build of "paper.pdf" in workspace "paper"\njoblist $built succeeded\n},
+	'... and says which one ended how, as wait does');
+$doc = json_of((ctl('alice', undef, 'build', '--json', 'paper', 'paper.pdf'))[1]);
+is($doc && "$doc->{workspace} $doc->{path} $doc->{requested}", 'paper paper.pdf 1', 'build --json');
+($rc, $out) = ctl('alice', undef, 'build', '--wait', '--json', 'paper', 'paper.pdf');
+$doc = json_of($out);
+is($doc && "$doc->{name} $doc->{state}", 'rebuild paper succeeded', 'build --wait --json: the rebuild\'s final row');
+($rc, $out, $err) = ctl('alice', undef, 'build', '--wait', '--timeout', '0', 'paper', 'paper.pdf');
+is($rc, 6, 'build --wait --timeout 0: exit 6');
+like($err, qr/^dispatchctl: (no rebuild of workspace "paper" has started|joblist \d+ has not finished) after 0 seconds\n\z/,
+	'... saying what has not happened yet');
+for my $case ([ 'bob', [ 'paper', 'paper.pdf' ], qr/^dispatchctl: workspace "paper" belongs to alice \(SQLSTATE 42501\)\nHINT:  Only its owner/ ],
+	[ 'alice', [ 'nosuch', 'paper.pdf' ], qr/^dispatchctl: workspace "nosuch" does not exist \(SQLSTATE 42704\)\n\z/ ],
+	[ 'alice', [ 'paper', 'paper.tex' ], qr/^dispatchctl: no rule of workspace "paper" makes "paper.tex" \(SQLSTATE 42704\)\n/ ],
+	[ 'bob', [ '--wait', 'paper', 'paper.pdf' ], qr/^dispatchctl: workspace "paper" belongs to alice/ ])
+{
+	my ($who, $args, $msg) = @$case;
+	($rc, $out, $err) = ctl($who, undef, 'build', @$args);
+	is($rc, 1, "build @$args as $who is refused: status 1");
+	like($err, $msg, '... with the server\'s message');
+	is($out, '', '... and nothing on standard output');
+}
+wait_for($node, "SELECT NOT EXISTS (SELECT FROM dispatch.artefact_changes WHERE workspace = 'paper')
+                   AND NOT EXISTS (SELECT FROM dispatch.joblists WHERE name = 'rebuild paper'
+                                      AND state IN ('queued', 'running'))", 'the rebuilds asked for end');
 
 # --- --json of every listing, parsed back ---
 my $j = json_of((ctl('alice', undef, 'status', '--json'))[1]);

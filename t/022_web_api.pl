@@ -2,7 +2,9 @@
 # endpoint of the OpenAPI document answers and every route is documented; logins are
 # database roles (wrong passwords, roles the server lets in without one and guessing
 # are refused); another user's cancel is refused by the database's own check (403);
-# bodies, headers and event streams are bounded; read-only mode refuses writes; TLS
+# bodies, headers and event streams are bounded; read-only mode refuses writes; the
+# files of workspaces are listed, their graph read, a rebuild asked for (another user's
+# refused, 403; unknown ones 404; a body without its keys 400); TLS
 # serves with a certificate file; /metrics parses as Prometheus text; the event
 # stream carries a job's state changes and output, and a client that stops reading
 # is dropped without holding up the others.
@@ -236,6 +238,37 @@ close $stuck;
 $node->safe_psql('postgres', q{SELECT pg_notify('dispatch_events', 'not json'),
 	pg_notify('dispatch_events', '{"type": "Bad Type"}')});
 
+# --- artefacts: Alice's workspace (bound to n1 by an admin), a rule making one file, built once
+my $rebuilt = built_workspace($node, 'site', 'alice', 'n1');
+$r = call(200, 'GET', '/api/v1/artefacts?workspace=site', @bob);
+is(join(',', map { "$_->{path}=$_->{state}:$_->{rule}:$_->{owner}" } @$r), 'index.html=fresh:page:alice',
+	'artefacts: the file, its state, its rule and the workspace\'s owner, for any user');
+is(scalar(@{ call(200, 'GET', '/api/v1/artefacts?workspace=nosuch', @bob) }), 0,
+	'artefacts of an unknown workspace: none');
+is(scalar(@{ call(200, 'GET', '/api/v1/artefacts?limit=1', @bob) }), 1, 'artefacts: limit');
+$r = call(200, 'GET', '/api/v1/artefacts/graph?workspace=site', @bob);
+is(join(',', map { "$_->{path}=$_->{state}" } @{ $r->{nodes} }), 'index.html=fresh', 'graph: its nodes');
+is_deeply($r->{edges}, [], 'graph: a rule without inputs has no edges');
+is(call(404, 'GET', '/api/v1/artefacts/graph?workspace=nosuch', @bob)->{message},
+	'workspace nosuch does not exist', 'graph of an unknown workspace: 404');
+call(400, 'GET', '/api/v1/artefacts/graph', @bob);
+$r = call(403, 'POST', '/api/v1/artefacts/build', @bob, body => '{"workspace": "site", "path": "index.html"}');
+is($r->{sqlstate}, '42501', "bob rebuilding alice's file: 42501");
+like($r->{message}, qr/workspace "site" belongs to alice/, 'with the SQL message');
+is(call(404, 'POST', '/api/v1/artefacts/build', @alice, body => '{"workspace": "nosuch", "path": "x"}')->{message},
+	'workspace "nosuch" does not exist', 'an unknown workspace: 404');
+is(call(404, 'POST', '/api/v1/artefacts/build', @alice, body => '{"workspace": "site", "path": "x"}')->{message},
+	'no rule of workspace "site" makes "x"', 'a file no rule makes: 404');
+for my $bad ('{"workspace": "site"}', '["site", "index.html"]', '{"workspace": "site", "path": ')
+{
+	is(substr(call(400, 'POST', '/api/v1/artefacts/build', @alice, body => $bad)->{sqlstate}, 0, 2), '22',
+		"a body that does not say what to build: 400 ($bad)");
+}
+$r = call(202, 'POST', '/api/v1/artefacts/build', @alice, body => '{"workspace": "site", "path": "index.html"}');
+is_deeply($r, { workspace => 'site', path => 'index.html', requested => JSON::PP::true },
+	'alice asks for a rebuild of her file: 202');
+wait_for($node, "SELECT ($rebuilt) = 2", 'the rebuild asked for ran and succeeded');
+
 # --- the rest of the API through the OpenAPI document: every documented operation
 # answers, and the route table, the document and the page's calls agree.
 $node->safe_psql('postgres', q{SELECT dispatch.create_alert_rule('hot', '{"metric": "cpu.user",
@@ -244,8 +277,10 @@ wait_for($node, "SELECT count(*) > 0 FROM dispatch.metric_latest WHERE node = 'n
 my $api = call(200, 'GET', '/api/v1/openapi.json');
 is($api->{openapi}, '3.0.3', 'the OpenAPI document is served without a login');
 my %bodies = ('POST /api/v1/joblists' => '{"name": "doc", "stages": [{"jobs": [{"name": "d", "command": "true"}]}]}',
-	'POST /api/v1/goals' => '{"name": "g1", "spec": {"schedule": "0 * * * *", "command": "true"}}');
-my %expect = ('POST /api/v1/joblists' => 201, 'POST /api/v1/goals' => 201);
+	'POST /api/v1/goals' => '{"name": "g1", "spec": {"schedule": "0 * * * *", "command": "true"}}',
+	'POST /api/v1/artefacts/build' => '{"workspace": "site", "path": "index.html"}');
+my %expect = ('POST /api/v1/joblists' => 201, 'POST /api/v1/goals' => 201, 'POST /api/v1/artefacts/build' => 202);
+my %query = (metric => 'cpu.user', workspace => 'site');
 my @documented;
 for my $path (sort { ($a =~ /goals$/ ? 0 : 1) <=> ($b =~ /goals$/ ? 0 : 1) || $a cmp $b } keys %{ $api->{paths} })
 {
@@ -257,7 +292,7 @@ for my $path (sort { ($a =~ /goals$/ ? 0 : 1) <=> ($b =~ /goals$/ ? 0 : 1) || $a
 		(my $url = $path) =~ s/\{id\}/$path =~ m{^\/api\/v1\/jobs} ? $job : $jl/e;
 		$url =~ s/\{node\}/n1/;
 		$url =~ s/\{name\}/g1/;
-		my @q = map { "$_->{name}=cpu.user" } grep { $_->{in} eq 'query' && $_->{required} } @{ $op->{parameters} };
+		my @q = map { "$_->{name}=$query{$_->{name}}" } grep { $_->{in} eq 'query' && $_->{required} } @{ $op->{parameters} };
 		$url .= '?' . join('&', @q) if @q;
 		my @body = $bodies{$key} ? (body => $bodies{$key}) : $method eq 'post' ? (type => 'application/json') : ();
 		my ($got, $b) = http($web, uc $method, $url, @alice, @body, max_time => 3);

@@ -15,7 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use DispatchTest;
 
-our @EXPORT = qw(web_roles start_web stop_web http json_of);
+our @EXPORT = qw(web_roles start_web stop_web http json_of built_workspace);
 
 my @webs;
 
@@ -38,6 +38,22 @@ sub web_roles
 			  . ($group ? " IN ROLE $group" : ''));
 	}
 	$node->reload;
+}
+
+# Creates workspace ws owned by role owner and bound to node n (as an admin), with the
+# rule "page" making index.html, and builds it once; returns the query that counts the
+# workspace's rebuilds that succeeded.
+sub built_workspace
+{
+	my ($node, $ws, $owner, $n) = @_;
+	$node->safe_psql('postgres', qq{SELECT dispatch.create_workspace('$ws', '$owner', '$n');
+		SET ROLE $owner;
+		SELECT dispatch.create_rule('page', '{"workspace": "$ws", "outputs": ["index.html"],
+		  "job": {"command": "echo hello > index.html"}}');
+		SELECT dispatch.request_build('$ws', 'index.html')});
+	my $rebuilt = "SELECT count(*) FROM dispatch.joblists WHERE name = 'rebuild $ws' AND state = 'succeeded'";
+	DispatchTest::wait_for($node, "SELECT ($rebuilt) = 1", "the first rebuild of workspace $ws succeeded");
+	return $rebuilt;
 }
 
 # Starts dispatch-web for node with extra arguments; waits until it answers.  Returns

@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 # Drives a real headless Chromium (chromium-driver, python3-selenium) through the web
 # page for t/023_web_browser.pl and prints one "ok"/"not ok" line per check:
-#   web_browser.py URL USER PASSWORD JOBLIST JOB GO_FILE SCREENSHOT
+#   web_browser.py URL USER PASSWORD JOBLIST JOB GO_FILE SCREENSHOT WORKSPACE PATH
 # The page is loaded once with the joblist and job open (#joblist=..&job=..); the job
 # prints a first line, waits for GO_FILE, prints a second line and ends.  The checks
 # see it running, see the first line, create GO_FILE, then see the second line and the
-# joblist succeeded, all without a reload (a marker set on the first load survives).
+# joblist succeeded; then the file PATH of WORKSPACE (built once) is listed fresh, and
+# its Rebuild button is clicked: the request is acknowledged and the file shows the
+# new rebuild that built it.  All without a reload (a marker set on the first load
+# survives).
 import base64
 import sys
 import time
@@ -14,7 +17,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-url, user, password, joblist, job, go_file, screenshot = sys.argv[1:8]
+url, user, password, joblist, job, go_file, screenshot, workspace, path = sys.argv[1:10]
 failures = 0
 
 
@@ -73,6 +76,21 @@ try:
     check(wait(lambda: driver.find_element(
         By.CSS_SELECTOR, f'tr[data-job-id="{job}"] [data-state]').get_attribute("data-state") == "succeeded"),
         "the job row shows succeeded")
+    file_row = f'#artefacts tr[data-workspace="{workspace}"][data-path="{path}"]'
+
+    def file_cell(selector):
+        return driver.find_element(By.CSS_SELECTOR, f"{file_row} {selector}")
+
+    check(wait(lambda: file_cell("[data-state]").get_attribute("data-state") == "fresh"),
+          "the artefacts section lists the built file as fresh")
+    built_in = file_cell(".built-in").text
+    file_cell("button").click()
+    check(wait(lambda: "Requested a rebuild of " + path in driver.find_element(By.ID, "artefact-result").text),
+          "clicking Rebuild says the rebuild was requested")
+    check(wait(lambda: file_cell(".built-in").text not in ("", built_in)
+               and file_cell("[data-state]").get_attribute("data-state") == "fresh"),
+          "the file shows the new rebuild that built it, live")
+    print(f"# rebuilt in: {file_cell('.built-in').text}", flush=True)
     check(driver.execute_script("return window.__loadedOnce === true;") is True
           and driver.execute_script("return performance.getEntriesByType('navigation').length;") == 1,
           "no reload happened")

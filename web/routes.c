@@ -32,6 +32,9 @@
 	"FROM dispatch.jobs j WHERE j.joblist_id = st.joblist_id AND j.stage = st.stage) c " \
 	"WHERE st.joblist_id = s.joblist_id)"
 
+/* The text of key k of body b; a body without it is refused (SQL/JSON's 2203A, a 400). */
+#define JSON_KEY(k) "jsonb_path_query_first(b, 'strict $." k "') #>> '{}'"
+
 /* A listing's limit: $n, 100 by default, at most 1000. */
 #define LIMIT(n) " LIMIT least(coalesce($" #n "::int, 100), 1000)"
 
@@ -169,6 +172,21 @@ const Route web_routes[] = {
 	 "SELECT coalesce(json_agg(e), '[]') FROM (SELECT e.event_id, r.name AS rule, e.node, "
 	 "e.event, e.value, e.at, r.severity, r.metric FROM dispatch.alert_events e "
 	 "JOIN dispatch.alert_rules r USING (rule_id) ORDER BY e.event_id DESC" LIMIT(1) ") e"},
+	{"GET", "/api/v1/artefacts", "Files of workspaces: state, reason, the rule making them, "
+	 "the workspace's owner.",
+	 {{"workspace", PARAM_QUERY, "string", false, "Only this workspace's files."}, P_LIMIT},
+	 "SELECT coalesce(json_agg(a), '[]') FROM (SELECT s.*, w.owner "
+	 "FROM dispatch.artefact_status s JOIN dispatch.workspaces w USING (workspace) "
+	 "WHERE $1::text IS NULL OR s.workspace = $1 ORDER BY s.workspace, s.path" LIMIT(2) ") a"},
+	{"GET", "/api/v1/artefacts/graph", "A workspace's files and the rules between them.",
+	 {{"workspace", PARAM_QUERY, "string", true, "The workspace."}},
+	 "SELECT dispatch.artefact_graph($1)", "workspace %s does not exist"},
+	{"POST", "/api/v1/artefacts/build", "Rebuild a file of a workspace you own (or any as an "
+	 "admin) and what it needs: {\"workspace\": ..., \"path\": ...}.",
+	 {{"build", PARAM_BODY, "object", true, "The workspace and the path of a file a rule makes."}},
+	 "SELECT json_build_object('workspace', w, 'path', p, 'requested', true) FROM (SELECT "
+	 JSON_KEY("workspace") " AS w, " JSON_KEY("path") " AS p FROM (SELECT $1::jsonb AS b) x) y, "
+	 "dispatch.request_build(w, p)", NULL, NULL, NULL, 202, true},
 	{"GET", "/metrics", "Prometheus text exposition: queue, scheduler, nodes, node metrics.",
 	 {{0}}, prometheus_sql, NULL, NULL, "text/plain; version=0.0.4"},
 };

@@ -1,8 +1,9 @@
 // pg_dispatch's web page.  Everything comes from dispatch-web's /api/v1 with the
 // browser's login (HTTP Basic, the database role); /api/v1/events says what changed,
 // and only what changed is fetched again: the joblist list, the open joblist, the
-// followed job's new output, the nodes.  Metric charts are redrawn every CHART_MS
-// (samples are not announced).  Text from the database is only ever set as
+// followed job's new output, the nodes, the files of workspaces (rebuilds are joblists).
+// Metric charts, alerts and files are also redrawn every CHART_MS (samples, alert
+// evaluations and the changes watching agents report are not announced).  Text from the database is only ever set as
 // textContent, never parsed as HTML.  The URL's hash (#joblist=7&job=12) says what
 // is open.
 "use strict";
@@ -60,17 +61,22 @@ function progress(stages) {
   }));
 }
 
-// Whether the logged-in role may cancel what submitted_by submitted.
-function mayCancel(submittedBy) {
+// Whether the logged-in role may change what owner owns (cancel the joblists it
+// submitted, rebuild the files of its workspaces).
+function mayChange(owner) {
   const s = state.session;
-  return s && s.user && !s.read_only && (s.admin || s.role === submittedBy);
+  return s && s.user && !s.read_only && (s.admin || s.role === owner);
 }
 
-// Returns a button that POSTs to path and reports a refusal in place.
-function actionButton(label, path, where) {
+// Returns a button that POSTs body (as JSON, when given) to path and reports in where a
+// refusal, and what done says once it was accepted (nothing when done is null).
+function actionButton(label, path, where, body = undefined, done = null) {
   return el("button", { type: "button", onclick: async () => {
-    try { await api(path, { method: "POST", headers: { "Content-Type": "application/json" } }); }
-    catch (e) { where.replaceChildren(el("span", { class: "error" }, e.message)); }
+    try {
+      await api(path, { method: "POST", headers: { "Content-Type": "application/json" },
+                        body: body === undefined ? undefined : JSON.stringify(body) });
+      if (done) where.replaceChildren(done);
+    } catch (e) { where.replaceChildren(el("span", { class: "error" }, e.message)); }
   } }, label);
 }
 
@@ -135,7 +141,7 @@ async function loadDetail() {
   document.getElementById("detail-reason").textContent = l.reason || "";
   const actions = document.getElementById("detail-actions");
   actions.replaceChildren(progress(l.stages));
-  if (mayCancel(l.submitted_by) && ["queued", "running"].includes(l.state))
+  if (mayChange(l.submitted_by) && ["queued", "running"].includes(l.state))
     actions.append(actionButton("Cancel joblist", `/api/v1/joblists/${l.joblist_id}/cancel`, actions));
   renderGraph(document.getElementById("graph"), l.jobs);
   document.getElementById("job-rows").replaceChildren(...l.jobs.map((j) =>
@@ -255,6 +261,23 @@ async function loadNodes(withCharts) {
   list.replaceChildren(...cards.filter(Boolean));
 }
 
+// Redraws the files of the workspaces (the section is hidden while there are none), with
+// a Rebuild button for each file a rule makes in a workspace the role may change.
+async function loadArtefacts() {
+  const files = await api("/api/v1/artefacts?limit=1000");
+  const result = document.getElementById("artefact-result");
+  document.getElementById("artefacts").hidden = files.length === 0;
+  document.getElementById("artefact-rows").replaceChildren(...files.map((a) =>
+    el("tr", { "data-workspace": a.workspace, "data-path": a.path },
+      el("td", {}, a.workspace), el("td", {}, a.path), el("td", {}, stateCell(a.state)),
+      el("td", {}, a.rule || ""), el("td", {}, a.reason || ""),
+      el("td", { class: "built-in" }, a.built_in === null ? "" : String(a.built_in)),
+      el("td", {}, a.rule && mayChange(a.owner)
+        ? actionButton("Rebuild", "/api/v1/artefacts/build", result, { workspace: a.workspace, path: a.path },
+                       `Requested a rebuild of ${a.path} in workspace ${a.workspace}.`)
+        : ""))));
+}
+
 // Redraws the alerts now and their history.
 async function loadAlerts() {
   const [now, past] = await Promise.all([api("/api/v1/alerts"), api("/api/v1/alerts/history?limit=20")]);
@@ -290,17 +313,19 @@ function listen() {
   if (state.source) state.source.close();
   const source = state.source = new EventSource(url);
   state.sourceJob = url.searchParams.has("follow") ? state.job : null;
-  const all = () => { soon("joblists", loadJoblists); soon("detail", loadDetail); soon("log", loadLog); soon("nodes", () => loadNodes(false)); };
+  const all = () => { soon("joblists", loadJoblists); soon("detail", loadDetail); soon("log", loadLog); soon("nodes", () => loadNodes(false)); soon("artefacts", loadArtefacts); };
   source.addEventListener("hello", () => { live.textContent = "live"; live.dataset.live = "yes"; all(); });
   source.addEventListener("resync", all);
   source.addEventListener("joblist", (ev) => {
     soon("joblists", loadJoblists);
+    soon("artefacts", loadArtefacts);
     if (JSON.parse(ev.data).joblist_id === state.joblist) soon("detail", loadDetail);
   });
   source.addEventListener("jobs", (ev) => {
     const d = JSON.parse(ev.data);
     soon("joblists", loadJoblists);
     soon("nodes", () => loadNodes(false));
+    soon("artefacts", loadArtefacts);
     if (d.more || d.jobs.some((j) => j[1] === state.joblist)) soon("detail", loadDetail);
     if (d.jobs.some((j) => j[0] === state.job)) soon("log", loadLog);
   });
@@ -321,8 +346,8 @@ async function start() {
   const hash = new URLSearchParams(location.hash.slice(1));
   const num = (k) => (hash.get(k) && /^\d+$/.test(hash.get(k)) ? Number(hash.get(k)) : null);
   show(num("joblist"), num("job"));
-  loadNodes(true); loadAlerts();
-  setInterval(() => { loadNodes(true); loadAlerts(); }, CHART_MS);
+  loadNodes(true); loadAlerts(); loadArtefacts();
+  setInterval(() => { loadNodes(true); loadAlerts(); loadArtefacts(); }, CHART_MS);
   listen();
 }
 

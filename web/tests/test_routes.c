@@ -3,8 +3,9 @@
  *
  * Checks what a typo in web_routes[] would break: every {x} of a path is a declared
  * path parameter and every path parameter is in the path, no method and path is there
- * twice, writing routes are POSTs that run SQL, every route has a summary and an
- * answer (SQL or a handler); then that route_match() finds each route by its method
+ * twice, writing routes are POSTs that run SQL, a route that reads a body writes (so
+ * the content type, cross-site and read-only checks guard it), every route has a
+ * summary and an answer (SQL or a handler); then that route_match() finds each route by its method
  * and path (with values for its {x}), says 405 for another method and not this
  * route for a longer path, and that the document lists every route and nothing else.
  */
@@ -84,19 +85,24 @@ main(void)
 		const Route *r = &web_routes[i];
 		int			declared,
 					in_path = path_params_declared(r, &declared),
-					path_params = 0;
+					path_params = 0,
+					body = 0;
 		char		url[256];
 		Request		req = {.url = concrete(r->path, url, sizeof(url)), .method = r->method};
 		bool		known;
 		json_t	   *op;
 
 		for (int k = 0; k < ROUTE_MAX_PARAMS && r->params[k].in != PARAM_NONE; k++)
+		{
 			path_params += r->params[k].in == PARAM_PATH;
+			body += r->params[k].in == PARAM_BODY;
+		}
 		check(declared && in_path == path_params, "path parameters match the path", r->path);
 		check(r->summary && r->summary[0], "a summary", r->path);
 		check((r->sql != NULL) != (r->handler != NULL), "SQL or a handler", r->path);
 		check(!r->writes || (strcmp(r->method, "POST") == 0 && r->sql), "writes are POSTs with SQL",
 			  r->path);
+		check(!body || r->writes, "a route that reads a body writes", r->path);
 		check(strncmp(r->path, "/api/v1/", 8) == 0 || strcmp(r->path, "/metrics") == 0,
 			  "under /api/v1", r->path);
 		for (int j = 0; j < i; j++)
