@@ -18,7 +18,7 @@ cp -r "$root/web/static" "$demo/static"
 # The agents run their jobs as the job user that setup.sh created: it may enter (not list)
 # the demo directory and the agents' spools, and the agent binary gets the capabilities
 # to switch to it.  Without root there is no job user: the jobs run as the agent (insecure).
-mkdir -m 0711 "$demo/work-w1" "$demo/work-w2"
+mkdir -m 0711 "$demo/work-w1" "$demo/work-w2" "$demo/work-desk"
 if [ "$(id -u)" -eq 0 ]; then
     chown -R "$user" "$demo"
     chmod 0711 "$demo"
@@ -138,6 +138,43 @@ psql_demo <<SQL
 SELECT name, state, node, cell, result FROM dispatch.job_status WHERE joblist_id = $flow ORDER BY job_id;
 -- the graph, as Graphviz DOT (psql -Atc '...' | dot -Tsvg > graph.svg)
 SELECT dispatch.joblist_graph_dot($flow);
+SQL
+# Artefacts (docs/artefacts.md): agent "desk" watches a paper; a change rebuilds what
+# depends on it, the latex/bibtex cycle iterated to a fixed point, on any agent.
+echo "== artefacts: agent desk watches $demo/paper; rules latex and bibtex form a cycle"
+as_user "mkdir -p '$demo/paper' && echo 'A paper that cites knuth.' > '$demo/paper/paper.tex' && echo '@book{knuth}' > '$demo/paper/refs.bib'"
+psql_demo <<'SQL'
+SELECT dispatch.bind_node('desk', 'worker');
+SELECT dispatch.create_workspace('paper', 'demo', 'desk');
+SET ROLE demo;
+SELECT dispatch.create_rule('latex', '{"workspace": "paper", "inputs": ["paper.tex", "paper.aux", "paper.bbl"],
+  "outputs": ["paper.pdf", "paper.aux"], "max_passes": 5,
+  "job": {"command": "if [ -f paper.bbl ]; then s=resolved; else s=unresolved; fi; { grep cite paper.tex; echo $s; } > paper.aux; { cat paper.tex paper.bbl 2>/dev/null; echo $s; } > paper.pdf"}}') > 0 AS latex,
+       dispatch.create_rule('bibtex', '{"workspace": "paper", "inputs": ["paper.aux", "refs.bib"],
+  "outputs": ["paper.bbl"], "job": {"command": "{ grep cite paper.aux; cat refs.bib; } > paper.bbl"}}') > 0 AS bibtex;
+SQL
+start_agent desk --resource 'cpu=0' --watch "paper=$demo/paper"
+wait_rebuilt() {
+    for _ in $(seq 60); do
+        n=$(as_user "$bin/psql -X -At -h '$demo' -p $port -d postgres -c \"SELECT count(*) FROM dispatch.joblists WHERE name = 'rebuild paper' AND state NOT IN ('queued', 'running')\"")
+        [ "$n" -ge "$1" ] && break
+        sleep 0.5
+    done
+}
+wait_rebuilt 1
+psql_demo <<'SQL'
+SELECT path, state, rule, left(sha256, 12) AS sha256, nodes FROM dispatch.artefact_status ORDER BY path;
+SELECT dispatch.artefact_graph_dot('paper');
+SQL
+echo "== editing refs.bib: the stale set, then the rebuild"
+as_user "printf '%s\n' '@book{knuth, title={TAOCP}}' > '$demo/paper/refs.bib'"
+sleep 0.3
+psql_demo <<<"SELECT path, state, reason FROM dispatch.artefact_status ORDER BY path"
+wait_rebuilt 2
+psql_demo <<'SQL'
+SELECT name, state, node, result FROM dispatch.job_status
+ WHERE joblist_id = (SELECT max(joblist_id) FROM dispatch.joblists WHERE name = 'rebuild paper');
+SELECT path, state, left(sha256, 12) AS sha256 FROM dispatch.artefact_status ORDER BY path;
 SQL
 if [ -t 0 ]; then
     echo "== joblist $state; the page is still up at http://127.0.0.1:$web_port/ (demo / $web_password)"
