@@ -188,11 +188,26 @@ SELECT pg_temp.rebuild('paper') AS jl \gset
 SELECT name, after FROM dispatch.jobs WHERE joblist_id = :jl ORDER BY job_id;
 SELECT dispatch.cancel_joblist(:jl::bigint);
 
+-- A rebuild that cannot be started fails what it would build and says why, and takes
+-- the change (shown in a transaction the scheduler cannot see, under a command limit
+-- that no job meets)
+BEGIN;
+SET LOCAL dispatch.max_file_size = '4B';
+INSERT INTO dispatch.artefact_changes (workspace, kind, rule_id)
+SELECT 'paper', 'rule', rule_id FROM dispatch.rules WHERE name = 'wc';
+SELECT dispatch._start_rebuild(w) IS NULL AS not_started FROM dispatch.workspaces w WHERE workspace = 'paper';
+SELECT * FROM pg_temp.status('paper') WHERE rule = 'wc';
+SELECT count(*) AS changes_left FROM dispatch.artefact_changes WHERE workspace = 'paper';
+ROLLBACK;
+
 -- A deleted source; a followed file; the DOT picture
 SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "path": "notes.txt", "kind": "deleted"},
   {"workspace": "paper", "path": "build.log", "kind": "append", "offset": 0, "data": "pass 1\n"},
   {"workspace": "paper", "path": "build.log", "kind": "append", "offset": 7, "data": "pass 2\n"}]') ->> 'accepted' AS accepted;
 SELECT count(*) AS notes FROM dispatch.artefacts WHERE workspace = 'paper' AND path = 'notes.txt';
+-- a deleted output stays known, stale, to be made again
+SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "path": "paper.pdf", "kind": "deleted"}]') ->> 'accepted' AS accepted;
+SELECT * FROM pg_temp.status('paper') WHERE path = 'paper.pdf';
 SELECT dispatch.followed_text('paper', 'build.log');
 SET ROLE ar_bob;
 SELECT dispatch.followed_text('paper', 'build.log');

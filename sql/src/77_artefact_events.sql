@@ -129,8 +129,18 @@ BEGIN
             PERFORM dispatch._follow_append(r.bound, r.e ->> 'path', (r.e ->> 'offset')::bigint,
                                             r.e ->> 'data');
         WHEN 'deleted' THEN
-            DELETE FROM dispatch.artefacts x WHERE x.workspace = r.bound AND x.path = r.e ->> 'path'
+            -- a file a rule makes stays known, to be made again; a source goes
+            UPDATE dispatch.artefacts x
+               SET sha256 = NULL, size = NULL, mtime = NULL, blob = NULL, nodes = '{}',
+                   state = 'stale', reason = 'deleted', changed_at = now()
+             WHERE x.workspace = r.bound AND x.path = r.e ->> 'path'
+               AND EXISTS (SELECT FROM dispatch.rules u
+                            WHERE u.workspace = r.bound AND x.path = ANY (u.outputs))
             RETURNING * INTO a;
+            IF NOT FOUND THEN
+                DELETE FROM dispatch.artefacts x WHERE x.workspace = r.bound AND x.path = r.e ->> 'path'
+                RETURNING * INTO a;
+            END IF;
             IF FOUND THEN
                 changed := changed || (r.e ->> 'path');
                 changed_ws := changed_ws || r.bound;

@@ -201,49 +201,56 @@ DECLARE
     jobs jsonb;
     outs text[];
     jl bigint;
+    failure text;
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS _plan (grp int, rules bigint[], cyclic boolean,
-                                           after int[], name text) ON COMMIT DROP;
-    TRUNCATE _plan;
-    INSERT INTO _plan SELECT p.*, (SELECT string_agg(r.name, '+' ORDER BY r.rule_id)
-                                     FROM dispatch.rules r WHERE r.rule_id = ANY (p.rules))
-      FROM dispatch._rebuild_plan(w.workspace, upto) p;
-    DELETE FROM dispatch.artefact_changes c WHERE c.workspace = w.workspace AND c.change_id <= upto;
-    UPDATE dispatch.workspaces SET changed_at = NULL WHERE workspace = w.workspace;
-    outs := ARRAY(SELECT o FROM _plan p, dispatch.rules r, unnest(r.outputs) o
-                   WHERE r.rule_id = ANY (p.rules));
-    IF cardinality(outs) = 0 THEN
-        RETURN NULL;
-    END IF;
-    SELECT jsonb_agg(dispatch._build_job(p.rules, p.cyclic,
-                         ARRAY(SELECT q.name FROM _plan q WHERE q.grp = ANY (p.after) ORDER BY q.grp))
-                     ORDER BY p.grp)
-      INTO jobs FROM _plan p;
+    -- Whatever goes wrong with the plan (a rule's job that no longer validates, a
+    -- limit) fails what it would have built, never the scheduler's cycle.
     BEGIN
-        jl := dispatch._submit(jsonb_build_object('name', 'rebuild ' || w.workspace, 'jobs', jobs),
-                               w.owner);
-    EXCEPTION WHEN invalid_parameter_value OR program_limit_exceeded THEN
-        UPDATE dispatch.artefacts a SET state = 'failed',
-               reason = format('the rebuild could not be submitted: %s', SQLERRM)
-         WHERE a.workspace = w.workspace AND a.path = ANY (outs);
-        RETURN NULL;
+        CREATE TEMP TABLE IF NOT EXISTS _plan (grp int, rules bigint[], cyclic boolean,
+                                               after int[], name text) ON COMMIT DROP;
+        TRUNCATE _plan;
+        INSERT INTO _plan SELECT p.*, (SELECT string_agg(r.name, '+' ORDER BY r.rule_id)
+                                         FROM dispatch.rules r WHERE r.rule_id = ANY (p.rules))
+          FROM dispatch._rebuild_plan(w.workspace, upto) p;
+        outs := ARRAY(SELECT o FROM _plan p, dispatch.rules r, unnest(r.outputs) o
+                       WHERE r.rule_id = ANY (p.rules));
+        IF cardinality(outs) > 0 THEN
+            SELECT jsonb_agg(dispatch._build_job(p.rules, p.cyclic,
+                                 ARRAY(SELECT q.name FROM _plan q WHERE q.grp = ANY (p.after) ORDER BY q.grp))
+                             ORDER BY p.grp)
+              INTO jobs FROM _plan p;
+            jl := dispatch._submit(jsonb_build_object('name', 'rebuild ' || w.workspace, 'jobs', jobs),
+                                   w.owner);
+            INSERT INTO dispatch.build_jobs (job_id, workspace, rules, input_paths, input_globs, outputs)
+            SELECT j.job_id, w.workspace, p.rules,
+                   ARRAY(SELECT DISTINCT i FROM dispatch.rules r, unnest(r.input_paths) i WHERE r.rule_id = ANY (p.rules)),
+                   ARRAY(SELECT DISTINCT i FROM dispatch.rules r, unnest(r.input_globs) i WHERE r.rule_id = ANY (p.rules)),
+                   ARRAY(SELECT o FROM dispatch.rules r, unnest(r.outputs) o WHERE r.rule_id = ANY (p.rules))
+              FROM _plan p JOIN dispatch.jobs j ON j.joblist_id = jl AND j.name = p.name;
+            UPDATE dispatch.jobs SET builds = w.workspace WHERE joblist_id = jl;
+            UPDATE dispatch.artefacts a SET state = 'building', reason = NULL
+             WHERE a.workspace = w.workspace AND a.path = ANY (outs);
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        failure := SQLERRM;
+        jl := NULL;
     END;
-    INSERT INTO dispatch.build_jobs (job_id, workspace, rules, input_paths, input_globs, outputs)
-    SELECT j.job_id, w.workspace, p.rules,
-           ARRAY(SELECT DISTINCT i FROM dispatch.rules r, unnest(r.input_paths) i WHERE r.rule_id = ANY (p.rules)),
-           ARRAY(SELECT DISTINCT i FROM dispatch.rules r, unnest(r.input_globs) i WHERE r.rule_id = ANY (p.rules)),
-           ARRAY(SELECT o FROM dispatch.rules r, unnest(r.outputs) o WHERE r.rule_id = ANY (p.rules))
-      FROM _plan p JOIN dispatch.jobs j ON j.joblist_id = jl AND j.name = p.name;
-    UPDATE dispatch.jobs SET builds = w.workspace WHERE joblist_id = jl;
-    UPDATE dispatch.artefacts a SET state = 'building', reason = NULL
-     WHERE a.workspace = w.workspace AND a.path = ANY (outs);
-    UPDATE dispatch.workspaces SET rebuild = jl WHERE workspace = w.workspace;
+    -- the changes are taken either way: a plan that failed is not tried again and again
+    DELETE FROM dispatch.artefact_changes c WHERE c.workspace = w.workspace AND c.change_id <= upto;
+    UPDATE dispatch.workspaces SET changed_at = NULL, rebuild = jl WHERE workspace = w.workspace;
+    IF failure IS NOT NULL THEN
+        UPDATE dispatch.artefacts a SET state = 'failed',
+               reason = format('the rebuild could not be started: %s', failure)
+         WHERE a.workspace = w.workspace AND a.state = 'stale'
+           AND EXISTS (SELECT FROM dispatch.rules r
+                        WHERE r.workspace = w.workspace AND a.path = ANY (r.outputs));
+    END IF;
     RETURN jl;
 END
 $$;
 COMMENT ON FUNCTION dispatch._start_rebuild(dispatch.workspaces) IS
     'Submits the rebuild the waiting changes of workspace w need; returns its joblist (NULL: '
-    'nothing to build, or it could not be submitted)';
+    'nothing to build, or it could not be started, which fails the stale outputs with why)';
 
 -- Whether workspace ws waits for the content of a changed file that a rule reads:
 -- the agent uploads it right after the change's report (agent_put_blob), and a
@@ -397,15 +404,16 @@ COMMENT ON FUNCTION dispatch._build_problem(dispatch.jobs, jsonb) IS
 -- stale meanwhile keeps it stale.
 CREATE FUNCTION dispatch._builds_ended(jobs bigint[]) RETURNS void
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    UPDATE dispatch.artefacts a
-       SET sha256 = o.sha256, size = o.size, blob = o.sha256, built_by = j.job_id,
-           nodes = ARRAY[j.node], mtime = now(),
-           changed_at = CASE WHEN a.sha256 IS DISTINCT FROM o.sha256 THEN now() ELSE a.changed_at END,
-           state = CASE WHEN a.state = 'stale' THEN 'stale' ELSE 'fresh' END,
-           reason = CASE WHEN a.state = 'stale' THEN a.reason END
+    INSERT INTO dispatch.artefacts AS a (workspace, path, sha256, size, blob, built_by, nodes, mtime)
+    SELECT j.builds, o.path, o.sha256, o.size, o.sha256, j.job_id, ARRAY[j.node], now()
       FROM dispatch.jobs j JOIN dispatch.build_outputs o ON o.job_id = j.job_id AND o.attempt = j.attempt
      WHERE j.job_id = ANY (jobs) AND j.state = 'succeeded'
-       AND a.workspace = j.builds AND a.path = o.path;
+    ON CONFLICT (workspace, path) DO UPDATE
+       SET sha256 = EXCLUDED.sha256, size = EXCLUDED.size, blob = EXCLUDED.blob,
+           built_by = EXCLUDED.built_by, nodes = EXCLUDED.nodes, mtime = EXCLUDED.mtime,
+           changed_at = CASE WHEN a.sha256 IS DISTINCT FROM EXCLUDED.sha256 THEN now() ELSE a.changed_at END,
+           state = CASE WHEN a.state = 'stale' THEN 'stale' ELSE 'fresh' END,
+           reason = CASE WHEN a.state = 'stale' THEN a.reason END;
     UPDATE dispatch.artefacts a
        SET state = CASE WHEN j.state IN ('failed', 'lost') THEN 'failed' ELSE 'stale' END,
            reason = CASE WHEN j.state = 'failed'
