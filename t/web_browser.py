@@ -84,7 +84,13 @@ try:
     check(wait(lambda: file_cell("[data-state]").get_attribute("data-state") == "fresh"),
           "the artefacts section lists the built file as fresh")
     built_in = file_cell(".built-in").text
-    file_cell("button").click()
+
+    def click_rebuild():
+        # (the section is drawn anew on every event: a row found a moment ago may be gone)
+        file_cell("button").click()
+        return True
+
+    wait(click_rebuild)
     check(wait(lambda: "Requested a rebuild of " + path in driver.find_element(By.ID, "artefact-result").text),
           "clicking Rebuild says the rebuild was requested")
     check(wait(lambda: file_cell(".built-in").text not in ("", built_in)
