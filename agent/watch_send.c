@@ -8,7 +8,9 @@
  * batch, in order, or none of it).  A failed call keeps the batch and waits
  * RETRY_MS, like the jobs' reports; one the server refuses as bad data
  * (SQLSTATE class 22) also halves the batch, down to one event, so that one
- * event the server cannot take is found out.  The answer's "want" entries
+ * event the server cannot take is found out, and that event alone is then
+ * dropped with a warning: it must not stop every report after it.  Events the
+ * server refused one by one (its answer's "rejected") are logged.  The answer's "want" entries
  * name the blobs the server lacks; they are saved before the batch is
  * dropped (a crash between sends the batch again, and the same want is not
  * added twice) and uploaded with dispatch.agent_put_blob, the content as a
@@ -108,6 +110,16 @@ send_batch(Watcher *w, Conn *c, const char *node)
 					n, json.len, err, w->max_events);
 		n = -1;
 	}
+	else if (cr == CALL_REJECTED)
+	{
+		/* one event the server refuses as data: dropped, or it would stop every report */
+		log_warning("agent_file_events refused an event, which is dropped: %s", err);
+		if (watch_queue_ack(w, end, err, sizeof(err)) < 0)
+		{
+			log_warning("watcher: %s", err);
+			n = -1;
+		}
+	}
 	else if (cr != CALL_OK)
 	{
 		log_warning("agent_file_events failed: %s", err);
@@ -129,7 +141,14 @@ send_batch(Watcher *w, Conn *c, const char *node)
 		n = -1;
 	}
 	else
+	{
+		const json_t *refused = json_object_get(answer, "rejected");
+
+		if (json_array_size(refused) > 0)
+			log_warning("agent_file_events: %zu event(s) refused, the first: %s", json_array_size(refused),
+						json_string_value(json_object_get(json_array_get(refused, 0), "message")) ?: "(no message)");
 		log_debug("agent_file_events: %d event(s) accepted, %zu blob(s) wanted", n, json_array_size(w->wants));
+	}
 out:
 	json_decref(answer);
 	sb_free(&reply);

@@ -100,7 +100,9 @@ SELECT dispatch.artefact_graph('nowhere');
 -- workspace not bound to the node are rejected one by one
 SELECT dispatch.agent_file_events('ar1', '{}');
 SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "kind": "moved", "path": "a"}]');
-SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "kind": "changed", "path": "../x", "size": 1, "mtime_ns": 1, "sha256": "00"}]');
+-- (a path no workspace file may have is refused alone, not the batch)
+SELECT dispatch.agent_file_events('ar1', jsonb_build_array(pg_temp.changed('paper', '../x', 'x'),
+                                                            pg_temp.changed('paper', E'new\nline', 'x')));
 SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "kind": "changed", "path": "a", "size": 1, "mtime_ns": 1, "sha256": "00"}]');
 SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "kind": "changed", "path": "a", "size": -1, "mtime_ns": 1}]');
 SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "kind": "append", "path": "a", "offset": 0}]');

@@ -3,8 +3,8 @@
 # latex whose .aux settles once the .bbl exists) is rebuilt as one job iterated to a
 # fixed point, on the builder, through the store, and the rule after it runs after
 # it; an edit of the bibliography rebuilds only what depends on it; 100 rapid writes
-# give one rebuild; a followed log file is streamed; request_build of a leaf builds
-# that leaf alone.
+# give one rebuild; a followed log file is streamed; a file named badly is refused
+# alone; request_build of a leaf builds that leaf alone.
 use strict;
 use warnings;
 use FindBin;
@@ -124,6 +124,16 @@ wait_for($node, "SELECT dispatch.followed_text('paper', 'logs/build.log') = E'pa
 	'the followed log is streamed');
 is(query($node, "SELECT count(*) FROM dispatch.artefacts WHERE workspace = 'paper' AND path = 'logs/build.log'"),
 	'0', 'a followed file is no artefact');
+
+# A file whose name no workspace path may have (a newline) is refused alone: the
+# watcher's reports after it go on.
+write_file("odd\nname.txt", "x\n");
+$before = rebuilds();
+write_file('notes.txt', 'after the odd name');
+is(wait_rebuilt($before + 1, 'the rebuild after the odd name ends'), 'succeeded', 'the reports went on');
+is(stored('count.txt'), "18\n", 'and built from them');
+like(PostgreSQL::Test::Utils::slurp_file($laptop->{log}), qr/event\(s\) refused, the first: path "odd\\nname.txt"/,
+	'the agent logged the refused name');
 
 # request_build of a leaf builds that leaf alone.
 $before = rebuilds();

@@ -9,7 +9,8 @@
 --   {"workspace", "path", "kind": "append", "offset", "data"}    (a followed file)
 --   {"workspace", "kind": "rescanned"}                           (a full rescan ended)
 -- A malformed batch is refused whole (22023, like agent_report's); an event for a
--- workspace that is not bound to the node, or beyond its limits, is rejected alone
+-- workspace that is not bound to the node, for a path no workspace file may have, or
+-- beyond its limits, is rejected alone
 -- and said so in the answer, {"accepted": n, "rejected": [{"index", "message"}],
 -- "want": [{"workspace", "path", "sha256"}]}: the content the store should get,
 -- of changed files that some rule reads and the store does not hold; the agent
@@ -47,10 +48,6 @@ BEGIN
         CONTINUE WHEN r.e ->> 'kind' = 'rescanned';
         PERFORM dispatch._require_key(r.e, 'path', r.p, 'an event');
         PERFORM dispatch._json_text(r.e -> 'path', dispatch._path(r.p, 'path'), 'path', 1024);
-        IF dispatch._artefact_path_problem(r.e ->> 'path') IS NOT NULL THEN
-            PERFORM dispatch._spec_error(dispatch._path(r.p, 'path'),
-                dispatch._artefact_path_problem(r.e ->> 'path'));
-        END IF;
         IF r.e ->> 'kind' = 'changed' THEN
             PERFORM dispatch._require_key(r.e, 'size', r.p, 'a changed event');
             PERFORM dispatch._json_int(r.e -> 'size', 0, 9007199254740992,
@@ -119,6 +116,13 @@ BEGIN
         IF r.bound IS NULL THEN
             rejected := rejected || jsonb_build_object('index', r.i, 'message',
                 format('workspace "%s" is not watched by node "%s"', r.e ->> 'workspace', n.node));
+            CONTINUE;
+        END IF;
+        -- a name no workspace path may have (a newline, say) is refused alone: a file
+        -- someone named so must not stop the node's other reports
+        IF r.e ->> 'kind' <> 'rescanned' AND dispatch._artefact_path_problem(r.e ->> 'path') IS NOT NULL THEN
+            rejected := rejected || jsonb_build_object('index', r.i, 'message',
+                format('path %s: %s', to_jsonb(r.e ->> 'path'), dispatch._artefact_path_problem(r.e ->> 'path')));
             CONTINUE;
         END IF;
         accepted := accepted + 1;
