@@ -52,9 +52,13 @@ SELECT dispatch.create_workspace('paper', 'ar_alice', 'ghost');
 SELECT dispatch.create_workspace('paper', 'ar_alice', 'ar1');
 SELECT dispatch.create_workspace('paper', 'ar_bob');
 SELECT dispatch.create_workspace('other', 'ar_bob');
+SELECT dispatch.bind_workspace('other', 'ghost');
+SELECT dispatch.bind_workspace('nowhere', 'ar1');
+SELECT dispatch.bind_workspace('other', NULL);
 SET ROLE ar_alice;
 SELECT dispatch.create_workspace('mine', 'ar_alice');
 SELECT dispatch.drop_workspace('other');
+SELECT dispatch.bind_workspace('paper', 'ar1');
 
 -- Rules: every error, then a LaTeX paper (latex and bibtex read each other's
 -- outputs, latex its own .aux) and a word count of every .tex
@@ -81,6 +85,13 @@ SELECT dispatch.create_rule('wc', '{"workspace": "paper", "inputs": ["**/*.tex"]
   "job": {"command": "cat *.tex | wc -w > count.txt", "needs": {"handart": 1}}}') > 0 AS wc;
 SELECT dispatch.create_rule('latex', '{"workspace": "paper", "outputs": ["x"], "job": {"command": "c"}}');
 SELECT dispatch.create_rule('again', '{"workspace": "paper", "outputs": ["paper.pdf"], "job": {"command": "c"}}');
+RESET ROLE;
+SET dispatch.max_rules_per_workspace = 3;
+SET ROLE ar_alice;
+SELECT dispatch.create_rule('fourth', '{"workspace": "paper", "outputs": ["x"], "job": {"command": "c"}}');
+RESET ROLE;
+RESET dispatch.max_rules_per_workspace;
+SET ROLE ar_alice;
 SELECT * FROM pg_temp.status('paper');
 RESET ROLE;
 SET ROLE ar_bob;
@@ -117,6 +128,12 @@ SELECT dispatch.agent_file_events('ar1', jsonb_build_array(
 SELECT :'answer'::jsonb - 'want' AS answer;
 SELECT w ->> 'path' AS wanted, w ->> 'sha256' = pg_temp.sha(CASE w ->> 'path' WHEN 'paper.tex' THEN '\cite{knuth}' ELSE '@book{knuth}' END) AS sha_ok
   FROM jsonb_array_elements(:'answer'::jsonb -> 'want') w;
+-- a workspace's files are limited; another node may not give the contents of this one's
+SET dispatch.max_artefacts_per_workspace = 7;
+SELECT dispatch.agent_file_events('ar1', jsonb_build_array(pg_temp.changed('paper', 'extra.txt', 'x'))) - 'want' AS answer;
+RESET dispatch.max_artefacts_per_workspace;
+SELECT dispatch.agent_register('ar2', '{"resources": [{"type": "cpu", "ident": "0"}]}') IS NOT NULL AS ar2_registered;
+SELECT dispatch.agent_put_blob('ar2', 'paper', 'paper.tex', pg_temp.sha('\cite{knuth}'), convert_to('\cite{knuth}', 'UTF8'));
 SELECT dispatch.agent_put_blob('ar1', 'paper', 'paper.tex', pg_temp.sha('\cite{knuth}'), convert_to('\cite{knuth}', 'UTF8'));
 SELECT dispatch.agent_put_blob('ar1', 'paper', 'refs.bib', pg_temp.sha('@book{knuth}'), convert_to('@book{knuth} forged', 'UTF8'));
 SELECT dispatch.agent_put_blob('ar1', 'paper', 'refs.bib', pg_temp.sha('old'), convert_to('old', 'UTF8'));
@@ -170,6 +187,9 @@ SELECT * FROM pg_temp.status('paper');
 SELECT pg_sleep(1);
 SELECT rebuild IS NULL AS not_yet, dispatch._content_pending('paper') AS content_pending
   FROM dispatch.workspaces WHERE workspace = 'paper';
+SET dispatch.max_store_size = 0;
+SELECT dispatch.agent_put_blob('ar1', 'paper', 'refs.bib', pg_temp.sha('@book{knuth2}'), convert_to('@book{knuth2}', 'UTF8'));
+RESET dispatch.max_store_size;
 SELECT dispatch.agent_put_blob('ar1', 'paper', 'refs.bib', pg_temp.sha('@book{knuth2}'), convert_to('@book{knuth2}', 'UTF8'));
 SELECT pg_temp.rebuild('paper') AS jl \gset
 SELECT name, after FROM dispatch.jobs WHERE joblist_id = :jl ORDER BY job_id;
@@ -202,6 +222,22 @@ SELECT * FROM pg_temp.status('paper') WHERE rule = 'wc';
 SELECT count(*) AS changes_left FROM dispatch.artefact_changes WHERE workspace = 'paper';
 ROLLBACK;
 
+-- A changed rule: it stays in its workspace; its outputs (and what depends on them)
+-- are rebuilt; the agent's word on an output that was not made fails the job with it
+SELECT pg_temp.rebuild_over('paper');
+SET ROLE ar_alice;
+SELECT dispatch.alter_rule('wc', '{"workspace": "other", "outputs": ["count.txt"], "job": {"command": "c"}}');
+SELECT dispatch.alter_rule('wc', '{"workspace": "paper", "inputs": ["**/*.tex"], "outputs": ["count.txt"],
+  "job": {"command": "wc -w paper.tex > count.txt", "needs": {"handart": 1}}}');
+RESET ROLE;
+SELECT pg_temp.rebuild('paper') AS jl \gset
+SELECT name, command FROM dispatch.jobs WHERE joblist_id = :jl ORDER BY job_id;
+SELECT pg_temp.job(:jl, 'wc') AS wc \gset
+SELECT dispatch._assign(:wc, 'ar1', '{}', '{}');
+SELECT count(*) AS claimed FROM dispatch.agent_poll('ar1') WHERE action = 'run';
+SELECT dispatch.agent_report('ar1', format('[{"job_id": %s, "attempt": 1, "finish": {"exit_code": 0, "outputs_error": "output \"count.txt\" was not made"}}]', :wc)::jsonb) -> 0 ->> 'status' AS wc_report;
+SELECT * FROM pg_temp.status('paper') WHERE rule = 'wc';
+
 -- A deleted source; a followed file; the DOT picture
 SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "path": "notes.txt", "kind": "deleted"},
   {"workspace": "paper", "path": "build.log", "kind": "append", "offset": 0, "data": "pass 1\n"},
@@ -211,6 +247,7 @@ SELECT count(*) AS notes FROM dispatch.artefacts WHERE workspace = 'paper' AND p
 SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "path": "paper.pdf", "kind": "deleted"}]') ->> 'accepted' AS accepted;
 SELECT * FROM pg_temp.status('paper') WHERE path = 'paper.pdf';
 SELECT dispatch.followed_text('paper', 'build.log');
+SELECT dispatch.followed_text('nowhere', 'build.log');
 SET ROLE ar_bob;
 SELECT dispatch.followed_text('paper', 'build.log');
 RESET ROLE;

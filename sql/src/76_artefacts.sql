@@ -177,7 +177,7 @@ DECLARE
     size bigint := octet_length(content);
 BEGIN
     IF sha256 IS NULL OR encode(pg_catalog.sha256(content), 'hex') <> sha256 THEN
-        RAISE EXCEPTION USING ERRCODE = 'data_corrupted',
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('%s: the content does not have the SHA-256 it was sent with', what);
     END IF;
     IF size > dispatch._setting_bytes('dispatch.max_blob_size') THEN

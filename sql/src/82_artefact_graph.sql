@@ -78,18 +78,18 @@ COMMENT ON FUNCTION dispatch.artefact_graph(text) IS
 CREATE FUNCTION dispatch.artefact_graph_dot(workspace text) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT format(E'digraph %s {\n  rankdir=LR;\n  node [shape=box, style=filled];\n%s%s}\n',
-                  to_jsonb(g ->> 'workspace')::text,
+                  dispatch._dot_quote(g ->> 'workspace'),
                   (SELECT string_agg(format(E'  %s [fillcolor=%s, label=%s];\n',
-                                            to_jsonb(n ->> 'path')::text,
+                                            dispatch._dot_quote(n ->> 'path'),
                                             CASE n ->> 'state' WHEN 'fresh' THEN 'palegreen'
                                                  WHEN 'stale' THEN 'khaki' WHEN 'building' THEN 'lightskyblue'
                                                  WHEN 'failed' THEN 'salmon' ELSE 'white' END,
-                                            to_jsonb(n ->> 'path' || coalesce(E'\n' || (n ->> 'state'), ''))::text),
+                                            dispatch._dot_quote(n ->> 'path' || coalesce(E'\n' || (n ->> 'state'), ''))),
                                      '' ORDER BY n ->> 'path')
                      FROM jsonb_array_elements(g -> 'nodes') n),
                   coalesce((SELECT string_agg(format(E'  %s -> %s [label=%s%s];\n',
-                                                     to_jsonb(e ->> 'from')::text, to_jsonb(e ->> 'to')::text,
-                                                     to_jsonb(e ->> 'rule')::text,
+                                                     dispatch._dot_quote(e ->> 'from'), dispatch._dot_quote(e ->> 'to'),
+                                                     dispatch._dot_quote(e ->> 'rule'),
                                                      CASE WHEN e ? 'cycle' THEN ', color=red, penwidth=2' ELSE '' END),
                                               '' ORDER BY e ->> 'to', e ->> 'from')
                               FROM jsonb_array_elements(g -> 'edges') e), ''))
