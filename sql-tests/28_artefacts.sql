@@ -248,6 +248,15 @@ SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "path": "paper
 SELECT * FROM pg_temp.status('paper') WHERE path = 'paper.pdf';
 SELECT dispatch.followed_text('paper', 'build.log');
 SELECT dispatch.followed_text('nowhere', 'build.log');
+-- only the latest dispatch.max_follow_size bytes are kept; a write below the end
+-- (the file was truncated) replaces what was kept from there
+SET dispatch.max_follow_size = '10B';
+SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "path": "build.log", "kind": "append", "offset": 14, "data": "pass 3\n"},
+  {"workspace": "paper", "path": "build.log", "kind": "append", "offset": 21, "data": "done\n"}]') ->> 'accepted' AS accepted;
+RESET dispatch.max_follow_size;
+SELECT dispatch.followed_text('paper', 'build.log');
+SELECT dispatch.agent_file_events('ar1', '[{"workspace": "paper", "path": "build.log", "kind": "append", "offset": 0, "data": "again\n"}]') ->> 'accepted' AS accepted;
+SELECT dispatch.followed_text('paper', 'build.log');
 SET ROLE ar_bob;
 SELECT dispatch.followed_text('paper', 'build.log');
 RESET ROLE;
